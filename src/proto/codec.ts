@@ -1,0 +1,161 @@
+import protobuf from 'protobufjs';
+import { isAbsolute, join } from 'node:path';
+import { protocolDir } from '../platform/package-root.js';
+
+/**
+ * The one place protobuf bytes become TypeScript objects and back (etcd-types.ts describes the
+ * shapes). protobufjs decodes 64-bit fields as Long; this codec converts them once:
+ * ids (fields named in ID_FIELDS) to bigint, every other 64-bit field (revisions, counts,
+ * versions, terms) to number. On encode, bigint ids become Long again (protobufjs would
+ * silently write 0 for a bigint).
+ *
+ * Worked example: a RangeRequest on the wire with revision=5 decodes in protobufjs to
+ * { revision: Long(5) }, and `decode` returns { revision: 5 }. A PutRequest with lease
+ * 0x694d7d7c6b2e1a04 decodes to { lease: 7587869326594528772n }.
+ */
+
+const ID_FIELDS = new Set(['cluster_id', 'member_id', 'lease', 'ID', 'targetID', 'memberID', 'leader']);
+const LONG_TYPES = new Set(['int64', 'uint64', 'sint64', 'fixed64', 'sfixed64']);
+
+function loadRoot(): protobuf.Root {
+  const root = new protobuf.Root();
+  // Imports are written relative to protocol/ ("etcd/kv.proto").
+  root.resolvePath = (_origin, target) => (isAbsolute(target) ? target : join(protocolDir, target));
+  root.loadSync(['etcd/rpc.proto', 'keyraft/internal.proto'], { keepCase: true });
+  root.resolveAll();
+  return root;
+}
+
+/** All etcd and keyraft message types, keyCase kept (snake_case field names as in the .proto). */
+export const protoRoot = loadRoot();
+
+type Converter = (value: any) => any;
+
+interface FieldPlan {
+  name: string;
+  repeated: boolean;
+  kind: 'number' | 'bigint' | 'message';
+  child?: Converter;
+}
+
+const decodeConverters = new Map<protobuf.Type, Converter>();
+const encodeConverters = new Map<protobuf.Type, Converter>();
+
+function longToNumber(v: any): number {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'string') return Number(v);
+  return (v as { toNumber(): number }).toNumber();
+}
+
+function longToBigInt(v: any, unsigned: boolean): bigint {
+  if (typeof v === 'bigint') return v;
+  if (typeof v === 'number') return BigInt(v);
+  if (typeof v === 'string') return BigInt(v);
+  const long = v as { high: number; low: number };
+  const big = (BigInt(long.high >>> 0) << 32n) | BigInt(long.low >>> 0);
+  return unsigned ? big : BigInt.asIntN(64, big);
+}
+
+function bigIntToLong(v: any, unsigned: boolean): any {
+  if (typeof v !== 'bigint') return v;
+  const bits = BigInt.asUintN(64, v);
+  return protobuf.util.LongBits
+    ? new (protobuf.util.Long as any)(Number(bits & 0xffffffffn) | 0, Number(bits >> 32n) | 0, unsigned)
+    : v.toString();
+}
+
+function plan(type: protobuf.Type, direction: 'decode' | 'encode'): FieldPlan[] {
+  const plans: FieldPlan[] = [];
+  for (const field of type.fieldsArray) {
+    field.resolve();
+    if (LONG_TYPES.has(field.type)) {
+      const unsigned = field.type === 'uint64' || field.type === 'fixed64';
+      const isId = ID_FIELDS.has(field.name);
+      if (direction === 'encode' && !isId) continue; // numbers encode as they are
+      plans.push({
+        name: field.name,
+        repeated: field.repeated,
+        kind: isId ? 'bigint' : 'number',
+        child: direction === 'decode'
+          ? (isId ? (v) => longToBigInt(v, unsigned) : longToNumber)
+          : (v) => bigIntToLong(v, unsigned),
+      });
+    } else if (field.resolvedType instanceof protobuf.Type) {
+      const childType = field.resolvedType;
+      plans.push({
+        name: field.name,
+        repeated: field.repeated,
+        kind: 'message',
+        child: (v) => converterFor(childType, direction)(v),
+      });
+    }
+  }
+  return plans;
+}
+
+function converterFor(type: protobuf.Type, direction: 'decode' | 'encode'): Converter {
+  const cache = direction === 'decode' ? decodeConverters : encodeConverters;
+  let converter = cache.get(type);
+  if (converter) return converter;
+  // Placeholder breaks recursion for self-referencing types (TxnRequest holds RequestOp holds TxnRequest).
+  let plans: FieldPlan[] | undefined;
+  converter = (obj: any) => {
+    if (obj == null) return obj;
+    plans ??= plan(type, direction);
+    for (let i = 0; i < plans.length; i++) {
+      const p = plans[i]!;
+      const value = obj[p.name];
+      if (value == null) continue;
+      if (p.repeated) {
+        const arr = value as any[];
+        for (let j = 0; j < arr.length; j++) arr[j] = p.child!(arr[j]);
+      } else {
+        obj[p.name] = p.child!(value);
+      }
+    }
+    return obj;
+  };
+  cache.set(type, converter);
+  return converter;
+}
+
+export function messageType(fullName: string): protobuf.Type {
+  return protoRoot.lookupType(fullName);
+}
+
+/**
+ * Decodes bytes into the plain object shape of etcd-types.ts. Fields absent on the wire read as
+ * proto3 defaults from the prototype (0 for numbers after conversion of the Long default is not
+ * done: read 64-bit fields through `?? 0`, or use `decodeToObject` for a full object).
+ */
+export function decode<T>(type: protobuf.Type, bytes: Uint8Array): T {
+  const message = type.decode(bytes);
+  // toObject with defaults:false keeps only present fields as own properties (no Long defaults).
+  const obj = type.toObject(message, { defaults: false, arrays: true });
+  return converterFor(type, 'decode')(obj) as T;
+}
+
+/** Converts a protobufjs-shaped object (Longs, from decode or fromObject) into etcd-types.ts shape. */
+export function normalizeDecoded<T>(type: protobuf.Type, obj: any): T {
+  return converterFor(type, 'decode')(obj) as T;
+}
+
+/** Encodes an etcd-types.ts shaped object. Does not mutate `obj`. */
+export function encode(type: protobuf.Type, obj: object): Uint8Array {
+  return type.encode(prepareForEncode(type, obj)).finish();
+}
+
+/** Returns a copy of `obj` whose bigint ids are Longs, ready for protobufjs' encoder. */
+export function prepareForEncode(type: protobuf.Type, obj: object): object {
+  const copy = structuredCloneShallowTree(obj);
+  return converterFor(type, 'encode')(copy);
+}
+
+/** Copies plain objects and arrays (not Buffers) so encode-side conversion never mutates callers' data. */
+function structuredCloneShallowTree(value: any): any {
+  if (value === null || typeof value !== 'object' || Buffer.isBuffer(value) || value instanceof Uint8Array) return value;
+  if (Array.isArray(value)) return value.map(structuredCloneShallowTree);
+  const out: any = {};
+  for (const k in value) out[k] = structuredCloneShallowTree(value[k]);
+  return out;
+}

@@ -1,0 +1,169 @@
+/**
+ * TypeScript shapes of the etcd v3 messages keyraft handles, as the codec (codec.ts) hands them
+ * to the server and takes them back. Field names are the .proto names (protocol/etcd/*.proto,
+ * snake_case as etcd's JSON gateway prints them). Bytes are Buffers. 64-bit integers are
+ * converted once, in the codec: revisions, counts, versions and terms become `number`; member,
+ * cluster and lease ids become `bigint` (they use all 64 bits). Absent fields are undefined or
+ * the proto3 default.
+ */
+
+export interface ResponseHeader {
+  cluster_id: bigint;
+  member_id: bigint;
+  revision: number;
+  raft_term: number;
+}
+
+export interface KeyValue {
+  key: Buffer;
+  create_revision: number;
+  mod_revision: number;
+  version: number;
+  value: Buffer;
+  lease: bigint;
+}
+
+export const SortOrder = { NONE: 0, ASCEND: 1, DESCEND: 2 } as const;
+export type SortOrder = (typeof SortOrder)[keyof typeof SortOrder];
+export const SortTarget = { KEY: 0, VERSION: 1, CREATE: 2, MOD: 3, VALUE: 4 } as const;
+export type SortTarget = (typeof SortTarget)[keyof typeof SortTarget];
+
+export interface RangeRequest {
+  key?: Buffer;
+  range_end?: Buffer;
+  limit?: number;
+  revision?: number;
+  sort_order?: SortOrder;
+  sort_target?: SortTarget;
+  serializable?: boolean;
+  keys_only?: boolean;
+  count_only?: boolean;
+  min_mod_revision?: number;
+  max_mod_revision?: number;
+  min_create_revision?: number;
+  max_create_revision?: number;
+}
+
+export interface RangeResponse {
+  header?: ResponseHeader;
+  kvs: KeyValue[];
+  more: boolean;
+  count: number;
+}
+
+export interface PutRequest {
+  key?: Buffer;
+  value?: Buffer;
+  lease?: bigint;
+  prev_kv?: boolean;
+  ignore_value?: boolean;
+  ignore_lease?: boolean;
+}
+
+export interface PutResponse {
+  header?: ResponseHeader;
+  prev_kv?: KeyValue;
+}
+
+export interface DeleteRangeRequest {
+  key?: Buffer;
+  range_end?: Buffer;
+  prev_kv?: boolean;
+}
+
+export interface DeleteRangeResponse {
+  header?: ResponseHeader;
+  deleted: number;
+  prev_kvs: KeyValue[];
+}
+
+/** Exactly one of the four fields is set (the proto's oneof `request`). */
+export interface RequestOp {
+  request_range?: RangeRequest;
+  request_put?: PutRequest;
+  request_delete_range?: DeleteRangeRequest;
+  request_txn?: TxnRequest;
+}
+
+/** Exactly one of the four fields is set (the proto's oneof `response`). */
+export interface ResponseOp {
+  response_range?: RangeResponse;
+  response_put?: PutResponse;
+  response_delete_range?: DeleteRangeResponse;
+  response_txn?: TxnResponse;
+}
+
+export const CompareResult = { EQUAL: 0, GREATER: 1, LESS: 2, NOT_EQUAL: 3 } as const;
+export type CompareResult = (typeof CompareResult)[keyof typeof CompareResult];
+export const CompareTarget = { VERSION: 0, CREATE: 1, MOD: 2, VALUE: 3, LEASE: 4 } as const;
+export type CompareTarget = (typeof CompareTarget)[keyof typeof CompareTarget];
+
+export interface Compare {
+  result?: CompareResult;
+  target?: CompareTarget;
+  key?: Buffer;
+  /** oneof target_union: the one matching `target` is read; an unset one counts as 0 / empty. */
+  version?: number;
+  create_revision?: number;
+  mod_revision?: number;
+  value?: Buffer;
+  lease?: bigint;
+  range_end?: Buffer;
+}
+
+export interface TxnRequest {
+  compare?: Compare[];
+  success?: RequestOp[];
+  failure?: RequestOp[];
+}
+
+export interface TxnResponse {
+  header?: ResponseHeader;
+  succeeded: boolean;
+  responses: ResponseOp[];
+}
+
+export interface CompactionRequest {
+  revision?: number;
+  physical?: boolean;
+}
+
+export interface CompactionResponse {
+  header?: ResponseHeader;
+}
+
+export interface Member {
+  ID: bigint;
+  name: string;
+  peerURLs: string[];
+  clientURLs: string[];
+  isLearner: boolean;
+}
+
+export interface MemberListResponse {
+  header?: ResponseHeader;
+  members: Member[];
+}
+
+export interface StatusResponse {
+  header?: ResponseHeader;
+  version: string;
+  dbSize: number;
+  leader: bigint;
+  raftIndex: number;
+  raftTerm: number;
+  raftAppliedIndex: number;
+  errors: string[];
+  dbSizeInUse: number;
+  isLearner: boolean;
+}
+
+/** What a mutating client request becomes: the payload of one log entry (keyraftpb.InternalRequest). */
+export interface InternalRequest {
+  /** Unique per proposing member; finds the waiter for the entry when it is applied. */
+  id: number;
+  put?: PutRequest;
+  delete_range?: DeleteRangeRequest;
+  txn?: TxnRequest;
+  compaction?: CompactionRequest;
+}
