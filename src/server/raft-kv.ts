@@ -1,0 +1,43 @@
+import type {
+  CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, MemberListResponse,
+  PutRequest, PutResponse, RangeRequest, RangeResponse, StatusResponse, TxnRequest, TxnResponse,
+} from '../proto/etcd-types.js';
+
+/**
+ * What the API layer (gRPC services, JSON gateway) needs from a member, as etcd's v3rpc handlers
+ * call a RaftKV interface rather than the concrete server. Requests arrive validated by the API
+ * layer (non-empty key, txn op count and duplicate keys, size); every response carries a filled
+ * header {cluster_id, member_id, revision, raft_term}. Failures are KeyraftError with a code from
+ * platform/errors.ts.
+ */
+export interface RaftKV {
+  range(request: RangeRequest): Promise<RangeResponse>;
+  put(request: PutRequest): Promise<PutResponse>;
+  deleteRange(request: DeleteRangeRequest): Promise<DeleteRangeResponse>;
+  txn(request: TxnRequest): Promise<TxnResponse>;
+  compact(request: CompactionRequest): Promise<CompactionResponse>;
+}
+
+export interface ClusterInfo {
+  memberList(): Promise<MemberListResponse>;
+}
+
+export interface MaintenanceInfo {
+  status(): Promise<StatusResponse>;
+}
+
+/** Limits the API layer enforces before a request reaches the member (from flags). */
+export interface ApiLimits {
+  maxRequestBytes: number;
+  maxTxnOps: number;
+}
+
+/** Everything the client-facing API serves. The member implements it. */
+export interface MemberApi extends RaftKV, ClusterInfo, MaintenanceInfo {
+  readonly limits: ApiLimits;
+  /** Cluster and member id and current term for headers built outside the member (errors, health). */
+  readonly clusterId: bigint;
+  readonly memberId: bigint;
+  /** True while the member can serve (has a leader); /health reports it. */
+  isHealthy(): boolean;
+}
