@@ -1,0 +1,183 @@
+import { parseArgs } from 'node:util';
+import { Limits } from '../platform/limits.js';
+
+/**
+ * The member's configuration, from etcd's flag names and defaults and the matching ETCD_*
+ * environment variables (flag `--max-txn-ops` <-> `ETCD_MAX_TXN_OPS`). A flag given on the
+ * command line wins over the environment, as in etcd. Anything unknown or malformed is a
+ * ConfigError with a message naming the flag; the CLI prints it and exits 2.
+ */
+export interface MemberConfig {
+  name: string;
+  dataDir: string;
+  listenClientUrls: URL[];
+  advertiseClientUrls: URL[];
+  listenPeerUrls: URL[];
+  initialAdvertisePeerUrls: URL[];
+  /** name -> peer URLs, from --initial-cluster "a=http://h:2380,b=http://h2:2380". */
+  initialCluster: Map<string, string[]>;
+  initialClusterState: 'new' | 'existing';
+  initialClusterToken: string;
+  maxRequestBytes: number;
+  maxTxnOps: number;
+  quotaBackendBytes: number;
+  logLevel: 'debug' | 'info' | 'warn' | 'error' | 'panic' | 'fatal';
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const FLAGS = {
+  name: { type: 'string' },
+  'data-dir': { type: 'string' },
+  'listen-client-urls': { type: 'string' },
+  'advertise-client-urls': { type: 'string' },
+  'listen-peer-urls': { type: 'string' },
+  'initial-advertise-peer-urls': { type: 'string' },
+  'initial-cluster': { type: 'string' },
+  'initial-cluster-state': { type: 'string' },
+  'initial-cluster-token': { type: 'string' },
+  'max-request-bytes': { type: 'string' },
+  'max-txn-ops': { type: 'string' },
+  'quota-backend-bytes': { type: 'string' },
+  'log-level': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
+} as const;
+
+export type FlagName = keyof typeof FLAGS;
+
+export const USAGE = `Usage: keyraft [flags]
+
+A distributed, strongly consistent key-value store, wire-compatible with etcd's v3 API.
+Every flag may also be set by its environment variable: --max-txn-ops <-> ETCD_MAX_TXN_OPS.
+
+  --name 'default'                          human-readable name for this member
+  --data-dir '\${name}.keyraft'               path to the data directory
+  --listen-client-urls 'http://127.0.0.1:2379'       URLs to listen on for client traffic (gRPC and JSON)
+  --advertise-client-urls 'http://127.0.0.1:2379'    client URLs advertised to the cluster
+  --listen-peer-urls 'http://127.0.0.1:2380'         URLs to listen on for peer traffic
+  --initial-advertise-peer-urls 'http://127.0.0.1:2380'  peer URLs advertised to the cluster
+  --initial-cluster 'default=http://127.0.0.1:2380'  initial cluster configuration for bootstrapping
+  --initial-cluster-state 'new'             'new' or 'existing'
+  --initial-cluster-token 'etcd-cluster'    initial cluster token used to derive cluster and member ids
+  --max-request-bytes 1572864               maximum client request size in bytes
+  --max-txn-ops 128                         maximum number of operations in one transaction
+  --quota-backend-bytes 0                   backend size quota in bytes (0 = default 2 GiB)
+  --log-level 'info'                        debug, info, warn, error, panic or fatal
+  --version                                 print the version and exit
+  -h, --help                                print this help and exit
+`;
+
+function envName(flag: string): string {
+  return 'ETCD_' + flag.toUpperCase().replace(/-/g, '_');
+}
+
+function parseUrls(flag: string, value: string): URL[] {
+  const urls = value.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  if (urls.length === 0) throw new ConfigError(`--${flag}: no URL given`);
+  return urls.map((text) => {
+    let url: URL;
+    try {
+      url = new URL(text);
+    } catch {
+      throw new ConfigError(`--${flag}: "${text}" is not a valid URL`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:' && url.protocol !== 'unix:') {
+      throw new ConfigError(`--${flag}: URL scheme must be http or https, got "${url.protocol}" in "${text}"`);
+    }
+    if (url.protocol === 'https:') {
+      throw new ConfigError(`--${flag}: https (client TLS) is not supported yet: "${text}"`);
+    }
+    if (url.pathname !== '/' && url.pathname !== '') {
+      throw new ConfigError(`--${flag}: URL must not have a path: "${text}"`);
+    }
+    if (!url.port) throw new ConfigError(`--${flag}: URL must name a port: "${text}"`);
+    return url;
+  });
+}
+
+function parseNonNegativeInt(flag: string, value: string): number {
+  if (!/^\d+$/.test(value)) throw new ConfigError(`--${flag}: "${value}" is not a non-negative integer`);
+  const n = Number(value);
+  if (!Number.isSafeInteger(n)) throw new ConfigError(`--${flag}: "${value}" is too large`);
+  return n;
+}
+
+function parseInitialCluster(value: string): Map<string, string[]> {
+  const cluster = new Map<string, string[]>();
+  for (const part of value.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new ConfigError(`--initial-cluster: "${part}" is not name=url`);
+    const name = part.slice(0, eq);
+    const url = part.slice(eq + 1);
+    parseUrls('initial-cluster', url);
+    cluster.set(name, [...(cluster.get(name) ?? []), url]);
+  }
+  if (cluster.size === 0) throw new ConfigError('--initial-cluster: empty');
+  return cluster;
+}
+
+export type ParsedCommand = { kind: 'help' } | { kind: 'version' } | { kind: 'run'; config: MemberConfig };
+
+/** Parses argv (without node and script) and the environment into a command. */
+export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): ParsedCommand {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: FLAGS, strict: true, allowPositionals: false });
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  const values = parsed.values as Partial<Record<FlagName, string | boolean>>;
+  if (values.help) return { kind: 'help' };
+  if (values.version) return { kind: 'version' };
+
+  const get = (flag: FlagName): string | undefined => {
+    const fromFlag = values[flag];
+    if (typeof fromFlag === 'string') return fromFlag;
+    const fromEnv = env[envName(flag)];
+    return fromEnv !== undefined && fromEnv !== '' ? fromEnv : undefined;
+  };
+
+  const name = get('name') ?? 'default';
+  const listenPeer = get('listen-peer-urls') ?? 'http://127.0.0.1:2380';
+  const advertisePeer = get('initial-advertise-peer-urls') ?? 'http://127.0.0.1:2380';
+  const listenClient = get('listen-client-urls') ?? 'http://127.0.0.1:2379';
+  const clusterState = get('initial-cluster-state') ?? 'new';
+  if (clusterState !== 'new' && clusterState !== 'existing') {
+    throw new ConfigError(`--initial-cluster-state: must be "new" or "existing", got "${clusterState}"`);
+  }
+  const logLevel = get('log-level') ?? 'info';
+  if (!['debug', 'info', 'warn', 'error', 'panic', 'fatal'].includes(logLevel)) {
+    throw new ConfigError(`--log-level: must be debug, info, warn, error, panic or fatal, got "${logLevel}"`);
+  }
+  const maxRequestBytes = parseNonNegativeInt('max-request-bytes', get('max-request-bytes') ?? String(Limits.maxRequestBytes));
+  if (maxRequestBytes === 0) throw new ConfigError('--max-request-bytes: must be greater than 0');
+  const maxTxnOps = parseNonNegativeInt('max-txn-ops', get('max-txn-ops') ?? String(Limits.maxTxnOps));
+  if (maxTxnOps === 0) throw new ConfigError('--max-txn-ops: must be greater than 0');
+  const quota = parseNonNegativeInt('quota-backend-bytes', get('quota-backend-bytes') ?? '0');
+
+  const config: MemberConfig = {
+    name,
+    dataDir: get('data-dir') ?? `${name}.keyraft`,
+    listenClientUrls: parseUrls('listen-client-urls', listenClient),
+    advertiseClientUrls: parseUrls('advertise-client-urls', get('advertise-client-urls') ?? listenClient),
+    listenPeerUrls: parseUrls('listen-peer-urls', listenPeer),
+    initialAdvertisePeerUrls: parseUrls('initial-advertise-peer-urls', advertisePeer),
+    initialCluster: parseInitialCluster(get('initial-cluster') ?? `${name}=${advertisePeer}`),
+    initialClusterState: clusterState,
+    initialClusterToken: get('initial-cluster-token') ?? 'etcd-cluster',
+    maxRequestBytes,
+    maxTxnOps,
+    quotaBackendBytes: quota === 0 ? Limits.quotaBackendBytes : quota,
+    logLevel: logLevel as MemberConfig['logLevel'],
+  };
+  if (!config.initialCluster.has(name)) {
+    throw new ConfigError(`--initial-cluster: has no entry for this member's --name "${name}"`);
+  }
+  if (config.initialCluster.size > 1) {
+    throw new ConfigError('--initial-cluster: multi-member clusters need the Raft transport, which is not wired in yet; give one member');
+  }
+  return { kind: 'run', config };
+}
