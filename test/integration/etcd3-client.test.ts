@@ -1,0 +1,96 @@
+/**
+ * The `etcd3` npm client's KV calls against a real keyraft member: puts, gets, prefix reads,
+ * deletes, transactions, compaction and the typed errors the client derives from etcd's messages.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Etcd3, GRPCOutOfRangeError, GRPCInvalidArgumentError, GRPCNotFoundError } from 'etcd3';
+import { killAll, startKeyraft, type ServerProcess } from './harness.js';
+
+const test = suite('etcd3-client');
+let keyraft: ServerProcess;
+let client: Etcd3;
+
+test.before(async () => {
+  keyraft = await startKeyraft();
+  client = new Etcd3({ hosts: `127.0.0.1:${keyraft.clientPort}`, dialTimeout: 5000 });
+});
+
+test.after(async () => {
+  client?.close();
+  await killAll();
+});
+
+test('put and get strings, buffers and numbers', async () => {
+  await client.put('greeting').value('hello');
+  assert.is(await client.get('greeting').string(), 'hello');
+  await client.put('bin').value(Buffer.from([0, 1, 2, 255]));
+  assert.equal([...(await client.get('bin').buffer())!], [0, 1, 2, 255]);
+  await client.put('n').value(42);
+  assert.is(await client.get('n').number(), 42);
+  assert.is(await client.get('missing').string(), null);
+});
+
+test('prefix reads, counts, limits and sorting', async () => {
+  for (const i of [3, 1, 2]) await client.put(`list/${i}`).value(`v${i}`);
+  assert.equal(await client.getAll().prefix('list/').keys(), ['list/1', 'list/2', 'list/3']);
+  assert.is(await client.getAll().prefix('list/').count(), 3);
+  assert.equal(await client.getAll().prefix('list/').limit(2).keys(), ['list/1', 'list/2']);
+  assert.equal(await client.getAll().prefix('list/').sort('Mod', 'Descend').keys(), ['list/2', 'list/1', 'list/3']);
+  assert.equal(await client.getAll().prefix('list/').strings(), { 'list/1': 'v1', 'list/2': 'v2', 'list/3': 'v3' });
+});
+
+test('put with prev kv, delete with prev kvs', async () => {
+  await client.put('pk').value('one');
+  const put = await client.put('pk').value('two').getPrevious();
+  assert.is(put!.value.toString(), 'one');
+  const deleted = await client.delete().prefix('list/').getPrevious();
+  assert.is(deleted.length, 3);
+  assert.is(await client.getAll().prefix('list/').count(), 0);
+});
+
+test('transactions: compare-and-swap both ways', async () => {
+  await client.put('cas').value('v1');
+  const won = await client.if('cas', 'Value', '==', 'v1').then(client.put('cas').value('v2')).else(client.get('cas')).commit();
+  assert.is(won.succeeded, true);
+  const lost = await client.if('cas', 'Value', '==', 'v1').then(client.put('cas').value('v3')).else(client.get('cas')).commit();
+  assert.is(lost.succeeded, false);
+  assert.is(lost.responses[0]!.response_range!.kvs[0]!.value.toString(), 'v2');
+  const byVersion = await client.if('cas', 'Version', '>', 1).then(client.delete().key('cas')).commit();
+  assert.is(byVersion.succeeded, true);
+  assert.is(await client.get('cas').string(), null);
+});
+
+test('revisions, history reads and compaction errors', async () => {
+  const first = await client.put('hist').value('a');
+  const rev = Number(first.header.revision);
+  await client.put('hist').value('b');
+  assert.is(await client.get('hist').revision(rev).string(), 'a');
+  await client.kv.compact({ revision: String(rev + 1) });
+  try {
+    await client.get('hist').revision(rev).string();
+    assert.unreachable('read below the compacted revision succeeded');
+  } catch (err) {
+    assert.instance(err, GRPCOutOfRangeError);
+    assert.match((err as Error).message, 'required revision has been compacted');
+  }
+});
+
+test('bad requests get etcd errors', async () => {
+  try {
+    await client.put('').value('x');
+    assert.unreachable('empty key accepted');
+  } catch (err) {
+    assert.instance(err, GRPCInvalidArgumentError);
+    assert.match((err as Error).message, 'key is not provided');
+  }
+  try {
+    await client.kv.put({ key: Buffer.from('k'), value: Buffer.from('v'), lease: '999' });
+    assert.unreachable('unknown lease accepted');
+  } catch (err) {
+    assert.instance(err, GRPCNotFoundError);
+    assert.match((err as Error).message, 'requested lease not found');
+  }
+});
+
+test.run();

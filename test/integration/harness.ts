@@ -1,0 +1,210 @@
+/**
+ * Spawns real processes for integration tests: keyraft members (the built CLI) and, for
+ * side-by-side checks, Debian's etcd 3.4. Every process is tracked and killed by PID; call
+ * `killAll()` in an `after` hook. Ports come from the OS (listen on 0, then release).
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const root = join(__dirname, '..', '..', '..');
+export const keyraftBin = join(root, 'dist', 'src', 'cli', 'keyraft.js');
+export const keyraftctlBin = join(root, 'dist', 'src', 'cli', 'keyraftctl.js');
+
+const started = new Set<ChildProcess>();
+const tempDirs: string[] = [];
+
+export function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `keyraft-${prefix}-`));
+  tempDirs.push(dir);
+  return dir;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+export interface ServerProcess {
+  child: ChildProcess;
+  clientPort: number;
+  peerPort: number;
+  dataDir: string;
+  /** stderr and stdout of the process so far, for failure messages. */
+  output(): string;
+  /** SIGKILL, then wait for the exit. */
+  kill9(): Promise<void>;
+  /** SIGTERM, then wait for the exit; returns the exit code. */
+  stop(): Promise<number | null>;
+}
+
+function track(child: ChildProcess, clientPort: number, peerPort: number, dataDir: string): ServerProcess {
+  started.add(child);
+  let output = '';
+  child.stdout?.on('data', (d) => { output += d; });
+  child.stderr?.on('data', (d) => { output += d; });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => { started.delete(child); resolve(code); }));
+  return {
+    child, clientPort, peerPort, dataDir,
+    output: () => output,
+    async kill9() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+export async function startKeyraft(options: { dataDir?: string; args?: string[]; env?: NodeJS.ProcessEnv; clientPort?: number } = {}): Promise<ServerProcess> {
+  const dataDir = options.dataDir ?? join(tempDir('data'), 'member.keyraft');
+  const clientPort = options.clientPort ?? await freePort();
+  const peerPort = await freePort();
+  const child = spawn(process.execPath, [
+    keyraftBin,
+    '--data-dir', dataDir,
+    '--listen-client-urls', `http://127.0.0.1:${clientPort}`,
+    '--advertise-client-urls', `http://127.0.0.1:${clientPort}`,
+    '--listen-peer-urls', `http://127.0.0.1:${peerPort}`,
+    '--initial-advertise-peer-urls', `http://127.0.0.1:${peerPort}`,
+    '--initial-cluster', `default=http://127.0.0.1:${peerPort}`,
+    ...(options.args ?? []),
+  ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KEYRAFT_LOG_LEVEL: 'warn', ...options.env } });
+  const server = track(child, clientPort, peerPort, dataDir);
+  await waitHealthy(server, 'keyraft');
+  return server;
+}
+
+export function etcdAvailable(): boolean {
+  return existsSync('/usr/bin/etcd') || spawnSync('which', ['etcd']).status === 0;
+}
+
+export function etcdctlAvailable(): boolean {
+  return spawnSync('etcdctl', ['version'], { stdio: 'ignore' }).status === 0;
+}
+
+export async function startEtcd(): Promise<ServerProcess> {
+  const dataDir = join(tempDir('etcd'), 'default.etcd');
+  const clientPort = await freePort();
+  const peerPort = await freePort();
+  const child = spawn('etcd', [
+    '--data-dir', dataDir,
+    '--listen-client-urls', `http://127.0.0.1:${clientPort}`,
+    '--advertise-client-urls', `http://127.0.0.1:${clientPort}`,
+    '--listen-peer-urls', `http://127.0.0.1:${peerPort}`,
+    '--initial-advertise-peer-urls', `http://127.0.0.1:${peerPort}`,
+    '--initial-cluster', `default=http://127.0.0.1:${peerPort}`,
+    '--log-level', 'error', '--logger', 'zap',
+  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const server = track(child, clientPort, peerPort, dataDir);
+  await waitHealthy(server, 'etcd');
+  return server;
+}
+
+async function waitHealthy(server: ServerProcess, what: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (server.child.exitCode !== null || server.child.signalCode !== null) {
+      throw new Error(`${what} exited during start-up (code ${server.child.exitCode}):\n${server.output()}`);
+    }
+    try {
+      const res = await httpRequest(server.clientPort, 'GET', '/health');
+      if (res.status === 200 && res.body.includes('true')) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      await server.kill9();
+      throw new Error(`${what} did not become healthy within 20 s:\n${server.output()}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export function httpRequest(port: number, method: string, path: string, body?: string | Buffer, headers: Record<string, string> = {}): Promise<{ status: number; body: string; headers: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method, path, headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers }, agent: false }, (res) => {
+      let data = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { data += d; });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data, headers: res.headers }));
+    });
+    req.on('error', reject);
+    req.setTimeout(10_000, () => req.destroy(new Error(`${method} ${path} timed out`)));
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
+}
+
+export async function postJson(port: number, path: string, body: unknown): Promise<{ status: number; json: any; raw: string }> {
+  const res = await httpRequest(port, 'POST', path, JSON.stringify(body));
+  let json: any;
+  try {
+    json = JSON.parse(res.body);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, json, raw: res.body };
+}
+
+export function b64(text: string): string {
+  return Buffer.from(text).toString('base64');
+}
+
+export interface CommandResult { code: number | null; stdout: string; stderr: string }
+
+/** Runs a client command (etcdctl or keyraftctl) to completion with a timeout; never hangs the suite. */
+export function runCommand(command: string, args: string[], options: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CommandResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ETCDCTL_API: '3', ...options.env } });
+    started.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 15_000);
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      started.delete(child);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(options.input ?? '');
+  });
+}
+
+export function etcdctl(port: number, args: string[], input?: string): Promise<CommandResult> {
+  return runCommand('etcdctl', [`--endpoints=127.0.0.1:${port}`, ...args], { input });
+}
+
+/** Kills every process this harness started (by PID) and removes temp dirs. */
+export async function killAll(): Promise<void> {
+  for (const child of [...started]) {
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+      try {
+        process.kill(child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
+
+/** Replaces 16-hex-digit member ids and decimal cluster/member ids so outputs of two servers compare. */
+export function normalizeIds(text: string): string {
+  return text
+    .replace(/\b[0-9a-f]{14,16}\b/g, '<id>')
+    .replace(/"(cluster_id|member_id|ID|leader|memberID)":\s*"?\d+"?/g, '"$1":<id>');
+}
