@@ -1,0 +1,245 @@
+/**
+ * Gateway load scenarios with autocannon, keyraft side by side with etcd 3.4.
+ *
+ *   npm run bench                      keyraft alone
+ *   npm run bench -- --vs-etcd         keyraft and etcd (Debian etcd-server) in the same run,
+ *                                      alternating which goes first each round; prints ratios
+ *   options: --duration S (10) --connections N (100) --rounds R (3) --scenarios a,b
+ *            --rss-keys N (0: skip; e.g. 1000000 loads N keys of 256 B and reports RSS)
+ *
+ * Each server runs as its own process, started fresh for the run, on free ports; the load
+ * generator shares the same 2 cores, as etcd's published figures here did. Medians of rounds.
+ */
+import autocannon from 'autocannon';
+import { readFileSync } from 'node:fs';
+import { b64, etcdAvailable, killAll, postJson, startEtcd, startKeyraft, type ServerProcess } from '../../test/integration/harness.js';
+
+export interface Scenario {
+  name: string;
+  /** Prepares the store (runs once per server before the first round). */
+  setup?: (port: number) => Promise<void>;
+  /** autocannon request options for one server. */
+  requests: () => autocannon.Request[];
+}
+
+const value256 = b64('v'.repeat(256));
+let uniqueCounter = 0;
+
+export const scenarios: Scenario[] = [
+  {
+    name: 'put-unique-256B',
+    requests: () => [{
+      method: 'POST', path: '/v3/kv/put',
+      setupRequest: (req: any) => {
+        req.body = `{"key":"${b64(`bench/unique/${uniqueCounter++}`)}","value":"${value256}"}`;
+        return req;
+      },
+    }],
+  },
+  {
+    name: 'put-one-key',
+    requests: () => [{ method: 'POST', path: '/v3/kv/put', body: JSON.stringify({ key: b64('bench/one'), value: value256 }) }],
+  },
+  {
+    name: 'range-one-key',
+    setup: async (port) => { await postJson(port, '/v3/kv/put', { key: b64('bench/read'), value: value256 }); },
+    requests: () => [{ method: 'POST', path: '/v3/kv/range', body: JSON.stringify({ key: b64('bench/read') }) }],
+  },
+  {
+    name: 'range-prefix-100',
+    setup: async (port) => {
+      for (let i = 0; i < 100; i++) await postJson(port, '/v3/kv/put', { key: b64(`bench/prefix/${String(i).padStart(3, '0')}`), value: value256 });
+    },
+    requests: () => [{ method: 'POST', path: '/v3/kv/range', body: JSON.stringify({ key: b64('bench/prefix/'), range_end: b64('bench/prefix0') }) }],
+  },
+  {
+    name: 'txn-cas',
+    setup: async (port) => { await postJson(port, '/v3/kv/put', { key: b64('bench/cas'), value: b64('0') }); },
+    // Compare-and-swap on a version that is always > 0: succeeds every time, one write per txn.
+    requests: () => [{
+      method: 'POST', path: '/v3/kv/txn',
+      body: JSON.stringify({
+        compare: [{ key: b64('bench/cas'), target: 'VERSION', result: 'GREATER', version: '0' }],
+        success: [{ request_put: { key: b64('bench/cas'), value: value256 } }],
+        failure: [{ request_range: { key: b64('bench/cas') } }],
+      }),
+    }],
+  },
+];
+
+export interface Measurement {
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+  non2xx: number;
+}
+
+export function runAutocannon(port: number, scenario: Scenario, durationSeconds: number, connections: number): Promise<Measurement> {
+  return new Promise((resolve, reject) => {
+    autocannon({
+      url: `http://127.0.0.1:${port}`,
+      connections,
+      duration: durationSeconds,
+      headers: { 'content-type': 'application/json' },
+      requests: scenario.requests(),
+    }, (err, result) => {
+      if (err) return reject(err);
+      resolve({
+        requestsPerSecond: result.requests.average,
+        p50Ms: result.latency.p50,
+        p99Ms: result.latency.p99,
+        errors: result.errors + result.timeouts,
+        non2xx: result.non2xx,
+      });
+    });
+  });
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function rssBytes(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
+  return kb * 1024;
+}
+
+export interface BenchOptions {
+  vsEtcd: boolean;
+  durationSeconds: number;
+  connections: number;
+  rounds: number;
+  scenarioNames?: string[];
+  rssKeys: number;
+  log?: (line: string) => void;
+}
+
+export interface ScenarioResult {
+  name: string;
+  keyraft: Measurement;
+  etcd?: Measurement;
+}
+
+/** Loads `count` keys of 256 B through the gateway with autocannon, then reads the server's RSS. */
+async function loadKeysAndMeasureRss(server: ServerProcess, count: number, connections: number): Promise<number> {
+  let next = 0;
+  await new Promise<void>((resolve, reject) => {
+    autocannon({
+      url: `http://127.0.0.1:${server.clientPort}`,
+      connections,
+      amount: count,
+      headers: { 'content-type': 'application/json' },
+      requests: [{
+        method: 'POST', path: '/v3/kv/put',
+        setupRequest: (req: any) => {
+          req.body = `{"key":"${b64(`rss/${String(next++).padStart(8, '0')}`)}","value":"${value256}"}`;
+          return req;
+        },
+      }],
+    }, (err) => (err ? reject(err) : resolve()));
+  });
+  return rssBytes(server.child.pid!);
+}
+
+export async function runGatewayBench(options: BenchOptions): Promise<{ results: ScenarioResult[]; rss?: { keyraft: number; etcd?: number; keys: number } }> {
+  const log = options.log ?? ((line: string) => process.stdout.write(line + '\n'));
+  const chosen = scenarios.filter((s) => !options.scenarioNames || options.scenarioNames.includes(s.name));
+  if (options.vsEtcd && !etcdAvailable()) throw new Error('--vs-etcd needs etcd 3.4 (apt-get install etcd-server)');
+  const results: ScenarioResult[] = [];
+  try {
+    const keyraft = await startKeyraft();
+    const etcd = options.vsEtcd ? await startEtcd() : undefined;
+    for (const scenario of chosen) {
+      const samples: { keyraft: Measurement[]; etcd: Measurement[] } = { keyraft: [], etcd: [] };
+      await scenario.setup?.(keyraft.clientPort);
+      if (etcd) await scenario.setup?.(etcd.clientPort);
+      for (let round = 0; round < options.rounds; round++) {
+        // Alternate who goes first so drift (page cache, thermal, neighbours) does not favour one.
+        const order: Array<['keyraft' | 'etcd', ServerProcess]> = [['keyraft', keyraft]];
+        if (etcd) order.push(['etcd', etcd]);
+        if (round % 2 === 1) order.reverse();
+        for (const [who, server] of order) {
+          const m = await runAutocannon(server.clientPort, scenario, options.durationSeconds, options.connections);
+          samples[who].push(m);
+          log(`  ${scenario.name} round ${round + 1} ${who}: ${m.requestsPerSecond.toFixed(0)} req/s p50 ${m.p50Ms} ms p99 ${m.p99Ms} ms errors ${m.errors} non2xx ${m.non2xx}`);
+        }
+      }
+      const summarize = (ms: Measurement[]): Measurement => ({
+        requestsPerSecond: median(ms.map((m) => m.requestsPerSecond)),
+        p50Ms: median(ms.map((m) => m.p50Ms)),
+        p99Ms: median(ms.map((m) => m.p99Ms)),
+        errors: ms.reduce((n, m) => n + m.errors, 0),
+        non2xx: ms.reduce((n, m) => n + m.non2xx, 0),
+      });
+      results.push({ name: scenario.name, keyraft: summarize(samples.keyraft), etcd: etcd ? summarize(samples.etcd) : undefined });
+    }
+    let rss;
+    if (options.rssKeys > 0) {
+      const fresh = await startKeyraft();
+      const keyraftRss = await loadKeysAndMeasureRss(fresh, options.rssKeys, options.connections);
+      await fresh.kill9();
+      let etcdRss;
+      if (options.vsEtcd) {
+        const freshEtcd = await startEtcd();
+        etcdRss = await loadKeysAndMeasureRss(freshEtcd, options.rssKeys, options.connections);
+        await freshEtcd.kill9();
+      }
+      rss = { keyraft: keyraftRss, etcd: etcdRss, keys: options.rssKeys };
+    }
+    return { results, rss };
+  } finally {
+    await killAll();
+  }
+}
+
+export function formatTable(results: ScenarioResult[]): string {
+  const rows = [
+    '| scenario | keyraft req/s | keyraft p50 / p99 ms | etcd req/s | etcd p50 / p99 ms | keyraft/etcd |',
+    '|---|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of results) {
+    const k = r.keyraft;
+    const e = r.etcd;
+    rows.push(`| ${r.name} | ${k.requestsPerSecond.toFixed(0)} | ${k.p50Ms} / ${k.p99Ms} | ${e ? e.requestsPerSecond.toFixed(0) : '-'} | ${e ? `${e.p50Ms} / ${e.p99Ms}` : '-'} | ${e ? (k.requestsPerSecond / e.requestsPerSecond).toFixed(2) + 'x' : '-'} |`);
+  }
+  return rows.join('\n');
+}
+
+function parseCli(argv: string[]): BenchOptions {
+  const options: BenchOptions = { vsEtcd: false, durationSeconds: 10, connections: 100, rounds: 3, rssKeys: 0 };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const next = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${arg} needs a value`);
+      return v;
+    };
+    if (arg === '--vs-etcd') options.vsEtcd = true;
+    else if (arg === '--duration') options.durationSeconds = Number(next());
+    else if (arg === '--connections') options.connections = Number(next());
+    else if (arg === '--rounds') options.rounds = Number(next());
+    else if (arg === '--scenarios') options.scenarioNames = next().split(',');
+    else if (arg === '--rss-keys') options.rssKeys = Number(next());
+    else throw new Error(`unknown option ${arg}`);
+  }
+  return options;
+}
+
+if (require.main === module) {
+  const options = parseCli(process.argv.slice(2));
+  runGatewayBench(options).then(({ results, rss }) => {
+    console.log(`\ngateway, ${options.connections} connections, ${options.durationSeconds} s x ${options.rounds} rounds (medians), ${new Date().toISOString()}`);
+    console.log(formatTable(results));
+    if (rss) {
+      const mib = (b: number) => (b / 2 ** 20).toFixed(0) + ' MiB';
+      console.log(`\nRSS after loading ${rss.keys} keys of 256 B: keyraft ${mib(rss.keyraft)}${rss.etcd ? `, etcd ${mib(rss.etcd)}` : ''}`);
+    }
+  }, (err: Error) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
