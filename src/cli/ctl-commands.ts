@@ -1,0 +1,210 @@
+/**
+ * The keyraftctl commands: their specs (name, usage, flags) and what each does, following
+ * etcdctl 3.4's command functions step for step, because the order of checks decides which
+ * error a bad command line gets (argument checks, then the RPC, then output-format checks).
+ */
+import type {
+  CompactionRequest, DeleteRangeResponse, MemberListResponse, PutResponse, RangeResponse,
+  StatusResponse, TxnResponse,
+} from '../proto/etcd-types.js';
+import type { CommandSpec, FlagSpec, ParsedFlags } from './ctl-args.js';
+import { EtcdClient } from './ctl-client.js';
+import { CtlError, ExitCode } from './ctl-exit.js';
+import { goDuration, goParseInt, GoSyntaxError } from './ctl-go-text.js';
+import { buildDeleteRequest, buildPutRequest, buildRangeRequest, DEL_FLAGS, GET_FLAGS, PUT_FLAGS } from './ctl-kv-ops.js';
+import type { EndpointHealthResult, EndpointStatusResult, Output, Printer } from './ctl-printer.js';
+import type { StdinReader } from './ctl-stdin.js';
+import { readTxnRequest } from './ctl-txn.js';
+
+export const GLOBAL_FLAGS: FlagSpec[] = [
+  { name: 'endpoints', kind: 'stringSlice', defaultText: '127.0.0.1:2379', usage: 'gRPC endpoints' },
+  { name: 'write-out', short: 'w', kind: 'string', defaultText: 'simple', usage: 'set the output format (fields, json, protobuf, simple, table)' },
+  { name: 'dial-timeout', kind: 'duration', defaultText: '2s', usage: 'dial timeout for client connections (accepted as etcdctl 3.4 does; dialing never blocks a command)' },
+  { name: 'command-timeout', kind: 'duration', defaultText: '5s', usage: 'timeout for short running command (excluding dial timeout)' },
+  { name: 'hex', kind: 'bool', defaultText: 'false', usage: 'print byte strings as hex encoded strings' },
+];
+
+const ENDPOINT_FLAGS: FlagSpec[] = [
+  { name: 'cluster', kind: 'bool', defaultText: 'false', usage: 'use all endpoints from the cluster member list' },
+];
+
+export interface CommandContext {
+  args: string[];
+  flags: ParsedFlags;
+  out: Output;
+  printer: Printer;
+  stdin: StdinReader;
+  /** The client for --endpoints, created on first use and closed by the entry point. */
+  client(): EtcdClient;
+  /** A client for one endpoint (endpoint status and health ask each endpoint itself). */
+  clientFor(endpoint: string): EtcdClient;
+  /** Absolute deadline for one RPC: now + --command-timeout. */
+  deadline(): number;
+  version: string;
+}
+
+export interface Command {
+  spec: CommandSpec;
+  /** Whether the command prints through --write-out (and so validates it first). */
+  usesPrinter: boolean;
+  run(ctx: CommandContext): Promise<ExitCode>;
+}
+
+async function runGet(ctx: CommandContext): Promise<ExitCode> {
+  const req = buildRangeRequest(ctx.args, ctx.flags);
+  const resp = await ctx.client().call<object, RangeResponse>('KV', 'Range', req, { deadlineMs: ctx.deadline() });
+  if (ctx.flags.bool('count-only') && ctx.printer.format !== 'fields') {
+    throw new CtlError(ExitCode.BadArgs, '--count-only is only for `--write-out=fields`');
+  }
+  const valueOnly = ctx.flags.bool('print-value-only');
+  if (valueOnly && ctx.printer.format !== 'simple') {
+    throw new CtlError(ExitCode.BadArgs, 'print-value-only is only for `--write-out=simple`');
+  }
+  ctx.printer.get(resp, valueOnly);
+  return ExitCode.Success;
+}
+
+async function runPut(ctx: CommandContext): Promise<ExitCode> {
+  const req = await buildPutRequest(ctx.args, ctx.flags, () => ctx.stdin.readAll());
+  const resp = await ctx.client().call<object, PutResponse>('KV', 'Put', req, { deadlineMs: ctx.deadline() });
+  ctx.printer.put(resp);
+  return ExitCode.Success;
+}
+
+async function runDel(ctx: CommandContext): Promise<ExitCode> {
+  const req = buildDeleteRequest(ctx.args, ctx.flags);
+  const resp = await ctx.client().call<object, DeleteRangeResponse>('KV', 'DeleteRange', req, { deadlineMs: ctx.deadline() });
+  ctx.printer.del(resp);
+  return ExitCode.Success;
+}
+
+async function runTxn(ctx: CommandContext): Promise<ExitCode> {
+  if (ctx.args.length !== 0) throw new CtlError(ExitCode.BadArgs, 'txn command does not accept argument');
+  const interactive = ctx.flags.bool('interactive');
+  const req = await readTxnRequest(ctx.stdin, interactive ? (title) => ctx.out.stdout(`${title}\n`) : undefined);
+  const resp = await ctx.client().call<object, TxnResponse>('KV', 'Txn', req, { deadlineMs: ctx.deadline() });
+  ctx.printer.txn(resp);
+  return ExitCode.Success;
+}
+
+async function runCompaction(ctx: CommandContext): Promise<ExitCode> {
+  if (ctx.args.length !== 1) throw new CtlError(ExitCode.BadArgs, 'compaction command needs 1 argument');
+  let rev: bigint;
+  try {
+    rev = goParseInt(ctx.args[0]!, 10);
+  } catch (err) {
+    if (err instanceof GoSyntaxError) throw new CtlError(ExitCode.Error, err.message);
+    throw err;
+  }
+  const req: CompactionRequest = { revision: Number(rev) };
+  if (ctx.flags.bool('physical')) req.physical = true;
+  await ctx.client().call<object, object>('KV', 'Compact', req, { deadlineMs: ctx.deadline() });
+  ctx.out.stdout(`compacted revision ${rev}\n`);
+  return ExitCode.Success;
+}
+
+/** --endpoints, or with --cluster every client URL in the member list (etcdctl's endpointsFromCluster). */
+async function endpointsFromCluster(ctx: CommandContext): Promise<string[]> {
+  const endpoints = ctx.flags.stringSlice('endpoints');
+  if (!ctx.flags.bool('cluster')) return endpoints;
+  let resp: MemberListResponse;
+  try {
+    resp = await ctx.client().call<object, MemberListResponse>('Cluster', 'MemberList', {}, { deadlineMs: ctx.deadline() });
+  } catch (err) {
+    if (err instanceof CtlError) throw new CtlError(ExitCode.Error, `failed to fetch endpoints from etcd cluster member list: ${err.message}`);
+    throw err;
+  }
+  return (resp.members ?? []).flatMap((m) => m.clientURLs ?? []);
+}
+
+async function runEndpointStatus(ctx: CommandContext): Promise<ExitCode> {
+  const results: EndpointStatusResult[] = [];
+  let failed = false;
+  for (const endpoint of await endpointsFromCluster(ctx)) {
+    try {
+      const status = await ctx.clientFor(endpoint).call<object, StatusResponse>('Maintenance', 'Status', {}, { deadlineMs: ctx.deadline() });
+      results.push({ endpoint, status });
+    } catch (err) {
+      if (!(err instanceof CtlError)) throw err;
+      failed = true;
+      ctx.out.stderr(`Failed to get the status of endpoint ${endpoint} (${err.message})\n`);
+    }
+  }
+  ctx.printer.endpointStatus(results);
+  return failed ? ExitCode.Error : ExitCode.Success;
+}
+
+interface AlarmResponse {
+  alarms?: { memberID?: bigint; alarm?: number }[];
+}
+
+/**
+ * etcdctl 3.4's health check of one endpoint: a linearizable get of "health" must succeed
+ * ("permission denied" also proves the request went through consensus), then no alarm may be
+ * active. `took` covers the get only.
+ */
+async function checkHealth(ctx: CommandContext, endpoint: string): Promise<EndpointHealthResult> {
+  const client = ctx.clientFor(endpoint);
+  const deadlineMs = ctx.deadline();
+  const started = process.hrtime.bigint();
+  let error = '';
+  try {
+    await client.call<object, RangeResponse>('KV', 'Range', { key: Buffer.from('health') }, { deadlineMs });
+  } catch (err) {
+    if (!(err instanceof CtlError)) throw err;
+    if (err.message !== 'etcdserver: permission denied') error = err.message;
+  }
+  const took = goDuration(process.hrtime.bigint() - started);
+  if (error === '') {
+    try {
+      const alarms = await client.call<object, AlarmResponse>('Maintenance', 'Alarm', { action: 0 }, { deadlineMs });
+      if ((alarms.alarms ?? []).length > 0) {
+        error = 'Active Alarm(s): ';
+        for (const a of alarms.alarms ?? []) error += a.alarm === 1 ? 'NOSPACE ' : a.alarm === 2 ? 'CORRUPT ' : 'UNKNOWN ';
+      }
+    } catch (err) {
+      if (!(err instanceof CtlError)) throw err;
+      error = 'Unable to fetch the alarm list';
+    }
+  }
+  return { endpoint, health: error === '', took, error };
+}
+
+async function runEndpointHealth(ctx: CommandContext): Promise<ExitCode> {
+  const endpoints = await endpointsFromCluster(ctx);
+  // All endpoints at once; results in the order they finish, as etcdctl collects them.
+  const results: EndpointHealthResult[] = [];
+  await Promise.all(endpoints.map(async (ep) => { results.push(await checkHealth(ctx, ep)); }));
+  ctx.printer.endpointHealth(results);
+  if (results.some((h) => h.error !== '')) throw new CtlError(ExitCode.Error, 'unhealthy cluster');
+  return ExitCode.Success;
+}
+
+async function runMemberList(ctx: CommandContext): Promise<ExitCode> {
+  const resp = await ctx.client().call<object, MemberListResponse>('Cluster', 'MemberList', {}, { deadlineMs: ctx.deadline() });
+  ctx.printer.memberList(resp);
+  return ExitCode.Success;
+}
+
+async function runVersion(ctx: CommandContext): Promise<ExitCode> {
+  ctx.out.stdout(`keyraftctl version: ${ctx.version}\nAPI version: 3.4\n`);
+  return ExitCode.Success;
+}
+
+export const COMMANDS: Command[] = [
+  { spec: { path: ['get'], use: 'get [options] <key> [range_end]', summary: 'Gets the key or a range of keys', flags: GET_FLAGS }, usesPrinter: true, run: runGet },
+  { spec: { path: ['put'], use: 'put [options] <key> <value> (<value> can also be given from stdin)', summary: 'Puts the given key into the store', flags: PUT_FLAGS }, usesPrinter: true, run: runPut },
+  { spec: { path: ['del'], use: 'del [options] <key> [range_end]', summary: 'Removes the specified key or range of keys [key, range_end)', flags: DEL_FLAGS }, usesPrinter: true, run: runDel },
+  {
+    spec: { path: ['txn'], use: 'txn [options]', summary: 'Txn processes all the requests in one transaction', flags: [{ name: 'interactive', short: 'i', kind: 'bool', defaultText: 'false', usage: 'Input transaction in interactive mode' }] },
+    usesPrinter: true, run: runTxn,
+  },
+  {
+    spec: { path: ['compaction'], use: 'compaction [options] <revision>', summary: 'Compacts the event history in etcd', flags: [{ name: 'physical', kind: 'bool', defaultText: 'false', usage: "'true' to wait for compaction to physically remove all old revisions" }] },
+    usesPrinter: false, run: runCompaction,
+  },
+  { spec: { path: ['endpoint', 'status'], use: 'endpoint status [flags]', summary: 'Prints out the status of endpoints specified in `--endpoints` flag', flags: ENDPOINT_FLAGS }, usesPrinter: true, run: runEndpointStatus },
+  { spec: { path: ['endpoint', 'health'], use: 'endpoint health [flags]', summary: 'Checks the healthiness of endpoints specified in `--endpoints` flag', flags: ENDPOINT_FLAGS }, usesPrinter: true, run: runEndpointHealth },
+  { spec: { path: ['member', 'list'], use: 'member list', summary: 'Lists all members in the cluster', flags: [] }, usesPrinter: true, run: runMemberList },
+  { spec: { path: ['version'], use: 'version', summary: 'Prints the version of keyraftctl', flags: [] }, usesPrinter: false, run: runVersion },
+];
