@@ -1,0 +1,135 @@
+import { assert } from '../platform/assert.js';
+import type { Logger } from '../platform/logger.js';
+import type { KeyValue } from '../proto/etcd-types.js';
+import { Bucket, type Backend } from '../storage/backend.js';
+import type { BPlusTree } from './b-plus-tree.js';
+import type { KeyIndex } from './key-index.js';
+import { revisionKey } from './revision.js';
+
+/**
+ * Background compaction: reclaims the history a compaction made unreadable, from memory and from
+ * the backend, a chunk of keys per event-loop turn so the main thread never stalls on it.
+ *
+ * Why it may lag: the store refuses reads below the compacted revision the moment compact() is
+ * applied, and a compaction at revision r only removes revisions that no read at or after r can
+ * see (key-index.ts). Writes that land meanwhile are newer than r and are never touched, so
+ * running a pass later, over a newer state, removes exactly what it would have removed at once.
+ *
+ * Ordering: a pass starts only after the commit that carries the new compacted revision in its
+ * meta (kv-store.ts calls schedule() from commit()), and the backend writes batches in order, so
+ * the deletes never reach disk before the meta that makes the deleted revisions unreadable. A
+ * crash mid-pass leaves some stale records; recovery schedules the pass again.
+ */
+
+/** Keys examined per event-loop turn. */
+const COMPACTION_CHUNK_KEYS = 10_000;
+
+export class Compactor {
+  private readonly index: BPlusTree<KeyIndex>;
+  private readonly backend: Backend;
+  private readonly logger: Logger;
+  /** Highest revision asked for; passes run until `passRevision` catches up with it. */
+  private targetRevision = -1;
+  /** Revision of the pass in progress, -1 when idle. */
+  private passRevision = -1;
+  /** Resume point: keys <= this were done in the current pass (null: start of the index). */
+  private resumeAfter: string | null = null;
+  private idleWaiters: Array<() => void> = [];
+  private readonly removed: KeyValue[] = [];
+  /** Revisions removed so far (puts and tombstones), for tests and metrics. */
+  removedRevisions = 0;
+  /** Keys dropped from the index so far. */
+  removedKeys = 0;
+
+  constructor(index: BPlusTree<KeyIndex>, backend: Backend, logger: Logger) {
+    this.index = index;
+    this.backend = backend;
+    this.logger = logger;
+  }
+
+  get running(): boolean {
+    return this.passRevision >= 0;
+  }
+
+  /** Asks for a pass at `revision` (passes at lower revisions become redundant). */
+  schedule(revision: number): void {
+    if (revision <= this.targetRevision) return;
+    this.targetRevision = revision;
+    if (!this.running) this.startPass();
+  }
+
+  /** Resolves when no pass is running or pending. */
+  idle(): Promise<void> {
+    if (!this.running) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Runs pending passes to completion synchronously (start-up and tests). */
+  runToCompletion(): void {
+    while (this.running) this.step(Number.POSITIVE_INFINITY);
+  }
+
+  private startPass(): void {
+    this.passRevision = this.targetRevision;
+    this.resumeAfter = null;
+    setImmediate(this.onTurn);
+  }
+
+  private readonly onTurn = (): void => {
+    if (!this.running) return;
+    try {
+      this.step(COMPACTION_CHUNK_KEYS);
+    } catch (err) {
+      // A failed backend write surfaces here and on the next commit or flush.
+      this.logger.error({ err, revision: this.passRevision }, 'compaction pass failed');
+      this.passRevision = -1;
+      this.wakeIdle();
+      return;
+    }
+    if (this.running) setImmediate(this.onTurn);
+  };
+
+  /** Compacts up to `chunkKeys` keys of the current pass. */
+  private step(chunkKeys: number): void {
+    const rev = this.passRevision;
+    assert(rev >= 0, 'compaction step without a pass');
+    const cursor = this.resumeAfter === null ? this.index.first() : this.index.seek(this.resumeAfter + '\u0000');
+    const emptied: string[] = [];
+    const removed = this.removed;
+    let examined = 0;
+    let lastKey: string | null = null;
+    for (; cursor.valid && examined < chunkKeys; cursor.next()) {
+      const ki = cursor.value;
+      ki.compact(rev, removed);
+      if (ki.isEmpty()) emptied.push(cursor.key);
+      lastKey = cursor.key;
+      examined++;
+    }
+    const finished = !cursor.valid;
+    for (const key of emptied) this.index.delete(key);
+    if (removed.length > 0) {
+      const keys: Buffer[] = new Array(removed.length);
+      for (let i = 0; i < removed.length; i++) keys[i] = revisionKey(removed[i]!.mod_revision, removed[i]!.key);
+      this.backend.commitDeletes(Bucket.key, keys);
+      this.removedRevisions += removed.length;
+      removed.length = 0;
+    }
+    this.removedKeys += emptied.length;
+    if (lastKey !== null) this.resumeAfter = lastKey;
+    if (!finished) return;
+    this.logger.debug({ revision: rev, removedRevisions: this.removedRevisions }, 'compaction pass done');
+    if (this.targetRevision > rev) {
+      this.passRevision = this.targetRevision;
+      this.resumeAfter = null;
+      return;
+    }
+    this.passRevision = -1;
+    this.wakeIdle();
+  }
+
+  private wakeIdle(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}

@@ -1,0 +1,162 @@
+import { assert } from '../platform/assert.js';
+import type { KeyValue } from '../proto/etcd-types.js';
+
+/**
+ * The history of one key: its revisions, grouped into generations, as etcd's key_index.go.
+ * A generation runs from the put that creates the key to the delete (tombstone) that ends it;
+ * the last generation is open (no tombstone yet) and empty right after a delete. Each revision
+ * is held as the KeyValue a read at that revision returns, so reads copy nothing; a tombstone is
+ * a KeyValue with create_revision 0 (etcd's deleted-kv marker) carrying only key and
+ * mod_revision.
+ *
+ * Worked example (revisions are main revisions; "t" marks a tombstone):
+ *
+ *   put foo @1, put foo @2, delete foo @3, put foo @4, put foo @5, delete foo @6:
+ *     generations: {1, 2, 3t} {4, 5, 6t} {}
+ *     get(2) = the kv of rev 2 (version 2); get(3) = none (deleted at 3); get(5) = rev 5 (version 2)
+ *
+ *   compact(2): keep the latest revision at or below 2 in the generation that holds 2, drop the
+ *   older ones and every older generation:
+ *     {2, 3t} {4, 5, 6t} {}          (rev 1 removed from the backend)
+ *
+ *   compact(4): generation {2, 3t} ended at 3 <= 4, so it goes entirely (a tombstone at or below
+ *   the compact revision removes the key's older life); in {4, 5, 6t} rev 4 is kept:
+ *     {4, 5, 6t} {}
+ *
+ *   compact(6): {4, 5, 6t} trims to {6t}; a lone tombstone in a closed generation is dropped:
+ *     {}                              -> the key index is empty; the store removes the key.
+ *
+ *   compact(5) instead of 6 would give {5, 6t} {}: a read at 5 still sees rev 5.
+ *
+ * Invariant: mod revisions strictly increase across all generations.
+ * Invariant: every generation but the last is non-empty and ends with a tombstone; the last has none.
+ */
+export class KeyIndex {
+  /** The user key; every KeyValue of this key shares this buffer. */
+  readonly key: Buffer;
+  generations: KeyValue[][];
+
+  constructor(key: Buffer) {
+    this.key = key;
+    this.generations = [[]];
+  }
+
+  /** The last generation (open, possibly empty). */
+  private get current(): KeyValue[] {
+    return this.generations[this.generations.length - 1]!;
+  }
+
+  /** The live KeyValue at the newest revision, or undefined when the key is deleted. */
+  latest(): KeyValue | undefined {
+    const g = this.current;
+    return g.length > 0 ? g[g.length - 1] : undefined;
+  }
+
+  /** Mod revision of the newest revision of any kind (put or tombstone), 0 if none. */
+  lastModRevision(): number {
+    for (let i = this.generations.length - 1; i >= 0; i--) {
+      const g = this.generations[i]!;
+      if (g.length > 0) return g[g.length - 1]!.mod_revision;
+    }
+    return 0;
+  }
+
+  /** Appends a put; kv.mod_revision must be newer than everything held. */
+  put(kv: KeyValue): void {
+    assert(kv.mod_revision > this.lastModRevision(), () => `put at revision ${kv.mod_revision} not after ${this.lastModRevision()}`);
+    assert(kv.create_revision > 0, 'put kv without create revision');
+    this.current.push(kv);
+  }
+
+  /** Appends a tombstone and opens a new generation. The key must be live. */
+  tombstone(kv: KeyValue): void {
+    const g = this.current;
+    assert(g.length > 0, 'tombstone of a key that is not live');
+    assert(kv.create_revision === 0 && kv.mod_revision > g[g.length - 1]!.mod_revision, () => `bad tombstone at revision ${kv.mod_revision}`);
+    g.push(kv);
+    this.generations.push([]);
+  }
+
+  /**
+   * Restores one record from the backend (in revision order) at start-up. Put records carry
+   * their own create revision and version, which stay correct after compaction removed the
+   * generation's earlier revisions.
+   */
+  restore(kv: KeyValue): void {
+    if (kv.create_revision === 0) {
+      // A tombstone whose generation was compacted away entirely has nothing to close.
+      if (this.current.length > 0) this.tombstone(kv);
+      return;
+    }
+    this.put(kv);
+  }
+
+  /** The KeyValue visible at revision `rev`, or undefined if the key did not exist then. */
+  get(rev: number): KeyValue | undefined {
+    const last = this.generations.length - 1;
+    for (let gi = last; gi >= 0; gi--) {
+      const g = this.generations[gi]!;
+      if (g.length === 0) continue;
+      if (gi !== last && g[g.length - 1]!.mod_revision <= rev) return undefined; // deleted by then
+      if (g[0]!.mod_revision <= rev) return g[lastAtOrBelow(g, rev)];
+    }
+    return undefined;
+  }
+
+  /**
+   * Drops the history a read at or after `atRev` can no longer see (see the example above),
+   * pushing every removed KeyValue (puts and tombstones) onto `removed`.
+   */
+  compact(atRev: number, removed: KeyValue[]): void {
+    const gens = this.generations;
+    let genIdx = 0;
+    // The first generation that holds atRev or starts after it.
+    while (genIdx < gens.length - 1) {
+      const g = gens[genIdx]!;
+      if (g[g.length - 1]!.mod_revision > atRev) break;
+      genIdx++;
+    }
+    const g = gens[genIdx]!;
+    if (g.length > 0) {
+      const revIndex = g[0]!.mod_revision <= atRev ? lastAtOrBelow(g, atRev) : -1;
+      if (revIndex > 0) {
+        for (let i = 0; i < revIndex; i++) removed.push(g[i]!);
+        g.splice(0, revIndex);
+      }
+      // What remains is a lone tombstone at or below atRev: the key's life ended; drop it.
+      if (g.length === 1 && genIdx !== gens.length - 1) {
+        removed.push(g[0]!);
+        genIdx++;
+      }
+    }
+    if (genIdx > 0) {
+      for (let i = 0; i < genIdx; i++) for (const kv of gens[i]!) removed.push(kv);
+      gens.splice(0, genIdx);
+    }
+  }
+
+  /** True when no revision is left: the store removes the key from its index. */
+  isEmpty(): boolean {
+    return this.generations.length === 1 && this.generations[0]!.length === 0;
+  }
+
+  /** Number of revisions held (puts and tombstones). */
+  revisionCount(): number {
+    let n = 0;
+    for (const g of this.generations) n += g.length;
+    return n;
+  }
+}
+
+/** Index of the last kv in g with mod_revision <= rev; g[0].mod_revision <= rev must hold. */
+function lastAtOrBelow(g: KeyValue[], rev: number): number {
+  let lo = 0;
+  let hi = g.length - 1;
+  if (g[hi]!.mod_revision <= rev) return hi;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1;
+    if (g[mid]!.mod_revision <= rev) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}

@@ -1,0 +1,59 @@
+import { assert } from '../platform/assert.js';
+import type { KeyValue } from '../proto/etcd-types.js';
+import { readUint64, writeUint64 } from './revision.js';
+
+/**
+ * The backend value of one revision record (its key is revision.ts's revisionKey):
+ *
+ *   put:        create_revision (8 B BE) | version (8 B BE) | lease (8 B BE, two's complement) | value
+ *   tombstone:  empty (zero bytes)
+ *
+ * mod_revision and the key come from the record's key. A put record is at least 24 bytes, so an
+ * empty record is unambiguous. Example: "foo"="bar" created at 3, version 2, no lease:
+ *   00..03 | 00..02 | 00..00 | 62 61 72
+ */
+
+export const RECORD_HEADER_BYTES = 24;
+
+const TOMBSTONE = Buffer.alloc(0);
+
+export function encodePutRecord(createRevision: number, version: number, lease: bigint, value: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(RECORD_HEADER_BYTES + value.length);
+  writeUint64(out, createRevision, 0);
+  writeUint64(out, version, 8);
+  if (lease === 0n) {
+    out.writeUInt32BE(0, 16);
+    out.writeUInt32BE(0, 20);
+  } else {
+    out.writeBigInt64BE(lease, 16);
+  }
+  value.copy(out, RECORD_HEADER_BYTES);
+  return out;
+}
+
+export function encodeTombstoneRecord(): Buffer {
+  return TOMBSTONE;
+}
+
+export function isTombstoneRecord(record: Buffer): boolean {
+  return record.length === 0;
+}
+
+/**
+ * Decodes a put record into a KeyValue that owns copies of its bytes (classic-level hands out
+ * one buffer per entry; copying into Node's pooled small buffers costs less memory per key).
+ */
+export function decodePutRecord(key: Buffer, modRevision: number, record: Buffer): KeyValue {
+  assert(record.length >= RECORD_HEADER_BYTES, () => `mvcc record of ${record.length} bytes at revision ${modRevision} is truncated`);
+  const lease = record.readUInt32BE(16) === 0 && record.readUInt32BE(20) === 0 ? 0n : record.readBigInt64BE(16);
+  const value = Buffer.allocUnsafe(record.length - RECORD_HEADER_BYTES);
+  record.copy(value, 0, RECORD_HEADER_BYTES);
+  return {
+    key,
+    create_revision: readUint64(record, 0),
+    mod_revision: modRevision,
+    version: readUint64(record, 8),
+    value,
+    lease,
+  };
+}

@@ -1,0 +1,344 @@
+import { assert } from '../platform/assert.js';
+import { KeyraftError } from '../platform/errors.js';
+import type { Logger } from '../platform/logger.js';
+import type { KeyValue } from '../proto/etcd-types.js';
+import { Bucket, type Backend } from '../storage/backend.js';
+import { BPlusTree, BPlusTreeCursor } from './b-plus-tree.js';
+import { Compactor } from './compaction.js';
+import type { ChangeListener, KV, RangeOptions, RangeResult, ReadView, TxnWrite } from './kv.js';
+import { decodePutRecord, encodePutRecord, encodeTombstoneRecord, isTombstoneRecord, RECORD_HEADER_BYTES } from './kv-record.js';
+import { KeyIndex } from './key-index.js';
+import { readUint64, revisionKey, revisionOf, userKeyOf, writeUint64 } from './revision.js';
+
+/**
+ * The MVCC key-value store (etcd's mvcc/kvstore.go): a B+tree of key indexes in memory, serving
+ * every read synchronously, and the backend as its durable copy.
+ *
+ * Memory holds every revision that a read may still ask for: each key's generations of
+ * KeyValues (key-index.ts) until compaction reclaims the unreadable ones (compaction.ts). Keys
+ * are indexed as latin1 strings, whose order is the byte order etcd ranges use.
+ *
+ * Writes: each put or delete stages its revision record in the backend (backend.ts layout);
+ * commit(appliedIndex) stages the meta record and commits ONE backend batch, so the applied
+ * index on disk always matches the data on disk. Start-up (open) reads the meta, replays every
+ * revision record in order into the index, and schedules the compaction the meta names (a crash
+ * may have interrupted one). The member then replays the WAL after `appliedIndex`.
+ *
+ * Meta record (bucket meta, key "mvcc"): applied index | current revision | compacted revision + 1,
+ * 8 bytes big-endian each (compacted is -1 until the first compaction, as etcd's compactMainRev).
+ *
+ * Invariant: compactedRevision <= currentRevision; currentRevision >= 1.
+ * Invariant: at most one write transaction is open, and no commit happens while it is.
+ */
+
+const META_KEY = Buffer.from('mvcc', 'ascii');
+const META_BYTES = 24;
+const EMPTY = Buffer.alloc(0);
+
+export interface KvStoreOptions {
+  logger: Logger;
+}
+
+export class KvStore implements KV {
+  private readonly backend: Backend;
+  private readonly logger: Logger;
+  private readonly index = new BPlusTree<KeyIndex>();
+  private readonly compactor: Compactor;
+  private revision = 1;
+  private compacted = -1;
+  private applied = 0;
+  /** A compaction applied since the last commit; its pass starts after that commit. */
+  private compactionToSchedule = -1;
+  private readonly txn: StoreTxnWrite;
+  private readonly readView: StoreReadView;
+  private txnOpen = false;
+  private listener: ChangeListener | undefined;
+  private readonly cursor = new BPlusTreeCursor<KeyIndex>();
+
+  private constructor(backend: Backend, logger: Logger) {
+    this.backend = backend;
+    this.logger = logger;
+    this.compactor = new Compactor(this.index, backend, logger);
+    this.txn = new StoreTxnWrite(this);
+    this.readView = new StoreReadView(this);
+  }
+
+  /** Rebuilds the store from the backend. */
+  static async open(backend: Backend, options: KvStoreOptions): Promise<KvStore> {
+    const store = new KvStore(backend, options.logger.child({ component: 'mvcc' }));
+    await store.recover();
+    return store;
+  }
+
+  get currentRevision(): number {
+    return this.revision;
+  }
+
+  get compactedRevision(): number {
+    return this.compacted;
+  }
+
+  get appliedIndex(): number {
+    return this.applied;
+  }
+
+  /** Number of keys in the index (live or with history still held). */
+  get keyCount(): number {
+    return this.index.size;
+  }
+
+  get compaction(): Compactor {
+    return this.compactor;
+  }
+
+  /** Registers the one listener told about each transaction's changes (the watch hub). */
+  onChanges(listener: ChangeListener | undefined): void {
+    this.listener = listener;
+  }
+
+  read(): ReadView {
+    return this.readView;
+  }
+
+  write(): TxnWrite {
+    assert(!this.txnOpen, 'a write transaction is already open');
+    this.txnOpen = true;
+    this.txn.begin(this.revision);
+    return this.txn;
+  }
+
+  compact(revision: number): void {
+    assert(!this.txnOpen, 'compact inside a write transaction');
+    if (revision <= this.compacted) throw new KeyraftError('Compacted');
+    if (revision > this.revision) throw new KeyraftError('FutureRevision');
+    this.compacted = revision;
+    this.compactionToSchedule = revision;
+  }
+
+  commit(appliedIndex: number): void {
+    assert(!this.txnOpen, 'commit inside a write transaction');
+    assert(Number.isSafeInteger(appliedIndex) && appliedIndex >= this.applied, () => `applied index ${appliedIndex} goes back from ${this.applied}`);
+    if (appliedIndex === this.applied && this.backend.stagedOps === 0 && this.compactionToSchedule < 0) return;
+    this.applied = appliedIndex;
+    const meta = Buffer.allocUnsafe(META_BYTES);
+    writeUint64(meta, appliedIndex, 0);
+    writeUint64(meta, this.revision, 8);
+    writeUint64(meta, this.compacted + 1, 16);
+    this.backend.put(Bucket.meta, META_KEY, meta);
+    this.backend.commit();
+    if (this.compactionToSchedule >= 0) {
+      this.compactor.schedule(this.compactionToSchedule);
+      this.compactionToSchedule = -1;
+    }
+  }
+
+  async flush(): Promise<void> {
+    await this.compactor.idle();
+    await this.backend.flush();
+  }
+
+  async close(): Promise<void> {
+    await this.compactor.idle();
+  }
+
+  // ---- reads -----------------------------------------------------------------------------------
+
+  /** @internal Range at `atRev` (0 = `current`) where `current` is the reader's current revision. */
+  rangeAt(key: Buffer, end: Buffer | undefined, options: RangeOptions | undefined, current: number): RangeResult {
+    let rev = options?.revision ?? 0;
+    if (rev > current) throw new KeyraftError('FutureRevision');
+    if (rev <= 0) rev = current;
+    if (rev < this.compacted) throw new KeyraftError('Compacted');
+    const limit = options?.limit ?? 0;
+    const countOnly = options?.countOnly ?? false;
+    const kvs: KeyValue[] = [];
+    // The newest revision the index holds: an open transaction's writes are at current + 1.
+    // Reading at or above it is reading each key's latest entry, the O(1) path.
+    const newest = this.txnOpen && this.txn.changes.length > 0 ? this.revision + 1 : this.revision;
+    if (end === undefined || end.length === 0) {
+      const ki = this.index.get(key.toString('latin1'));
+      const kv = ki === undefined ? undefined : rev >= newest ? ki.latest() : ki.get(rev);
+      if (kv === undefined) return { kvs, count: 0, revision: current };
+      if (!countOnly) kvs.push(kv);
+      return { kvs, count: 1, revision: current };
+    }
+    const endKey = end.length === 1 && end[0] === 0 ? null : end.toString('latin1');
+    const cursor = this.index.seek(key.toString('latin1'), this.cursor);
+    const atLatest = rev >= newest;
+    let count = 0;
+    for (; cursor.valid; cursor.next()) {
+      if (endKey !== null && cursor.key >= endKey) break;
+      const ki = cursor.value;
+      const kv = atLatest ? ki.latest() : ki.get(rev);
+      if (kv === undefined) continue;
+      count++;
+      if (!countOnly && (limit <= 0 || kvs.length < limit)) kvs.push(kv);
+    }
+    return { kvs, count, revision: current };
+  }
+
+  /** @internal Keys live at the latest revision in the range, for deleteRange. */
+  liveInRange(key: Buffer, end: Buffer | undefined): KeyIndex[] {
+    const out: KeyIndex[] = [];
+    if (end === undefined || end.length === 0) {
+      const ki = this.index.get(key.toString('latin1'));
+      if (ki !== undefined && ki.latest() !== undefined) out.push(ki);
+      return out;
+    }
+    const endKey = end.length === 1 && end[0] === 0 ? null : end.toString('latin1');
+    for (const cursor = this.index.seek(key.toString('latin1'), this.cursor); cursor.valid; cursor.next()) {
+      if (endKey !== null && cursor.key >= endKey) break;
+      if (cursor.value.latest() !== undefined) out.push(cursor.value);
+    }
+    return out;
+  }
+
+  // ---- writes ----------------------------------------------------------------------------------
+
+  /** @internal */
+  putAt(rev: number, key: Buffer, value: Buffer, lease: bigint): KeyValue {
+    const keyString = key.toString('latin1');
+    let ki = this.index.get(keyString);
+    if (ki === undefined) {
+      ki = new KeyIndex(Buffer.from(key)); // own copy: request buffers are not ours to keep
+      this.index.set(keyString, ki);
+    }
+    const prev = ki.latest();
+    assert(prev === undefined || prev.mod_revision < rev, () => `key written twice in revision ${rev}: the API layer must refuse duplicate keys in a txn`);
+    const createRevision = prev === undefined ? rev : prev.create_revision;
+    const version = prev === undefined ? 1 : prev.version + 1;
+    const record = encodePutRecord(createRevision, version, lease, value);
+    // The in-memory value is a view of the record: one copy of the bytes, in Node's buffer pool.
+    const kv: KeyValue = {
+      key: ki.key,
+      create_revision: createRevision,
+      mod_revision: rev,
+      version,
+      value: record.subarray(RECORD_HEADER_BYTES),
+      lease,
+    };
+    ki.put(kv);
+    this.backend.put(Bucket.key, revisionKey(rev, ki.key), record);
+    return kv;
+  }
+
+  /** @internal */
+  tombstoneAt(rev: number, ki: KeyIndex): KeyValue {
+    const kv: KeyValue = { key: ki.key, create_revision: 0, mod_revision: rev, version: 0, value: EMPTY, lease: 0n };
+    ki.tombstone(kv);
+    this.backend.put(Bucket.key, revisionKey(rev, ki.key), encodeTombstoneRecord());
+    return kv;
+  }
+
+  /** @internal */
+  endWrite(changes: readonly KeyValue[], startRevision: number): number {
+    assert(this.txnOpen, 'end of a write transaction that is not open');
+    this.txnOpen = false;
+    if (changes.length === 0) return this.revision;
+    this.revision = startRevision + 1;
+    this.listener?.(changes, this.revision);
+    return this.revision;
+  }
+
+  // ---- recovery --------------------------------------------------------------------------------
+
+  private async recover(): Promise<void> {
+    const meta = await this.backend.get(Bucket.meta, META_KEY);
+    if (meta !== undefined) {
+      assert(meta.length === META_BYTES, () => `mvcc meta of ${meta.length} bytes, expected ${META_BYTES}`);
+      this.applied = readUint64(meta, 0);
+      this.revision = readUint64(meta, 8);
+      this.compacted = readUint64(meta, 16) - 1;
+    }
+    let lastRevision = 0;
+    const records = await this.backend.scan(Bucket.key, (recordKey, record) => {
+      const rev = revisionOf(recordKey);
+      assert(rev >= lastRevision, () => `backend revisions out of order: ${rev} after ${lastRevision}`);
+      assert(rev <= this.revision, () => `backend holds revision ${rev} beyond the meta's revision ${this.revision}`);
+      lastRevision = rev;
+      const userKey = userKeyOf(recordKey);
+      const keyString = userKey.toString('latin1');
+      let ki = this.index.get(keyString);
+      if (isTombstoneRecord(record)) {
+        if (ki === undefined) return; // its generation was compacted away; nothing to end
+        ki.restore({ key: ki.key, create_revision: 0, mod_revision: rev, version: 0, value: EMPTY, lease: 0n });
+        return;
+      }
+      if (ki === undefined) {
+        ki = new KeyIndex(Buffer.from(userKey));
+        this.index.set(keyString, ki);
+      }
+      const kv = decodePutRecord(ki.key, rev, record);
+      ki.restore(kv);
+    });
+    if (this.compacted >= 0) this.compactor.schedule(this.compacted);
+    this.logger.info({ records, keys: this.index.size, revision: this.revision, compacted: this.compacted, appliedIndex: this.applied }, 'mvcc store recovered');
+  }
+}
+
+class StoreReadView implements ReadView {
+  private readonly store: KvStore;
+
+  constructor(store: KvStore) {
+    this.store = store;
+  }
+
+  get compactedRevision(): number {
+    return this.store.compactedRevision;
+  }
+
+  get revision(): number {
+    return this.store.currentRevision;
+  }
+
+  range(key: Buffer, end: Buffer | undefined, options?: RangeOptions): RangeResult {
+    return this.store.rangeAt(key, end, options, this.store.currentRevision);
+  }
+}
+
+/** The store's one reusable write transaction (writes are serialized by the apply loop). */
+class StoreTxnWrite implements TxnWrite {
+  private readonly store: KvStore;
+  startRevision = 0;
+  changes: KeyValue[] = [];
+
+  constructor(store: KvStore) {
+    this.store = store;
+  }
+
+  begin(startRevision: number): void {
+    this.startRevision = startRevision;
+    // A fresh array: the change listener may keep the previous one.
+    this.changes = [];
+  }
+
+  get compactedRevision(): number {
+    return this.store.compactedRevision;
+  }
+
+  /** Reads see this transaction's writes: after the first change, the revision is start + 1. */
+  get revision(): number {
+    return this.changes.length > 0 ? this.startRevision + 1 : this.startRevision;
+  }
+
+  range(key: Buffer, end: Buffer | undefined, options?: RangeOptions): RangeResult {
+    return this.store.rangeAt(key, end, options, this.revision);
+  }
+
+  put(key: Buffer, value: Buffer, lease: bigint): number {
+    const rev = this.startRevision + 1;
+    this.changes.push(this.store.putAt(rev, key, value, lease));
+    return rev;
+  }
+
+  deleteRange(key: Buffer, end: Buffer | undefined): number {
+    const live = this.store.liveInRange(key, end);
+    const rev = this.startRevision + 1;
+    for (const ki of live) this.changes.push(this.store.tombstoneAt(rev, ki));
+    return live.length;
+  }
+
+  end(): number {
+    return this.store.endWrite(this.changes, this.startRevision);
+  }
+}

@@ -1,0 +1,354 @@
+import type { ReadView, TxnWrite } from '../mvcc/kv.js';
+import { KvStore } from '../mvcc/kv-store.js';
+import { assert } from '../platform/assert.js';
+import { KeyraftError } from '../platform/errors.js';
+import type { Logger } from '../platform/logger.js';
+import {
+  SortOrder, SortTarget,
+  type CompactionRequest, type CompactionResponse, type DeleteRangeRequest, type DeleteRangeResponse,
+  type InternalRequest, type KeyValue, type PutRequest, type PutResponse, type RangeRequest,
+  type RangeResponse, type RequestOp, type ResponseHeader, type ResponseOp, type TxnRequest, type TxnResponse,
+} from '../proto/etcd-types.js';
+import { Backend } from '../storage/backend.js';
+import { applyCompares } from './txn-compare.js';
+
+/**
+ * The applier: turns committed InternalRequests into MVCC reads and writes with etcd 3.4's exact
+ * semantics (etcdserver/apply.go, applierV3backend). Synchronous; the member calls it from the
+ * apply loop, one entry at a time, and adds the response header (cluster, member, revision, term).
+ *
+ * A failed request changes nothing: every check that can fail (ignore_value on a missing key, an
+ * unknown lease, a txn range at a compacted revision) runs before the first write, as etcd's
+ * checkRequests does. Errors are KeyraftError; the entry still consumes its index.
+ *
+ * Txn, in etcd's order:
+ *   1. all compares, the nested txns' too, are evaluated against the state BEFORE the txn, which
+ *      fixes the path (success/failure at each level);
+ *   2. the ops on that path are checked (puts: key exists for ignore_value/lease, lease exists;
+ *      then ranges: revision neither future nor compacted, against the pre-txn revision);
+ *   3. the ops run in order in one write transaction: reads see earlier writes, and everything
+ *      written takes one revision (none if nothing changed).
+ * Inner responses carry a header holding only the revision, nested txns an empty header, as etcd.
+ */
+
+export type ApplyResponse = PutResponse | DeleteRangeResponse | TxnResponse | CompactionResponse;
+
+/** What the applier needs to know about leases (the lessor, once it exists). */
+export interface LeaseLookup {
+  exists(id: bigint): boolean;
+}
+
+/** Until the lessor exists no lease does: a put naming one fails as etcd's would for an unknown id. */
+const NO_LEASES: LeaseLookup = { exists: () => false };
+
+export interface ApplierOptions {
+  logger: Logger;
+  leases?: LeaseLookup;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+export class Applier {
+  readonly store: KvStore;
+  private readonly backend: Backend;
+  private readonly leases: LeaseLookup;
+
+  constructor(store: KvStore, backend: Backend, leases: LeaseLookup = NO_LEASES) {
+    this.store = store;
+    this.backend = backend;
+    this.leases = leases;
+  }
+
+  /** Opens (or creates) the backend at `path` and rebuilds the store from it. */
+  static async open(path: string, options: ApplierOptions): Promise<Applier> {
+    const backend = await Backend.open(path, { logger: options.logger });
+    try {
+      const store = await KvStore.open(backend, { logger: options.logger });
+      return new Applier(store, backend, options.leases);
+    } catch (err) {
+      await backend.close();
+      throw err;
+    }
+  }
+
+  get currentRevision(): number {
+    return this.store.currentRevision;
+  }
+
+  get compactedRevision(): number {
+    return this.store.compactedRevision;
+  }
+
+  /** The applied index the backend's state covers (as of the last commit). */
+  get appliedIndex(): number {
+    return this.store.appliedIndex;
+  }
+
+  range(request: RangeRequest): RangeResponse {
+    return rangeIn(this.store.read(), request);
+  }
+
+  apply(request: InternalRequest): ApplyResponse {
+    if (request.put) return this.applyPut(request.put);
+    if (request.delete_range) return this.applyDeleteRange(request.delete_range);
+    if (request.txn) return this.applyTxn(request.txn);
+    if (request.compaction) return this.applyCompaction(request.compaction);
+    throw new KeyraftError('InvalidArgument', 'etcdserver: empty internal request');
+  }
+
+  /** One backend batch with everything applied since the last commit and this applied index. */
+  commit(appliedIndex: number): void {
+    this.store.commit(appliedIndex);
+  }
+
+  /** Resolves once everything committed (and any running compaction) is durable on disk. */
+  flush(): Promise<void> {
+    return this.store.flush();
+  }
+
+  async close(): Promise<void> {
+    await this.store.close();
+    await this.backend.close();
+  }
+
+  // ---- put / delete ----------------------------------------------------------------------------
+
+  private applyPut(p: PutRequest): PutResponse {
+    checkPutFlags(p);
+    const lease = p.lease ?? 0n;
+    if (lease !== 0n && !this.leases.exists(lease)) throw new KeyraftError('LeaseNotFound');
+    const txn = this.store.write();
+    try {
+      return putIn(txn, p);
+    } finally {
+      txn.end();
+    }
+  }
+
+  private applyDeleteRange(d: DeleteRangeRequest): DeleteRangeResponse {
+    const txn = this.store.write();
+    try {
+      return deleteIn(txn, d);
+    } finally {
+      txn.end();
+    }
+  }
+
+  private applyCompaction(c: CompactionRequest): CompactionResponse {
+    this.store.compact(c.revision ?? 0);
+    return {};
+  }
+
+  // ---- txn -------------------------------------------------------------------------------------
+
+  private applyTxn(t: TxnRequest): TxnResponse {
+    checkTxnFlags(t);
+    const view = this.store.read();
+    const path: boolean[] = [];
+    compareToPath(view, t, path);
+    const cursor = { at: 0 };
+    if (!isTxnReadOnly(t)) this.checkPuts(view, t, path, cursor);
+    cursor.at = 0;
+    checkRanges(view, t, path, cursor);
+    const txn = this.store.write();
+    try {
+      cursor.at = 0;
+      return txnIn(txn, t, path, cursor);
+    } finally {
+      txn.end();
+    }
+  }
+
+  /** etcd's checkPut over the ops on the path: ignore_value/ignore_lease need the key; leases must exist. */
+  private checkPuts(view: ReadView, t: TxnRequest, path: boolean[], cursor: { at: number }): void {
+    const ops = path[cursor.at++] ? t.success : t.failure;
+    if (ops === undefined) return;
+    for (const op of ops) {
+      if (op.request_txn) {
+        this.checkPuts(view, op.request_txn, path, cursor);
+        continue;
+      }
+      const p = op.request_put;
+      if (!p) continue;
+      if ((p.ignore_value || p.ignore_lease) && view.range(p.key ?? EMPTY, undefined).count === 0) {
+        throw new KeyraftError('KeyNotFound');
+      }
+      const lease = p.lease ?? 0n;
+      if (lease !== 0n && !this.leases.exists(lease)) throw new KeyraftError('LeaseNotFound');
+    }
+  }
+}
+
+// ---- range ---------------------------------------------------------------------------------------
+
+/** Range with every option, as etcd 3.4's applierV3backend.Range. */
+export function rangeIn(view: ReadView, r: RangeRequest): RangeResponse {
+  const limit = r.limit ?? 0;
+  let sortOrder = r.sort_order ?? SortOrder.NONE;
+  const sortTarget = r.sort_target ?? SortTarget.KEY;
+  const minMod = r.min_mod_revision ?? 0;
+  const maxMod = r.max_mod_revision ?? 0;
+  const minCreate = r.min_create_revision ?? 0;
+  const maxCreate = r.max_create_revision ?? 0;
+  const filtered = minMod !== 0 || maxMod !== 0 || minCreate !== 0 || maxCreate !== 0;
+  // Sorting and filtering need every kv; otherwise fetch one past the limit to learn `more`.
+  const fetchLimit = sortOrder !== SortOrder.NONE || filtered || limit <= 0 ? 0 : limit + 1;
+  const rr = view.range(r.key ?? EMPTY, r.range_end, { limit: fetchLimit, revision: r.revision ?? 0, countOnly: r.count_only ?? false });
+  let kvs = rr.kvs;
+  if (filtered) {
+    // etcd prunes after counting: `count` stays the count of the whole range.
+    kvs = kvs.filter((kv) =>
+      (maxMod === 0 || kv.mod_revision <= maxMod) &&
+      (minMod === 0 || kv.mod_revision >= minMod) &&
+      (maxCreate === 0 || kv.create_revision <= maxCreate) &&
+      (minCreate === 0 || kv.create_revision >= minCreate));
+  }
+  // kvs come in ascending key order; NONE keeps it, except that a target other than KEY with
+  // NONE sorts ascending (etcd: "sort ASCEND by default only when target is not 'KEY'").
+  if (sortTarget !== SortTarget.KEY && sortOrder === SortOrder.NONE) sortOrder = SortOrder.ASCEND;
+  if (sortOrder === SortOrder.DESCEND && sortTarget === SortTarget.KEY) {
+    kvs.reverse();
+  } else if (sortOrder !== SortOrder.NONE && sortTarget !== SortTarget.KEY) {
+    // Array.prototype.sort is stable: ties keep ascending key order, in both directions.
+    const by = sortBy(sortTarget);
+    if (sortOrder === SortOrder.DESCEND) kvs.sort((a, b) => by(b, a));
+    else kvs.sort(by);
+  }
+  let more = false;
+  if (limit > 0 && kvs.length > limit) {
+    kvs.length = limit;
+    more = true;
+  }
+  if (r.keys_only) kvs = kvs.map(withoutValue);
+  return { kvs, more, count: rr.count };
+}
+
+function sortBy(target: SortTarget): (a: KeyValue, b: KeyValue) => number {
+  switch (target) {
+    case SortTarget.VERSION: return (a, b) => a.version - b.version;
+    case SortTarget.CREATE: return (a, b) => a.create_revision - b.create_revision;
+    case SortTarget.MOD: return (a, b) => a.mod_revision - b.mod_revision;
+    case SortTarget.VALUE: return (a, b) => Buffer.compare(a.value, b.value);
+    default: return (a, b) => Buffer.compare(a.key, b.key);
+  }
+}
+
+function withoutValue(kv: KeyValue): KeyValue {
+  return { key: kv.key, create_revision: kv.create_revision, mod_revision: kv.mod_revision, version: kv.version, value: EMPTY, lease: kv.lease };
+}
+
+// ---- writes --------------------------------------------------------------------------------------
+
+/** The checks etcd's API layer makes on a put's flags (v3rpc checkPutRequest). */
+function checkPutFlags(p: PutRequest): void {
+  if (p.ignore_value && p.value !== undefined && p.value.length !== 0) throw new KeyraftError('ValueProvided');
+  if (p.ignore_lease && p.lease !== undefined && p.lease !== 0n) throw new KeyraftError('LeaseProvided');
+}
+
+function checkTxnFlags(t: TxnRequest): void {
+  for (const ops of [t.success, t.failure]) {
+    if (ops === undefined) continue;
+    for (const op of ops) {
+      if (op.request_put) checkPutFlags(op.request_put);
+      else if (op.request_txn) checkTxnFlags(op.request_txn);
+    }
+  }
+}
+
+/** Put inside an open write transaction (etcd's applierV3backend.Put with a txn). Lease already checked. */
+function putIn(txn: TxnWrite, p: PutRequest): PutResponse {
+  const key = p.key ?? EMPTY;
+  let value = p.value ?? EMPTY;
+  let lease = p.lease ?? 0n;
+  let prev: KeyValue | undefined;
+  if (p.ignore_value || p.ignore_lease || p.prev_kv) {
+    prev = txn.range(key, undefined).kvs[0];
+    if ((p.ignore_value || p.ignore_lease) && prev === undefined) throw new KeyraftError('KeyNotFound');
+    if (p.ignore_value) value = prev!.value;
+    if (p.ignore_lease) lease = prev!.lease;
+  }
+  txn.put(key, value, lease);
+  return p.prev_kv && prev !== undefined ? { prev_kv: prev } : {};
+}
+
+function deleteIn(txn: TxnWrite, d: DeleteRangeRequest): DeleteRangeResponse {
+  const key = d.key ?? EMPTY;
+  const prevKvs = d.prev_kv ? txn.range(key, d.range_end).kvs : [];
+  const deleted = txn.deleteRange(key, d.range_end);
+  return { deleted, prev_kvs: prevKvs };
+}
+
+// ---- txn -----------------------------------------------------------------------------------------
+
+/** A txn with only range ops (nested txns count as writes, as etcd's isTxnReadonly). */
+function isTxnReadOnly(t: TxnRequest): boolean {
+  for (const ops of [t.success, t.failure]) {
+    if (ops === undefined) continue;
+    for (const op of ops) if (!op.request_range) return false;
+  }
+  return true;
+}
+
+/**
+ * Appends the outcome of t's compares, then of each nested txn on the taken branch (depth-first,
+ * in op order), to `path`, all against the pre-txn view (etcd's compareToPath).
+ */
+function compareToPath(view: ReadView, t: TxnRequest, path: boolean[]): void {
+  const succeeded = applyCompares(view, t.compare);
+  path.push(succeeded);
+  const ops = succeeded ? t.success : t.failure;
+  if (ops === undefined) return;
+  for (const op of ops) if (op.request_txn) compareToPath(view, op.request_txn, path);
+}
+
+/** etcd's checkRange: a range at a revision must be readable in the pre-txn view. */
+function checkRanges(view: ReadView, t: TxnRequest, path: boolean[], cursor: { at: number }): void {
+  const ops = path[cursor.at++] ? t.success : t.failure;
+  if (ops === undefined) return;
+  for (const op of ops) {
+    if (op.request_txn) {
+      checkRanges(view, op.request_txn, path, cursor);
+      continue;
+    }
+    const rev = op.request_range?.revision ?? 0;
+    if (rev === 0) continue;
+    if (rev > view.revision) throw new KeyraftError('FutureRevision');
+    if (rev < view.compactedRevision) throw new KeyraftError('Compacted');
+  }
+}
+
+function txnIn(txn: TxnWrite, t: TxnRequest, path: boolean[], cursor: { at: number }): TxnResponse {
+  const succeeded = path[cursor.at++];
+  assert(succeeded !== undefined, 'txn path shorter than the txn');
+  const ops: RequestOp[] = (succeeded ? t.success : t.failure) ?? [];
+  const responses: ResponseOp[] = new Array(ops.length);
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i]!;
+    if (op.request_range) {
+      const resp = rangeIn(txn, op.request_range);
+      resp.header = revisionHeader(txn.revision);
+      responses[i] = { response_range: resp };
+    } else if (op.request_put) {
+      const resp = putIn(txn, op.request_put);
+      resp.header = revisionHeader(txn.startRevision + 1);
+      responses[i] = { response_put: resp };
+    } else if (op.request_delete_range) {
+      const resp = deleteIn(txn, op.request_delete_range);
+      // etcd: the write's revision if this or an earlier op changed something, else the current one.
+      resp.header = revisionHeader(txn.revision);
+      responses[i] = { response_delete_range: resp };
+    } else if (op.request_txn) {
+      const resp = txnIn(txn, op.request_txn, path, cursor);
+      resp.header = revisionHeader(0);
+      responses[i] = { response_txn: resp };
+    } else {
+      // An op with no request set: etcd answers it with an empty ResponseOp.
+      responses[i] = {};
+    }
+  }
+  return { succeeded, responses };
+}
+
+function revisionHeader(revision: number): ResponseHeader {
+  return { cluster_id: 0n, member_id: 0n, revision, raft_term: 0 };
+}

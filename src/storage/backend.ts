@@ -1,0 +1,241 @@
+import { ClassicLevel } from 'classic-level';
+import { assert } from '../platform/assert.js';
+import type { Logger } from '../platform/logger.js';
+
+/**
+ * The backend: the durable copy of the applied state, in one classic-level (LevelDB) database at
+ * data-dir/member/db. The WAL is the durability point for new writes; the backend lets a restart
+ * skip replaying the WAL up to the applied index written with the data (DESIGN.md, Storage).
+ *
+ * On-disk key layout. Every LevelDB key starts with one bucket byte, so each layer owns a disjoint
+ * key space (etcd's bbolt buckets) and a scan of one bucket is one contiguous LevelDB range:
+ *
+ *   0x01 key      mvcc history: main revision (8 bytes, big-endian) + user key bytes
+ *                 -> mvcc record (src/mvcc/kv-record.ts). Big-endian revisions make LevelDB's
+ *                 byte order the revision order, so a scan replays history in order.
+ *   0x02 meta     name (ASCII) -> value; mvcc writes "mvcc" -> applied index | revision |
+ *                 compacted revision + 1, each 8 bytes big-endian (src/mvcc/kv-store.ts).
+ *   0x03 lease    reserved for the lessor
+ *   0x04 auth     reserved for auth (users, roles, enabled flag)
+ *   0x05 members  reserved for membership
+ *   0x7f sync     one fixed key rewritten with {sync: true} by flush() as a durability barrier
+ *
+ * Write path. Callers stage puts and deletes (`put`, `del`); `commit()` hands everything staged
+ * so far to LevelDB as ONE atomic batch, so a batch carrying data and the applied index that
+ * covers it lands whole or not at all. Batches are written strictly in commit order: only one is
+ * in flight at a time, and commits that arrive meanwhile are merged into the next batch (LevelDB
+ * applies a batch's operations in order, so a later put of the same key wins). Writes are not
+ * synced; `flush()` resolves once everything committed before it is on disk (fsync'd).
+ *
+ * Example: commit() of [put k@5, put meta applied=7] starts batch B1; while B1 runs, commit() of
+ * [put k@6, put meta applied=8] and commit() of [del k@2] queue up and go out together as B2 =
+ * [put k@6, put meta applied=8, del k@2]. A crash loses at most whole batches from the end.
+ */
+
+export const Bucket = {
+  key: 0x01,
+  meta: 0x02,
+  lease: 0x03,
+  auth: 0x04,
+  members: 0x05,
+  sync: 0x7f,
+} as const;
+export type Bucket = (typeof Bucket)[keyof typeof Bucket];
+
+/** Entries fetched per native call while scanning a bucket. */
+const SCAN_BATCH_ENTRIES = 1000;
+
+type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
+
+export interface BackendOptions {
+  logger: Logger;
+}
+
+export interface ScanOptions {
+  /** First key (without the bucket byte) to visit, inclusive. */
+  gte?: Buffer;
+  /** Key (without the bucket byte) to stop before. */
+  lt?: Buffer;
+}
+
+export class Backend {
+  private readonly db: ClassicLevel<Buffer, Buffer>;
+  private readonly logger: Logger;
+  /** Operations staged since the last commit(). */
+  private staged: BatchOp[] = [];
+  /** Committed operations waiting for the batch in flight to finish. */
+  private queued: BatchOp[] = [];
+  /** Invariant: at most one LevelDB batch is in flight; that is what keeps batches in commit order. */
+  private writing = false;
+  /** flush() callers waiting for the next synced batch. */
+  private syncWaiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
+  /** Callers waiting for the queue to drain (close). */
+  private idleWaiters: Array<() => void> = [];
+  /** The first write failure; every later commit or flush fails with it (the disk is not trusted). */
+  private failure: Error | undefined;
+  private closed = false;
+  /** Operations committed so far (for metrics and tests). */
+  committedOps = 0;
+
+  private constructor(db: ClassicLevel<Buffer, Buffer>, logger: Logger) {
+    this.db = db;
+    this.logger = logger;
+  }
+
+  static async open(path: string, options: BackendOptions): Promise<Backend> {
+    const db = new ClassicLevel<Buffer, Buffer>(path, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    await db.open({ createIfMissing: true });
+    return new Backend(db, options.logger.child({ component: 'backend' }));
+  }
+
+  /** Stages a put; it reaches LevelDB with the next commit(). `key` excludes the bucket byte. */
+  put(bucket: Bucket, key: Buffer, value: Buffer): void {
+    this.staged.push({ type: 'put', key: bucketKey(bucket, key), value });
+  }
+
+  /** Stages a delete; it reaches LevelDB with the next commit(). */
+  del(bucket: Bucket, key: Buffer): void {
+    this.staged.push({ type: 'del', key: bucketKey(bucket, key) });
+  }
+
+  /** Number of staged, not yet committed operations. */
+  get stagedOps(): number {
+    return this.staged.length;
+  }
+
+  /** Operations committed but not yet written (backpressure signal for the apply loop). */
+  get queuedOps(): number {
+    return this.queued.length;
+  }
+
+  /**
+   * Hands everything staged to LevelDB as one atomic batch (merged with others still waiting).
+   * Does not wait for the write; throws the earlier write failure if there was one.
+   */
+  commit(): void {
+    this.throwIfFailed();
+    assert(!this.closed, 'backend commit after close');
+    if (this.staged.length === 0) return;
+    if (this.queued.length === 0) {
+      this.queued = this.staged;
+    } else {
+      for (const op of this.staged) this.queued.push(op);
+    }
+    this.staged = [];
+    if (!this.writing) this.writeNext();
+  }
+
+  /** Resolves once every batch committed before this call is on disk (one fsync). */
+  flush(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      this.syncWaiters.push({ resolve, reject });
+      if (!this.writing) this.writeNext();
+    });
+  }
+
+  /**
+   * Commits deletes of `keys` as a batch of their own, after every batch committed so far, leaving staged
+   * operations staged (background work such as compaction must not commit the apply loop's
+   * half-built batch without its meta).
+   */
+  commitDeletes(bucket: Bucket, keys: Buffer[]): void {
+    this.throwIfFailed();
+    assert(!this.closed, 'backend commit after close');
+    for (const key of keys) this.queued.push({ type: 'del', key: bucketKey(bucket, key) });
+    if (!this.writing) this.writeNext();
+  }
+
+  /** Reads one key (without the bucket byte) from LevelDB; staged or queued writes are not seen. */
+  async get(bucket: Bucket, key: Buffer): Promise<Buffer | undefined> {
+    return this.db.get(bucketKey(bucket, key));
+  }
+
+  /**
+   * Visits every entry of a bucket in key order, `SCAN_BATCH_ENTRIES` per native call. Keys are
+   * handed over without the bucket byte. Reads what LevelDB holds, not staged writes.
+   */
+  async scan(bucket: Bucket, visit: (key: Buffer, value: Buffer) => void, options: ScanOptions = {}): Promise<number> {
+    const gte = options.gte ? bucketKey(bucket, options.gte) : Buffer.from([bucket]);
+    const lt = options.lt ? bucketKey(bucket, options.lt) : Buffer.from([bucket + 1]);
+    const iterator = this.db.iterator({ gte, lt });
+    let visited = 0;
+    try {
+      for (;;) {
+        const entries = await iterator.nextv(SCAN_BATCH_ENTRIES);
+        if (entries.length === 0) break;
+        for (const [key, value] of entries) {
+          visit(key.subarray(1), value);
+          visited++;
+        }
+      }
+    } finally {
+      await iterator.close();
+    }
+    return visited;
+  }
+
+  /** Writes what is committed, waits for it, and closes LevelDB. Staged operations are dropped. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.writing) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    this.closed = true;
+    if (this.staged.length > 0) {
+      this.logger.warn({ stagedOps: this.staged.length }, 'closing backend with uncommitted operations; they are dropped');
+    }
+    await this.db.close();
+  }
+
+  private writeNext(): void {
+    assert(!this.writing, 'two backend batches in flight');
+    const ops = this.queued;
+    const waiters = this.syncWaiters;
+    if (ops.length === 0 && waiters.length === 0) {
+      const idle = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const resolve of idle) resolve();
+      return;
+    }
+    this.queued = [];
+    this.syncWaiters = [];
+    const sync = waiters.length > 0;
+    // LevelDB skips empty batches, so a flush with nothing queued writes the barrier key: its
+    // fsync of the log also covers every batch written before it.
+    if (sync) ops.push({ type: 'put', key: SYNC_KEY, value: SYNC_VALUE });
+    this.writing = true;
+    this.db.batch(ops, { sync }).then(
+      () => {
+        this.writing = false;
+        this.committedOps += ops.length;
+        for (const w of waiters) w.resolve();
+        this.writeNext();
+      },
+      (err: Error) => {
+        this.writing = false;
+        this.failure ??= err;
+        this.logger.error({ err, ops: ops.length }, 'backend batch write failed; the backend refuses further writes');
+        for (const w of waiters) w.reject(err);
+        for (const w of this.syncWaiters) w.reject(err);
+        this.syncWaiters = [];
+        const idle = this.idleWaiters;
+        this.idleWaiters = [];
+        for (const resolve of idle) resolve();
+      },
+    );
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure) throw this.failure;
+  }
+}
+
+const SYNC_KEY = Buffer.from([Bucket.sync]);
+const SYNC_VALUE = Buffer.alloc(0);
+
+function bucketKey(bucket: Bucket, key: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(key.length + 1);
+  out[0] = bucket;
+  key.copy(out, 1);
+  return out;
+}
+
