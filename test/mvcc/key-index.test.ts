@@ -1,0 +1,99 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { KeyIndex } from '../../src/mvcc/key-index.js';
+import type { KeyValue } from '../../src/proto/etcd-types.js';
+import { b } from './helpers.js';
+
+const key = b('foo');
+
+/** Builds the header comment's example: puts @1 @2, delete @3, puts @4 @5, delete @6. */
+function example(): KeyIndex {
+  const ki = new KeyIndex(key);
+  let create = 0;
+  let version = 0;
+  for (const [rev, kind] of [[1, 'p'], [2, 'p'], [3, 't'], [4, 'p'], [5, 'p'], [6, 't']] as const) {
+    if (kind === 't') {
+      ki.tombstone({ key, create_revision: 0, mod_revision: rev, version: 0, value: b(''), lease: 0n });
+      version = 0;
+      continue;
+    }
+    if (version === 0) create = rev;
+    version++;
+    ki.put({ key, create_revision: create, mod_revision: rev, version, value: b(`v${rev}`), lease: 0n });
+  }
+  return ki;
+}
+
+const revs = (ki: KeyIndex): number[][] => ki.generations.map((g) => g.map((kv) => kv.mod_revision));
+const at = (ki: KeyIndex, rev: number): string | undefined => {
+  const kv = ki.get(rev);
+  return kv === undefined ? undefined : `${kv.value.toString()}/c${kv.create_revision}/v${kv.version}`;
+};
+
+test('get at every revision follows generations and tombstones', () => {
+  const ki = example();
+  assert.equal(revs(ki), [[1, 2, 3], [4, 5, 6], []]);
+  assert.is(at(ki, 0), undefined);
+  assert.is(at(ki, 1), 'v1/c1/v1');
+  assert.is(at(ki, 2), 'v2/c1/v2');
+  assert.is(at(ki, 3), undefined);
+  assert.is(at(ki, 4), 'v4/c4/v1');
+  assert.is(at(ki, 5), 'v5/c4/v2');
+  assert.is(at(ki, 6), undefined);
+  assert.is(at(ki, 100), undefined);
+  assert.is(ki.latest(), undefined);
+});
+
+function compacted(rev: number): { ki: KeyIndex; removed: number[] } {
+  const ki = example();
+  const removed: KeyValue[] = [];
+  ki.compact(rev, removed);
+  return { ki, removed: removed.map((kv) => kv.mod_revision).sort((x, y) => x - y) };
+}
+
+test('compaction follows etcd key_index rules (the header example)', () => {
+  assert.equal(revs(compacted(1).ki), [[1, 2, 3], [4, 5, 6], []]);
+  let r = compacted(2);
+  assert.equal(revs(r.ki), [[2, 3], [4, 5, 6], []]);
+  assert.equal(r.removed, [1]);
+  r = compacted(3); // tombstone at the compact revision: the generation goes
+  assert.equal(revs(r.ki), [[4, 5, 6], []]);
+  assert.equal(r.removed, [1, 2, 3]);
+  r = compacted(4);
+  assert.equal(revs(r.ki), [[4, 5, 6], []]);
+  r = compacted(5);
+  assert.equal(revs(r.ki), [[5, 6], []]);
+  assert.equal(r.removed, [1, 2, 3, 4]);
+  assert.is(at(r.ki, 5), 'v5/c4/v2');
+  r = compacted(6);
+  assert.equal(revs(r.ki), [[]]);
+  assert.ok(r.ki.isEmpty());
+  assert.equal(r.removed, [1, 2, 3, 4, 5, 6]);
+  r = compacted(100);
+  assert.ok(r.ki.isEmpty());
+});
+
+test('compaction never changes what reads at or after the compact revision see', () => {
+  for (let c = 0; c <= 7; c++) {
+    const { ki } = compacted(c);
+    for (let rev = c; rev <= 8; rev++) assert.is(at(ki, rev), at(example(), rev), `compact ${c}, read ${rev}`);
+  }
+});
+
+test('restore rebuilds from records, skipping a tombstone whose generation is gone', () => {
+  const ki = new KeyIndex(key);
+  ki.restore({ key, create_revision: 0, mod_revision: 3, version: 0, value: b(''), lease: 0n });
+  assert.ok(ki.isEmpty());
+  ki.restore({ key, create_revision: 4, mod_revision: 5, version: 2, value: b('v5'), lease: 0n });
+  ki.restore({ key, create_revision: 0, mod_revision: 6, version: 0, value: b(''), lease: 0n });
+  assert.equal(revs(ki), [[5, 6], []]);
+  assert.is(at(ki, 5), 'v5/c4/v2');
+});
+
+test('out-of-order writes are refused by assertion', () => {
+  const ki = example();
+  assert.throws(() => ki.put({ key, create_revision: 7, mod_revision: 6, version: 1, value: b(''), lease: 0n }));
+  assert.throws(() => ki.tombstone({ key, create_revision: 0, mod_revision: 9, version: 0, value: b(''), lease: 0n }));
+});
+
+test.run();
