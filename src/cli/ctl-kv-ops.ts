@@ -87,7 +87,7 @@ export function buildRangeRequest(args: readonly string[], flags: ParsedFlags): 
   if (consistency === 's') req.serializable = true;
   else if (consistency !== 'l') throw new CtlError(ExitCode.BadFeature, `unknown consistency flag ${goQuote(consistency)}`);
   if (args.length > 1 && (prefix || fromKey)) {
-    throw new CtlError(ExitCode.BadArgs, 'too many arguments, only accept one argument when `--prefix` or `--from-key` is set.');
+    throw new CtlError(ExitCode.BadArgs, 'too many arguments, only accept one argument when `--prefix` or `--from-key` is set');
   }
   applyRangeFlags(req, args[0]!, args[1], prefix, fromKey);
   const limit = flags.int('limit');
@@ -154,7 +154,7 @@ export function buildDeleteRequest(args: readonly string[], flags: ParsedFlags):
   const fromKey = flags.bool('from-key');
   if (prefix && fromKey) throw new CtlError(ExitCode.BadArgs, '`--prefix` and `--from-key` cannot be set at the same time, choose one');
   if (args.length > 1 && (prefix || fromKey)) {
-    throw new CtlError(ExitCode.BadArgs, 'too many arguments, only accept one argument when `--prefix` or `--from-key` is set.');
+    throw new CtlError(ExitCode.BadArgs, 'too many arguments, only accept one argument when `--prefix` or `--from-key` is set');
   }
   const req: DeleteRangeRequest = {};
   applyRangeFlags(req, args[0]!, args[1], prefix, fromKey);

@@ -199,7 +199,7 @@ export class Printer {
         }
         return;
       default:
-        throw new CtlError(ExitCode.BadFeature, 'only support simple or json as output format');
+        throw new CtlError(ExitCode.BadFeature, `${this.format} not supported as output format`);
     }
   }
 
@@ -227,7 +227,7 @@ export class Printer {
         }
         return;
       default:
-        throw new CtlError(ExitCode.BadFeature, 'only support simple or json as output format');
+        throw new CtlError(ExitCode.BadFeature, `${this.format} not supported as output format`);
     }
   }
 
