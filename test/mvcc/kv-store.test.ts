@@ -1,0 +1,217 @@
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { KvStore } from '../../src/mvcc/kv-store.js';
+import { encodeUint64 } from '../../src/mvcc/revision.js';
+import { silentLogger } from '../../src/platform/logger.js';
+import type { KeyValue } from '../../src/proto/etcd-types.js';
+import { Backend, Bucket } from '../../src/storage/backend.js';
+import { b, plain, throwsCode, withTempDir } from './helpers.js';
+
+async function open(dir: string): Promise<{ backend: Backend; store: KvStore }> {
+  const backend = await Backend.open(join(dir, 'db'), { logger: silentLogger });
+  const store = await KvStore.open(backend, { logger: silentLogger });
+  return { backend, store };
+}
+
+async function close(s: { backend: Backend; store: KvStore }): Promise<void> {
+  await s.store.close();
+  await s.backend.close();
+}
+
+function put(store: KvStore, key: string, value: string): number {
+  const txn = store.write();
+  txn.put(b(key), b(value), 0n);
+  return txn.end();
+}
+
+function del(store: KvStore, key: string, end?: string): number {
+  const txn = store.write();
+  const n = txn.deleteRange(b(key), end === undefined ? undefined : b(end));
+  txn.end();
+  return n;
+}
+
+const everything = (store: KvStore, revision = 0) =>
+  store.read().range(b('\0'), b('\0'), { revision }).kvs.map(plain);
+
+async function recordCount(backend: Backend): Promise<number> {
+  return backend.scan(Bucket.key, () => {});
+}
+
+test('restart reproduces every revision; uncommitted writes are not on disk', () => withTempDir(async (dir) => {
+  let s = await open(dir);
+  for (let i = 0; i < 50; i++) put(s.store, `k${i % 7}`, `v${i}`);
+  del(s.store, 'k1');
+  del(s.store, 'k2', 'k5');
+  put(s.store, 'k3', 'again');
+  const txn = s.store.write();
+  txn.put(b('t1'), b('x'), 0n);
+  txn.put(b('t2'), b('y'), 0n);
+  txn.deleteRange(b('k6'), undefined);
+  txn.end();
+  s.store.commit(10);
+  const revision = s.store.currentRevision;
+  const history: unknown[] = [];
+  for (let rev = 1; rev <= revision; rev++) history.push(everything(s.store, rev));
+  // Written after the last commit: a crash must lose these, and the applied index with them.
+  put(s.store, 'lost', 'x');
+  await s.backend.flush();
+  await close(s);
+
+  s = await open(dir);
+  try {
+    assert.is(s.store.appliedIndex, 10);
+    assert.is(s.store.currentRevision, revision);
+    for (let rev = 1; rev <= revision; rev++) assert.equal(everything(s.store, rev), history[rev - 1], `revision ${rev}`);
+    assert.equal(s.store.read().range(b('lost'), undefined).count, 0);
+    throwsCode(() => s.store.read().range(b('k'), undefined, { revision: revision + 1 }), 'FutureRevision');
+  } finally {
+    await close(s);
+  }
+}));
+
+test('many commits without waiting land in order; flush makes them durable', () => withTempDir(async (dir) => {
+  let s = await open(dir);
+  for (let i = 1; i <= 2000; i++) {
+    put(s.store, `key${i % 100}`, `value${i}`);
+    s.store.commit(i);
+  }
+  await s.store.flush();
+  await close(s);
+  s = await open(dir);
+  try {
+    assert.is(s.store.appliedIndex, 2000);
+    assert.is(s.store.currentRevision, 2001);
+    assert.is(plain(s.store.read().range(b('key0'), undefined).kvs[0])!.hasOwnProperty('value'), true);
+    assert.equal(plain(s.store.read().range(b('key0'), undefined).kvs[0]), {
+      key: 'key0', create_revision: 101, mod_revision: 2001, version: 20, value: 'value2000', lease: '0',
+    });
+    assert.is(await recordCount(s.backend), 2000);
+  } finally {
+    await close(s);
+  }
+}));
+
+test('physical compaction removes exactly the unreadable records from the backend', () => withTempDir(async (dir) => {
+  let s = await open(dir);
+  for (let i = 0; i < 30; i++) put(s.store, `k${i % 3}`, `v${i}`); // revisions 2..31
+  del(s.store, 'k0'); // 32
+  put(s.store, 'z', 'z'); // 33
+  s.store.commit(1);
+  const before = everything(s.store, 32);
+  s.store.compact(32);
+  throwsCode(() => s.store.read().range(b('k1'), undefined, { revision: 31 }), 'Compacted');
+  s.store.commit(2);
+  await s.store.flush();
+  // Left: k1@30, k2@31 (each key's latest at 32), z@33; k0 died at 32 and is gone entirely.
+  assert.is(await recordCount(s.backend), 3);
+  assert.is(s.store.keyCount, 3);
+  assert.equal(everything(s.store, 32), before);
+  await close(s);
+  s = await open(dir);
+  try {
+    assert.is(s.store.compactedRevision, 32);
+    assert.equal(everything(s.store, 32), before);
+    assert.equal(everything(s.store).map((kv) => (kv as { key: string }).key), ['k1', 'k2', 'z']);
+  } finally {
+    await close(s);
+  }
+}));
+
+test('a compaction interrupted by a crash is finished at start-up', () => withTempDir(async (dir) => {
+  let s = await open(dir);
+  for (let i = 0; i < 40; i++) put(s.store, `k${i % 4}`, `v${i}`); // revisions 2..41
+  del(s.store, 'k3'); // 42
+  s.store.commit(5);
+  await s.store.flush();
+  const at42 = everything(s.store, 42);
+  // The crash: the meta naming compacted revision 42 reached disk, none of the deletes did.
+  const meta = Buffer.concat([encodeUint64(5), encodeUint64(42), encodeUint64(42 + 1)]);
+  s.backend.put(Bucket.meta, Buffer.from('mvcc', 'ascii'), meta);
+  s.backend.commit();
+  await s.backend.flush();
+  await close(s);
+  s = await open(dir);
+  try {
+    assert.is(s.store.compactedRevision, 42);
+    throwsCode(() => s.store.read().range(b('k0'), undefined, { revision: 41 }), 'Compacted');
+    assert.equal(everything(s.store, 42), at42);
+    await s.store.flush();
+    assert.is(await recordCount(s.backend), 3); // k0, k1, k2 latest; k3 gone
+    assert.is(s.store.keyCount, 3);
+  } finally {
+    await close(s);
+  }
+}));
+
+test('background compaction over many keys runs in chunks while writes continue', () => withTempDir(async (dir) => {
+  const s = await open(dir);
+  try {
+    for (let i = 0; i < 25_000; i++) put(s.store, `key${String(i).padStart(6, '0')}`, 'a');
+    for (let i = 0; i < 25_000; i += 2) put(s.store, `key${String(i).padStart(6, '0')}`, 'b');
+    s.store.commit(1);
+    const compactAt = s.store.currentRevision;
+    s.store.compact(compactAt);
+    s.store.commit(2);
+    assert.ok(s.store.compaction.running);
+    // Writes between chunks: newer than the compact revision, never touched by the pass.
+    await new Promise((resolve) => setImmediate(resolve));
+    put(s.store, 'key000000', 'c');
+    del(s.store, 'key000001');
+    s.store.commit(3);
+    await s.store.flush();
+    assert.not.ok(s.store.compaction.running);
+    assert.is(s.store.compaction.removedRevisions, 12_500);
+    assert.is(await recordCount(s.backend), 25_000 + 2);
+    assert.is(s.store.read().range(b('key000000'), undefined, { revision: compactAt }).kvs[0]!.value.toString(), 'b');
+    assert.is(s.store.read().range(b('key000000'), undefined).kvs[0]!.value.toString(), 'c');
+    assert.is(s.store.read().range(b('key000001'), undefined).count, 0);
+    assert.is(s.store.read().range(b('key'), b('kez')).count, 24_999);
+  } finally {
+    await close(s);
+  }
+}));
+
+test('the change listener sees each revision once, in op order, tombstones with create_revision 0', () => withTempDir(async (dir) => {
+  const s = await open(dir);
+  try {
+    const seen: Array<{ revision: number; changes: unknown[] }> = [];
+    s.store.onChanges((changes: readonly KeyValue[], revision: number) => seen.push({ revision, changes: changes.map(plain) }));
+    put(s.store, 'b', '1');
+    const txn = s.store.write();
+    txn.put(b('c'), b('2'), 0n);
+    txn.deleteRange(b('b'), undefined);
+    txn.put(b('a'), b('3'), 0n);
+    txn.end();
+    del(s.store, 'nothing');
+    assert.equal(seen, [
+      { revision: 2, changes: [{ key: 'b', create_revision: 2, mod_revision: 2, version: 1, value: '1', lease: '0' }] },
+      { revision: 3, changes: [
+        { key: 'c', create_revision: 3, mod_revision: 3, version: 1, value: '2', lease: '0' },
+        { key: 'b', create_revision: 0, mod_revision: 3, version: 0, value: '', lease: '0' },
+        { key: 'a', create_revision: 3, mod_revision: 3, version: 1, value: '3', lease: '0' },
+      ] },
+    ]);
+  } finally {
+    await close(s);
+  }
+}));
+
+test('stored values do not alias request buffers', () => withTempDir(async (dir) => {
+  const s = await open(dir);
+  try {
+    const key = b('k');
+    const value = b('hello');
+    const txn = s.store.write();
+    txn.put(key, value, 0n);
+    txn.end();
+    key.write('x');
+    value.write('HELLO');
+    assert.equal(plain(s.store.read().range(b('k'), undefined).kvs[0])!, { key: 'k', create_revision: 2, mod_revision: 2, version: 1, value: 'hello', lease: '0' });
+  } finally {
+    await close(s);
+  }
+}));
+
+test.run();
