@@ -181,7 +181,7 @@ kv('put with a lease attaches it', async () => {
   await compare({ args: ['put', 'leased', 'v2', '--ignore-lease', '--prev-kv', '-w', 'json'], setup: [['put', 'leased', 'v', `--lease=${id}`]], writes: true });
   // Read the id from the raw JSON: JSON.parse would round a 64-bit id to a double.
   const raw = (await fx.keyraftctl(['get', 'leased', '-w', 'json'])).stdout;
-  assert.is(BigInt(/"lease":(\d+)/.exec(raw)![1]!).toString(16), id);
+  assert.is(BigInt(/"lease":(\d+)/.exec(raw)![1]!).toString(16).padStart(16, '0'), id);
 });
 
 kv.run();
