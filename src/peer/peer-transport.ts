@@ -174,6 +174,11 @@ export class PeerTransport {
     return this.streams.get(to)?.isReady ?? false;
   }
 
+  /** Inbound connections open right now, authenticated or not (for tests and leak checks). */
+  get inboundConnections(): number {
+    return this.inbound.size;
+  }
+
   /** Messages waiting in `to`'s queue (for tests and the member's flow control). */
   queuedMessages(to: bigint): number {
     return this.streams.get(to)?.queuedMessages ?? 0;
