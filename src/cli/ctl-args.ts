@@ -14,6 +14,7 @@
  * Worked example: `-w json --endpoints=a:1,b:2 get k --rev 5` selects command `get`, positionals
  * ["k"], flags {write-out: "json", endpoints: ["a:1","b:2"], rev: 5n}.
  */
+import { assert } from '../platform/assert.js';
 import { UsageError } from './ctl-exit.js';
 import { goParseDurationMs, goParseInt, goQuote, GoSyntaxError } from './ctl-go-text.js';
 
@@ -77,13 +78,13 @@ export class ParsedFlags {
 
   stringSlice(name: string): string[] {
     const value = this.values.get(name);
-    if (!Array.isArray(value)) throw new Error(`flag --${name} is not a string slice`);
+    assert(Array.isArray(value), () => `flag --${name} is not defined as a string slice`);
     return value;
   }
 
   private get(name: string, type: string): FlagValue {
     const value = this.values.get(name);
-    if (typeof value !== type) throw new Error(`flag --${name} is not defined as ${type}`);
+    assert(typeof value === type, () => `flag --${name} is not defined as ${type}`);
     return value!;
   }
 }

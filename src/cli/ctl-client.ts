@@ -10,6 +10,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
+import { assert } from '../platform/assert.js';
 import { decode, encode, protoRoot } from '../proto/codec.js';
 import { CtlError, ExitCode } from './ctl-exit.js';
 
@@ -40,7 +41,7 @@ function methodCodec(service: EtcdService, method: string): MethodCodec {
   let codec = methodCodecs.get(key);
   if (codec) return codec;
   const rpc = protoRoot.lookupService(`etcdserverpb.${service}`).methods[method];
-  if (!rpc) throw new Error(`etcdserverpb.${service} has no method ${method}`);
+  assert(rpc !== undefined, () => `etcdserverpb.${service} has no method ${method}`);
   rpc.resolve();
   codec = { path: `/etcdserverpb.${service}/${method}`, requestType: rpc.resolvedRequestType!, responseType: rpc.resolvedResponseType! };
   methodCodecs.set(key, codec);
