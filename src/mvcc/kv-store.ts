@@ -8,7 +8,7 @@ import { Compactor } from './compaction.js';
 import type { ChangeListener, KV, RangeOptions, RangeResult, ReadView, TxnWrite } from './kv.js';
 import { decodePutRecord, encodePutRecord, encodeTombstoneRecord, isTombstoneRecord, RECORD_HEADER_BYTES } from './kv-record.js';
 import { KeyIndex } from './key-index.js';
-import { readUint64, revisionKey, revisionOf, userKeyOf, writeUint64 } from './revision.js';
+import { prefixedRevisionKey, readUint64, revisionOf, userKeyOf, writeUint64 } from './revision.js';
 
 /**
  * The MVCC key-value store (etcd's mvcc/kvstore.go): a B+tree of key indexes in memory, serving
@@ -218,7 +218,7 @@ export class KvStore implements KV {
       lease,
     };
     ki.put(kv);
-    this.backend.put(Bucket.key, revisionKey(rev, ki.key), record);
+    this.backend.putPrefixed(prefixedRevisionKey(Bucket.key, rev, ki.key), record);
     return kv;
   }
 
@@ -226,7 +226,7 @@ export class KvStore implements KV {
   tombstoneAt(rev: number, ki: KeyIndex): KeyValue {
     const kv: KeyValue = { key: ki.key, create_revision: 0, mod_revision: rev, version: 0, value: EMPTY, lease: 0n };
     ki.tombstone(kv);
-    this.backend.put(Bucket.key, revisionKey(rev, ki.key), encodeTombstoneRecord());
+    this.backend.putPrefixed(prefixedRevisionKey(Bucket.key, rev, ki.key), encodeTombstoneRecord());
     return kv;
   }
 

@@ -38,6 +38,15 @@ export function revisionKey(main: number, key: Buffer): Buffer {
   return out;
 }
 
+/** revisionKey with the backend's bucket byte in front (for Backend.putPrefixed). */
+export function prefixedRevisionKey(bucket: number, main: number, key: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(1 + REVISION_BYTES + key.length);
+  out[0] = bucket;
+  writeUint64(out, main, 1);
+  key.copy(out, 1 + REVISION_BYTES);
+  return out;
+}
+
 /** The main revision of a backend revision key. */
 export function revisionOf(revisionKeyBytes: Buffer): number {
   assert(revisionKeyBytes.length > REVISION_BYTES, () => `revision key of ${revisionKeyBytes.length} bytes is too short`);

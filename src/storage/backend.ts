@@ -93,6 +93,13 @@ export class Backend {
     this.staged.push({ type: 'put', key: bucketKey(bucket, key), value });
   }
 
+  /**
+   * Stages a put of a key that already starts with its bucket byte: saves a copy on hot paths.
+   */
+  putPrefixed(prefixedKey: Buffer, value: Buffer): void {
+    this.staged.push({ type: 'put', key: prefixedKey, value });
+  }
+
   /** Stages a delete; it reaches LevelDB with the next commit(). */
   del(bucket: Bucket, key: Buffer): void {
     this.staged.push({ type: 'del', key: bucketKey(bucket, key) });
@@ -203,7 +210,15 @@ export class Backend {
     // fsync of the log also covers every batch written before it.
     if (sync) ops.push({ type: 'put', key: SYNC_KEY, value: SYNC_VALUE });
     this.writing = true;
-    this.db.batch(ops, { sync }).then(
+    // A chained batch copies each operation straight into LevelDB's native WriteBatch; the array
+    // form clones and re-validates every operation in JavaScript first (about twice the main
+    // thread time per operation, measured).
+    const batch = this.db.batch();
+    for (const op of ops) {
+      if (op.type === 'put') batch.put(op.key, op.value);
+      else batch.del(op.key);
+    }
+    batch.write({ sync }).then(
       () => {
         this.writing = false;
         this.committedOps += ops.length;

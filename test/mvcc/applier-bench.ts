@@ -1,0 +1,116 @@
+/**
+ * In-process micro benchmark of the applier's hot path (not run by `npm test`; it belongs in
+ * bench/ once that folder takes an mvcc scenario):
+ *   node dist/test/mvcc/applier-bench.js rates
+ *   node --expose-gc dist/test/mvcc/applier-bench.js memory [keys=1000000] [valueBytes=256]
+ * `rates`: ops/s for put and range of one key, put over 100 keys, a short prefix range (medians
+ * of 5 runs). `memory`: heap and RSS held by `keys` keys of `valueBytes` bytes, and the time to
+ * rebuild the store from the backend (a restart). Run the modes in separate processes.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Applier } from '../../src/server/applier.js';
+import type { InternalRequest } from '../../src/proto/etcd-types.js';
+import { openApplier, withTempDir } from './helpers.js';
+
+const mode = process.argv[2] ?? 'rates';
+const keyCount = Number(process.argv[3] ?? 1_000_000);
+const valueBytes = Number(process.argv[4] ?? 256);
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1]!;
+}
+
+function rate(label: string, ops: number, fn: () => void): void {
+  const runs: number[] = [];
+  for (let r = 0; r < 5; r++) {
+    const t0 = performance.now();
+    fn();
+    runs.push(ops / ((performance.now() - t0) / 1000));
+  }
+  console.log(`${label.padEnd(34)} ${Math.round(median(runs)).toLocaleString('en-US').padStart(12)} ops/s (median of 5)`);
+}
+
+function mib(n: number): string {
+  return `${(n / 1024 / 1024).toFixed(0)} MiB`;
+}
+
+async function rates(): Promise<void> {
+  await withTempDir(async (dir) => {
+    const applier: Applier = await openApplier(dir);
+    let index = 0;
+    const value = Buffer.alloc(valueBytes, 0x61);
+    const oneKey = Buffer.from('/registry/bench/key');
+    const put: InternalRequest = { id: 0, put: { key: oneKey, value } };
+    const N = 100_000;
+    rate('put, one key (commit per 100)', N, () => {
+      for (let i = 0; i < N; i++) {
+        applier.apply(put);
+        if (i % 100 === 99) applier.commit(++index);
+      }
+    });
+    await applier.flush();
+    const keys = Array.from({ length: 100 }, (_, i) => Buffer.from(`/registry/bench/client-${i}`));
+    const puts = keys.map((key): InternalRequest => ({ id: 0, put: { key, value } }));
+    rate('put, 100 keys (commit per 100)', N, () => {
+      for (let i = 0; i < N; i++) {
+        applier.apply(puts[i % 100]!);
+        if (i % 100 === 99) applier.commit(++index);
+      }
+    });
+    await applier.flush();
+    const range = { key: oneKey };
+    rate('range, one key', 1_000_000, () => {
+      for (let i = 0; i < 1_000_000; i++) applier.range(range);
+    });
+    const prefix = { key: Buffer.from('/registry/bench/client-1'), range_end: Buffer.from('/registry/bench/client-2'), limit: 10 };
+    rate('range, prefix of 11 keys, limit 10', 200_000, () => {
+      for (let i = 0; i < 200_000; i++) applier.range(prefix);
+    });
+    applier.apply({ id: 0, compaction: { revision: applier.currentRevision } });
+    applier.commit(++index);
+    await applier.flush();
+    await applier.close();
+  });
+}
+
+async function memory(): Promise<void> {
+  await withTempDir(async (dir) => {
+    const value = Buffer.alloc(valueBytes, 0x61);
+    let index = 0;
+    const gc = (globalThis as { gc?: () => void }).gc;
+    gc?.();
+    const base = process.memoryUsage();
+    let applier = await openApplier(dir);
+    const t0 = performance.now();
+    for (let i = 0; i < keyCount; i++) {
+      applier.apply({ id: 0, put: { key: Buffer.from(`/registry/pods/ns-${i % 100}/pod-${i}`), value } });
+      if (i % 1000 === 999) {
+        // As the member does: one commit per applied batch, then the event loop runs.
+        applier.commit(++index);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    }
+    applier.commit(++index);
+    const loadMs = performance.now() - t0;
+    await applier.flush();
+    const flushedMs = performance.now() - t0;
+    gc?.();
+    const after = process.memoryUsage();
+    console.log(`load ${keyCount} keys x ${valueBytes} B: ${Math.round(keyCount / (loadMs / 1000)).toLocaleString('en-US')} puts/s applied, ${(flushedMs / 1000).toFixed(1)} s until the backend is synced`);
+    console.log(`memory for ${keyCount} keys: heap +${mib(after.heapUsed - base.heapUsed)}, external +${mib(after.external - base.external)}, rss ${mib(after.rss)} (rss at start ${mib(base.rss)})`);
+    await applier.close();
+    gc?.();
+    const t1 = performance.now();
+    applier = await openApplier(dir);
+    console.log(`restart: store rebuilt from the backend in ${((performance.now() - t1) / 1000).toFixed(1)} s (${applier.store.keyCount} keys, revision ${applier.currentRevision})`);
+    gc?.();
+    console.log(`rss after restart: ${mib(process.memoryUsage().rss)}`);
+    await applier.close();
+  });
+}
+
+(mode === 'memory' ? memory() : rates()).catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
