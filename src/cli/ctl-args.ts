@@ -9,13 +9,13 @@
  * - Errors are pflag's texts: `unknown flag: --bogus`, `unknown shorthand flag: 'x' in -x`,
  *   `flag needs an argument: --rev`, `invalid argument "abc" for "--rev" flag: strconv...`.
  * - A global flag not given on the command line is read from ETCDCTL_<NAME> (ETCDCTL_ENDPOINTS,
- *   ETCDCTL_WRITE_OUT, ...), as etcdctl does.
+ *   ETCDCTL_WRITE_OUT, ...), as etcdctl does; giving both is an error, as in etcdctl 3.4.
  *
  * Worked example: `-w json --endpoints=a:1,b:2 get k --rev 5` selects command `get`, positionals
  * ["k"], flags {write-out: "json", endpoints: ["a:1","b:2"], rev: 5n}.
  */
 import { assert } from '../platform/assert.js';
-import { UsageError } from './ctl-exit.js';
+import { CtlError, ExitCode, UsageError } from './ctl-exit.js';
 import { goParseDurationMs, goParseInt, goQuote, GoSyntaxError } from './ctl-go-text.js';
 
 export type FlagKind = 'bool' | 'string' | 'int' | 'duration' | 'stringSlice';
@@ -205,9 +205,16 @@ export function parseCommandLine(
     takePositional(arg);
   }
 
-  // Defaults, then ETCDCTL_* for global flags the command line left unset.
+  // Defaults, then ETCDCTL_* for global flags the command line left unset. Setting both is an
+  // error in etcdctl 3.4 (pkg/flags), so a forgotten variable never silently loses to a flag.
   for (const spec of activeFlags()) {
-    if (changed.has(spec.name)) continue;
+    if (changed.has(spec.name)) {
+      const envName = flagEnvName(spec.name);
+      if (globalFlags.includes(spec) && env[envName] !== undefined) {
+        throw new CtlError(ExitCode.Error, `conflicting environment variable ${goQuote(envName)} is shadowed by corresponding command-line flag (either unset environment variable or disable flag)`);
+      }
+      continue;
+    }
     const envText = globalFlags.includes(spec) ? env[flagEnvName(spec.name)] : undefined;
     if (envText !== undefined) {
       setFlag(spec, envText);

@@ -323,9 +323,9 @@ binary('runs as a program: output, exit codes, ETCDCTL_ENDPOINTS with http://', 
   const txnRun = await fx.keyraftctlBinary([`--endpoints=${fx.endpoint}`, 'txn', '-i'], 'value("bin") = "piped value"\n\nget bin\n\n\n');
   assert.is(txnRun.stdout, 'compares:\nsuccess requests (get, put, del):\nfailure requests (get, put, del):\nSUCCESS\n\nbin\npiped value\n');
 
-  const compacted = await fx.keyraftctlBinary([`--endpoints=${fx.endpoint}`, 'get', 'foo', '--rev', '1']);
-  assert.is(compacted.stderr, 'Error: etcdserver: mvcc: required revision has been compacted\n');
-  assert.is(compacted.code, 1);
+  const future = await fx.keyraftctlBinary([`--endpoints=${fx.endpoint}`, 'get', 'foo', '--rev', '1000000']);
+  assert.is(future.stderr, 'Error: etcdserver: mvcc: required revision is a future revision\n');
+  assert.is(future.code, 1);
 
   const unknown = await fx.keyraftctlBinary(['bogus']);
   assert.is(unknown.stderr, 'Error: unknown command "bogus" for "keyraftctl"\nRun \'keyraftctl --help\' for usage.\n');

@@ -142,8 +142,11 @@ args('defaults, and ETCDCTL_* env for global flags not on the command line', () 
   assert.is(p.flags.string('write-out'), 'json');
   assert.is(p.flags.durationMs('command-timeout'), 5000);
   assert.is(p.flags.isSet('endpoints'), true);
-  const q = parse(['get', 'k', '--endpoints=z:3'], { ETCDCTL_ENDPOINTS: 'x:1' });
-  assert.equal(q.flags.stringSlice('endpoints'), ['z:3']);
+  assert.throws(() => parse(['get', 'k', '--endpoints=z:3'], { ETCDCTL_ENDPOINTS: 'x:1' }),
+    (err: unknown) => err instanceof CtlError && err.exitCode === 1 &&
+      err.message === 'conflicting environment variable "ETCDCTL_ENDPOINTS" is shadowed by corresponding command-line flag (either unset environment variable or disable flag)');
+  // Env vars apply to global flags only.
+  assert.is(parse(['get', 'k'], { ETCDCTL_REV: '5' }).flags.int('rev'), 0n);
   assert.equal(parse(['get', 'k']).flags.stringSlice('endpoints'), ['127.0.0.1:2379']);
 });
 
