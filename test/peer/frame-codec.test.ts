@@ -14,7 +14,7 @@ function randomBatch(random: () => number): Buffer[] {
   for (let i = 0; i < count; i++) {
     const r = random();
     // Mostly small (heartbeats, votes), some empty, some around varint boundaries, a few large.
-    const len = r < 0.1 ? 0 : r < 0.6 ? Math.floor(random() * 100) : r < 0.9 ? 120 + Math.floor(random() * 20000) : Math.floor(random() * 200_000);
+    const len = r < 0.1 ? 0 : r < 0.6 ? Math.floor(random() * 100) : r < 0.97 ? 120 + Math.floor(random() * 5000) : Math.floor(random() * 100_000);
     out.push(randomBytesSeeded(random, len));
   }
   return out;

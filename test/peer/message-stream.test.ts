@@ -165,6 +165,34 @@ test('oversize and garbage frames from an authenticated peer close that connecti
   }
 });
 
+test('a listener answering garbage: the dialer closes with a counted frame error and redials', async () => {
+  // A fake "peer" that answers every connection with an undecodable frame.
+  let connections = 0;
+  const fake = createServer((socket) => {
+    connections++;
+    socket.on('error', () => {});
+    socket.write(Buffer.from([0, 0, 0, 2, 0xff, 0xff]));
+  });
+  await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r));
+  const inbox = new Inbox();
+  const t1 = await startTransport(1n, inbox, { limits: { reconnectBaseMs: 5, reconnectMaxMs: 10 } });
+  try {
+    t1.addPeer(2n, `127.0.0.1:${(fake.address() as { port: number }).port}`);
+    await waitFor(() => {
+      t1.send(2n, msg('hb'));
+      return connections >= 3;
+    }, 'dialer redialed after bad frames');
+    assert.ok(await metricValue(t1, 'keyraft_peer_frame_errors_total', { reason: 'undecodable' }) >= 2);
+    assert.ok(await metricValue(t1, 'etcd_network_peer_received_failures_total', { From: '2' }) >= 2);
+    assert.not.ok(t1.isConnected(2n));
+  } finally {
+    await t1.close();
+    // Not awaited: a dial cut short by close() can leave node's server waiting on a connection
+    // that never reaches it; stop listening and move on (no handle stays open).
+    fake.close();
+  }
+});
+
 test('removePeer closes its streams and later dials from it are refused', async () => {
   const { t1, t2, inbox2 } = await pair();
   try {
