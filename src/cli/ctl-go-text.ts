@@ -10,29 +10,47 @@
  * - go-humanize's Bytes() ("20 kB"), including Go's round-half-to-even in `%.0f`.
  */
 
-/** strconv.Quote: a double-quoted Go string literal. Worked example: `a"b\n` -> `"a\"b\n"`. */
+/**
+ * strconv.Quote: a double-quoted Go string literal. Worked example: `a"b\n` -> `"a\"b\n"`.
+ * Bytes that are not valid UTF-8 print as \xNN, as Go prints a []byte converted to string.
+ */
 export function goQuote(value: string | Uint8Array): string {
-  const text = typeof value === 'string' ? value : Buffer.from(value).toString('utf8');
+  const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : Buffer.from(value);
   let out = '"';
-  for (const ch of text) {
-    const code = ch.codePointAt(0)!;
-    switch (ch) {
-      case '"': out += '\\"'; continue;
-      case '\\': out += '\\\\'; continue;
-      case '\x07': out += '\\a'; continue;
-      case '\b': out += '\\b'; continue;
-      case '\f': out += '\\f'; continue;
-      case '\n': out += '\\n'; continue;
-      case '\r': out += '\\r'; continue;
-      case '\t': out += '\\t'; continue;
-      case '\v': out += '\\v'; continue;
+  let i = 0;
+  while (i < bytes.length) {
+    const lead = bytes[i]!;
+    const length = lead < 0x80 ? 1 : lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 0;
+    const slice = bytes.subarray(i, i + Math.max(length, 1));
+    const text = length > 0 ? slice.toString('utf8') : '';
+    // Valid only when the sequence decodes to one code point that encodes back to the same bytes.
+    if (length === 0 || slice.length < length || [...text].length !== 1 || !Buffer.from(text, 'utf8').equals(slice)) {
+      out += `\\x${lead.toString(16).padStart(2, '0')}`;
+      i += 1;
+      continue;
     }
-    if (code === 0xfffd && typeof value !== 'string') out += ch; // replacement from invalid UTF-8
-    else if (code < 0x20 || code === 0x7f) out += `\\x${code.toString(16).padStart(2, '0')}`;
-    else if (code >= 0x80 && code < 0xa0) out += `\\u${code.toString(16).padStart(4, '0')}`;
-    else out += ch;
+    out += quoteRune(text);
+    i += length;
   }
   return out + '"';
+}
+
+function quoteRune(ch: string): string {
+  switch (ch) {
+    case '"': return '\\"';
+    case '\\': return '\\\\';
+    case '\x07': return '\\a';
+    case '\b': return '\\b';
+    case '\f': return '\\f';
+    case '\n': return '\\n';
+    case '\r': return '\\r';
+    case '\t': return '\\t';
+    case '\v': return '\\v';
+  }
+  const code = ch.codePointAt(0)!;
+  if (code < 0x20 || code === 0x7f) return `\\x${code.toString(16).padStart(2, '0')}`;
+  if (code >= 0x80 && code < 0xa0) return `\\u${code.toString(16).padStart(4, '0')}`;
+  return ch;
 }
 
 /** Why an unquote failed; fmt.Sscanf reports a bad %q operand as this. */

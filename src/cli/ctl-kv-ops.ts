@@ -122,16 +122,17 @@ export function buildRangeRequest(args: readonly string[], flags: ParsedFlags): 
  * getPutOp: KEY [VALUE]; without VALUE the value is all of stdin (`readStdin`), and an empty
  * stdin is the same usage error as a missing argument.
  */
-export async function buildPutRequest(args: readonly string[], flags: ParsedFlags, readStdin: () => Promise<string>): Promise<PutRequest> {
+export async function buildPutRequest(args: readonly string[], flags: ParsedFlags, readStdin: () => Promise<Buffer>): Promise<PutRequest> {
   const usage = 'put command needs 1 argument and input from stdin or 2 arguments';
   if (args.length === 0) throw new CtlError(ExitCode.BadArgs, usage);
   const ignoreValue = flags.bool('ignore-value');
   if (ignoreValue && args.length > 1) throw new CtlError(ExitCode.BadArgs, "put command needs only 1 argument when 'ignore-value' is set");
   const req: PutRequest = { key: Buffer.from(args[0]!, 'utf8') };
   if (!ignoreValue) {
-    const value = args.length > 1 ? args[1]! : await readStdin();
-    if (args.length <= 1 && value === '') throw new CtlError(ExitCode.BadArgs, usage);
-    req.value = Buffer.from(value, 'utf8');
+    // Stdin is taken as raw bytes: a binary value must arrive unchanged.
+    const value = args.length > 1 ? Buffer.from(args[1]!, 'utf8') : await readStdin();
+    if (args.length <= 1 && value.length === 0) throw new CtlError(ExitCode.BadArgs, usage);
+    req.value = value;
   }
   let lease: bigint;
   try {

@@ -15,12 +15,12 @@ export class StdinReader implements LineSource {
 
   constructor(private readonly stream: Readable) {}
 
-  /** Everything left on the stream, as UTF-8 text. */
-  async readAll(): Promise<string> {
+  /** Everything left on the stream, as raw bytes. */
+  async readAll(): Promise<Buffer> {
     while (await this.fill());
-    const text = this.buffered.toString('utf8');
+    const all = this.buffered;
     this.buffered = Buffer.alloc(0);
-    return text;
+    return all;
   }
 
   async readLine(): Promise<string | undefined> {

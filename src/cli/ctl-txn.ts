@@ -197,7 +197,7 @@ export async function parseRequestLine(line: string): Promise<RequestOp> {
   switch (parsed.command.path[0]) {
     case 'get': return { request_range: buildRangeRequest(parsed.args, parsed.flags) };
     // Stdin has been consumed by the txn itself: a put without a value is a usage error.
-    case 'put': return { request_put: await buildPutRequest(parsed.args, parsed.flags, async () => '') };
+    case 'put': return { request_put: await buildPutRequest(parsed.args, parsed.flags, async () => Buffer.alloc(0)) };
     default: return { request_delete_range: buildDeleteRequest(parsed.args, parsed.flags) };
   }
 }

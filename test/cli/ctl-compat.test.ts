@@ -14,7 +14,7 @@ import { ETCDCTL_BIN, EtcdFixture, freePort, runInProcess, runProgram, type RunR
 
 interface Case {
   args: string[];
-  input?: string;
+  input?: string | Buffer;
   /** etcdctl commands run before each tool's run, so both start from the same state. */
   setup?: string[][];
   /** The command writes: normalize revisions and versions that the other tool's run moved. */
@@ -170,6 +170,17 @@ const writeCases: Case[] = [
 
 kv('writes and their errors match etcdctl', async () => {
   for (const c of writeCases) await compare(c);
+});
+
+kv('binary values: stdin bytes stored as is, printed as etcdctl does', async () => {
+  const bytes = Buffer.from([0x66, 0xff, 0x00, 0xc3, 0xa9, 0x0a]);
+  await compare({ args: ['put', 'binv', '--prev-kv', '-w', 'json'], input: bytes, setup: [['put', 'binv', 'x']], writes: true });
+  // The bytes keyraftctl stored, read back by etcdctl.
+  const stored = JSON.parse((await fx.etcdctl(['get', 'binv', '-w', 'json'])).stdout) as { kvs: { value: string }[] };
+  assert.is(stored.kvs[0]!.value, bytes.toString('base64'));
+  await compare({ args: ['get', 'binv', '-w', 'fields'] });
+  await compare({ args: ['get', 'binv', '--hex'] });
+  await compare({ args: ['get', 'binv', '-w', 'json'] });
 });
 
 kv('put with a lease attaches it', async () => {

@@ -44,6 +44,7 @@ go('goQuote escapes as strconv.Quote', () => {
   assert.is(goQuote('foo'), '"foo"');
   assert.is(goQuote('a"b\\c\n\t\x01\x7f'), '"a\\"b\\\\c\\n\\t\\x01\\x7f"');
   assert.is(goQuote('héllo'), '"héllo"');
+  assert.is(goQuote(Buffer.from([0x66, 0xff, 0x00, 0xc3, 0xa9, 0xe2, 0x82])), '"f\\xff\\x00é\\xe2\\x82"');
 });
 
 go('scanGoQuoted reads double-quoted, raw and escaped strings', () => {
@@ -210,13 +211,13 @@ ops('get options map to RangeRequest fields', () => {
 
 ops('put reads its value from stdin when none is given; lease ids are hex', async () => {
   const p = flagsFor('put', ['k', '--lease=1f', '--prev-kv']);
-  assert.equal(await buildPutRequest(p.args, p.flags, async () => 'from stdin\n'), {
+  assert.equal(await buildPutRequest(p.args, p.flags, async () => Buffer.from('from stdin\n')), {
     key: Buffer.from('k'), value: Buffer.from('from stdin\n'), lease: 31n, prev_kv: true,
   });
   const empty = flagsFor('put', ['k']);
-  await rejectsCtl(() => buildPutRequest(empty.args, empty.flags, async () => ''), 'put command needs 1 argument and input from stdin or 2 arguments', 128);
+  await rejectsCtl(() => buildPutRequest(empty.args, empty.flags, async () => Buffer.alloc(0)), 'put command needs 1 argument and input from stdin or 2 arguments', 128);
   const badLease = flagsFor('put', ['k', 'v', '--lease=xyz']);
-  await rejectsCtl(() => buildPutRequest(badLease.args, badLease.flags, async () => ''),
+  await rejectsCtl(() => buildPutRequest(badLease.args, badLease.flags, async () => Buffer.alloc(0)),
     'bad lease ID (strconv.ParseInt: parsing "xyz": invalid syntax), expecting ID in Hex', 128);
 });
 

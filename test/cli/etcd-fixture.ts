@@ -35,7 +35,7 @@ export interface RunResult {
 }
 
 /** Runs a program to completion, feeding `input` on stdin. */
-export function runProgram(file: string, args: readonly string[], input: string, env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
+export function runProgram(file: string, args: readonly string[], input: string | Buffer, env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, { env: { ...process.env, ETCDCTL_API: '3', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -49,7 +49,7 @@ export function runProgram(file: string, args: readonly string[], input: string,
 }
 
 /** Runs keyraftctl in this process (same code path as the binary, minus node start-up). */
-export async function runInProcess(args: readonly string[], input: string, env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
+export async function runInProcess(args: readonly string[], input: string | Buffer, env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
   let stdout = '';
   let stderr = '';
   const out = {
@@ -115,11 +115,11 @@ export class EtcdFixture {
     throw new Error(`etcd did not become ready:\n${this.log()}`);
   }
 
-  etcdctl(args: readonly string[], input = ''): Promise<RunResult> {
+  etcdctl(args: readonly string[], input: string | Buffer = ''): Promise<RunResult> {
     return runProgram(ETCDCTL_BIN, [`--endpoints=${this.endpoint}`, ...args], input);
   }
 
-  keyraftctl(args: readonly string[], input = ''): Promise<RunResult> {
+  keyraftctl(args: readonly string[], input: string | Buffer = ''): Promise<RunResult> {
     return runInProcess([`--endpoints=${this.endpoint}`, ...args], input);
   }
 
