@@ -15,6 +15,8 @@ export interface PeerLimits {
    * bigger from an unauthenticated dialer is refused before we buffer it.
    */
   handshakeFrameBytesMax: number;
+  /** Open inbound connections (authenticated or not); more are refused by the listener. */
+  inboundConnectionsMax: number;
   /** Messages queued per peer while its connection is being set up or its socket is full. */
   queueMessagesMax: number;
   /** Bytes queued per peer, the same bound in bytes (a few large appends fill it first). */
@@ -39,6 +41,8 @@ export interface PeerLimits {
 export const defaultPeerLimits: PeerLimits = {
   frameBytesMax: 16 * 1024 * 1024,
   handshakeFrameBytesMax: 1024,
+  // A member has a few peers with two streams each; the rest is headroom for redials in flight.
+  inboundConnectionsMax: 1024,
   // etcd's rafthttp streamBufSize: 4096 messages per peer.
   queueMessagesMax: 4096,
   queueBytesMax: 64 * 1024 * 1024,

@@ -96,7 +96,10 @@ export class PeerTransport {
       this.ctx.tlsClient = tls.client;
     }
     const onSocket = (socket: Socket) => this.onInboundSocket(socket);
-    const server = tls ? createTlsServer(tls.server, onSocket) : createNetServer(onSocket);
+    const server = tls
+      ? createTlsServer({ ...tls.server, handshakeTimeout: this.ctx.limits.handshakeTimeoutMs }, onSocket)
+      : createNetServer(onSocket);
+    server.maxConnections = this.ctx.limits.inboundConnectionsMax;
     if (tls) {
       server.on('tlsClientError', (err: Error, socket: Socket) => {
         this.ctx.metrics.handshakeRefusals.inc({ side: 'listener', reason: 'tls' });

@@ -26,7 +26,7 @@ export async function sendSnapshot(
   const label = idLabel(to);
   const log = ctx.logger.child({ peerId: label, stream: 'snapshot' });
   const snapshotId = randomBytes(8).readBigUInt64BE(0);
-  const inbox = new FrameInbox();
+  const inbox = new FrameInbox(label);
   const connection = new FramedSocket(dialPeer(address, ctx.tlsClient), ctx.limits.handshakeFrameBytesMax, {
     onEnvelope: (envelope) => inbox.put(envelope),
     onFrameError: (reason, message) => {
@@ -66,6 +66,8 @@ export async function sendSnapshot(
         offset += data.length;
         ctx.metrics.sentBytes.inc({ To: label }, frame.length);
         if (!connection.write(frame)) await inbox.drained(connection, ctx.limits.snapshotAckTimeoutMs);
+        // The receiver may refuse mid-transfer (too large, out of order): stop and say why.
+        inbox.throwIfRefused();
       }
     }
     const lastFrame = encodeSnapshotChunkFrame({
@@ -100,6 +102,8 @@ async function* iterate(source: SnapshotSource): AsyncIterable<Uint8Array> {
 
 /** Frames received on a snapshot connection, taken one at a time by the sending coroutine. */
 class FrameInbox {
+  constructor(private readonly label: string) {}
+
   private readonly frames: Envelope[] = [];
   private closedReason: string | null = null;
   private waiter: (() => void) | null = null;
@@ -124,8 +128,20 @@ class FrameInbox {
     }
   }
 
+  /** A SnapshotAck that arrived before the transfer ended is a refusal: throw its reason. */
+  throwIfRefused(): void {
+    const ack = this.frames.find((f) => f.kind === 'snapshotAck');
+    if (ack?.kind === 'snapshotAck' && !ack.ack.ok) throw new PeerError('SnapshotFailed', `peer ${this.label} rejected the snapshot: ${ack.ack.reason}`);
+  }
+
+  private throwIfClosed(): void {
+    if (this.closedReason === null) return;
+    this.throwIfRefused();
+    throw new PeerError('SnapshotFailed', `connection closed: ${this.closedReason}`);
+  }
+
   async drained(connection: FramedSocket, timeoutMs: number): Promise<void> {
-    if (this.closedReason !== null) throw new PeerError('SnapshotFailed', `connection closed: ${this.closedReason}`);
+    this.throwIfClosed();
     const onDrain = () => this.wake();
     connection.socket.once('drain', onDrain);
     try {
@@ -133,7 +149,7 @@ class FrameInbox {
     } finally {
       connection.socket.off('drain', onDrain);
     }
-    if (this.closedReason !== null) throw new PeerError('SnapshotFailed', `connection closed: ${this.closedReason}`);
+    this.throwIfClosed();
   }
 
   private wait(timeoutMs: number, code: 'Unreachable' | 'SnapshotFailed'): Promise<void> {

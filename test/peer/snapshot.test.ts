@@ -159,6 +159,10 @@ test('a snapshot over the receiver limit is refused; unknown peers and closed tr
     const err = await t1.sendSnapshot(2n, Buffer.alloc(5000)).then(() => null, (e: unknown) => e as PeerError);
     assert.is(err?.code, 'SnapshotFailed');
     assert.match(err!.message, 'exceeds the 4000-byte limit');
+    // Much larger than the limit: the refusal arrives mid-transfer and its reason still reaches the sender.
+    const big = await t1.sendSnapshot(2n, Buffer.alloc(20 * 1024 * 1024)).then(() => null, (e: unknown) => e as PeerError);
+    assert.is(big?.code, 'SnapshotFailed');
+    assert.match(big!.message, 'exceeds the 4000-byte limit');
     assert.is(inbox2.snapshots.length, 0);
     assert.is((await t1.sendSnapshot(9n, Buffer.alloc(1)).catch((e: PeerError) => e))?.code, 'UnknownPeer');
   } finally {
