@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+/**
+ * `keyraft`: the server. Flags and ETCD_* environment variables as etcd's (server/config.ts).
+ * Exits 2 on a bad flag, 1 on a start-up or fatal error, 0 after a clean shutdown on SIGINT/SIGTERM.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startKeyraft } from '../main.js';
+import { rootLogger } from '../platform/logger.js';
+import { packageRoot } from '../platform/package-root.js';
+import { ConfigError, USAGE, parseConfig } from '../server/config.js';
+import { ETCD_API_VERSION } from '../server/member.js';
+
+function keyraftVersion(): string {
+  return (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+async function main(): Promise<void> {
+  let command;
+  try {
+    command = parseConfig(process.argv.slice(2));
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`keyraft: ${err.message}\n\n${USAGE}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  if (command.kind === 'help') {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (command.kind === 'version') {
+    process.stdout.write(`keyraft Version: ${keyraftVersion()}\netcd API Version: ${ETCD_API_VERSION}\nNode.js Version: ${process.version}\n`);
+    return;
+  }
+  const config = command.config;
+  // etcd's panic and fatal levels both mean "only the worst".
+  rootLogger.level = config.logLevel === 'panic' ? 'fatal' : config.logLevel;
+  const logger = rootLogger.child({ member: config.name });
+  const running = await startKeyraft(config, {
+    logger,
+    onFatal: (err) => {
+      logger.fatal({ err }, 'fatal error, exiting');
+      process.exit(1);
+    },
+  });
+  let closing = false;
+  const shutdown = (signal: string) => {
+    if (closing) return;
+    closing = true;
+    logger.info({ signal }, 'shutting down');
+    running.close().then(
+      () => process.exit(0),
+      (err: Error) => {
+        logger.error({ err }, 'error during shutdown');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+main().catch((err: Error) => {
+  rootLogger.fatal({ err }, 'keyraft failed to start');
+  // Give pino's async destination a moment to flush the line above.
+  setTimeout(() => process.exit(1), 50).unref();
+  process.stderr.write(`keyraft: ${err.message}\n`);
+});
