@@ -1,0 +1,154 @@
+/**
+ * The one client port, as etcd serves it: gRPC (HTTP/2 with prior knowledge, h2c, as etcdctl 3.4
+ * and grpc-js clients connect) and the JSON gateway (HTTP/1.1) on the same TCP listener.
+ *
+ * Each accepted connection is peeked: a connection that opens with the HTTP/2 client preface
+ * ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") goes to @grpc/grpc-js through its connection injector;
+ * anything else goes to a node:http server. The peeked bytes are put back (socket.unshift) before
+ * the connection is handed over, so neither server knows it was peeked.
+ *
+ * Why grpc-js rather than our own node:http2 server: it carries the HTTP/2 and gRPC framing,
+ * deadlines, status trailers and flow control that etcd clients rely on; the gateway, which the
+ * benchmark drives, does not go through it at all. See the final report for measurements.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { readFile } from 'node:fs/promises';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createNetServer, type Socket } from 'node:net';
+import { join } from 'node:path';
+import type { Registry } from 'prom-client';
+import type { Logger } from '../platform/logger.js';
+import { packageRoot } from '../platform/package-root.js';
+import type { MemberApi } from '../server/raft-kv.js';
+import { Gateway } from './gateway.js';
+import { addEtcdServices } from './grpc-services.js';
+import { HttpEndpoints } from './http-endpoints.js';
+import { KvService } from './kv-service.js';
+
+export interface ClientServerOptions {
+  member: MemberApi;
+  host: string;
+  /** 0 picks a free port; the returned `port` is the real one. */
+  port: number;
+  logger: Logger;
+  metricsRegistry: Registry;
+}
+
+export interface ClientServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+/**
+ * A connection that has sent nothing this long is closed before it is classified; afterwards the
+ * HTTP/1.1 server's own keep-alive and header timeouts apply, and gRPC's keepalive.
+ */
+const firstBytesTimeoutMs = 30_000;
+/** How long an idle HTTP/1.1 keep-alive connection stays open (autocannon and curl reuse them). */
+const httpKeepAliveTimeoutMs = 60_000;
+
+export async function startClientServer(options: ClientServerOptions): Promise<ClientServer> {
+  const logger = options.logger.child({ component: 'api' });
+  const kv = new KvService(options.member);
+  const keyraftVersion = await readKeyraftVersion();
+
+  const grpcServer = new grpc.Server({
+    'grpc.max_receive_message_length': kv.grpcMaxReceiveBytes,
+    'grpc.max_send_message_length': -1,
+    // etcd's server enforcement policy lets clients ping every 5 s, even without calls in flight.
+    'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+    'grpc.keepalive_permit_without_calls': 1,
+  });
+  addEtcdServices(grpcServer, kv, logger);
+  const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+
+  const endpoints = new HttpEndpoints(options.member, options.metricsRegistry, keyraftVersion, logger);
+  const gateway = new Gateway(kv, endpoints, logger);
+  const httpServer: HttpServer = createHttpServer({ keepAliveTimeout: httpKeepAliveTimeoutMs }, gateway.handle);
+  httpServer.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    // Malformed HTTP: answer 400 if the socket can still take it, as Go's server does, and close.
+    if (socket.writable && err.code !== 'ECONNRESET') socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request');
+    else socket.destroy();
+  });
+
+  const sockets = new Set<Socket>();
+  const netServer = createNetServer({ noDelay: true }, (socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    classify(socket, injector, httpServer, logger);
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    netServer.once('error', reject);
+    netServer.listen(options.port, options.host, () => {
+      netServer.off('error', reject);
+      resolve();
+    });
+  });
+  netServer.on('error', (err) => logger.error({ err }, 'client listener error'));
+  const address = netServer.address();
+  const port = typeof address === 'object' && address !== null ? address.port : options.port;
+
+  let closing: Promise<void> | undefined;
+  return {
+    port,
+    close() {
+      closing ??= (async () => {
+        const listenerClosed = new Promise<void>((resolve) => netServer.close(() => resolve()));
+        injector.destroy();
+        grpcServer.forceShutdown();
+        httpServer.closeAllConnections();
+        for (const socket of sockets) socket.destroy();
+        await listenerClosed;
+      })();
+      return closing;
+    },
+  };
+}
+
+/**
+ * Reads until the first bytes tell HTTP/2 from HTTP/1.x, then hands the socket over with those
+ * bytes put back. HTTP/1.x methods differ from "PRI" by the second byte at the latest, so only an
+ * HTTP/2 client (or a client sending a prefix of the preface) waits for the full 24 bytes.
+ */
+function classify(socket: Socket, injector: grpc.ConnectionInjector, httpServer: HttpServer, logger: Logger): void {
+  let head: Buffer | undefined;
+  const onData = (chunk: Buffer): void => {
+    head = head === undefined ? chunk : Buffer.concat([head, chunk]);
+    const n = Math.min(head.length, HTTP2_PREFACE.length);
+    const isHttp2 = head.compare(HTTP2_PREFACE, 0, n, 0, n) === 0;
+    if (isHttp2 && head.length < HTTP2_PREFACE.length) return;
+    socket.off('data', onData);
+    socket.off('error', onError);
+    socket.off('timeout', onTimeout);
+    socket.setTimeout(0);
+    socket.pause();
+    socket.unshift(head);
+    if (isHttp2) {
+      // node:http2 reads what is already buffered on the socket before consuming its handle.
+      injector.injectConnection(socket);
+    } else {
+      httpServer.emit('connection', socket);
+      // The http server has added its own 'data' listener; our pause() would otherwise hold it.
+      process.nextTick(() => socket.resume());
+    }
+  };
+  const onError = (err: Error): void => {
+    logger.debug({ err }, 'client connection failed before its first request');
+    socket.destroy();
+  };
+  const onTimeout = (): void => {
+    socket.destroy();
+  };
+  socket.on('data', onData);
+  socket.on('error', onError);
+  socket.setTimeout(firstBytesTimeoutMs);
+  socket.on('timeout', onTimeout);
+}
+
+async function readKeyraftVersion(): Promise<string> {
+  const pkg = JSON.parse(await readFile(join(packageRoot, 'package.json'), 'utf8')) as { version?: string };
+  return pkg.version ?? 'unknown';
+}

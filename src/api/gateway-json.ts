@@ -1,0 +1,389 @@
+/**
+ * The JSON mapping of etcd 3.4's grpc-gateway (golang/protobuf jsonpb with OrigName), both ways.
+ *
+ * Requests: a JSON.parse'd body is walked with a per-message field table built once from our
+ * protobufjs root. Names are accepted as in the .proto (snake_case) and as lowerCamelCase, as
+ * jsonpb does; unknown fields are ignored; null means absent; bytes are Go base64; 64-bit ints are
+ * numbers or strings (a string's inner text is re-parsed as JSON, as jsonpb does, hence etcd's odd
+ * "invalid character 'e' in literal true" for "ten"); enums by name or number.
+ * Errors carry Go's exact text (GatewayDecodeError), answered as INVALID_ARGUMENT.
+ *
+ * Responses: one hand-written encoder per response type builds the JSON string directly, fields in
+ * .proto order, defaults (0, false, "", empty lists, absent messages) omitted, 64-bit ints as
+ * decimal strings, bytes as base64. A present but empty message prints as {} (etcd prints the
+ * empty header of a nested txn response that way).
+ *
+ * Example: PutResponse { header: { cluster_id: 1n, member_id: 2n, revision: 5, raft_term: 0 } }
+ *   -> {"header":{"cluster_id":"1","member_id":"2","revision":"5"}}
+ */
+import protobuf from 'protobufjs';
+import { messageType } from '../proto/codec.js';
+import type {
+  CompactionResponse, DeleteRangeResponse, KeyValue, Member, MemberListResponse, PutResponse, RangeResponse,
+  ResponseHeader, ResponseOp, StatusResponse, TxnResponse,
+} from '../proto/etcd-types.js';
+import { Base64Error, decodeGoBase64 } from './go-base64.js';
+import { goJsonScan, goJsonSyntaxError } from './go-json-syntax.js';
+
+/** A body or field the gateway cannot decode; the message is Go's text, the answer code 3. */
+export class GatewayDecodeError extends Error {
+  override name = 'GatewayDecodeError';
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+/** Fields whose 64-bit value is an id, kept as bigint (codec.ts converts the same names). */
+const ID_FIELDS = new Set(['cluster_id', 'member_id', 'lease', 'ID', 'targetID', 'memberID', 'leader']);
+
+type ScalarKind = 'bytes' | 'bool' | 'string' | 'int64' | 'uint64' | 'int32' | 'uint32' | 'double';
+
+interface FieldSpec {
+  /** The .proto name: the property set on the decoded object. */
+  name: string;
+  repeated: boolean;
+  kind: ScalarKind | 'enum' | 'message';
+  asBigInt: boolean;
+  enumType?: protobuf.Enum;
+  messageType?: protobuf.Type;
+}
+
+const SCALAR_KINDS: Record<string, ScalarKind> = {
+  bytes: 'bytes', bool: 'bool', string: 'string',
+  int64: 'int64', sint64: 'int64', sfixed64: 'int64',
+  uint64: 'uint64', fixed64: 'uint64',
+  int32: 'int32', sint32: 'int32', sfixed32: 'int32',
+  uint32: 'uint32', fixed32: 'uint32',
+  double: 'double', float: 'double',
+};
+
+const fieldTables = new Map<protobuf.Type, Map<string, FieldSpec>>();
+
+function lowerCamel(name: string): string {
+  return name.replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
+}
+
+function fieldTable(type: protobuf.Type): Map<string, FieldSpec> {
+  let table = fieldTables.get(type);
+  if (table) return table;
+  table = new Map();
+  fieldTables.set(type, table);
+  for (const field of type.fieldsArray) {
+    field.resolve();
+    const resolved = field.resolvedType;
+    let spec: FieldSpec;
+    if (resolved instanceof protobuf.Type) {
+      spec = { name: field.name, repeated: field.repeated, kind: 'message', asBigInt: false, messageType: resolved };
+    } else if (resolved instanceof protobuf.Enum) {
+      spec = { name: field.name, repeated: field.repeated, kind: 'enum', asBigInt: false, enumType: resolved };
+    } else {
+      const kind = SCALAR_KINDS[field.type];
+      if (kind === undefined) throw new Error(`gateway-json: unsupported field type ${field.type} in ${type.fullName}`);
+      spec = { name: field.name, repeated: field.repeated, kind, asBigInt: ID_FIELDS.has(field.name) };
+    }
+    table.set(field.name, spec);
+    table.set(lowerCamel(field.name), spec);
+  }
+  return table;
+}
+
+function jsonKind(value: unknown): string {
+  if (Array.isArray(value)) return 'array';
+  switch (typeof value) {
+    case 'string': return 'string';
+    case 'number': return 'number';
+    case 'boolean': return 'bool';
+    default: return 'object';
+  }
+}
+
+function typeError(value: unknown, goType: string): GatewayDecodeError {
+  return new GatewayDecodeError(`json: cannot unmarshal ${jsonKind(value)} into Go value of type ${goType}`);
+}
+
+const INTEGER_TEXT = /^-?(?:0|[1-9][0-9]*)$/;
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+const UINT64_MAX = 2n ** 64n - 1n;
+
+/**
+ * An integer field from its JSON value, as jsonpb reads it: a number as is, a string's inner text
+ * re-read as a JSON number (json.Unmarshal into the Go integer type).
+ */
+function decodeInteger(value: unknown, kind: 'int64' | 'uint64' | 'int32' | 'uint32', asBigInt: boolean): number | bigint {
+  let text: string;
+  if (typeof value === 'number') {
+    text = String(value);
+  } else if (typeof value === 'string') {
+    text = value;
+    if (!INTEGER_TEXT.test(text)) {
+      const syntax = goJsonSyntaxError(Buffer.from(text, 'utf8'), 'unmarshal');
+      if (syntax !== undefined) throw new GatewayDecodeError(syntax);
+      const inner: unknown = JSON.parse(text);
+      if (typeof inner !== 'number') throw typeError(inner, kind);
+    }
+  } else {
+    throw typeError(value, kind);
+  }
+  if (!INTEGER_TEXT.test(text)) throw new GatewayDecodeError(`json: cannot unmarshal number ${text} into Go value of type ${kind}`);
+  const big = BigInt(text);
+  const [min, max] = kind === 'int64' ? [INT64_MIN, INT64_MAX]
+    : kind === 'uint64' ? [0n, UINT64_MAX]
+      : kind === 'int32' ? [-(2n ** 31n), 2n ** 31n - 1n] : [0n, 2n ** 32n - 1n];
+  if (big < min || big > max) throw new GatewayDecodeError(`json: cannot unmarshal number ${text} into Go value of type ${kind}`);
+  if (asBigInt) return big;
+  // Revisions, counts and limits are numbers; beyond 2^53 they cannot be real values anyway, and
+  // the member rejects what it cannot have (a future revision).
+  return Number(big);
+}
+
+function decodeScalar(spec: FieldSpec, value: unknown): unknown {
+  switch (spec.kind) {
+    case 'bytes':
+      if (typeof value !== 'string') throw typeError(value, '[]uint8');
+      try {
+        return decodeGoBase64(value);
+      } catch (err) {
+        if (err instanceof Base64Error) throw new GatewayDecodeError(err.message);
+        throw err;
+      }
+    case 'bool':
+      if (typeof value !== 'boolean') throw typeError(value, 'bool');
+      return value;
+    case 'string':
+      if (typeof value !== 'string') throw typeError(value, 'string');
+      return value;
+    case 'double':
+      if (typeof value !== 'number') throw typeError(value, 'float64');
+      return value;
+    case 'enum': {
+      const enumType = spec.enumType!;
+      if (typeof value === 'string') {
+        const number = enumType.values[value];
+        if (number === undefined) {
+          throw new GatewayDecodeError(`unknown value ${JSON.stringify(value)} for enum ${goEnumName(enumType)}`);
+        }
+        return number;
+      }
+      return decodeInteger(value, 'int32', false);
+    }
+    case 'message':
+      return decodeMessage(spec.messageType!, value);
+    default:
+      return decodeInteger(value, spec.kind, spec.asBigInt);
+  }
+}
+
+/** Go's name for a nested enum: etcdserverpb.RangeRequest_SortOrder. */
+function goEnumName(enumType: protobuf.Enum): string {
+  const parts: string[] = [];
+  let node: protobuf.ReflectionObject | null = enumType;
+  while (node && !(node instanceof protobuf.Namespace && !(node instanceof protobuf.Type))) {
+    parts.unshift(node.name);
+    node = node.parent;
+  }
+  const pkg = node && node.fullName ? node.fullName.replace(/^\./, '') : '';
+  return (pkg ? pkg + '.' : '') + parts.join('_');
+}
+
+/** Decodes one message from its JSON value (already JSON.parse'd) into the etcd-types shape. */
+export function decodeMessage(type: protobuf.Type, value: unknown): any {
+  if (value === null || value === undefined) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) throw typeError(value, 'map[string]json.RawMessage');
+  const table = fieldTable(type);
+  const out: any = {};
+  const source = value as Record<string, unknown>;
+  for (const key in source) {
+    const spec = table.get(key);
+    if (spec === undefined) continue; // jsonpb as etcd configures it ignores unknown fields
+    const fieldValue = source[key];
+    if (fieldValue === null) continue;
+    if (spec.repeated) {
+      if (!Array.isArray(fieldValue)) throw typeError(fieldValue, '[]json.RawMessage');
+      const list = new Array(fieldValue.length);
+      for (let i = 0; i < fieldValue.length; i++) list[i] = decodeScalar(spec, fieldValue[i]);
+      out[spec.name] = list;
+    } else {
+      out[spec.name] = decodeScalar(spec, fieldValue);
+    }
+  }
+  return out;
+}
+
+/**
+ * Parses a request body as etcd's gateway does: an empty body (or `null`) is an empty request;
+ * malformed JSON reports Go's decoder error; only the first JSON value counts (json.Decoder).
+ */
+export function parseBody(type: protobuf.Type, body: Buffer): any {
+  if (body.length === 0) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    // Rare path: find out what Go would say, or where Go's first value ends.
+    const scan = goJsonScan(body, 'decoder');
+    if (scan.error !== undefined) throw new GatewayDecodeError(scan.error);
+    if (scan.empty) return {};
+    try {
+      parsed = JSON.parse(body.subarray(0, scan.end).toString('utf8'));
+    } catch (err) {
+      // Go's scanner accepted what V8's refuses: say so in Go's words for a bad value.
+      throw new GatewayDecodeError(`invalid character in JSON body: ${(err as Error).message}`);
+    }
+  }
+  return decodeMessage(type, parsed);
+}
+
+export const requestTypes = {
+  range: messageType('etcdserverpb.RangeRequest'),
+  put: messageType('etcdserverpb.PutRequest'),
+  deleteRange: messageType('etcdserverpb.DeleteRangeRequest'),
+  txn: messageType('etcdserverpb.TxnRequest'),
+  compaction: messageType('etcdserverpb.CompactionRequest'),
+  memberList: messageType('etcdserverpb.MemberListRequest'),
+  status: messageType('etcdserverpb.StatusRequest'),
+} as const;
+
+// ---------------------------------------------------------------------------------------------
+// Responses
+
+/** Go's json string quoting: like JSON.stringify, plus \u003c \u003e \u0026 and U+2028/2029 escaped. */
+export function goQuote(s: string): string {
+  const quoted = JSON.stringify(s);
+  return /[<>&\u2028\u2029]/.test(quoted)
+    ? quoted.replace(/[<>&\u2028\u2029]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'))
+    : quoted;
+}
+
+function base64(bytes: Uint8Array): string {
+  return Buffer.isBuffer(bytes)
+    ? bytes.toString('base64')
+    : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+}
+
+function uint64Text(v: bigint): string {
+  return (v < 0n ? BigInt.asUintN(64, v) : v).toString();
+}
+
+/** The response header; zero fields are omitted as jsonpb omits proto3 defaults. */
+function headerJson(h: ResponseHeader): string {
+  let s = '';
+  if (h.cluster_id) s += `"cluster_id":"${uint64Text(h.cluster_id)}"`;
+  if (h.member_id) s += `${s ? ',' : ''}"member_id":"${uint64Text(h.member_id)}"`;
+  if (h.revision) s += `${s ? ',' : ''}"revision":"${h.revision}"`;
+  if (h.raft_term) s += `${s ? ',' : ''}"raft_term":"${h.raft_term}"`;
+  return `{${s}}`;
+}
+
+export function keyValueJson(kv: KeyValue): string {
+  let s = '';
+  if (kv.key && kv.key.length) s += `"key":"${base64(kv.key)}"`;
+  if (kv.create_revision) s += `${s ? ',' : ''}"create_revision":"${kv.create_revision}"`;
+  if (kv.mod_revision) s += `${s ? ',' : ''}"mod_revision":"${kv.mod_revision}"`;
+  if (kv.version) s += `${s ? ',' : ''}"version":"${kv.version}"`;
+  if (kv.value && kv.value.length) s += `${s ? ',' : ''}"value":"${base64(kv.value)}"`;
+  if (kv.lease) s += `${s ? ',' : ''}"lease":"${kv.lease.toString()}"`;
+  return `{${s}}`;
+}
+
+function keyValuesJson(kvs: KeyValue[]): string {
+  let s = '[';
+  for (let i = 0; i < kvs.length; i++) s += (i ? ',' : '') + keyValueJson(kvs[i]!);
+  return s + ']';
+}
+
+export function rangeResponseJson(r: RangeResponse): string {
+  let s = '';
+  if (r.header) s += `"header":${headerJson(r.header)}`;
+  if (r.kvs && r.kvs.length) s += `${s ? ',' : ''}"kvs":${keyValuesJson(r.kvs)}`;
+  if (r.more) s += `${s ? ',' : ''}"more":true`;
+  if (r.count) s += `${s ? ',' : ''}"count":"${r.count}"`;
+  return `{${s}}`;
+}
+
+export function putResponseJson(r: PutResponse): string {
+  let s = '';
+  if (r.header) s += `"header":${headerJson(r.header)}`;
+  if (r.prev_kv) s += `${s ? ',' : ''}"prev_kv":${keyValueJson(r.prev_kv)}`;
+  return `{${s}}`;
+}
+
+export function deleteRangeResponseJson(r: DeleteRangeResponse): string {
+  let s = '';
+  if (r.header) s += `"header":${headerJson(r.header)}`;
+  if (r.deleted) s += `${s ? ',' : ''}"deleted":"${r.deleted}"`;
+  if (r.prev_kvs && r.prev_kvs.length) s += `${s ? ',' : ''}"prev_kvs":${keyValuesJson(r.prev_kvs)}`;
+  return `{${s}}`;
+}
+
+function responseOpJson(op: ResponseOp): string {
+  if (op.response_range) return `{"response_range":${rangeResponseJson(op.response_range)}}`;
+  if (op.response_put) return `{"response_put":${putResponseJson(op.response_put)}}`;
+  if (op.response_delete_range) return `{"response_delete_range":${deleteRangeResponseJson(op.response_delete_range)}}`;
+  if (op.response_txn) return `{"response_txn":${txnResponseJson(op.response_txn)}}`;
+  return '{}';
+}
+
+export function txnResponseJson(r: TxnResponse): string {
+  let s = '';
+  if (r.header) s += `"header":${headerJson(r.header)}`;
+  if (r.succeeded) s += `${s ? ',' : ''}"succeeded":true`;
+  if (r.responses && r.responses.length) {
+    s += `${s ? ',' : ''}"responses":[`;
+    for (let i = 0; i < r.responses.length; i++) s += (i ? ',' : '') + responseOpJson(r.responses[i]!);
+    s += ']';
+  }
+  return `{${s}}`;
+}
+
+export function compactionResponseJson(r: CompactionResponse): string {
+  return r.header ? `{"header":${headerJson(r.header)}}` : '{}';
+}
+
+function stringListJson(list: string[]): string {
+  let s = '[';
+  for (let i = 0; i < list.length; i++) s += (i ? ',' : '') + goQuote(list[i]!);
+  return s + ']';
+}
+
+function memberJson(m: Member): string {
+  let s = '';
+  if (m.ID) s += `"ID":"${uint64Text(m.ID)}"`;
+  if (m.name) s += `${s ? ',' : ''}"name":${goQuote(m.name)}`;
+  if (m.peerURLs && m.peerURLs.length) s += `${s ? ',' : ''}"peerURLs":${stringListJson(m.peerURLs)}`;
+  if (m.clientURLs && m.clientURLs.length) s += `${s ? ',' : ''}"clientURLs":${stringListJson(m.clientURLs)}`;
+  if (m.isLearner) s += `${s ? ',' : ''}"isLearner":true`;
+  return `{${s}}`;
+}
+
+export function memberListResponseJson(r: MemberListResponse): string {
+  let s = '';
+  if (r.header) s += `"header":${headerJson(r.header)}`;
+  if (r.members && r.members.length) {
+    s += `${s ? ',' : ''}"members":[`;
+    for (let i = 0; i < r.members.length; i++) s += (i ? ',' : '') + memberJson(r.members[i]!);
+    s += ']';
+  }
+  return `{${s}}`;
+}
+
+export function statusResponseJson(r: StatusResponse): string {
+  let s = '';
+  if (r.header) s += `"header":${headerJson(r.header)}`;
+  if (r.version) s += `${s ? ',' : ''}"version":${goQuote(r.version)}`;
+  if (r.dbSize) s += `${s ? ',' : ''}"dbSize":"${r.dbSize}"`;
+  if (r.leader) s += `${s ? ',' : ''}"leader":"${uint64Text(r.leader)}"`;
+  if (r.raftIndex) s += `${s ? ',' : ''}"raftIndex":"${r.raftIndex}"`;
+  if (r.raftTerm) s += `${s ? ',' : ''}"raftTerm":"${r.raftTerm}"`;
+  if (r.raftAppliedIndex) s += `${s ? ',' : ''}"raftAppliedIndex":"${r.raftAppliedIndex}"`;
+  if (r.errors && r.errors.length) s += `${s ? ',' : ''}"errors":${stringListJson(r.errors)}`;
+  if (r.dbSizeInUse) s += `${s ? ',' : ''}"dbSizeInUse":"${r.dbSizeInUse}"`;
+  if (r.isLearner) s += `${s ? ',' : ''}"isLearner":true`;
+  return `{${s}}`;
+}
+
+/** The gateway's error body: {"error":m,"message":m,"code":c}, in etcd 3.4's field order. */
+export function errorJson(message: string, grpcCode: number): string {
+  const quoted = goQuote(message);
+  return `{"error":${quoted},"message":${quoted},"code":${grpcCode}}`;
+}

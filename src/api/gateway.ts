@@ -1,0 +1,243 @@
+/**
+ * The JSON gateway: etcd 3.4's grpc-gateway paths on HTTP/1.1, answered directly (etcd's gateway
+ * re-sends each request to itself over gRPC; we parse once and build the JSON reply as a string).
+ *
+ *   POST /v3/kv/range | put | deleterange | txn | compaction
+ *   POST /v3/cluster/member/list     POST /v3/maintenance/status
+ *   GET  /v3/kv/range?key=k[&range_end=e][&prefix=true][&limit=n][&revision=r]   (keyraft only)
+ *
+ * Mapping and error texts: gateway-json.ts. Limits, in etcd's order: the body must fit the gRPC
+ * receive limit once encoded (else 429, grpc-go's text), then the request's own checks, then the
+ * proposal size for writes (kv-service.ts). A body larger than any acceptable request is refused
+ * while it streams in (413) so a hostile client cannot make us buffer without bound.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type protobuf from 'protobufjs';
+import type { Logger } from '../platform/logger.js';
+import type { RangeRequest } from '../proto/etcd-types.js';
+import { MessageTooLargeError, toApiFailure, httpStatusOfFailure } from './error-mapping.js';
+import {
+  GatewayDecodeError, compactionResponseJson, deleteRangeResponseJson, errorJson, memberListResponseJson, parseBody,
+  putResponseJson, rangeResponseJson, requestTypes, statusResponseJson, txnResponseJson,
+} from './gateway-json.js';
+import type { HttpEndpoints } from './http-endpoints.js';
+import { corsHeaders, sendJson, sendPlainError } from './http-reply.js';
+import type { KvService } from './kv-service.js';
+import { protoSizeOf } from './proto-size.js';
+
+type RouteKind = 'range' | 'put' | 'deleteRange' | 'txn' | 'compaction' | 'memberList' | 'status';
+
+interface Route {
+  kind: RouteKind;
+  type: protobuf.Type;
+}
+
+const routes = new Map<string, Route>([
+  ['/v3/kv/range', { kind: 'range', type: requestTypes.range }],
+  ['/v3/kv/put', { kind: 'put', type: requestTypes.put }],
+  ['/v3/kv/deleterange', { kind: 'deleteRange', type: requestTypes.deleteRange }],
+  ['/v3/kv/txn', { kind: 'txn', type: requestTypes.txn }],
+  ['/v3/kv/compaction', { kind: 'compaction', type: requestTypes.compaction }],
+  ['/v3/cluster/member/list', { kind: 'memberList', type: requestTypes.memberList }],
+  ['/v3/maintenance/status', { kind: 'status', type: requestTypes.status }],
+]);
+
+/**
+ * Room for JSON syntax around the base64 of a request at the gRPC limit. Base64 makes 4 bytes of
+ * 3, so the largest acceptable body is about 4/3 of the limit plus this.
+ */
+const gatewayJsonSlackBytes = 64 * 1024;
+
+export class Gateway {
+  private readonly bodyBytesMax: number;
+
+  constructor(
+    private readonly kv: KvService,
+    private readonly endpoints: HttpEndpoints,
+    private readonly logger: Logger,
+  ) {
+    this.bodyBytesMax = Math.ceil((kv.grpcMaxReceiveBytes * 4) / 3) + gatewayJsonSlackBytes;
+  }
+
+  /** The node:http 'request' listener. */
+  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    const route = routes.get(path);
+    if (route !== undefined) {
+      if (req.method === 'POST') {
+        this.readBody(route, req, res);
+      } else if (req.method === 'GET' && route.kind === 'range') {
+        this.rangeFromQuery(q === -1 ? '' : url.slice(q + 1), req, res);
+      } else if (req.method === 'OPTIONS') {
+        this.preflight(req, res);
+      } else {
+        drain(req);
+        sendPlainError(res, 405, 'Method Not Allowed');
+      }
+      return;
+    }
+    if (req.method === 'OPTIONS') {
+      this.preflight(req, res);
+      return;
+    }
+    if (this.endpoints.handle(path, req, res)) {
+      drain(req);
+      return;
+    }
+    drain(req);
+    sendPlainError(res, 404, 'Not Found');
+  };
+
+  private preflight(req: IncomingMessage, res: ServerResponse): void {
+    drain(req);
+    res.writeHead(200, [...corsHeaders, 'Content-Length', '0']);
+    res.end();
+  }
+
+  private readBody(route: Route, req: IncomingMessage, res: ServerResponse): void {
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > this.bodyBytesMax) {
+      this.refuseBody(req, res);
+      return;
+    }
+    let first: Buffer | undefined;
+    let rest: Buffer[] | undefined;
+    let received = 0;
+    req.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      if (received > this.bodyBytesMax) {
+        this.refuseBody(req, res);
+        return;
+      }
+      if (first === undefined) first = chunk;
+      else (rest ??= [first]).push(chunk);
+    });
+    req.on('end', () => {
+      if (res.headersSent) return;
+      const body = rest !== undefined ? Buffer.concat(rest) : first ?? Buffer.alloc(0);
+      let request: any;
+      try {
+        request = parseBody(route.type, body);
+      } catch (err) {
+        this.fail(res, err);
+        return;
+      }
+      this.serve(route, request, res);
+    });
+  }
+
+  /**
+   * A body beyond any acceptable request: answered at once and the connection closed, since the
+   * rest of the body will not be read.
+   */
+  private refuseBody(req: IncomingMessage, res: ServerResponse): void {
+    if (res.headersSent) return;
+    const body = errorJson(`request body larger than ${this.bodyBytesMax} bytes`, 8);
+    res.writeHead(413, [...corsHeaders, 'Content-Type', 'application/json', 'Content-Length', String(body.length), 'Connection', 'close']);
+    res.end(body);
+    req.pause();
+    res.once('finish', () => req.socket.destroySoon());
+  }
+
+  /** Checks the encoded size against the gRPC limit, then runs the call and writes its answer. */
+  private serve(route: Route, request: any, res: ServerResponse): void {
+    let reply: Promise<string>;
+    try {
+      const size = protoSizeOf(route.type, request);
+      if (size > this.kv.grpcMaxReceiveBytes) throw new MessageTooLargeError(size, this.kv.grpcMaxReceiveBytes);
+      reply = this.dispatch(route.kind, request, size);
+    } catch (err) {
+      this.fail(res, err);
+      return;
+    }
+    reply.then(
+      (json) => sendJson(res, 200, json),
+      (err: unknown) => this.fail(res, err),
+    );
+  }
+
+  private dispatch(kind: RouteKind, request: any, size: number): Promise<string> {
+    switch (kind) {
+      case 'range': return this.kv.range(request).then(rangeResponseJson);
+      case 'put': return this.kv.put(request, size).then(putResponseJson);
+      case 'deleteRange': return this.kv.deleteRange(request, size).then(deleteRangeResponseJson);
+      case 'txn': return this.kv.txn(request, size).then(txnResponseJson);
+      case 'compaction': return this.kv.compact(request, size).then(compactionResponseJson);
+      case 'memberList': return this.kv.memberList().then(memberListResponseJson);
+      case 'status': return this.kv.status().then(statusResponseJson);
+    }
+  }
+
+  private fail(res: ServerResponse, err: unknown): void {
+    const failure = toApiFailure(err, this.logger, 'gateway');
+    sendJson(res, httpStatusOfFailure(failure), errorJson(failure.message, failure.grpcCode));
+  }
+
+  /**
+   * GET /v3/kv/range?key=...: keys and range ends are plain text (UTF-8), not base64; prefix=true
+   * sets range_end to the prefix's end as etcdctl --prefix does. Answers exactly as the POST would.
+   */
+  private rangeFromQuery(query: string, req: IncomingMessage, res: ServerResponse): void {
+    drain(req);
+    let request: RangeRequest;
+    try {
+      request = rangeRequestFromQuery(new URLSearchParams(query));
+    } catch (err) {
+      this.fail(res, err);
+      return;
+    }
+    this.serve(routes.get('/v3/kv/range')!, request, res);
+  }
+}
+
+function drain(req: IncomingMessage): void {
+  if (!req.complete) req.resume();
+}
+
+const BOOLEAN_PARAMS = ['serializable', 'keys_only', 'count_only'] as const;
+const INTEGER_PARAMS = ['limit', 'revision', 'min_mod_revision', 'max_mod_revision', 'min_create_revision', 'max_create_revision'] as const;
+
+export function rangeRequestFromQuery(params: URLSearchParams): RangeRequest {
+  const request: RangeRequest = {};
+  const key = params.get('key');
+  if (key !== null) request.key = Buffer.from(key, 'utf8');
+  const rangeEnd = params.get('range_end');
+  if (rangeEnd !== null) request.range_end = Buffer.from(rangeEnd, 'utf8');
+  const prefix = params.get('prefix');
+  if (prefix !== null) {
+    if (prefix !== 'true' && prefix !== 'false') throw new GatewayDecodeError(`invalid value for prefix: ${JSON.stringify(prefix)}`);
+    if (prefix === 'true') request.range_end = prefixEnd(request.key ?? Buffer.alloc(0));
+  }
+  for (const name of INTEGER_PARAMS) {
+    const text = params.get(name);
+    if (text === null) continue;
+    if (!/^(0|[1-9][0-9]{0,15})$/.test(text)) throw new GatewayDecodeError(`invalid value for ${name}: ${JSON.stringify(text)}`);
+    request[name] = Number(text);
+  }
+  for (const name of BOOLEAN_PARAMS) {
+    const text = params.get(name);
+    if (text === null) continue;
+    if (text !== 'true' && text !== 'false') throw new GatewayDecodeError(`invalid value for ${name}: ${JSON.stringify(text)}`);
+    request[name] = text === 'true';
+  }
+  return request;
+}
+
+/**
+ * The end of the range holding every key that starts with `key` (etcd's GetPrefixRangeEnd): the
+ * key with its last byte below 0xff incremented and what follows dropped; "\0" (to the end of
+ * the keyspace) when every byte is 0xff or the key is empty.
+ * Example: "plain/" -> "plain0"; "a\xff" -> "b".
+ */
+export function prefixEnd(key: Buffer): Buffer {
+  for (let i = key.length - 1; i >= 0; i--) {
+    if (key[i]! < 0xff) {
+      const end = Buffer.from(key.subarray(0, i + 1));
+      end[i] = end[i]! + 1;
+      return end;
+    }
+  }
+  return Buffer.from([0]);
+}
