@@ -5,7 +5,7 @@
  * scenario files under testdata/ compare.
  */
 import { decodeConfChange, ConfChangeType } from '../../src/raft/conf-change.js';
-import { Raft, type RaftConfig } from '../../src/raft/raft.js';
+import { Raft, type RaftBugs, type RaftConfig } from '../../src/raft/raft.js';
 import {
   EntryType, MessageType, emptyHardState, emptySnapshot, type Entry, type HardState, type MemberId, type Message,
   type ReadState, type Snapshot,
@@ -31,6 +31,8 @@ export interface ClusterOptions {
   readonly maxMessageBytes?: number;
   readonly inflightMessagesMax?: number;
   readonly seed?: number;
+  /** Mutation switches for every member (tests of the mutation checks only). */
+  readonly bugs?: RaftBugs;
 }
 
 export class TestCluster {
@@ -64,6 +66,7 @@ export class TestCluster {
       checkQuorum: this.options.checkQuorum ?? true,
       maxMessageBytes: this.options.maxMessageBytes,
       inflightMessagesMax: this.options.inflightMessagesMax,
+      bugs: this.options.bugs,
     };
   }
 
@@ -173,6 +176,13 @@ export class TestCluster {
     }
     this.queue.unshift(...keep);
     return n;
+  }
+
+  /** deliverWhere until no queued message matches (answers to delivered messages included). */
+  deliverAllWhere(filter: (m: Message) => boolean): number {
+    let total = 0;
+    for (let n = this.deliverWhere(filter); n > 0; n = this.deliverWhere(filter)) total += n;
+    return total;
   }
 
   dropWhere(filter: (m: Message) => boolean): number {
