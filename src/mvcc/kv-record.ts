@@ -48,12 +48,12 @@ export function decodePutRecord(key: Buffer, modRevision: number, record: Buffer
   const lease = record.readUInt32BE(16) === 0 && record.readUInt32BE(20) === 0 ? 0n : record.readBigInt64BE(16);
   const value = Buffer.allocUnsafe(record.length - RECORD_HEADER_BYTES);
   record.copy(value, 0, RECORD_HEADER_BYTES);
-  return {
+  return Object.freeze({
     key,
     create_revision: readUint64(record, 0),
     mod_revision: modRevision,
     version: readUint64(record, 8),
     value,
     lease,
-  };
+  });
 }

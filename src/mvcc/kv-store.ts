@@ -209,14 +209,15 @@ export class KvStore implements KV {
     const version = prev === undefined ? 1 : prev.version + 1;
     const record = encodePutRecord(createRevision, version, lease, value);
     // The in-memory value is a view of the record: one copy of the bytes, in Node's buffer pool.
-    const kv: KeyValue = {
+    // Frozen: reads hand this object out as it is, so a caller mutating it would corrupt history.
+    const kv: KeyValue = Object.freeze({
       key: ki.key,
       create_revision: createRevision,
       mod_revision: rev,
       version,
       value: record.subarray(RECORD_HEADER_BYTES),
       lease,
-    };
+    });
     ki.put(kv);
     this.backend.putPrefixed(prefixedRevisionKey(Bucket.key, rev, ki.key), record);
     return kv;
@@ -224,7 +225,7 @@ export class KvStore implements KV {
 
   /** @internal */
   tombstoneAt(rev: number, ki: KeyIndex): KeyValue {
-    const kv: KeyValue = { key: ki.key, create_revision: 0, mod_revision: rev, version: 0, value: EMPTY, lease: 0n };
+    const kv: KeyValue = Object.freeze({ key: ki.key, create_revision: 0, mod_revision: rev, version: 0, value: EMPTY, lease: 0n });
     ki.tombstone(kv);
     this.backend.putPrefixed(prefixedRevisionKey(Bucket.key, rev, ki.key), encodeTombstoneRecord());
     return kv;
@@ -261,7 +262,7 @@ export class KvStore implements KV {
       let ki = this.index.get(keyString);
       if (isTombstoneRecord(record)) {
         if (ki === undefined) return; // its generation was compacted away; nothing to end
-        ki.restore({ key: ki.key, create_revision: 0, mod_revision: rev, version: 0, value: EMPTY, lease: 0n });
+        ki.restore(Object.freeze({ key: ki.key, create_revision: 0, mod_revision: rev, version: 0, value: EMPTY, lease: 0n }));
         return;
       }
       if (ki === undefined) {

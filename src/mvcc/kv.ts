@@ -7,8 +7,8 @@ import type { KeyValue } from '../proto/etcd-types.js';
  * reads need, so a read or a write transaction never waits for the disk. Durability is the
  * backend's business (commit/flush).
  *
- * KeyValues handed out are shared with the store's index (reads copy nothing): callers must not
- * mutate them.
+ * KeyValues handed out are shared with the store's index (reads copy nothing). They are frozen:
+ * a caller that needs a changed copy (keys_only, an encoder) builds a new object.
  *
  * Ranges use etcd's forms: `end` undefined or empty = the single key `key`; `end` = "\0" = every
  * key >= `key`; otherwise [key, end). (key "\0" with end "\0" is therefore every key.)

@@ -42,8 +42,9 @@ export const Bucket = {
 } as const;
 export type Bucket = (typeof Bucket)[keyof typeof Bucket];
 
-/** Entries fetched per native call while scanning a bucket. */
+/** Entries, and bytes, fetched per native call while scanning a bucket. */
 const SCAN_BATCH_ENTRIES = 1000;
+const SCAN_BATCH_BYTES = 1024 * 1024;
 
 type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
 
@@ -165,12 +166,18 @@ export class Backend {
   async scan(bucket: Bucket, visit: (key: Buffer, value: Buffer) => void, options: ScanOptions = {}): Promise<number> {
     const gte = options.gte ? bucketKey(bucket, options.gte) : Buffer.from([bucket]);
     const lt = options.lt ? bucketKey(bucket, options.lt) : Buffer.from([bucket + 1]);
-    const iterator = this.db.iterator({ gte, lt });
+    // highWaterMarkBytes: classic-level stops a nextv() at 16 KiB by default, about 50 mvcc
+    // records, so a full scan paid a thread-pool round trip per 50 entries (measured: 1M records
+    // in 5.5 s). fillCache off: a start-up scan would only evict the blocks reads need.
+    const iterator = this.db.iterator({ gte, lt, highWaterMarkBytes: SCAN_BATCH_BYTES, fillCache: false });
     let visited = 0;
     try {
+      // Prefetch: the next batch is read in the thread pool while this one is visited.
+      let next = iterator.nextv(SCAN_BATCH_ENTRIES);
       for (;;) {
-        const entries = await iterator.nextv(SCAN_BATCH_ENTRIES);
+        const entries = await next;
         if (entries.length === 0) break;
+        next = iterator.nextv(SCAN_BATCH_ENTRIES);
         for (const [key, value] of entries) {
           visit(key.subarray(1), value);
           visited++;
