@@ -184,8 +184,9 @@ export class Member implements MemberApi {
 
   async memberList(): Promise<MemberListResponse> {
     this.checkRunning();
+    // etcd's cluster service header names no revision: membership is not part of the keyspace.
     return {
-      header: this.header(),
+      header: { ...this.header(), revision: 0 },
       members: [{
         ID: this.memberId,
         name: this.identity.name,

@@ -4,7 +4,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Etcd3, GRPCOutOfRangeError, GRPCInvalidArgumentError, GRPCNotFoundError } from 'etcd3';
+import { Etcd3, EtcdLeaseInvalidError, GRPCOutOfRangeError, GRPCInvalidArgumentError } from 'etcd3';
 import { killAll, startKeyraft, type ServerProcess } from './harness.js';
 
 const test = suite('etcd3-client');
@@ -88,7 +88,8 @@ test('bad requests get etcd errors', async () => {
     await client.kv.put({ key: Buffer.from('k'), value: Buffer.from('v'), lease: '999' });
     assert.unreachable('unknown lease accepted');
   } catch (err) {
-    assert.instance(err, GRPCNotFoundError);
+    // etcd3 maps etcd's exact message to its typed error.
+    assert.instance(err, EtcdLeaseInvalidError);
     assert.match((err as Error).message, 'requested lease not found');
   }
 });
