@@ -949,7 +949,10 @@ export class Raft {
     if (this.leadTransferee !== NONE) {
       return new RaftError('transfer-in-progress', `leader ${this.id} is transferring leadership to ${this.leadTransferee}`);
     }
-    if (this.pendingConfIndex > this.log.committed || this.log.hasConfChangeAfter(this.log.committed)) {
+    // Dissertation 4.1 (and its errata for single-server changes): a leader changes the
+    // configuration only after committing an entry of its own term, and one change at a time.
+    if (this.pendingConfIndex > this.log.committed || this.log.hasConfChangeAfter(this.log.committed)
+      || this.log.term(this.log.committed) !== this.term) {
       return new RaftError('conf-change-pending',
         `a configuration change (index ${this.pendingConfIndex}) or this leader's first entry is not committed yet (commit ${this.log.committed})`);
     }
