@@ -193,6 +193,26 @@ test('a listener answering garbage: the dialer closes with a counted frame error
   }
 });
 
+test('addPeer with a new address moves the stream to it at runtime', async () => {
+  const { t1, t2, inbox2 } = await pair();
+  const inbox3 = new Inbox();
+  // Member 2 comes back elsewhere (a new process on another port).
+  const t2moved = await startTransport(2n, inbox3);
+  try {
+    t2moved.addPeer(1n, `127.0.0.1:${t1.address.port}`);
+    t1.send(2n, msg('old'));
+    await waitFor(() => inbox2.messages.length === 1, 'delivered at the old address');
+    t1.addPeer(2n, `127.0.0.1:${t2moved.address.port}`);
+    await waitFor(() => {
+      t1.send(2n, msg('new'));
+      return inbox3.messages.length > 0;
+    }, 'delivered at the new address');
+    assert.is(inbox3.messages[0]!.message.toString(), 'new');
+  } finally {
+    await closeAll(t1, t2, t2moved);
+  }
+});
+
 test('removePeer closes its streams and later dials from it are refused', async () => {
   const { t1, t2, inbox2 } = await pair();
   try {
