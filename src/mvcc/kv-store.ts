@@ -177,6 +177,41 @@ export class KvStore implements KV {
     return { kvs, count, revision: current };
   }
 
+  /**
+   * Every change to keys in [key, end) (etcd's range forms) with mod_revision >= fromRevision:
+   * puts, and deletes as tombstones (create_revision 0), in revision order; changes of one
+   * revision come in key order (the apply-time listener sees them in op order). For a watch
+   * catching up from history. KeyraftError 'Compacted' below the compacted revision,
+   * 'FutureRevision' above current + 1. O(keys in the range + their history). As in etcd, a
+   * delete AT the compacted revision may already be gone (compaction drops such tombstones).
+   */
+  changesSince(key: Buffer, end: Buffer | undefined, fromRevision: number): KeyValue[] {
+    if (fromRevision > this.revision + 1) throw new KeyraftError('FutureRevision');
+    if (fromRevision < this.compacted) throw new KeyraftError('Compacted');
+    const out: KeyValue[] = [];
+    const collect = (ki: KeyIndex): void => {
+      for (let gi = ki.generations.length - 1; gi >= 0; gi--) {
+        const g = ki.generations[gi]!;
+        let i = g.length - 1;
+        while (i >= 0 && g[i]!.mod_revision >= fromRevision) i--;
+        for (let j = i + 1; j < g.length; j++) out.push(g[j]!);
+        if (i >= 0) break; // older generations are older still
+      }
+    };
+    if (end === undefined || end.length === 0) {
+      const ki = this.index.get(key.toString('latin1'));
+      if (ki !== undefined) collect(ki);
+    } else {
+      const endKey = end.length === 1 && end[0] === 0 ? null : end.toString('latin1');
+      for (const cursor = this.index.seek(key.toString('latin1'), this.cursor); cursor.valid; cursor.next()) {
+        if (endKey !== null && cursor.key >= endKey) break;
+        collect(cursor.value);
+      }
+    }
+    // Stable: equal revisions keep key order.
+    return out.sort((a, b) => a.mod_revision - b.mod_revision);
+  }
+
   /** @internal Keys live at the latest revision in the range, for deleteRange. */
   liveInRange(key: Buffer, end: Buffer | undefined): KeyIndex[] {
     const out: KeyIndex[] = [];

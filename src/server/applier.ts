@@ -50,7 +50,9 @@ const EMPTY = Buffer.alloc(0);
 
 export class Applier {
   readonly store: KvStore;
-  private readonly backend: Backend;
+  /** Shared with the layers that store their state next to mvcc (lease, auth): they stage into
+   * their bucket, and the next commit() writes it in the same batch as the applied index. */
+  readonly backend: Backend;
   private readonly leases: LeaseLookup;
 
   constructor(store: KvStore, backend: Backend, leases: LeaseLookup = NO_LEASES) {

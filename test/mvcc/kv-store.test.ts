@@ -214,4 +214,33 @@ test('stored values do not alias request buffers', () => withTempDir(async (dir)
   }
 }));
 
+
+test('changesSince returns history in revision order for a key, a range, and refuses compacted revisions', () => withTempDir(async (dir) => {
+  const s = await open(dir);
+  try {
+    put(s.store, 'a', '1'); // 2
+    put(s.store, 'b', '1'); // 3
+    put(s.store, 'a', '2'); // 4
+    del(s.store, 'a'); // 5
+    put(s.store, 'a', '3'); // 6
+    put(s.store, 'c', '1'); // 7
+    const txn = s.store.write(); // 8: two keys in one revision
+    txn.put(b('c'), b('2'), 0n);
+    txn.put(b('b'), b('2'), 0n);
+    txn.end();
+    const brief = (kvs: KeyValue[]) => kvs.map((kv) => `${kv.key}@${kv.mod_revision}${kv.create_revision === 0 ? 'x' : ''}`);
+    assert.equal(brief(s.store.changesSince(b('a'), undefined, 0)), ['a@2', 'a@4', 'a@5x', 'a@6']);
+    assert.equal(brief(s.store.changesSince(b('a'), undefined, 5)), ['a@5x', 'a@6']);
+    assert.equal(brief(s.store.changesSince(b('a'), b('c'), 4)), ['a@4', 'a@5x', 'a@6', 'b@8']);
+    assert.equal(brief(s.store.changesSince(b('\0'), b('\0'), 7)), ['c@7', 'b@8', 'c@8'].sort((x, y) => Number(x.split('@')[1]) - Number(y.split('@')[1]) || x.localeCompare(y)));
+    assert.equal(s.store.changesSince(b('a'), b('\0'), 9), []);
+    throwsCode(() => s.store.changesSince(b('a'), undefined, 10), 'FutureRevision');
+    s.store.compact(5);
+    throwsCode(() => s.store.changesSince(b('a'), undefined, 4), 'Compacted');
+    assert.equal(brief(s.store.changesSince(b('a'), undefined, 5)), ['a@5x', 'a@6']);
+  } finally {
+    await close(s);
+  }
+}));
+
 test.run();
