@@ -43,9 +43,12 @@ const routes = new Map<string, Route>([
 ]);
 
 /**
- * Room for JSON syntax around the base64 of a request at the gRPC limit. Base64 makes 4 bytes of
- * 3, so the largest acceptable body is about 4/3 of the limit plus this.
+ * The body cap: base64 makes 4 bytes of 3, so a request at the gRPC limit is about 4/3 of it in
+ * JSON. We read up to twice that (plus room for JSON syntax) so that bodies somewhat over the
+ * limit still get etcd's answer (429 with the encoded size); beyond it the body is refused while
+ * it streams in (413), where etcd would buffer any size.
  */
+const gatewayBodyLimitFactor = 2;
 const gatewayJsonSlackBytes = 64 * 1024;
 
 export class Gateway {
@@ -56,7 +59,7 @@ export class Gateway {
     private readonly endpoints: HttpEndpoints,
     private readonly logger: Logger,
   ) {
-    this.bodyBytesMax = Math.ceil((kv.grpcMaxReceiveBytes * 4) / 3) + gatewayJsonSlackBytes;
+    this.bodyBytesMax = Math.ceil((kv.grpcMaxReceiveBytes * 4 * gatewayBodyLimitFactor) / 3) + gatewayJsonSlackBytes;
   }
 
   /** The node:http 'request' listener. */

@@ -3,7 +3,7 @@
  * encoding. The gateway needs it because etcd measures limits on the gRPC message its gateway
  * forwards: the gRPC receive limit (max-request-bytes + 512 KiB) and, for writes, the proposal
  * size (request-validation.ts). Sizes follow the proto3 wire format: a scalar at its default is
- * not written; a present message is, even empty.
+ * not written unless it is a set oneof member; a present message is, even empty.
  */
 import protobuf from 'protobufjs';
 
@@ -11,6 +11,8 @@ interface SizeField {
   name: string;
   tagBytes: number;
   repeated: boolean;
+  /** A oneof member is written whenever it is set, even to its default (0, empty). */
+  inOneof: boolean;
   kind: 'bytes' | 'string' | 'varint' | 'bool' | 'fixed32' | 'fixed64' | 'message';
   messageType?: protobuf.Type;
 }
@@ -53,7 +55,7 @@ function planFor(type: protobuf.Type): SizeField[] {
     else if (field.type === 'fixed32' || field.type === 'sfixed32' || field.type === 'float') kind = 'fixed32';
     else if (field.type === 'fixed64' || field.type === 'sfixed64' || field.type === 'double') kind = 'fixed64';
     else kind = 'varint';
-    plan.push({ name: field.name, tagBytes, repeated: field.repeated, kind, messageType: kind === 'message' ? field.resolvedType as protobuf.Type : undefined });
+    plan.push({ name: field.name, tagBytes, repeated: field.repeated, inOneof: field.partOf != null, kind, messageType: kind === 'message' ? field.resolvedType as protobuf.Type : undefined });
   }
   return plan;
 }
@@ -96,7 +98,7 @@ export function protoSizeOf(type: protobuf.Type, obj: any): number {
     if (f.repeated) {
       if (!v) continue;
       for (let j = 0; j < v.length; j++) size += f.tagBytes + valueSize(f, v[j] ?? {});
-    } else if (!isDefault(f, v)) {
+    } else if (f.inOneof ? v !== undefined && v !== null : !isDefault(f, v)) {
       size += f.tagBytes + valueSize(f, v);
     }
   }
