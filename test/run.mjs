@@ -7,7 +7,10 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const distTest = join(root, 'dist', 'test');
+// KEYRAFT_DIST: a compiled tree other than dist/ (e.g. `tsc -p . --outDir build-mine` to test a
+// build nobody else is rewriting), relative to the package root.
+const distDir = process.env.KEYRAFT_DIST ?? 'dist';
+const distTest = join(root, distDir, 'test');
 const suiteTimeoutMs = Number(process.env.KEYRAFT_SUITE_TIMEOUT_MS ?? 300_000);
 const only = process.argv.slice(2);
 
@@ -22,7 +25,7 @@ function listSuites() {
 function runSuite(name) {
   return new Promise((resolve) => {
     const started = Date.now();
-    const child = spawn(process.execPath, [join(root, 'node_modules', 'uvu', 'bin.js'), join('dist', 'test', name), '\\.test\\.js$'], {
+    const child = spawn(process.execPath, [join(root, 'node_modules', 'uvu', 'bin.js'), join(distDir, 'test', name), '\\.test\\.js$'], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'inherit'],
     });

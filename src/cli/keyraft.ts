@@ -64,7 +64,7 @@ async function main(): Promise<void> {
 
 main().catch((err: Error) => {
   rootLogger.fatal({ err }, 'keyraft failed to start');
-  // Give pino's async destination a moment to flush the line above.
-  setTimeout(() => process.exit(1), 50).unref();
   process.stderr.write(`keyraft: ${err.message}\n`);
+  // Exit once pino's async destination has flushed the line above, with a failing code.
+  process.exitCode = 1;
 });

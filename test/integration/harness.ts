@@ -10,9 +10,10 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const root = join(__dirname, '..', '..', '..');
-export const keyraftBin = join(root, 'dist', 'src', 'cli', 'keyraft.js');
-export const keyraftctlBin = join(root, 'dist', 'src', 'cli', 'keyraftctl.js');
+// The compiled tree this file runs from (dist/ normally; KEYRAFT_DIST in test/run.mjs may name another).
+const distRoot = join(__dirname, '..', '..');
+export const keyraftBin = join(distRoot, 'src', 'cli', 'keyraft.js');
+export const keyraftctlBin = join(distRoot, 'src', 'cli', 'keyraftctl.js');
 
 const started = new Set<ChildProcess>();
 const tempDirs: string[] = [];
