@@ -239,7 +239,9 @@ export class KvStore implements KV {
       this.index.set(keyString, ki);
     }
     const prev = ki.latest();
-    assert(prev === undefined || prev.mod_revision < rev, () => `key written twice in revision ${rev}: the API layer must refuse duplicate keys in a txn`);
+    if (prev !== undefined && prev.mod_revision >= rev) {
+      assert(false, `key written twice in revision ${rev}: the API layer must refuse duplicate keys in a txn`);
+    }
     const createRevision = prev === undefined ? rev : prev.create_revision;
     const version = prev === undefined ? 1 : prev.version + 1;
     const record = encodePutRecord(createRevision, version, lease, value);

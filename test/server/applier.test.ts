@@ -387,4 +387,20 @@ test('compaction boundaries: at, below, above; reads at rev-1, rev, rev+1', () =
   assert.is(a.currentRevision, 7, 'compaction does not bump the revision');
 }));
 
+
+test('txn writing one key twice on its path fails with DuplicateKey and changes nothing', () => withApplier((a) => {
+  put(a, 'k', 'v'); // 2
+  const p = (key: string): NonNullable<TxnRequest['success']>[number] => ({ request_put: { key: b(key), value: b('x') } });
+  const d = (key: string, end?: string): NonNullable<TxnRequest['success']>[number] => ({ request_delete_range: { key: b(key), range_end: end === undefined ? undefined : b(end) } });
+  throwsCode(() => txn(a, { success: [p('a'), p('a')] }), 'DuplicateKey');
+  throwsCode(() => txn(a, { success: [p('b'), d('a', 'c')] }), 'DuplicateKey');
+  throwsCode(() => txn(a, { success: [d('k'), p('k')] }), 'DuplicateKey');
+  throwsCode(() => txn(a, { success: [d('a', '\0'), p('zz')] }), 'DuplicateKey');
+  throwsCode(() => txn(a, { success: [p('k'), { request_txn: { success: [p('k')] } }] }), 'DuplicateKey');
+  assert.is(a.currentRevision, 2);
+  // Not conflicts: overlapping deletes, puts outside a deleted range, the branch not taken.
+  txn(a, { success: [d('a', 'c'), d('b'), p('c'), p('d')], failure: [p('c'), p('c')] });
+  assert.is(a.currentRevision, 3);
+}));
+
 test.run();
