@@ -1,0 +1,51 @@
+import type { MessagePort } from 'node:worker_threads';
+import type { HardState, SnapshotMarker, WalEntry } from './wal-record.js';
+
+/**
+ * Messages between the WAL facade (main thread, wal.ts) and the WAL writer (worker thread,
+ * workers/wal-writer.ts), over one MessagePort. The main thread sends each tick's appends as one
+ * message whose buffer holds encoded records (crc left 0) and is transferred, not copied. The
+ * writer drains every message that is waiting (receiveMessageOnPort), writes all waiting appends
+ * as one batch with one writev + one fdatasync, and answers with the highest seq now durable.
+ * Messages are handled in seq order, so a release never overtakes an append sent before it.
+ */
+
+export interface WalWriterData {
+  dir: string;
+  segmentSizeBytes: number;
+  port: MessagePort;
+}
+
+export type ToWriter =
+  | { kind: 'append'; seq: number; buffer: ArrayBuffer; bytes: number; records: number }
+  | { kind: 'release'; seq: number; index: number }
+  | { kind: 'close'; seq: number };
+
+export interface WriterStats {
+  /** fdatasync calls on segment files, including the one per segment creation. */
+  syncs: number;
+  /** Group-commit writes of appended records (one writev each). */
+  batches: number;
+  bytesWritten: number;
+  syncMicrosTotal: number;
+  syncMicrosMax: number;
+  segmentsCreated: number;
+  segmentsReleased: number;
+}
+
+export interface OpenedReplay {
+  entries: WalEntry[];
+  hardState: HardState | undefined;
+  snapshot: SnapshotMarker | undefined;
+  firstIndex: number;
+  torn: { file: string; offset: number; reason: string } | undefined;
+  segments: number;
+}
+
+export type FromWriter =
+  | { kind: 'opened'; replay: OpenedReplay; stats: WriterStats }
+  | { kind: 'open-failed'; message: string; corruption: { file: string; offset: number; reason: string } | undefined }
+  | { kind: 'synced'; seq: number; stats: WriterStats }
+  | { kind: 'released'; seq: number; deleted: string[]; stats: WriterStats }
+  | { kind: 'closed'; seq: number; stats: WriterStats }
+  | { kind: 'failed'; message: string };
