@@ -140,6 +140,8 @@ function decodeInteger(value: unknown, kind: 'int64' | 'uint64' | 'int32' | 'uin
 function decodeScalar(spec: FieldSpec, value: unknown): unknown {
   switch (spec.kind) {
     case 'bytes':
+      // encoding/json also fills a []byte from an array of numbers, one byte each.
+      if (Array.isArray(value)) return bytesFromArray(value);
       if (typeof value !== 'string') throw typeError(value, '[]uint8');
       try {
         return decodeGoBase64(value);
@@ -172,6 +174,18 @@ function decodeScalar(spec: FieldSpec, value: unknown): unknown {
     default:
       return decodeInteger(value, spec.kind, spec.asBigInt);
   }
+}
+
+function bytesFromArray(list: unknown[]): Buffer {
+  const out = Buffer.alloc(list.length);
+  for (let i = 0; i < list.length; i++) {
+    const v = list[i];
+    if (v === null) continue;
+    if (typeof v !== 'number') throw typeError(v, 'uint8');
+    if (!Number.isInteger(v) || v < 0 || v > 255) throw new GatewayDecodeError(`json: cannot unmarshal number ${v} into Go value of type uint8`);
+    out[i] = v;
+  }
+  return out;
 }
 
 /** Go's name for a nested enum: etcdserverpb.RangeRequest_SortOrder. */

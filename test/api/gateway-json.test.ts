@@ -67,6 +67,9 @@ test('requests: Go error texts as etcd 3.4 answers them', () => {
   assert.is(decodeError('range', '{"key":"YQ==="}'), 'illegal base64 data at input byte 4');
   assert.is(decodeError('range', '{"key":"-_8"}'), 'illegal base64 data at input byte 0');
   assert.is(decodeError('range', '{"key":1}'), 'json: cannot unmarshal number into Go value of type []uint8');
+  assert.is(decodeError('range', '{"key":[256]}'), 'json: cannot unmarshal number 256 into Go value of type uint8');
+  // encoding/json fills []byte from an array of numbers too (etcd answers such a range normally).
+  assert.equal(parseBody(requestTypes.range, body('{"key":[1,97]}')).key, Buffer.from([1, 97]));
   assert.is(decodeError('range', '{"keys_only":"yes"}'), 'json: cannot unmarshal string into Go value of type bool');
   assert.is(decodeError('txn', '{"success":{}}'), 'json: cannot unmarshal object into Go value of type []json.RawMessage');
   assert.is(decodeError('range', '{"key" 1}'), "invalid character '1' after object key");
