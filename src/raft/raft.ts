@@ -978,6 +978,8 @@ export class Raft {
   }
 
   private bcastAppend(): void {
+    // A removed leader steps down inside maybeCommit (onLeaderCommit); its callers then broadcast nothing.
+    if (this.role !== Role.Leader) return;
     for (const id of this.progress.keys()) {
       if (id !== this.id) this.sendAppend(id, true);
     }
