@@ -20,6 +20,7 @@ import type { Registry } from 'prom-client';
 import type { Logger } from '../platform/logger.js';
 import { packageRoot } from '../platform/package-root.js';
 import type { MemberApi } from '../server/raft-kv.js';
+import { ApiMetrics } from './api-metrics.js';
 import { Gateway } from './gateway.js';
 import { addEtcdServices } from './grpc-services.js';
 import { HttpEndpoints } from './http-endpoints.js';
@@ -61,11 +62,12 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
     'grpc.http2.min_ping_interval_without_data_ms': 5_000,
     'grpc.keepalive_permit_without_calls': 1,
   });
-  addEtcdServices(grpcServer, kv, logger);
+  const metrics = new ApiMetrics(options.metricsRegistry);
+  addEtcdServices(grpcServer, kv, logger, metrics);
   const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
 
   const endpoints = new HttpEndpoints(options.member, options.metricsRegistry, keyraftVersion, logger);
-  const gateway = new Gateway(kv, endpoints, logger);
+  const gateway = new Gateway(kv, endpoints, logger, metrics);
   const httpServer: HttpServer = createHttpServer({ keepAliveTimeout: httpKeepAliveTimeoutMs }, gateway.handle);
   httpServer.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     // Malformed HTTP: answer 400 if the socket can still take it, as Go's server does, and close.

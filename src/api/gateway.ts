@@ -15,6 +15,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type protobuf from 'protobufjs';
 import type { Logger } from '../platform/logger.js';
 import type { RangeRequest } from '../proto/etcd-types.js';
+import { KeyraftError } from '../platform/errors.js';
+import type { ApiMetrics } from './api-metrics.js';
 import { MessageTooLargeError, toApiFailure, httpStatusOfFailure } from './error-mapping.js';
 import {
   GatewayDecodeError, compactionResponseJson, deleteRangeResponseJson, errorJson, memberListResponseJson, parseBody,
@@ -30,17 +32,61 @@ type RouteKind = 'range' | 'put' | 'deleteRange' | 'txn' | 'compaction' | 'membe
 interface Route {
   kind: RouteKind;
   type: protobuf.Type;
+  /** The gRPC method this path stands for, for metrics. */
+  service: string;
+  method: string;
 }
 
 const routes = new Map<string, Route>([
-  ['/v3/kv/range', { kind: 'range', type: requestTypes.range }],
-  ['/v3/kv/put', { kind: 'put', type: requestTypes.put }],
-  ['/v3/kv/deleterange', { kind: 'deleteRange', type: requestTypes.deleteRange }],
-  ['/v3/kv/txn', { kind: 'txn', type: requestTypes.txn }],
-  ['/v3/kv/compaction', { kind: 'compaction', type: requestTypes.compaction }],
-  ['/v3/cluster/member/list', { kind: 'memberList', type: requestTypes.memberList }],
-  ['/v3/maintenance/status', { kind: 'status', type: requestTypes.status }],
+  ['/v3/kv/range', { kind: 'range', type: requestTypes.range, service: 'etcdserverpb.KV', method: 'Range' }],
+  ['/v3/kv/put', { kind: 'put', type: requestTypes.put, service: 'etcdserverpb.KV', method: 'Put' }],
+  ['/v3/kv/deleterange', { kind: 'deleteRange', type: requestTypes.deleteRange, service: 'etcdserverpb.KV', method: 'DeleteRange' }],
+  ['/v3/kv/txn', { kind: 'txn', type: requestTypes.txn, service: 'etcdserverpb.KV', method: 'Txn' }],
+  ['/v3/kv/compaction', { kind: 'compaction', type: requestTypes.compaction, service: 'etcdserverpb.KV', method: 'Compact' }],
+  ['/v3/cluster/member/list', { kind: 'memberList', type: requestTypes.memberList, service: 'etcdserverpb.Cluster', method: 'MemberList' }],
+  ['/v3/maintenance/status', { kind: 'status', type: requestTypes.status, service: 'etcdserverpb.Maintenance', method: 'Status' }],
 ]);
+
+/**
+ * etcd 3.4's other gateway paths, with the gRPC method each stands for. keyraft does not serve
+ * them yet; they answer UNIMPLEMENTED (HTTP 501) in grpc-go's words rather than 404, so a client
+ * can tell "not implemented" from "no such API".
+ */
+const unservedRoutes = new Map<string, string>([
+  ['/v3/watch', 'etcdserverpb.Watch/Watch'],
+  ['/v3/lease/grant', 'etcdserverpb.Lease/LeaseGrant'],
+  ['/v3/lease/revoke', 'etcdserverpb.Lease/LeaseRevoke'],
+  ['/v3/kv/lease/revoke', 'etcdserverpb.Lease/LeaseRevoke'],
+  ['/v3/lease/keepalive', 'etcdserverpb.Lease/LeaseKeepAlive'],
+  ['/v3/lease/timetolive', 'etcdserverpb.Lease/LeaseTimeToLive'],
+  ['/v3/kv/lease/timetolive', 'etcdserverpb.Lease/LeaseTimeToLive'],
+  ['/v3/lease/leases', 'etcdserverpb.Lease/LeaseLeases'],
+  ['/v3/kv/lease/leases', 'etcdserverpb.Lease/LeaseLeases'],
+  ['/v3/cluster/member/add', 'etcdserverpb.Cluster/MemberAdd'],
+  ['/v3/cluster/member/remove', 'etcdserverpb.Cluster/MemberRemove'],
+  ['/v3/cluster/member/update', 'etcdserverpb.Cluster/MemberUpdate'],
+  ['/v3/cluster/member/promote', 'etcdserverpb.Cluster/MemberPromote'],
+  ['/v3/maintenance/alarm', 'etcdserverpb.Maintenance/Alarm'],
+  ['/v3/maintenance/defragment', 'etcdserverpb.Maintenance/Defragment'],
+  ['/v3/maintenance/hash', 'etcdserverpb.Maintenance/HashKV'],
+  ['/v3/maintenance/snapshot', 'etcdserverpb.Maintenance/Snapshot'],
+  ['/v3/maintenance/transfer-leadership', 'etcdserverpb.Maintenance/MoveLeader'],
+  ['/v3/auth/enable', 'etcdserverpb.Auth/AuthEnable'],
+  ['/v3/auth/disable', 'etcdserverpb.Auth/AuthDisable'],
+  ['/v3/auth/authenticate', 'etcdserverpb.Auth/Authenticate'],
+  ...[['add', 'UserAdd'], ['get', 'UserGet'], ['list', 'UserList'], ['delete', 'UserDelete'], ['changepw', 'UserChangePassword'], ['grant', 'UserGrantRole'], ['revoke', 'UserRevokeRole']]
+    .map(([p, m]): [string, string] => [`/v3/auth/user/${p}`, `etcdserverpb.Auth/${m}`]),
+  ...[['add', 'RoleAdd'], ['get', 'RoleGet'], ['list', 'RoleList'], ['delete', 'RoleDelete'], ['grant', 'RoleGrantPermission'], ['revoke', 'RoleRevokePermission']]
+    .map(([p, m]): [string, string] => [`/v3/auth/role/${p}`, `etcdserverpb.Auth/${m}`]),
+]);
+
+/** Services of which keyraft serves some methods: grpc-go names a missing method there, not the service. */
+const partlyServed = new Set(['etcdserverpb.Cluster', 'etcdserverpb.Maintenance']);
+
+function unimplemented(fullMethod: string): KeyraftError {
+  const [service, method] = fullMethod.split('/') as [string, string];
+  return new KeyraftError('Unimplemented', partlyServed.has(service) ? `unknown method ${method} for service ${service}` : `unknown service ${service}`);
+}
 
 /**
  * The body cap: base64 makes 4 bytes of 3, so a request at the gRPC limit is about 4/3 of it in
@@ -58,6 +104,7 @@ export class Gateway {
     private readonly kv: KvService,
     private readonly endpoints: HttpEndpoints,
     private readonly logger: Logger,
+    private readonly metrics: ApiMetrics,
   ) {
     this.bodyBytesMax = Math.ceil((kv.grpcMaxReceiveBytes * 4 * gatewayBodyLimitFactor) / 3) + gatewayJsonSlackBytes;
   }
@@ -83,6 +130,13 @@ export class Gateway {
     }
     if (req.method === 'OPTIONS') {
       this.preflight(req, res);
+      return;
+    }
+    const unserved = unservedRoutes.get(path);
+    if (unserved !== undefined) {
+      drain(req);
+      if (req.method === 'POST') this.fail(res, unimplemented(unserved));
+      else sendPlainError(res, 405, 'Method Not Allowed');
       return;
     }
     if (this.endpoints.handle(path, req, res)) {
@@ -149,15 +203,20 @@ export class Gateway {
     let reply: Promise<string>;
     try {
       const size = protoSizeOf(route.type, request);
+      // Over the gRPC limit, etcd's gRPC server refuses before counting the call as started.
       if (size > this.kv.grpcMaxReceiveBytes) throw new MessageTooLargeError(size, this.kv.grpcMaxReceiveBytes);
+      this.metrics.start(route.service, route.method);
       reply = this.dispatch(route.kind, request, size);
     } catch (err) {
-      this.fail(res, err);
+      this.fail(res, err, route);
       return;
     }
     reply.then(
-      (json) => sendJson(res, 200, json),
-      (err: unknown) => this.fail(res, err),
+      (json) => {
+        this.metrics.handle(route.service, route.method, 0);
+        sendJson(res, 200, json);
+      },
+      (err: unknown) => this.fail(res, err, route),
     );
   }
 
@@ -173,8 +232,9 @@ export class Gateway {
     }
   }
 
-  private fail(res: ServerResponse, err: unknown): void {
+  private fail(res: ServerResponse, err: unknown, route?: Route): void {
     const failure = toApiFailure(err, this.logger, 'gateway');
+    if (route !== undefined && !(err instanceof MessageTooLargeError)) this.metrics.handle(route.service, route.method, failure.grpcCode);
     sendJson(res, httpStatusOfFailure(failure), errorJson(failure.message, failure.grpcCode));
   }
 

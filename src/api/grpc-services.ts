@@ -11,6 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
 import { decode, encode, messageType } from '../proto/codec.js';
 import type { Logger } from '../platform/logger.js';
+import type { ApiMetrics } from './api-metrics.js';
 import { toApiFailure, toGrpcStatus } from './error-mapping.js';
 import type { KvService } from './kv-service.js';
 
@@ -62,22 +63,40 @@ export const maintenanceServiceDefinition: grpc.ServiceDefinition = {
 type Call = grpc.ServerUnaryCall<any, any>;
 type Callback = grpc.sendUnaryData<any>;
 
+/** What a handler needs to answer one method: where to log and count it. */
+interface MethodContext {
+  service: string;
+  method: string;
+  logger: Logger;
+  metrics: ApiMetrics;
+}
+
 /**
  * Runs one unary call: `run` may throw synchronously (validation) or reject (the member); both
  * become the status etcd would send.
  */
-function answer(logger: Logger, path: string, callback: Callback, run: () => Promise<unknown>): void {
+function answer(ctx: MethodContext, callback: Callback, run: () => Promise<unknown>): void {
+  ctx.metrics.start(ctx.service, ctx.method);
   let pending: Promise<unknown>;
   try {
     pending = run();
   } catch (err) {
-    callback(toGrpcStatus(toApiFailure(err, logger, path)) as grpc.ServiceError);
+    fail(ctx, callback, err);
     return;
   }
   pending.then(
-    (response) => callback(null, response),
-    (err: unknown) => callback(toGrpcStatus(toApiFailure(err, logger, path)) as grpc.ServiceError),
+    (response) => {
+      ctx.metrics.handle(ctx.service, ctx.method, 0);
+      callback(null, response);
+    },
+    (err: unknown) => fail(ctx, callback, err),
   );
+}
+
+function fail(ctx: MethodContext, callback: Callback, err: unknown): void {
+  const failure = toApiFailure(err, ctx.logger, `${ctx.service}/${ctx.method}`);
+  ctx.metrics.handle(ctx.service, ctx.method, failure.grpcCode);
+  callback(toGrpcStatus(failure) as grpc.ServiceError);
 }
 
 function sizeOf(call: Call): number {
@@ -85,18 +104,26 @@ function sizeOf(call: Call): number {
 }
 
 /** Registers etcd's served methods on `server`, answering through `kv`. */
-export function addEtcdServices(server: grpc.Server, kv: KvService, logger: Logger): void {
+export function addEtcdServices(server: grpc.Server, kv: KvService, logger: Logger, metrics: ApiMetrics): void {
+  const ctx = (service: string, method: string): MethodContext => ({ service: `etcdserverpb.${service}`, method, logger, metrics });
+  const range = ctx('KV', 'Range');
+  const put = ctx('KV', 'Put');
+  const deleteRange = ctx('KV', 'DeleteRange');
+  const txn = ctx('KV', 'Txn');
+  const compact = ctx('KV', 'Compact');
+  const memberList = ctx('Cluster', 'MemberList');
+  const status = ctx('Maintenance', 'Status');
   server.addService(kvServiceDefinition, {
-    Range: (call: Call, cb: Callback) => answer(logger, 'KV/Range', cb, () => kv.range(call.request)),
-    Put: (call: Call, cb: Callback) => answer(logger, 'KV/Put', cb, () => kv.put(call.request, sizeOf(call))),
-    DeleteRange: (call: Call, cb: Callback) => answer(logger, 'KV/DeleteRange', cb, () => kv.deleteRange(call.request, sizeOf(call))),
-    Txn: (call: Call, cb: Callback) => answer(logger, 'KV/Txn', cb, () => kv.txn(call.request, sizeOf(call))),
-    Compact: (call: Call, cb: Callback) => answer(logger, 'KV/Compact', cb, () => kv.compact(call.request, sizeOf(call))),
+    Range: (call: Call, cb: Callback) => answer(range, cb, () => kv.range(call.request)),
+    Put: (call: Call, cb: Callback) => answer(put, cb, () => kv.put(call.request, sizeOf(call))),
+    DeleteRange: (call: Call, cb: Callback) => answer(deleteRange, cb, () => kv.deleteRange(call.request, sizeOf(call))),
+    Txn: (call: Call, cb: Callback) => answer(txn, cb, () => kv.txn(call.request, sizeOf(call))),
+    Compact: (call: Call, cb: Callback) => answer(compact, cb, () => kv.compact(call.request, sizeOf(call))),
   });
   server.addService(clusterServiceDefinition, {
-    MemberList: (_call: Call, cb: Callback) => answer(logger, 'Cluster/MemberList', cb, () => kv.memberList()),
+    MemberList: (_call: Call, cb: Callback) => answer(memberList, cb, () => kv.memberList()),
   });
   server.addService(maintenanceServiceDefinition, {
-    Status: (_call: Call, cb: Callback) => answer(logger, 'Maintenance/Status', cb, () => kv.status()),
+    Status: (_call: Call, cb: Callback) => answer(status, cb, () => kv.status()),
   });
 }

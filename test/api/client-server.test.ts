@@ -133,6 +133,16 @@ test('gateway: unknown paths, wrong methods, oversized bodies, OPTIONS', async (
   assert.is((await httpRequest(port, 'GET', '/health')).status, 200);
 });
 
+test('gateway: etcd paths keyraft does not serve yet answer UNIMPLEMENTED (501), not 404', async () => {
+  const lease = await post('/v3/lease/grant', { TTL: 5 });
+  assert.is(lease.status, 501);
+  assert.equal(lease.json, { error: 'unknown service etcdserverpb.Lease', message: 'unknown service etcdserverpb.Lease', code: 12 });
+  const add = await post('/v3/cluster/member/add', { peerURLs: ['http://x:1'] });
+  assert.is(add.json.error, 'unknown method MemberAdd for service etcdserverpb.Cluster');
+  assert.is((await post('/v3/auth/authenticate', {})).json.error, 'unknown service etcdserverpb.Auth');
+  assert.is((await post('/v3/watch', {})).status, 501);
+});
+
 test('health, version, metrics', async () => {
   const health = await httpRequest(port, 'GET', '/health');
   assert.is(health.body, '{"health":"true"}');
@@ -149,6 +159,10 @@ test('health, version, metrics', async () => {
   const metrics = await httpRequest(port, 'GET', '/metrics');
   assert.is(metrics.status, 200);
   assert.match(metrics.body, '# TYPE api_test_total counter');
+  // etcd's gRPC request counters, gateway requests included (earlier tests made some).
+  assert.match(metrics.body, /grpc_server_handled_total\{grpc_type="unary",grpc_service="etcdserverpb.KV",grpc_method="Put",grpc_code="OK"\} [1-9]/);
+  assert.match(metrics.body, /grpc_server_handled_total\{grpc_type="unary",grpc_service="etcdserverpb.KV",grpc_method="Txn",grpc_code="InvalidArgument"\} [1-9]/);
+  assert.match(metrics.body, /grpc_server_started_total\{grpc_type="unary",grpc_service="etcdserverpb.KV",grpc_method="Range"\} [1-9]/);
 });
 
 function unary<T>(client: grpc.Client, name: string, request: unknown): Promise<T> {
