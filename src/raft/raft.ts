@@ -933,9 +933,14 @@ export class Raft {
         throw new RaftError('transfer-in-progress', `leader ${this.id} is transferring leadership to ${this.leadTransferee}`);
       }
       const first = this.log.lastIndex() + 1;
-      const entries: Entry[] = new Array<Entry>(data.length);
-      for (let i = 0; i < data.length; i++) entries[i] = { term: this.term, index: 0, type, data: data[i]! };
-      this.appendEntries(entries);
+      if (type === EntryType.Normal) {
+        // Hot path: build the final entries once (appendEntries would copy them to stamp term and index).
+        const entries: Entry[] = new Array<Entry>(data.length);
+        for (let i = 0; i < data.length; i++) entries[i] = { term: this.term, index: first + i, type, data: data[i]! };
+        this.log.append(entries);
+      } else {
+        this.appendEntries(data.map((d) => ({ term: this.term, index: 0, type, data: d })));
+      }
       this.bcastAppend();
       return first;
     }
