@@ -23,6 +23,7 @@ import type { MemberApi } from '../server/raft-kv.js';
 import { ApiMetrics } from './api-metrics.js';
 import { Gateway } from './gateway.js';
 import { addEtcdServices } from './grpc-services.js';
+import { addHealthService } from './health-service.js';
 import { HttpEndpoints } from './http-endpoints.js';
 import { KvService } from './kv-service.js';
 
@@ -64,6 +65,7 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
   });
   const metrics = new ApiMetrics(options.metricsRegistry);
   addEtcdServices(grpcServer, kv, logger, metrics);
+  addHealthService(grpcServer, options.member);
   const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
 
   const endpoints = new HttpEndpoints(options.member, options.metricsRegistry, keyraftVersion, logger);

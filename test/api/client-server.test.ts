@@ -8,6 +8,7 @@ import { Etcd3 } from 'etcd3';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { clusterServiceDefinition, kvServiceDefinition, maintenanceServiceDefinition } from '../../src/api/grpc-services.js';
+import { healthServiceDefinition } from '../../src/api/health-service.js';
 import { KeyraftError } from '../../src/platform/errors.js';
 import { b64, httpRequest, identity, rawClient, startWithMemoryMember, type Running } from './helpers.js';
 
@@ -229,6 +230,22 @@ test('gRPC: every method not served answers UNIMPLEMENTED at once, streaming one
     assert.is(await streamCode(snapshot), grpc.status.UNIMPLEMENTED);
   } finally {
     client.close();
+  }
+});
+
+test('gRPC health service: SERVING while the member has a leader, NOT_FOUND for named services', async () => {
+  const Health = grpc.makeGenericClientConstructor(healthServiceDefinition, 'Health');
+  const health = new Health(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  try {
+    assert.is(await unary<number>(health, 'Check', {}), 1);
+    running.member.healthy = false;
+    assert.is(await unary<number>(health, 'Check', {}), 2);
+    running.member.healthy = true;
+    const named = await unary<number>(health, 'Check', { service: 'etcdserverpb.KV' }).catch((e: grpc.ServiceError) => e);
+    assert.is((named as grpc.ServiceError).code, grpc.status.NOT_FOUND);
+  } finally {
+    running.member.healthy = true;
+    health.close();
   }
 });
 
