@@ -217,33 +217,42 @@ export class Backend {
     // fsync of the log also covers every batch written before it.
     if (sync) ops.push({ type: 'put', key: SYNC_KEY, value: SYNC_VALUE });
     this.writing = true;
-    // A chained batch copies each operation straight into LevelDB's native WriteBatch; the array
-    // form clones and re-validates every operation in JavaScript first (about twice the main
-    // thread time per operation, measured).
-    const batch = this.db.batch();
-    for (const op of ops) {
-      if (op.type === 'put') batch.put(op.key, op.value);
-      else batch.del(op.key);
+    let written: Promise<void>;
+    try {
+      // A chained batch copies each operation straight into LevelDB's native WriteBatch; the
+      // array form clones and re-validates every operation in JavaScript first (about twice the
+      // main thread time per operation, measured).
+      const batch = this.db.batch();
+      for (const op of ops) {
+        if (op.type === 'put') batch.put(op.key, op.value);
+        else batch.del(op.key);
+      }
+      written = batch.write({ sync });
+    } catch (err) {
+      // A closed or broken database throws at once; it fails the same way as a failed write.
+      written = Promise.reject(err);
     }
-    batch.write({ sync }).then(
+    written.then(
       () => {
         this.writing = false;
         this.committedOps += ops.length;
         for (const w of waiters) w.resolve();
         this.writeNext();
       },
-      (err: Error) => {
-        this.writing = false;
-        this.failure ??= err;
-        this.logger.error({ err, ops: ops.length }, 'backend batch write failed; the backend refuses further writes');
-        for (const w of waiters) w.reject(err);
-        for (const w of this.syncWaiters) w.reject(err);
-        this.syncWaiters = [];
-        const idle = this.idleWaiters;
-        this.idleWaiters = [];
-        for (const resolve of idle) resolve();
-      },
+      (err: Error) => this.fail(err, ops.length, waiters),
     );
+  }
+
+  private fail(err: Error, ops: number, waiters: Array<{ reject: (err: Error) => void }>): void {
+    this.writing = false;
+    this.failure ??= err;
+    this.logger.error({ err, ops }, 'backend batch write failed; the backend refuses further writes');
+    for (const w of waiters) w.reject(err);
+    for (const w of this.syncWaiters) w.reject(err);
+    this.syncWaiters = [];
+    const idle = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of idle) resolve();
   }
 
   private throwIfFailed(): void {
