@@ -212,9 +212,11 @@ export function rangeIn(view: ReadView, r: RangeRequest): RangeResponse {
   // kvs come in ascending key order; NONE keeps it, except that a target other than KEY with
   // NONE sorts ascending (etcd: "sort ASCEND by default only when target is not 'KEY'").
   if (sortTarget !== SortTarget.KEY && sortOrder === SortOrder.NONE) sortOrder = SortOrder.ASCEND;
+  // Unknown orders and targets leave key order (the API layer refuses them, as etcd's
+  // "invalid sort option"; etcd's applier would not sort either).
   if (sortOrder === SortOrder.DESCEND && sortTarget === SortTarget.KEY) {
     kvs.reverse();
-  } else if (sortOrder !== SortOrder.NONE && sortTarget !== SortTarget.KEY) {
+  } else if ((sortOrder === SortOrder.ASCEND || sortOrder === SortOrder.DESCEND) && sortTarget >= SortTarget.VERSION && sortTarget <= SortTarget.VALUE) {
     // Array.prototype.sort is stable: ties keep ascending key order, in both directions.
     const by = sortBy(sortTarget);
     if (sortOrder === SortOrder.DESCEND) kvs.sort((a, b) => by(b, a));
