@@ -157,6 +157,10 @@ test('background compaction over many keys runs in chunks while writes continue'
     assert.ok(s.store.compaction.running);
     // Writes between chunks: newer than the compact revision, never touched by the pass.
     await new Promise((resolve) => setImmediate(resolve));
+    assert.ok(s.store.compaction.running, 'still mid-pass');
+    // Mid-pass reads at and after the compact revision are unaffected.
+    assert.is(s.store.read().range(b('key024998'), undefined, { revision: compactAt }).kvs[0]!.value.toString(), 'b');
+    assert.is(s.store.read().range(b('key'), b('kez'), { revision: compactAt }).count, 25_000);
     put(s.store, 'key000000', 'c');
     del(s.store, 'key000001');
     s.store.commit(3);
