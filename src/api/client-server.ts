@@ -3,15 +3,14 @@
  * and grpc-js clients connect) and the JSON gateway (HTTP/1.1) on the same TCP listener.
  *
  * Each accepted connection is peeked: a connection that opens with the HTTP/2 client preface
- * ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") goes to @grpc/grpc-js through its connection injector;
+ * ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") goes to our gRPC server on node:http2 (grpc-server.ts);
  * anything else goes to a node:http server. The peeked bytes are put back (socket.unshift) before
  * the connection is handed over, so neither server knows it was peeked.
  *
- * Why grpc-js rather than our own node:http2 server: it carries the HTTP/2 and gRPC framing,
- * deadlines, status trailers and flow control that etcd clients rely on; the gateway, which the
- * benchmark drives, does not go through it at all. See the final report for measurements.
+ * gRPC is served on node:http2 with our codecs rather than by @grpc/grpc-js: the same one-port
+ * design worked with grpc-js's connection injector, but its server cost about twice the CPU per
+ * call (grpc-server.ts has the numbers).
  */
-import * as grpc from '@grpc/grpc-js';
 import { readFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createNetServer, type Socket } from 'node:net';
@@ -22,6 +21,7 @@ import { packageRoot } from '../platform/package-root.js';
 import type { MemberApi } from '../server/raft-kv.js';
 import { ApiMetrics } from './api-metrics.js';
 import { Gateway } from './gateway.js';
+import { GrpcServer } from './grpc-server.js';
 import { addEtcdServices } from './grpc-services.js';
 import { addHealthService } from './health-service.js';
 import { HttpEndpoints } from './http-endpoints.js';
@@ -56,17 +56,10 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
   const kv = new KvService(options.member);
   const keyraftVersion = await readKeyraftVersion();
 
-  const grpcServer = new grpc.Server({
-    'grpc.max_receive_message_length': kv.grpcMaxReceiveBytes,
-    'grpc.max_send_message_length': -1,
-    // etcd's server enforcement policy lets clients ping every 5 s, even without calls in flight.
-    'grpc.http2.min_ping_interval_without_data_ms': 5_000,
-    'grpc.keepalive_permit_without_calls': 1,
-  });
   const metrics = new ApiMetrics(options.metricsRegistry);
-  addEtcdServices(grpcServer, kv, logger, metrics);
+  const grpcServer = new GrpcServer(kv.grpcMaxReceiveBytes, logger, metrics);
+  addEtcdServices(grpcServer, kv);
   addHealthService(grpcServer, options.member);
-  const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
 
   const endpoints = new HttpEndpoints(options.member, options.metricsRegistry, keyraftVersion, logger);
   const gateway = new Gateway(kv, endpoints, logger, metrics);
@@ -81,7 +74,7 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
   const netServer = createNetServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
-    classify(socket, injector, httpServer, logger);
+    classify(socket, grpcServer, httpServer, logger);
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -101,8 +94,7 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
     close() {
       closing ??= (async () => {
         const listenerClosed = new Promise<void>((resolve) => netServer.close(() => resolve()));
-        injector.destroy();
-        grpcServer.forceShutdown();
+        grpcServer.close();
         httpServer.closeAllConnections();
         for (const socket of sockets) socket.destroy();
         await listenerClosed;
@@ -117,7 +109,7 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
  * bytes put back. HTTP/1.x methods differ from "PRI" by the second byte at the latest, so only an
  * HTTP/2 client (or a client sending a prefix of the preface) waits for the full 24 bytes.
  */
-function classify(socket: Socket, injector: grpc.ConnectionInjector, httpServer: HttpServer, logger: Logger): void {
+function classify(socket: Socket, grpcServer: GrpcServer, httpServer: HttpServer, logger: Logger): void {
   let head: Buffer | undefined;
   const onData = (chunk: Buffer): void => {
     head = head === undefined ? chunk : Buffer.concat([head, chunk]);
@@ -132,7 +124,7 @@ function classify(socket: Socket, injector: grpc.ConnectionInjector, httpServer:
     socket.unshift(head);
     if (isHttp2) {
       // node:http2 reads what is already buffered on the socket before consuming its handle.
-      injector.injectConnection(socket);
+      grpcServer.injectConnection(socket);
     } else {
       httpServer.emit('connection', socket);
       // The http server has added its own 'data' listener; our pause() would otherwise hold it.

@@ -5,13 +5,13 @@
  *   HealthCheckRequest  { string service = 1; }     -> we read `service`
  *   HealthCheckResponse { ServingStatus status = 1; } SERVING = 1, NOT_SERVING = 2
  * The whole server ("") is SERVING while the member has a leader. A named service is NOT_FOUND, as
- * etcd registers none. Watch (streaming) is not served: grpc-js answers it UNIMPLEMENTED.
+ * etcd registers none. Watch (streaming) is not served: it answers UNIMPLEMENTED.
  */
-import * as grpc from '@grpc/grpc-js';
+import { KeyraftError } from '../platform/errors.js';
 import type { MemberApi } from '../server/raft-kv.js';
+import type { GrpcServer } from './grpc-server.js';
 
-const SERVING = 1;
-const NOT_SERVING = 2;
+export const HealthStatus = { SERVING: 1, NOT_SERVING: 2 } as const;
 
 /** Reads field 1 (a string) of a HealthCheckRequest; absent means "". */
 export function healthRequestService(bytes: Buffer): string {
@@ -34,29 +34,16 @@ export function healthRequestService(bytes: Buffer): string {
   return '';
 }
 
-export const healthServiceDefinition: grpc.ServiceDefinition = {
-  Check: {
-    path: '/grpc.health.v1.Health/Check',
-    requestStream: false,
-    responseStream: false,
-    originalName: 'check',
-    requestSerialize: (request: { service?: string }) => (request.service
-      ? Buffer.concat([Buffer.from([0x0a, Buffer.byteLength(request.service)]), Buffer.from(request.service)])
-      : Buffer.alloc(0)),
-    requestDeserialize: (bytes: Buffer) => ({ service: healthRequestService(bytes) }),
-    responseSerialize: (status: number) => Buffer.from([0x08, status]),
-    responseDeserialize: (bytes: Buffer) => (bytes.length >= 2 ? bytes[1]! : 0),
-  },
-};
-
-export function addHealthService(server: grpc.Server, member: MemberApi): void {
-  server.addService(healthServiceDefinition, {
-    Check: (call: grpc.ServerUnaryCall<{ service: string }, number>, callback: grpc.sendUnaryData<number>) => {
-      if (call.request.service !== '') {
-        callback({ code: grpc.status.NOT_FOUND, details: 'unknown service' } as grpc.ServiceError);
-        return;
-      }
-      callback(null, member.isHealthy() ? SERVING : NOT_SERVING);
+export function addHealthService(server: GrpcServer, member: MemberApi): void {
+  server.addMethod({
+    service: 'grpc.health.v1.Health',
+    method: 'Check',
+    decode: healthRequestService,
+    encode: (status: number) => Uint8Array.of(0x08, status),
+    handle: async (service: string) => {
+      // grpc-go's health server says exactly this for a service it does not know.
+      if (service !== '') throw new KeyraftError('NotFoundPath', 'unknown service');
+      return member.isHealthy() ? HealthStatus.SERVING : HealthStatus.NOT_SERVING;
     },
   });
 }

@@ -7,16 +7,12 @@ import * as grpc from '@grpc/grpc-js';
 import { Etcd3 } from 'etcd3';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { clusterServiceDefinition, kvServiceDefinition, maintenanceServiceDefinition } from '../../src/api/grpc-services.js';
-import { healthServiceDefinition } from '../../src/api/health-service.js';
 import { KeyraftError } from '../../src/platform/errors.js';
+import { ClusterClient, HealthClient, HealthStatus, KvClient, MaintenanceClient, unary } from './grpc-clients.js';
 import { b64, httpRequest, identity, rawClient, startWithMemoryMember, type Running } from './helpers.js';
 
 let running: Running;
 let port: number;
-const KvClient = grpc.makeGenericClientConstructor(kvServiceDefinition, 'KV');
-const ClusterClient = grpc.makeGenericClientConstructor(clusterServiceDefinition, 'Cluster');
-const MaintenanceClient = grpc.makeGenericClientConstructor(maintenanceServiceDefinition, 'Maintenance');
 
 test.before(async () => {
   running = await startWithMemoryMember({ maxTxnOps: 4, maxRequestBytes: 4096 });
@@ -166,12 +162,6 @@ test('health, version, metrics', async () => {
   assert.match(metrics.body, /grpc_server_started_total\{grpc_type="unary",grpc_service="etcdserverpb.KV",grpc_method="Range"\} [1-9]/);
 });
 
-function unary<T>(client: grpc.Client, name: string, request: unknown): Promise<T> {
-  return new Promise((resolve, reject) => {
-    (client as any)[name](request, (err: grpc.ServiceError | null, res: T) => (err ? reject(err) : resolve(res)));
-  });
-}
-
 test('gRPC: KV, Cluster.MemberList and Maintenance.Status on the same port', async () => {
   const kv = new KvClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
   const cluster = new ClusterClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
@@ -234,12 +224,11 @@ test('gRPC: every method not served answers UNIMPLEMENTED at once, streaming one
 });
 
 test('gRPC health service: SERVING while the member has a leader, NOT_FOUND for named services', async () => {
-  const Health = grpc.makeGenericClientConstructor(healthServiceDefinition, 'Health');
-  const health = new Health(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  const health = new HealthClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
   try {
-    assert.is(await unary<number>(health, 'Check', {}), 1);
+    assert.is(await unary<number>(health, 'Check', {}), HealthStatus.SERVING);
     running.member.healthy = false;
-    assert.is(await unary<number>(health, 'Check', {}), 2);
+    assert.is(await unary<number>(health, 'Check', {}), HealthStatus.NOT_SERVING);
     running.member.healthy = true;
     const named = await unary<number>(health, 'Check', { service: 'etcdserverpb.KV' }).catch((e: grpc.ServiceError) => e);
     assert.is((named as grpc.ServiceError).code, grpc.status.NOT_FOUND);

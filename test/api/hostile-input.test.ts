@@ -8,7 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { connect } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { kvServiceDefinition } from '../../src/api/grpc-services.js';
+import { KvClient } from './grpc-clients.js';
 import { b64, httpRequest, startWithMemoryMember, type Running } from './helpers.js';
 
 let running: Running;
@@ -118,8 +118,7 @@ test('mutated JSON bodies get 2xx/4xx JSON answers, never a 5xx', async () => {
 });
 
 test('after the abuse, gRPC and the gateway both still serve', async () => {
-  const Kv = grpc.makeGenericClientConstructor(kvServiceDefinition, 'KV');
-  const kv = new Kv(`127.0.0.1:${running.server.port}`, grpc.credentials.createInsecure());
+  const kv = new KvClient(`127.0.0.1:${running.server.port}`, grpc.credentials.createInsecure());
   try {
     const res = await new Promise<any>((resolve, reject) => {
       (kv as any).Put({ key: Buffer.from('after'), value: Buffer.from('ok') }, (err: Error | null, r: unknown) => (err ? reject(err) : resolve(r)));
