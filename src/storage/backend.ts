@@ -42,6 +42,13 @@ export const Bucket = {
 } as const;
 export type Bucket = (typeof Bucket)[keyof typeof Bucket];
 
+/**
+ * LevelDB's memtable size. Every applied write lands here; LevelDB's 4 MiB default flushed and
+ * compacted so often that loading 300k records of 256 B cost a third more CPU (measured: 2.8 s
+ * vs 2.1 s user). Costs up to twice this in memory (active + flushing memtable).
+ */
+const WRITE_BUFFER_BYTES = 32 * 1024 * 1024;
+
 /** Entries, and bytes, fetched per native call while scanning a bucket. */
 const SCAN_BATCH_ENTRIES = 1000;
 const SCAN_BATCH_BYTES = 1024 * 1024;
@@ -85,7 +92,7 @@ export class Backend {
 
   static async open(path: string, options: BackendOptions): Promise<Backend> {
     const db = new ClassicLevel<Buffer, Buffer>(path, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
-    await db.open({ createIfMissing: true });
+    await db.open({ createIfMissing: true, writeBufferSize: WRITE_BUFFER_BYTES });
     return new Backend(db, options.logger.child({ component: 'backend' }));
   }
 
