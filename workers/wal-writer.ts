@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { assert } from '../src/platform/assert.js';
-import type { FromWriter, OpenedReplay, ToWriter, WalWriterData, WriterStats } from '../src/storage/wal-protocol.js';
+import type { FromWriter, OpenedReplay, PackedEntries, ToWriter, WalWriterData, WriterStats } from '../src/storage/wal-protocol.js';
 import { LogAssembler, WalCorruptionError, scanSegment } from '../src/storage/wal-reader.js';
 import {
   RecordType, batchHeaderRecordBytes, decodeHardState, decodeSnapshotMarker, encodeBatchHeaderRecord,
@@ -91,7 +91,7 @@ function open(): void {
   }
   const found = listSegments(names);
   const log = new LogAssembler();
-  const transfer: ArrayBuffer[] = [];
+  const usedBuffers: ArrayBuffer[] = [];
   let torn: OpenedReplay['torn'];
   let previousSeq = 0;
   for (let i = 0; i < found.length; i++) {
@@ -113,7 +113,7 @@ function open(): void {
       writeOffset = scan.validEnd;
       segmentInitialEnd = scan.batches > 1 ? 0 : scan.validEnd;
     }
-    transfer.push(rehomeEntries(log.entries, bytes, scan.validEnd));
+    usedBuffers.push(rehomeEntries(log.entries, bytes, scan.validEnd));
   }
   batchSeq = previousSeq;
   hardState = log.hardState;
@@ -128,10 +128,9 @@ function open(): void {
   } else {
     fd = fs.openSync(join(dir, segments[segments.length - 1]!.name.fileName), 'r+');
   }
-  const replay: OpenedReplay = {
-    entries: log.entries, hardState, snapshot, firstIndex, torn, segments: segments.length,
-  };
-  send({ kind: 'opened', replay, stats }, transfer);
+  const entries = packEntries(log.entries, usedBuffers);
+  const replay: OpenedReplay = { entries, hardState, snapshot, firstIndex, torn, segments: segments.length };
+  send({ kind: 'opened', replay, stats }, [entries.numbers.buffer as ArrayBuffer, entries.layout.buffer as ArrayBuffer, ...entries.buffers]);
 }
 
 /**
@@ -141,12 +140,33 @@ function open(): void {
 function rehomeEntries(entries: WalEntry[], bytes: Buffer, usedBytes: number): ArrayBuffer {
   const used = new Uint8Array(usedBytes);
   used.set(bytes.subarray(0, usedBytes));
-  for (const entry of entries) {
-    if (entry.data.buffer !== bytes.buffer) continue;
+  // Entries read from this segment are a suffix of the log: a record only ever appends after
+  // cutting the log, so walk back from the end until an entry from an earlier segment.
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const entry = entries[i]!;
+    if (entry.data.buffer !== bytes.buffer) break;
     const start = entry.data.byteOffset - bytes.byteOffset;
     entry.data = used.subarray(start, start + entry.data.length);
   }
   return used.buffer;
+}
+
+function packEntries(entries: WalEntry[], buffers: ArrayBuffer[]): PackedEntries {
+  const bufferNumber = new Map(buffers.map((b, i) => [b, i]));
+  const numbers = new Float64Array(entries.length * 2);
+  const layout = new Uint32Array(entries.length * 4);
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
+    const n = bufferNumber.get(e.data.buffer as ArrayBuffer);
+    assert(n !== undefined, () => `replayed entry ${e.index} does not point into a segment buffer`);
+    numbers[2 * i] = e.index;
+    numbers[2 * i + 1] = e.term;
+    layout[4 * i] = e.type;
+    layout[4 * i + 1] = n;
+    layout[4 * i + 2] = e.data.byteOffset;
+    layout[4 * i + 3] = e.data.length;
+  }
+  return { count: entries.length, numbers, layout, buffers };
 }
 
 /** Zeroes a torn tail, so the next batch's scan can never mistake old bytes for its own. */
@@ -289,9 +309,11 @@ function writeAppends(): void {
   let bytes = batchHeaderRecordBytes;
   let records = 0;
   let seq = 0;
+  let taken = 0;
   while (queue.length > 0 && queue[0]!.kind === 'append') {
     const next = queue[0] as Extract<ToWriter, { kind: 'append' }>;
-    if (records > 0 && writeOffset + bytes + next.bytes > segmentSizeBytes) break;
+    if (taken > 0 && writeOffset + bytes + next.bytes > segmentSizeBytes) break;
+    taken++;
     queue.shift();
     const buf = Buffer.from(next.buffer, 0, next.bytes);
     const noted = sealAppend(buf, next.records);

@@ -4,7 +4,7 @@ import { assert } from '../platform/assert.js';
 import { KeyraftError } from '../platform/errors.js';
 import { Limits } from '../platform/limits.js';
 import { silentLogger, type Logger } from '../platform/logger.js';
-import type { FromWriter, OpenedReplay, ToWriter, WalWriterData, WriterStats } from './wal-protocol.js';
+import type { FromWriter, OpenedReplay, PackedEntries, ToWriter, WalWriterData, WriterStats } from './wal-protocol.js';
 import { WalCorruptionError } from './wal-reader.js';
 import {
   encodeEntryRecord, encodeHardStateRecord, encodeSnapshotMarkerRecord, entryRecordBytes, hardStateRecordBytes,
@@ -114,8 +114,8 @@ export class Wal {
     this.pendingBytesMax = options.pendingBytesMax ?? walPendingBytesMax;
     this.messageBytesMax = Math.max(4096, Math.floor((options.segmentSizeBytes ?? Limits.walSegmentSizeBytes) / 8));
     this.stats = { ...stats, appends: 0, messages: 0 };
-    const last = replay.entries[replay.entries.length - 1];
-    this.lastIndex = last ? last.index : replay.firstIndex - 1;
+    const count = replay.entries.count;
+    this.lastIndex = count > 0 ? replay.entries.numbers[2 * (count - 1)]! : replay.firstIndex - 1;
     this.port.on('message', (message: FromWriter) => this.handleMessage(message));
     this.worker.on('error', (err) => this.failAll(new Error(`wal writer crashed: ${err.message}`)));
     this.worker.on('exit', (code) => {
@@ -155,12 +155,12 @@ export class Wal {
           logger.warn({ file: join(dir, replay.torn.file), offset: replay.torn.offset, reason: replay.torn.reason },
             'wal: torn tail truncated (a write cut by a crash; it was never acknowledged)');
         }
-        logger.info({ dir, segments: replay.segments, entries: replay.entries.length, firstIndex: replay.firstIndex }, 'wal opened');
+        logger.info({ dir, segments: replay.segments, entries: replay.entries.count, firstIndex: replay.firstIndex }, 'wal opened');
         const wal = new Wal(worker, port1, replay, message.stats, { ...options, logger });
         resolve({
           wal,
           replay: {
-            entries: replay.entries.map(toBufferData),
+            entries: unpackEntries(replay.entries),
             hardState: replay.hardState,
             firstIndex: replay.firstIndex,
             tornTailTruncated: replay.torn !== undefined,
@@ -377,8 +377,17 @@ export class Wal {
   }
 }
 
-/** Replayed entry data arrives as Uint8Array views; hand them out as Buffers (no copy). */
-function toBufferData(entry: WalEntry): WalEntry {
-  entry.data = Buffer.from(entry.data.buffer, entry.data.byteOffset, entry.data.length);
-  return entry;
+/** Rebuilds the replayed log (wal-protocol.ts PackedEntries); data are Buffer views, not copies. */
+function unpackEntries(packed: PackedEntries): WalEntry[] {
+  const { numbers, layout, buffers } = packed;
+  const entries = new Array<WalEntry>(packed.count);
+  for (let i = 0; i < packed.count; i++) {
+    entries[i] = {
+      index: numbers[2 * i]!,
+      term: numbers[2 * i + 1]!,
+      type: layout[4 * i]!,
+      data: Buffer.from(buffers[layout[4 * i + 1]!]!, layout[4 * i + 2]!, layout[4 * i + 3]!),
+    };
+  }
+  return entries;
 }
