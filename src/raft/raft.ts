@@ -27,7 +27,7 @@
  * role; handleX handles an inbound message kind; sendX/bcastX produce outbound messages; maybeX
  * may act and returns whether it did.
  */
-import { ConfChangeType, encodeConfChange, validateConfChange, type ConfChange } from './conf-change.js';
+import { encodeConfChange, validateConfChange, type ConfChange } from './conf-change.js';
 import { Progress, ProgressState } from './progress.js';
 import { assert } from './raft-assert.js';
 import { RaftError } from './raft-errors.js';
@@ -75,6 +75,8 @@ export interface RaftBugs {
   readonly commitPreviousTermByCount?: boolean;
   /** Grant a vote to every up-to-date candidate, even after voting in this term (violates 5.2). */
   readonly grantTwoVotesPerTerm?: boolean;
+  /** Answer ReadIndex at once, without the heartbeat round that proves leadership (violates dissertation 6.4). */
+  readonly readIndexWithoutQuorum?: boolean;
 }
 
 /** A read-only view of the core, for the driver's status endpoints and the simulator's checks. */
@@ -203,24 +205,28 @@ export class Raft {
   }
 
   /**
-   * A member of a new cluster: every founding member calls this with the same voters, and gets the
-   * same first log: one AddVoter entry per voter at term 1, committed. The first Ready carries
-   * them to persist and apply (the member's membership store learns the voters from them).
+   * A member of a new cluster: every founding member calls this with the same voters and gets the
+   * same initial state, a snapshot at index 1 (term 1) whose configuration holds the voters and
+   * whose data is empty. The first Ready carries it (and the hard state) to persist and install.
+   *
+   * Why a snapshot and not one AddVoter entry per voter: configurations take effect on append, so a
+   * member holding only a prefix of such entries (it lost its bootstrap write, or a leader's first
+   * MsgApp carried one entry) would see itself as the only voter of {1} and elect itself. A member
+   * that lacks the snapshot gets it whole from the leader instead.
    */
   static bootstrap(config: RaftConfig, voters: readonly MemberId[]): Raft {
     assert(voters.length > 0 && voters.includes(config.id), () => `bootstrap voters must include ${config.id}`);
-    const raft = new Raft(config);
-    assert(raft.log.lastIndex() === 0 && raft.term === 0, () => 'bootstrap on a member that has state');
-    raft.becomeFollower(1, NONE);
-    const entries: Entry[] = voters.map((memberId, i) => ({
-      term: 1,
-      index: i + 1,
-      type: EntryType.ConfChange,
-      data: encodeConfChange({ type: ConfChangeType.AddVoter, memberId, context: new Uint8Array(0) }),
-    }));
-    raft.log.append(entries);
-    raft.log.commitTo(entries.length);
-    raft.maybeUpdateConfig();
+    const sorted = [...new Set(voters)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const snapshot: Snapshot = {
+      metadata: { index: 1, term: 1, confState: { voters: sorted, learners: [] } },
+      data: new Uint8Array(0),
+    };
+    const raft = new Raft(config, { hardState: { term: 1, vote: NONE, commit: 1 }, snapshot, entries: [] });
+    // Nothing of this is durable yet: the first Ready persists it, and until then a leader's
+    // messages wait (persistedTerm) like everything else.
+    raft.snapshotToInstall = snapshot;
+    raft.prevHardState = emptyHardState;
+    raft.persistedTerm = 0;
     return raft;
   }
 
@@ -894,7 +900,7 @@ export class Raft {
       this.pendingReadIndex.push({ context, from });
       return;
     }
-    if (this.conf.voters.length === 1 && this.conf.voters[0] === this.id) {
+    if ((this.conf.voters.length === 1 && this.conf.voters[0] === this.id) || this.bugs.readIndexWithoutQuorum === true) {
       this.respondReadIndex(this.log.committed, context, from);
       return;
     }

@@ -118,6 +118,9 @@ class Simulation {
   /** Per seed: small batches and windows exercise batching, pipelining and flow control hard. */
   private readonly maxMessageBytes: number;
   private readonly inflightMessagesMax: number;
+  /** Per seed: most runs use both, some run plain Raft paths (a partitioned leader then lingers). */
+  private readonly preVote: boolean;
+  private readonly checkQuorum: boolean;
   /** Off in the liveness phase: no more crashes injected inside Ready processing. */
   private faultsOn = true;
   private nextWriteId = 1;
@@ -154,6 +157,8 @@ class Simulation {
     this.maxDelayTicks = this.rng.nextInt(4);
     this.maxMessageBytes = 16 + this.rng.nextInt(100);
     this.inflightMessagesMax = 1 + this.rng.nextInt(8);
+    this.preVote = this.rng.chance(0.8);
+    this.checkQuorum = this.rng.chance(0.7);
     const voters: MemberId[] = [];
     for (let i = 1; i <= options.members; i++) voters.push(BigInt(i));
     this.nextMemberId = options.members + 1;
@@ -171,6 +176,7 @@ class Simulation {
     return {
       id, electionTicks, heartbeatTicks, random: new SeededRandom(this.rng.nextInt(0x7fffffff)),
       maxMessageBytes: this.maxMessageBytes, inflightMessagesMax: this.inflightMessagesMax, bugs: this.bugs,
+      preVote: this.preVote, checkQuorum: this.checkQuorum,
     };
   }
 
@@ -196,31 +202,36 @@ class Simulation {
     this.checkLiveness();
   }
 
+  /**
+   * One event, by weight. Partitions last a few election timeouts on average (heal is rarer than
+   * partition), so a deposed leader can linger while the majority elects and commits: the case
+   * ReadIndex and leader completeness must survive.
+   */
   private randomEvent(): void {
     const r = this.rng.next();
     if (this.network.length > 0 && (r < 0.62 || this.network.length > 300)) {
       this.deliverRandom();
-    } else if (r < 0.75) {
+    } else if (r < 0.76) {
       this.tickAll();
-    } else if (r < 0.83) {
+    } else if (r < 0.84) {
       this.clientWrite();
-    } else if (r < 0.87) {
+    } else if (r < 0.9) {
       this.clientRead();
-    } else if (r < 0.885) {
+    } else if (r < 0.905) {
       this.crashRandom();
-    } else if (r < 0.91) {
+    } else if (r < 0.92) {
       this.restartRandom();
-    } else if (r < 0.925) {
+    } else if (r < 0.927) {
       this.partitionRandom();
-    } else if (r < 0.945) {
+    } else if (r < 0.931) {
       this.heal();
-    } else if (r < 0.955) {
+    } else if (r < 0.941) {
       this.confChange();
-    } else if (r < 0.962) {
+    } else if (r < 0.948) {
       this.transfer();
-    } else if (r < 0.975) {
+    } else if (r < 0.961) {
       this.compactRandom();
-    } else if (r < 0.98) {
+    } else if (r < 0.966) {
       this.dropRate = this.rng.next() * 0.2;
       this.dupRate = this.rng.next() * 0.1;
       this.maxDelayTicks = this.rng.nextInt(6);
@@ -371,7 +382,7 @@ class Simulation {
   private restart(member: SimMember): void {
     const { hardState, snapshot, entries } = member.storage;
     member.raft = new Raft(this.raftConfig(member.id), { hardState, snapshot, entries: entries.slice() });
-    const state = decodeState(snapshot.data);
+    const state = decodeState(snapshot.data, snapshot.metadata.index);
     member.applied = snapshot.metadata.index;
     member.stateHash = state.hash;
     member.lastCommitSeen = hardState.commit;
@@ -408,9 +419,11 @@ class Simulation {
   }
 
   private installSnapshot(member: SimMember, snapshot: Snapshot): void {
-    const state = decodeState(snapshot.data);
     const index = snapshot.metadata.index;
+    const state = decodeState(snapshot.data, index);
     if (state.applied !== index) throw new Violation(`snapshot ${index} holds state applied to ${state.applied}`);
+    // The bootstrap snapshot (empty data) is the one state no member applied: it defines index 1.
+    if (snapshot.data.length === 0 && this.appliedHash[index] === undefined) this.appliedHash[index] = state.hash;
     const known = this.appliedHash[index];
     if (known !== state.hash) {
       throw new Violation(`state machine safety: member ${member.id} installed a snapshot at ${index} whose state differs from what was applied there`);
@@ -716,8 +729,9 @@ function encodeState(applied: number, hash: number): Uint8Array {
   return out;
 }
 
-function decodeState(data: Uint8Array): { applied: number; hash: number } {
-  if (data.length === 0) return { applied: 0, hash: 0 };
+/** A snapshot's state image; empty data is the bootstrap snapshot (nothing applied, at its index). */
+function decodeState(data: Uint8Array, index: number): { applied: number; hash: number } {
+  if (data.length === 0) return { applied: index, hash: 0 };
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   return { applied: view.getFloat64(0), hash: view.getInt32(8) };
 }

@@ -28,20 +28,20 @@ test('5.2: a lone member elects itself at once (no timeout, no messages)', () =>
 test('5.2: a member votes at most once per term, and the vote is persisted before the answer leaves', () => {
   const c = TestCluster.bootstrap(3, { preVote: false });
   const r3 = c.raft(3);
-  r3.step(makeMessage({ type: MessageType.Vote, from: 1n, to: 3n, term: 5, index: 3, logTerm: 1 }));
+  r3.step(makeMessage({ type: MessageType.Vote, from: 1n, to: 3n, term: 5, index: 1, logTerm: 1 }));
   let rd = r3.ready();
-  assert.equal(rd.hardState, { term: 5, vote: 1n, commit: 3 });
+  assert.equal(rd.hardState, { term: 5, vote: 1n, commit: 1 });
   assert.is(rd.messages.length, 0, 'the grant is not sent before the vote is durable');
   assert.is(rd.messagesAfterPersist.length, 1);
   assert.is(rd.messagesAfterPersist[0]!.reject, false);
   r3.advance();
-  r3.step(makeMessage({ type: MessageType.Vote, from: 2n, to: 3n, term: 5, index: 3, logTerm: 1 }));
+  r3.step(makeMessage({ type: MessageType.Vote, from: 2n, to: 3n, term: 5, index: 1, logTerm: 1 }));
   rd = r3.ready();
   assert.is(rd.messagesAfterPersist[0]!.type, MessageType.VoteResp);
   assert.is(rd.messagesAfterPersist[0]!.reject, true, 'second candidate of term 5 is refused');
   r3.advance();
   // The same candidate asking again (a duplicate) gets the same answer.
-  r3.step(makeMessage({ type: MessageType.Vote, from: 1n, to: 3n, term: 5, index: 3, logTerm: 1 }));
+  r3.step(makeMessage({ type: MessageType.Vote, from: 1n, to: 3n, term: 5, index: 1, logTerm: 1 }));
   assert.is(r3.ready().messagesAfterPersist[0]!.reject, false);
 });
 
@@ -60,15 +60,15 @@ test('5.4.1: a vote is refused to a candidate whose log is less up-to-date', () 
   c.propose(1, 'x');
   c.stabilize();
   const r3 = c.raft(3);
-  // Higher term, but last entry (3, term 1) is older than ours (5, term 2).
-  r3.step(makeMessage({ type: MessageType.Vote, from: 2n, to: 3n, term: 9, index: 3, logTerm: 1 }));
+  // Higher term, but last entry (1, term 1) is older than ours (3, term 2).
+  r3.step(makeMessage({ type: MessageType.Vote, from: 2n, to: 3n, term: 9, index: 1, logTerm: 1 }));
   const rd = r3.ready();
   assert.is(rd.messagesAfterPersist[0]!.reject, true);
   assert.is(r3.term, 9, 'the higher term is still adopted');
   assert.is(r3.vote, 0n);
   // Same last term, shorter log: refused too.
   r3.advance();
-  r3.step(makeMessage({ type: MessageType.Vote, from: 2n, to: 3n, term: 10, index: 4, logTerm: 2 }));
+  r3.step(makeMessage({ type: MessageType.Vote, from: 2n, to: 3n, term: 10, index: 2, logTerm: 2 }));
   assert.is(r3.ready().messagesAfterPersist[0]!.reject, true);
 });
 
@@ -85,13 +85,14 @@ test('5.1: a stale leader learns the newer term from any answer and steps down',
     newLeader = [2, 3].find((id) => c.raft(id).role === Role.Leader) ?? 0;
   }
   assert.ok(newLeader !== 0);
-  assert.is(c.raft(newLeader).term, 3);
+  const newTerm = c.raft(newLeader).term;
+  assert.ok(newTerm > 2);
   assert.is(c.raft(1).role, Role.Leader, 'the isolated leader does not know yet');
   c.heal();
   c.tick(1); // heartbeat at term 2
   c.stabilize();
   assert.is(c.raft(1).role, Role.Follower);
-  assert.is(c.raft(1).term, 3);
+  assert.is(c.raft(1).term, newTerm);
   c.tick(newLeader); // the new leader's heartbeat tells it who leads
   c.stabilize();
   assert.is(c.raft(1).leader, BigInt(newLeader));

@@ -21,12 +21,30 @@ test('conf change encoding round-trips, context included', () => {
   assert.equal([...back.context], [...cc.context]);
 });
 
-test('bootstrap: founding voters are the first log entries, committed and applied', () => {
+test('bootstrap: every founding member persists the same snapshot at index 1 holding the voters', () => {
   const c = TestCluster.bootstrap(3);
-  const applied = c.node(1).applied;
-  assert.is(applied.length, 3);
-  assert.equal(applied.map((e) => decodeConfChange(e.data).memberId), [1n, 2n, 3n]);
+  for (const id of [1, 2, 3]) {
+    const n = c.node(id);
+    assert.equal(n.snapshot.metadata, { index: 1, term: 1, confState: { voters: [1n, 2n, 3n], learners: [] } });
+    assert.equal(n.hardState, { term: 1, vote: 0n, commit: 1 });
+    assert.equal(n.entries, []);
+  }
   assert.equal(c.raft(2).status().conf, { voters: [1n, 2n, 3n], learners: [] });
+});
+
+test('bootstrap: a founding member that lost its bootstrap write gets the configuration from the leader, whole', () => {
+  const c = TestCluster.bootstrap(3, { maxMessageBytes: 1 });
+  const n3 = c.node(3);
+  n3.snapshot = { metadata: { index: 0, term: 0, confState: { voters: [], learners: [] } }, data: new Uint8Array(0) };
+  n3.hardState = { term: 0, vote: 0n, commit: 0 };
+  c.restart(3);
+  c.elect(1);
+  c.run(3);
+  assert.equal(c.raft(3).status().conf, { voters: [1n, 2n, 3n], learners: [] });
+  assert.is(c.node(3).snapshot.metadata.index, 1, 'it received the bootstrap snapshot, not a prefix of entries');
+  c.isolate(3);
+  c.run(40);
+  assert.is.not(c.raft(3).role, Role.Leader, 'alone it cannot win: it knows all three voters');
 });
 
 test('a learner receives the log but does not vote, count for commit, or campaign', () => {

@@ -1,5 +1,5 @@
 /**
- * npm run sim -- --seeds N [--start S] [--members M] [--steps K] [--bug commit-previous-term|double-vote] [--trace L]
+ * npm run sim -- --seeds N [--start S] [--members M] [--steps K] [--bug commit-previous-term|double-vote|stale-read] [--trace L]
  *
  * Runs seeds S..S+N-1 (M founding voters; default: 3, 5 and 7 in turn) and ends with
  *   "N seeds, V violations, X entries committed".
@@ -23,7 +23,8 @@ export function bugsFor(name: string | undefined): RaftBugs | undefined {
   if (name === undefined || name === '') return undefined;
   if (name === 'commit-previous-term') return { commitPreviousTermByCount: true };
   if (name === 'double-vote') return { grantTwoVotesPerTerm: true };
-  throw new Error(`unknown --bug ${name} (commit-previous-term, double-vote)`);
+  if (name === 'stale-read') return { readIndexWithoutQuorum: true };
+  throw new Error(`unknown --bug ${name} (commit-previous-term, double-vote, stale-read)`);
 }
 
 function main(): void {
