@@ -18,8 +18,9 @@ import { listSegments, segmentFileName, temporarySuffix, type SegmentName } from
  * here: this thread does nothing else, and blocking it is what lets appends pile up into the next
  * batch while a fdatasync runs.
  *
- * Segment life cycle (wal-segment.ts): a spare segment is zero-filled ahead of need in 1 MiB
- * steps while the writer is idle, so a roll-over costs one rename instead of writing 64 MiB;
+ * Segment life cycle (wal-segment.ts): once the current segment is half full, a spare segment is
+ * zero-filled ahead of need in 1 MiB steps while the writer is idle, so a roll-over costs one
+ * rename instead of writing 64 MiB;
  * zero-filled (not sparse) files mean a fdatasync never has block allocation metadata to flush.
  */
 
@@ -245,6 +246,9 @@ function writeFully(target: number, buffers: Buffer[], position: number): void {
 /** Keeps a spare segment ready: one zero-fill step per idle turn of the event loop. */
 function scheduleSpare(): void {
   if (spareScheduled || closing || failed !== undefined || spareFilledBytes >= segmentSizeBytes) return;
+  // Not before the current segment is half full: a short-lived member (tests, tools) then never
+  // writes a second 64 MiB file, and a busy one still has half a segment's time to fill it.
+  if (writeOffset < segmentSizeBytes / 2) return;
   spareScheduled = true;
   setImmediate(() => {
     spareScheduled = false;
