@@ -29,21 +29,26 @@ import type { KeyValue } from '../proto/etcd-types.js';
  *   compact(5) instead of 6 would give {5, 6t} {}: a read at 5 still sees rev 5.
  *
  * Invariant: mod revisions strictly increase across all generations.
- * Invariant: every generation but the last is non-empty and ends with a tombstone; the last has none.
+ * Invariant: every closed generation is non-empty and ends with a tombstone; the open one has none.
  */
 export class KeyIndex {
   /** The user key; every KeyValue of this key shares this buffer. */
   readonly key: Buffer;
-  generations: KeyValue[][];
+  /**
+   * Generations ended by a delete, oldest first, or null when there are none (most keys): one
+   * array less per key than a list of all generations (memory and GC work, per key).
+   */
+  private closed: KeyValue[][] | null = null;
+  /** The open generation; NO_REVISIONS when empty (a put replaces it, never pushes into it). */
+  private current: KeyValue[] = NO_REVISIONS;
 
   constructor(key: Buffer) {
     this.key = key;
-    this.generations = [[]];
   }
 
-  /** The last generation (open, possibly empty). */
-  private get current(): KeyValue[] {
-    return this.generations[this.generations.length - 1]!;
+  /** All generations, oldest first, the open one last (a copy of the outer list; for tests). */
+  get generations(): KeyValue[][] {
+    return this.closed === null ? [this.current] : [...this.closed, this.current];
   }
 
   /** The live KeyValue at the newest revision, or undefined when the key is deleted. */
@@ -54,11 +59,10 @@ export class KeyIndex {
 
   /** Mod revision of the newest revision of any kind (put or tombstone), 0 if none. */
   lastModRevision(): number {
-    for (let i = this.generations.length - 1; i >= 0; i--) {
-      const g = this.generations[i]!;
-      if (g.length > 0) return g[g.length - 1]!.mod_revision;
-    }
-    return 0;
+    if (this.current.length > 0) return this.current[this.current.length - 1]!.mod_revision;
+    if (this.closed === null) return 0;
+    const g = this.closed[this.closed.length - 1]!;
+    return g[g.length - 1]!.mod_revision;
   }
 
   /** Appends a put; kv.mod_revision must be newer than everything held. */
@@ -67,12 +71,10 @@ export class KeyIndex {
     if (!(kv.mod_revision > this.lastModRevision() && kv.create_revision > 0)) {
       assert(false, `put at revision ${kv.mod_revision} (create ${kv.create_revision}) not after ${this.lastModRevision()}`);
     }
-    const last = this.generations.length - 1;
-    const g = this.generations[last]!;
     // A new generation starts as a one-slot array: V8 would give `[].push(kv)` 17 slots, and most
     // keys never get a second revision before compaction (about 130 bytes per key, measured).
-    if (g.length === 0) this.generations[last] = [kv];
-    else g.push(kv);
+    if (this.current.length === 0) this.current = [kv];
+    else this.current.push(kv);
   }
 
   /** Appends a tombstone and opens a new generation. The key must be live. */
@@ -81,7 +83,9 @@ export class KeyIndex {
     assert(g.length > 0, 'tombstone of a key that is not live');
     assert(kv.create_revision === 0 && kv.mod_revision > g[g.length - 1]!.mod_revision, () => `bad tombstone at revision ${kv.mod_revision}`);
     g.push(kv);
-    this.generations.push([]);
+    if (this.closed === null) this.closed = [g];
+    else this.closed.push(g);
+    this.current = NO_REVISIONS;
   }
 
   /**
@@ -100,14 +104,31 @@ export class KeyIndex {
 
   /** The KeyValue visible at revision `rev`, or undefined if the key did not exist then. */
   get(rev: number): KeyValue | undefined {
-    const last = this.generations.length - 1;
-    for (let gi = last; gi >= 0; gi--) {
-      const g = this.generations[gi]!;
-      if (g.length === 0) continue;
-      if (gi !== last && g[g.length - 1]!.mod_revision <= rev) return undefined; // deleted by then
-      if (g[0]!.mod_revision <= rev) return g[lastAtOrBelow(g, rev)];
+    const g = this.current;
+    if (g.length > 0 && g[0]!.mod_revision <= rev) return g[lastAtOrBelow(g, rev)];
+    const closed = this.closed;
+    if (closed === null) return undefined;
+    for (let gi = closed.length - 1; gi >= 0; gi--) {
+      const c = closed[gi]!;
+      if (c[c.length - 1]!.mod_revision <= rev) return undefined; // deleted by then
+      if (c[0]!.mod_revision <= rev) return c[lastAtOrBelow(c, rev)];
     }
     return undefined;
+  }
+
+  /** Pushes every revision with mod_revision >= fromRevision onto `out`, oldest first. */
+  collectSince(fromRevision: number, out: KeyValue[]): void {
+    const gens = this.closed === null ? [this.current] : this.generations;
+    let first = gens.length;
+    // Find the oldest generation holding a revision >= fromRevision (generations are ordered).
+    while (first > 0) {
+      const g = gens[first - 1]!;
+      if (g.length > 0 && g[g.length - 1]!.mod_revision < fromRevision) break;
+      first--;
+    }
+    for (let gi = first; gi < gens.length; gi++) {
+      for (const kv of gens[gi]!) if (kv.mod_revision >= fromRevision) out.push(kv);
+    }
   }
 
   /**
@@ -115,6 +136,16 @@ export class KeyIndex {
    * pushing every removed KeyValue (puts and tombstones) onto `removed`.
    */
   compact(atRev: number, removed: KeyValue[]): void {
+    if (this.closed === null) {
+      // Only the open generation: keep its latest revision at or below atRev and what follows.
+      const g = this.current;
+      if (g.length > 1 && g[0]!.mod_revision <= atRev) {
+        const revIndex = lastAtOrBelow(g, atRev);
+        for (let i = 0; i < revIndex; i++) removed.push(g[i]!);
+        if (revIndex > 0) g.splice(0, revIndex);
+      }
+      return;
+    }
     const gens = this.generations;
     let genIdx = 0;
     // The first generation that holds atRev or starts after it.
@@ -130,30 +161,30 @@ export class KeyIndex {
         for (let i = 0; i < revIndex; i++) removed.push(g[i]!);
         g.splice(0, revIndex);
       }
-      // What remains is a lone tombstone at or below atRev: the key's life ended; drop it.
-      if (g.length === 1 && genIdx !== gens.length - 1) {
-        removed.push(g[0]!);
-        genIdx++;
-      }
+      // What remains is a lone tombstone at or below atRev: the key's life ended; drop it (the
+      // loop below removes it with the older generations).
+      if (g.length === 1 && genIdx !== gens.length - 1) genIdx++;
     }
-    if (genIdx > 0) {
-      for (let i = 0; i < genIdx; i++) for (const kv of gens[i]!) removed.push(kv);
-      gens.splice(0, genIdx);
-    }
+    for (let i = 0; i < genIdx; i++) for (const kv of gens[i]!) removed.push(kv);
+    const kept = gens.slice(genIdx, gens.length - 1);
+    this.closed = kept.length > 0 ? kept : null;
   }
 
   /** True when no revision is left: the store removes the key from its index. */
   isEmpty(): boolean {
-    return this.generations.length === 1 && this.generations[0]!.length === 0;
+    return this.closed === null && this.current.length === 0;
   }
 
   /** Number of revisions held (puts and tombstones). */
   revisionCount(): number {
-    let n = 0;
-    for (const g of this.generations) n += g.length;
+    let n = this.current.length;
+    if (this.closed !== null) for (const g of this.closed) n += g.length;
     return n;
   }
 }
+
+/** The empty open generation, shared: a put replaces it with a fresh array, never pushes into it. */
+const NO_REVISIONS: KeyValue[] = Object.freeze([]) as unknown as KeyValue[];
 
 /** Index of the last kv in g with mod_revision <= rev; g[0].mod_revision <= rev must hold. */
 function lastAtOrBelow(g: KeyValue[], rev: number): number {

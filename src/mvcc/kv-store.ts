@@ -8,7 +8,7 @@ import { Compactor } from './compaction.js';
 import type { ChangeListener, KV, RangeOptions, RangeResult, ReadView, TxnWrite } from './kv.js';
 import { decodePutRecord, encodePutRecord, encodeTombstoneRecord, isTombstoneRecord, RECORD_HEADER_BYTES } from './kv-record.js';
 import { KeyIndex } from './key-index.js';
-import { prefixedRevisionKey, readUint64, revisionOf, userKeyOf, writeUint64 } from './revision.js';
+import { prefixedRevisionKey, readUint64, REVISION_BYTES, revisionOf, writeUint64 } from './revision.js';
 
 /**
  * The MVCC key-value store (etcd's mvcc/kvstore.go): a B+tree of key indexes in memory, serving
@@ -189,23 +189,14 @@ export class KvStore implements KV {
     if (fromRevision > this.revision + 1) throw new KeyraftError('FutureRevision');
     if (fromRevision < this.compacted) throw new KeyraftError('Compacted');
     const out: KeyValue[] = [];
-    const collect = (ki: KeyIndex): void => {
-      for (let gi = ki.generations.length - 1; gi >= 0; gi--) {
-        const g = ki.generations[gi]!;
-        let i = g.length - 1;
-        while (i >= 0 && g[i]!.mod_revision >= fromRevision) i--;
-        for (let j = i + 1; j < g.length; j++) out.push(g[j]!);
-        if (i >= 0) break; // older generations are older still
-      }
-    };
     if (end === undefined || end.length === 0) {
       const ki = this.index.get(key.toString('latin1'));
-      if (ki !== undefined) collect(ki);
+      if (ki !== undefined) ki.collectSince(fromRevision, out);
     } else {
       const endKey = end.length === 1 && end[0] === 0 ? null : end.toString('latin1');
       for (const cursor = this.index.seek(key.toString('latin1'), this.cursor); cursor.valid; cursor.next()) {
         if (endKey !== null && cursor.key >= endKey) break;
-        collect(cursor.value);
+        cursor.value.collectSince(fromRevision, out);
       }
     }
     // Stable: equal revisions keep key order.
@@ -290,12 +281,13 @@ export class KvStore implements KV {
     }
     let lastRevision = 0;
     const records = await this.backend.scan(Bucket.key, (recordKey, record) => {
+      // Once per record at start-up: checks without message closures, the key read in place.
       const rev = revisionOf(recordKey);
-      assert(rev >= lastRevision, () => `backend revisions out of order: ${rev} after ${lastRevision}`);
-      assert(rev <= this.revision, () => `backend holds revision ${rev} beyond the meta's revision ${this.revision}`);
+      if (rev < lastRevision || rev > this.revision) {
+        assert(false, `backend revision ${rev} after ${lastRevision}, meta revision ${this.revision}: out of order or beyond the meta`);
+      }
       lastRevision = rev;
-      const userKey = userKeyOf(recordKey);
-      const keyString = userKey.toString('latin1');
+      const keyString = recordKey.toString('latin1', REVISION_BYTES);
       let ki = this.index.get(keyString);
       if (isTombstoneRecord(record)) {
         if (ki === undefined) return; // its generation was compacted away; nothing to end
@@ -303,7 +295,9 @@ export class KvStore implements KV {
         return;
       }
       if (ki === undefined) {
-        ki = new KeyIndex(Buffer.from(userKey));
+        const key = Buffer.allocUnsafe(recordKey.length - REVISION_BYTES);
+        recordKey.copy(key, 0, REVISION_BYTES);
+        ki = new KeyIndex(key);
         this.index.set(keyString, ki);
       }
       const kv = decodePutRecord(ki.key, rev, record);
