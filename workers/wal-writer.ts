@@ -59,6 +59,8 @@ let failed: string | undefined;
 let closing = false;
 let pumping = false;
 const queue: ToWriter[] = [];
+/** fdatasync durations not yet reported to the main thread. */
+let recentSyncSeconds: number[] = [];
 
 function send(message: FromWriter, transfer?: ArrayBuffer[]): void {
   port.postMessage(message, transfer ?? []);
@@ -69,6 +71,7 @@ function timedFdatasync(target: number): void {
   fs.fdatasyncSync(target);
   const micros = Number(process.hrtime.bigint() - started) / 1000;
   stats.syncs++;
+  recentSyncSeconds.push(micros / 1e6);
   stats.syncMicrosTotal += micros;
   if (micros > stats.syncMicrosMax) stats.syncMicrosMax = micros;
 }
@@ -129,6 +132,7 @@ function open(): void {
   } else {
     fd = fs.openSync(join(dir, segments[segments.length - 1]!.name.fileName), 'r+');
   }
+  recentSyncSeconds = [];
   const entries = packEntries(log.entries, usedBuffers);
   const replay: OpenedReplay = { entries, hardState, snapshot, firstIndex, torn, segments: segments.length };
   send({ kind: 'opened', replay, stats }, [entries.numbers.buffer as ArrayBuffer, entries.layout.buffer as ArrayBuffer, ...entries.buffers]);
@@ -336,7 +340,8 @@ function writeAppends(): void {
   writeOffset += bytes;
   stats.batches++;
   stats.bytesWritten += bytes;
-  send({ kind: 'synced', seq, stats });
+  send({ kind: 'synced', seq, stats, syncSeconds: recentSyncSeconds });
+  recentSyncSeconds = [];
 }
 
 function release(message: Extract<ToWriter, { kind: 'release' }>): void {

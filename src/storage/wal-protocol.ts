@@ -59,7 +59,8 @@ export interface OpenedReplay {
 export type FromWriter =
   | { kind: 'opened'; replay: OpenedReplay; stats: WriterStats }
   | { kind: 'open-failed'; message: string; corruption: { file: string; offset: number; reason: string } | undefined }
-  | { kind: 'synced'; seq: number; stats: WriterStats }
+  /** syncSeconds: each fdatasync since the previous answer (for the fsync histogram). */
+  | { kind: 'synced'; seq: number; stats: WriterStats; syncSeconds: number[] }
   | { kind: 'released'; seq: number; deleted: string[]; stats: WriterStats }
   | { kind: 'closed'; seq: number; stats: WriterStats }
   | { kind: 'failed'; message: string };

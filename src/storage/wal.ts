@@ -4,6 +4,8 @@ import { assert } from '../platform/assert.js';
 import { KeyraftError } from '../platform/errors.js';
 import { Limits } from '../platform/limits.js';
 import { silentLogger, type Logger } from '../platform/logger.js';
+import type { Registry } from 'prom-client';
+import { WalMetrics } from './wal-metrics.js';
 import type { FromWriter, OpenedReplay, PackedEntries, ToWriter, WalWriterData, WriterStats } from './wal-protocol.js';
 import { WalCorruptionError } from './wal-reader.js';
 import {
@@ -47,6 +49,8 @@ export interface WalOptions {
   segmentSizeBytes?: number;
   /** Bound on bytes appended but not yet durable (walPendingBytesMax by default). */
   pendingBytesMax?: number;
+  /** Registers etcd_disk_wal_fsync_duration_seconds and etcd_disk_wal_write_bytes_total here. */
+  metrics?: Registry;
 }
 
 export interface WalStats extends WriterStats {
@@ -88,6 +92,7 @@ export class Wal {
   private readonly pendingBytesMax: number;
   /** A message larger than this is split, so the writer can fill segments (a single call is never split). */
   private readonly messageBytesMax: number;
+  private readonly metrics: WalMetrics | undefined;
   /** Calls of the current turn, not yet posted. */
   private turn: PendingCall[] = [];
   private turnScheduled = false;
@@ -114,6 +119,7 @@ export class Wal {
     this.pendingBytesMax = options.pendingBytesMax ?? walPendingBytesMax;
     this.messageBytesMax = Math.max(4096, Math.floor((options.segmentSizeBytes ?? Limits.walSegmentSizeBytes) / 8));
     this.stats = { ...stats, appends: 0, messages: 0 };
+    this.metrics = options.metrics ? new WalMetrics(options.metrics) : undefined;
     const count = replay.entries.count;
     this.lastIndex = count > 0 ? replay.entries.numbers[2 * (count - 1)]! : replay.firstIndex - 1;
     this.port.on('message', (message: FromWriter) => this.handleMessage(message));
@@ -308,6 +314,10 @@ export class Wal {
   private handleMessage(message: FromWriter): void {
     switch (message.kind) {
       case 'synced': {
+        if (this.metrics) {
+          for (const seconds of message.syncSeconds) this.metrics.fsyncSeconds.observe(seconds);
+          this.metrics.writeBytes.inc(message.stats.bytesWritten - this.stats.bytesWritten);
+        }
         Object.assign(this.stats, message.stats);
         const waiters = this.appendWaiters;
         let head = this.appendWaitersHead;

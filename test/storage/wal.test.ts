@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Wal, type HardState, type WalEntry } from '../../src/storage/wal.js';
 import { AssertionError } from '../../src/platform/assert.js';
+import { Registry } from 'prom-client';
 
 // Behaviour of the WAL through its public API: round trip, replay, Raft overwrite, group commit,
 // segment roll-over and release, close. Torn tails and corruption: wal-recovery.test.ts.
@@ -267,6 +268,22 @@ test('the pending-bytes bound refuses appends with TooManyRequests instead of gr
     await wal.append([entry(2, 1, 600)]).catch((err) => { refused = err; });
     assert.is((refused as { code?: string }).code, 'TooManyRequests');
     await first;
+  } finally {
+    await wal.close();
+  }
+}));
+
+test('fdatasync latency and bytes written are exported under etcd\'s metric names', () => withDir(async (dir) => {
+  const registry = new Registry();
+  const { wal } = await Wal.open(dir, { segmentSizeBytes: smallSegmentBytes, metrics: registry });
+  try {
+    await wal.append(range(1, 10));
+    await wal.append(range(11, 20));
+    const text = await registry.metrics();
+    const count = Number(/etcd_disk_wal_fsync_duration_seconds_count (\d+)/.exec(text)?.[1]);
+    const bytes = Number(/etcd_disk_wal_write_bytes_total (\d+)/.exec(text)?.[1]);
+    assert.is(count, wal.stats.batches, 'one fsync observation per group-commit write');
+    assert.ok(bytes >= 20 * 56, `write bytes ${bytes}`);
   } finally {
     await wal.close();
   }
