@@ -564,7 +564,11 @@ export class Raft {
 
   private tickElection(): void {
     this.electionElapsed++;
-    if (this.electionElapsed >= this.randomizedElectionTimeout) {
+    // Only a member that may campaign restarts its timer. A learner, a removed member, or a voter
+    // that does not know it is one yet keeps counting: once past the election timeout it is out of
+    // the leader lease and answers (pre-)votes. Resetting it here would keep such a member in the
+    // lease forever and, when a quorum needs its vote, stall elections (found by the simulator).
+    if (this.electionElapsed >= this.randomizedElectionTimeout && this.promotable()) {
       this.electionElapsed = 0;
       this.hup(false);
     }

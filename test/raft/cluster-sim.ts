@@ -286,7 +286,15 @@ class Simulation {
 
   private partitionRandom(): void {
     const ids = [...this.members.keys()];
-    if (this.rng.chance(0.5)) {
+    const leader = this.leader();
+    if (leader !== null && this.rng.chance(0.4)) {
+      // Cut the leader (and a minority with it) off: the deposed-leader cases (stale reads,
+      // Figure 8) need a leader that keeps running while the majority moves on.
+      const minority = new Set<MemberId>([leader.id]);
+      for (const id of ids) if (minority.size < (ids.length - 1) >> 1 && this.rng.chance(0.3)) minority.add(id);
+      for (const a of ids) for (const b of ids) if (minority.has(a) !== minority.has(b)) this.cut.add(linkKey(a, b));
+      this.log(() => `partition leader side ${[...minority].join(',')}`);
+    } else if (this.rng.chance(0.5)) {
       // Split in two groups.
       const side = new Map<MemberId, boolean>();
       for (const id of ids) side.set(id, this.rng.chance(0.5));

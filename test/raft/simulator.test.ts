@@ -3,6 +3,7 @@
 // simulator cannot pass).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import type { RaftBugs } from '../../src/raft/raft.js';
 import { runSeed } from './cluster-sim.js';
 
 const seedsInTest = Number(process.env.KEYRAFT_SIM_SEEDS ?? 300);
@@ -40,7 +41,7 @@ test('a seed replays exactly (same trace, same outcome)', () => {
   assert.not.equal(other.trace, a.trace);
 });
 
-function firstCaught(bugs: { commitPreviousTermByCount?: boolean; grantTwoVotesPerTerm?: boolean }): { seed: number; violation: string } | null {
+function firstCaught(bugs: RaftBugs): { seed: number; violation: string } | null {
   for (let seed = 1; seed <= 1000; seed++) {
     const result = runSeed({ seed, members: [3, 5, 7][seed % 3]!, bugs });
     if (result.violation !== null) return { seed, violation: result.violation };
@@ -58,6 +59,12 @@ test('mutation: granting two votes in one term is caught within 1,000 seeds', ()
   const caught = firstCaught({ grantTwoVotesPerTerm: true });
   assert.ok(caught !== null, 'the simulator missed the double-vote bug');
   assert.match(caught.violation, /election safety|leader completeness|state machine safety|committed entry lost|log matching/);
+});
+
+test('mutation: answering ReadIndex without a heartbeat round (a deposed leader\'s stale read) is caught within 1,000 seeds', () => {
+  const caught = firstCaught({ readIndexWithoutQuorum: true });
+  assert.ok(caught !== null, 'the simulator missed the stale-read bug');
+  assert.match(caught.violation, /linearizability/);
 });
 
 test.run();
