@@ -21,6 +21,7 @@ import { packageRoot } from '../platform/package-root.js';
 import type { MemberApi } from '../server/raft-kv.js';
 import { ApiMetrics } from './api-metrics.js';
 import { Gateway } from './gateway.js';
+import { Http1FastConnection } from './http1-fast-path.js';
 import { GrpcServer } from './grpc-server.js';
 import { addEtcdServices } from './grpc-services.js';
 import { addHealthService } from './health-service.js';
@@ -74,7 +75,7 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
   const netServer = createNetServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
-    classify(socket, grpcServer, httpServer, logger);
+    classify(socket, grpcServer, gateway, httpServer, logger);
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -109,7 +110,7 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
  * bytes put back. HTTP/1.x methods differ from "PRI" by the second byte at the latest, so only an
  * HTTP/2 client (or a client sending a prefix of the preface) waits for the full 24 bytes.
  */
-function classify(socket: Socket, grpcServer: GrpcServer, httpServer: HttpServer, logger: Logger): void {
+function classify(socket: Socket, grpcServer: GrpcServer, gateway: Gateway, httpServer: HttpServer, logger: Logger): void {
   let head: Buffer | undefined;
   const onData = (chunk: Buffer): void => {
     head = head === undefined ? chunk : Buffer.concat([head, chunk]);
@@ -120,15 +121,15 @@ function classify(socket: Socket, grpcServer: GrpcServer, httpServer: HttpServer
     socket.off('error', onError);
     socket.off('timeout', onTimeout);
     socket.setTimeout(0);
-    socket.pause();
-    socket.unshift(head);
     if (isHttp2) {
+      socket.pause();
+      socket.unshift(head);
       // node:http2 reads what is already buffered on the socket before consuming its handle.
       grpcServer.injectConnection(socket);
     } else {
-      httpServer.emit('connection', socket);
-      // The http server has added its own 'data' listener; our pause() would otherwise hold it.
-      process.nextTick(() => socket.resume());
+      // HTTP/1.x: the fast path takes the gateway's hot requests and hands anything else to node.
+      const fast = new Http1FastConnection(socket, gateway, (s, unread) => handToNodeHttp(s, unread, httpServer), httpKeepAliveTimeoutMs);
+      fast.receive(head);
     }
   };
   const onError = (err: Error): void => {
@@ -142,6 +143,15 @@ function classify(socket: Socket, grpcServer: GrpcServer, httpServer: HttpServer
   socket.on('error', onError);
   socket.setTimeout(firstBytesTimeoutMs);
   socket.on('timeout', onTimeout);
+}
+
+/** Gives node:http a connection, with bytes already read put back in front. */
+function handToNodeHttp(socket: Socket, unread: Buffer | undefined, httpServer: HttpServer): void {
+  socket.pause();
+  if (unread !== undefined && unread.length > 0) socket.unshift(unread);
+  httpServer.emit('connection', socket);
+  // The http server has added its own 'data' listener; our pause() would otherwise hold it.
+  process.nextTick(() => socket.resume());
 }
 
 async function readKeyraftVersion(): Promise<string> {

@@ -27,9 +27,23 @@ import { corsHeaders, sendJson, sendPlainError } from './http-reply.js';
 import type { KvService } from './kv-service.js';
 import { protoSizeOf } from './proto-size.js';
 
+/** Where a gateway answer goes: a node:http response, or the fast HTTP/1.1 path's connection. */
+export interface ReplySink {
+  replyJson(status: number, json: string): void;
+}
+
+/** A node:http response as a ReplySink. */
+class NodeReply implements ReplySink {
+  constructor(private readonly res: ServerResponse) {}
+
+  replyJson(status: number, json: string): void {
+    sendJson(this.res, status, json);
+  }
+}
+
 type RouteKind = 'range' | 'put' | 'deleteRange' | 'txn' | 'compaction' | 'memberList' | 'status';
 
-interface Route {
+export interface Route {
   kind: RouteKind;
   type: protobuf.Type;
   /** The gRPC method this path stands for, for metrics. */
@@ -135,7 +149,7 @@ export class Gateway {
     const unserved = unservedRoutes.get(path);
     if (unserved !== undefined) {
       drain(req);
-      if (req.method === 'POST') this.fail(res, unimplemented(unserved));
+      if (req.method === 'POST') this.fail(new NodeReply(res), unimplemented(unserved));
       else sendPlainError(res, 405, 'Method Not Allowed');
       return;
     }
@@ -173,15 +187,7 @@ export class Gateway {
     });
     req.on('end', () => {
       if (res.headersSent) return;
-      const body = rest !== undefined ? Buffer.concat(rest) : first ?? Buffer.alloc(0);
-      let request: any;
-      try {
-        request = parseBody(route.type, body);
-      } catch (err) {
-        this.fail(res, err);
-        return;
-      }
-      this.serve(route, request, res);
+      this.serveBody(route, rest !== undefined ? Buffer.concat(rest) : first ?? Buffer.alloc(0), new NodeReply(res));
     });
   }
 
@@ -198,8 +204,30 @@ export class Gateway {
     res.once('finish', () => req.socket.destroySoon());
   }
 
+  /** The largest body a gateway request may have; larger ones are refused unread (413). */
+  get bodyLimitBytes(): number {
+    return this.bodyBytesMax;
+  }
+
+  /** The route for a POST path, or undefined if the gateway does not serve it. */
+  routeFor(path: string): Route | undefined {
+    return routes.get(path);
+  }
+
+  /** Parses a complete request body and answers it through `sink`. */
+  serveBody(route: Route, body: Buffer, sink: ReplySink): void {
+    let request: any;
+    try {
+      request = parseBody(route.type, body);
+    } catch (err) {
+      this.fail(sink, err);
+      return;
+    }
+    this.serve(route, request, sink);
+  }
+
   /** Checks the encoded size against the gRPC limit, then runs the call and writes its answer. */
-  private serve(route: Route, request: any, res: ServerResponse): void {
+  private serve(route: Route, request: any, sink: ReplySink): void {
     let reply: Promise<string>;
     try {
       const size = protoSizeOf(route.type, request);
@@ -208,15 +236,15 @@ export class Gateway {
       this.metrics.start(route.service, route.method);
       reply = this.dispatch(route.kind, request, size);
     } catch (err) {
-      this.fail(res, err, route);
+      this.fail(sink, err, route);
       return;
     }
     reply.then(
       (json) => {
         this.metrics.handle(route.service, route.method, 0);
-        sendJson(res, 200, json);
+        sink.replyJson(200, json);
       },
-      (err: unknown) => this.fail(res, err, route),
+      (err: unknown) => this.fail(sink, err, route),
     );
   }
 
@@ -232,10 +260,10 @@ export class Gateway {
     }
   }
 
-  private fail(res: ServerResponse, err: unknown, route?: Route): void {
+  private fail(sink: ReplySink, err: unknown, route?: Route): void {
     const failure = toApiFailure(err, this.logger, 'gateway');
     if (route !== undefined && !(err instanceof MessageTooLargeError)) this.metrics.handle(route.service, route.method, failure.grpcCode);
-    sendJson(res, httpStatusOfFailure(failure), errorJson(failure.message, failure.grpcCode));
+    sink.replyJson(httpStatusOfFailure(failure), errorJson(failure.message, failure.grpcCode));
   }
 
   /**
@@ -248,10 +276,10 @@ export class Gateway {
     try {
       request = rangeRequestFromQuery(new URLSearchParams(query));
     } catch (err) {
-      this.fail(res, err);
+      this.fail(new NodeReply(res), err);
       return;
     }
-    this.serve(routes.get('/v3/kv/range')!, request, res);
+    this.serve(routes.get('/v3/kv/range')!, request, new NodeReply(res));
   }
 }
 
