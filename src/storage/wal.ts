@@ -125,7 +125,8 @@ export class Wal {
     this.port.on('message', (message: FromWriter) => this.handleMessage(message));
     this.worker.on('error', (err) => this.failAll(new Error(`wal writer crashed: ${err.message}`)));
     this.worker.on('exit', (code) => {
-      if (!this.closing || this.appendWaitersHead < this.appendWaiters.length) {
+      // After a clean close every waiter has been answered; anything else is a crash.
+      if (!this.closing || this.appendWaitersHead < this.appendWaiters.length || this.otherWaiters.size > 0) {
         this.failAll(new Error(`wal writer exited with code ${code}`));
       }
     });

@@ -273,6 +273,21 @@ test('the pending-bytes bound refuses appends with TooManyRequests instead of gr
   }
 }));
 
+test('if the writer dies, pending appends settle and later ones fail instead of hanging', () => withDir(async (dir) => {
+  const { wal } = await Wal.open(dir, { segmentSizeBytes: smallSegmentBytes });
+  await wal.append(range(1, 1));
+  const pending = wal.append(range(2, 2));
+  // Kill the worker from outside, as a crash of the writer thread would.
+  await (wal as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+  // The writer may or may not have confirmed it before dying; either way it settles, no hang.
+  const outcome = await pending.then(() => 'durable', (err: Error) => err.message);
+  assert.ok(outcome === 'durable' || /wal writer exited/.test(outcome), outcome);
+  await wal.append(range(3, 3)).then(() => assert.unreachable('append after failure'), (err: Error) => {
+    assert.match(err.message, /wal writer exited/);
+  });
+  await wal.close();
+}));
+
 test('fdatasync latency and bytes written are exported under etcd\'s metric names', () => withDir(async (dir) => {
   const registry = new Registry();
   const { wal } = await Wal.open(dir, { segmentSizeBytes: smallSegmentBytes, metrics: registry });
