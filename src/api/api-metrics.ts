@@ -6,7 +6,9 @@
  *   grpc_server_started_total{grpc_type, grpc_service, grpc_method}
  *   grpc_server_handled_total{grpc_type, grpc_service, grpc_method, grpc_code}
  *
- * Label children are cached per method (and code), so counting costs a Map lookup and an add.
+ * Counting is on every request's path, so it is a Map lookup and an add on plain numbers; the
+ * prom-client counters are brought up to date when the registry is scraped (their collect hook).
+ * A profile under gateway load showed prom-client's per-inc label hashing at 3.5% of the CPU.
  */
 import { Counter, type Registry } from 'prom-client';
 
@@ -17,48 +19,78 @@ const CODE_NAMES = [
   'DataLoss', 'Unauthenticated',
 ];
 
-type CounterChild = { inc(value?: number): void };
+interface Tally {
+  labels: Record<string, string>;
+  count: number;
+}
+
+/** The tallies of every ApiMetrics sharing one registry (one per client listener of a member). */
+interface SharedTallies {
+  started: Set<Map<string, Tally>>;
+  handled: Set<Map<string, Tally>>;
+}
+
+const sharedByRegistry = new WeakMap<Registry, SharedTallies>();
+
+function publish(counter: Counter<string>, sources: Set<Map<string, Tally>>): void {
+  counter.reset();
+  for (const tallies of sources) {
+    for (const tally of tallies.values()) counter.inc(tally.labels, tally.count);
+  }
+}
+
+function sharedTallies(registry: Registry): SharedTallies {
+  let shared = sharedByRegistry.get(registry);
+  if (shared !== undefined) return shared;
+  const created: SharedTallies = { started: new Set(), handled: new Set() };
+  shared = created;
+  sharedByRegistry.set(registry, created);
+  new Counter({
+    name: 'grpc_server_started_total',
+    help: 'Total number of RPCs started on the server.',
+    labelNames: ['grpc_type', 'grpc_service', 'grpc_method'],
+    registers: [registry],
+    collect() {
+      publish(this, created.started);
+    },
+  });
+  new Counter({
+    name: 'grpc_server_handled_total',
+    help: 'Total number of RPCs completed on the server, regardless of success or failure.',
+    labelNames: ['grpc_type', 'grpc_service', 'grpc_method', 'grpc_code'],
+    registers: [registry],
+    collect() {
+      publish(this, created.handled);
+    },
+  });
+  return created;
+}
 
 export class ApiMetrics {
-  private readonly started: Counter<string>;
-  private readonly handled: Counter<string>;
-  private readonly startedChildren = new Map<string, CounterChild>();
-  private readonly handledChildren = new Map<string, CounterChild>();
+  private readonly started = new Map<string, Tally>();
+  private readonly handled = new Map<string, Tally>();
 
   constructor(registry: Registry) {
-    // Several client listeners of one member share the registry: reuse what is registered.
-    this.started = (registry.getSingleMetric('grpc_server_started_total') as Counter<string> | undefined) ?? new Counter({
-      name: 'grpc_server_started_total',
-      help: 'Total number of RPCs started on the server.',
-      labelNames: ['grpc_type', 'grpc_service', 'grpc_method'],
-      registers: [registry],
-    });
-    this.handled = (registry.getSingleMetric('grpc_server_handled_total') as Counter<string> | undefined) ?? new Counter({
-      name: 'grpc_server_handled_total',
-      help: 'Total number of RPCs completed on the server, regardless of success or failure.',
-      labelNames: ['grpc_type', 'grpc_service', 'grpc_method', 'grpc_code'],
-      registers: [registry],
-    });
+    const shared = sharedTallies(registry);
+    shared.started.add(this.started);
+    shared.handled.add(this.handled);
   }
 
   /** `service` is the full name (etcdserverpb.KV), `method` the rpc name (Put). */
   start(service: string, method: string): void {
     const key = service + '/' + method;
-    let child = this.startedChildren.get(key);
-    if (child === undefined) {
-      child = this.started.labels('unary', service, method);
-      this.startedChildren.set(key, child);
-    }
-    child.inc();
+    const tally = this.started.get(key);
+    if (tally !== undefined) tally.count++;
+    else this.started.set(key, { labels: { grpc_type: 'unary', grpc_service: service, grpc_method: method }, count: 1 });
   }
 
   handle(service: string, method: string, code: number): void {
     const key = service + '/' + method + '/' + code;
-    let child = this.handledChildren.get(key);
-    if (child === undefined) {
-      child = this.handled.labels('unary', service, method, CODE_NAMES[code] ?? String(code));
-      this.handledChildren.set(key, child);
+    const tally = this.handled.get(key);
+    if (tally !== undefined) tally.count++;
+    else {
+      const labels = { grpc_type: 'unary', grpc_service: service, grpc_method: method, grpc_code: CODE_NAMES[code] ?? String(code) };
+      this.handled.set(key, { labels, count: 1 });
     }
-    child.inc();
   }
 }

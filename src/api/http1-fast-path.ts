@@ -133,10 +133,17 @@ export class Http1FastConnection implements ReplySink {
       if (end === -1) end = text.length;
       const colon = text.indexOf(':', at);
       if (colon === -1 || colon > end || colon === at) return undefined;
-      const name = text.slice(at, colon);
-      if (/[\s]/.test(name)) return undefined;
+      // "Content-Length : 5" and similar are node's to refuse, not ours to misread.
+      const last = text.charCodeAt(colon - 1);
+      if (last === 0x20 || last === 0x09) return undefined;
+      const nameLength = colon - at;
+      // Only names as long as the five that matter are compared at all.
+      if (nameLength !== 14 && nameLength !== 10 && nameLength !== 17 && nameLength !== 6 && nameLength !== 7) {
+        at = end + 2;
+        continue;
+      }
       const value = text.slice(colon + 1, end).trim();
-      switch (name.toLowerCase()) {
+      switch (text.slice(at, colon).toLowerCase()) {
         case 'content-length':
           if (bodyBytes !== -1 || !/^[0-9]{1,10}$/.test(value)) return undefined;
           bodyBytes = Number(value);
