@@ -10,8 +10,11 @@
  * included, and the benchmark that matters drives exactly these requests.
  *
  * Per request: find the end of the head ("\r\n\r\n"), read the request line and the few headers
- * that matter (Content-Length, Transfer-Encoding, Connection, Expect, Upgrade), wait for the whole
- * body, hand it to the gateway, and write the head and body of the answer in one write.
+ * that matter (Content-Length, Transfer-Encoding, Connection, Expect, Upgrade, Host), wait for the
+ * whole body, hand it to the gateway, and write the head and body of the answer in one write.
+ * Bounded: at most one request is with the gateway per connection; reading stops while the
+ * pipelined backlog exceeds one maximal request, and while the client does not read our answers
+ * (the socket needs a drain), so a client cannot make us buffer without bound.
  */
 import type { Socket } from 'node:net';
 import { corsHeaders } from './http-reply.js';
@@ -66,6 +69,10 @@ export class Http1FastConnection implements ReplySink {
   private readonly onError = (): void => {
     this.socket.destroy();
   };
+  private readonly onDrain = (): void => {
+    this.socket.resume();
+    if (!this.inFlight) this.next();
+  };
 
   constructor(
     private readonly socket: Socket,
@@ -94,6 +101,12 @@ export class Http1FastConnection implements ReplySink {
   private next(): void {
     const buffer = this.buffered;
     if (buffer === undefined || this.handedOff) return;
+    if (this.socket.writableNeedDrain) {
+      // The client is not reading our answers: serve nothing more until it does.
+      this.socket.pause();
+      this.socket.once('drain', this.onDrain);
+      return;
+    }
     const headEnd = buffer.indexOf(CRLFCRLF);
     if (headEnd === -1) {
       if (buffer.length > headBytesMax) this.giveUp();
@@ -127,6 +140,8 @@ export class Http1FastConnection implements ReplySink {
     if (route === undefined) return undefined;
     let bodyBytes = -1;
     let close = false;
+    // HTTP/1.1 requires Host; node:http answers its absence with 400, as Go's server does.
+    let hasHost = false;
     let at = lineEnd === -1 ? text.length : lineEnd + 2;
     while (at < text.length) {
       let end = text.indexOf('\r\n', at);
@@ -138,7 +153,7 @@ export class Http1FastConnection implements ReplySink {
       if (last === 0x20 || last === 0x09) return undefined;
       const nameLength = colon - at;
       // Only names as long as the five that matter are compared at all.
-      if (nameLength !== 14 && nameLength !== 10 && nameLength !== 17 && nameLength !== 6 && nameLength !== 7) {
+      if (nameLength !== 14 && nameLength !== 10 && nameLength !== 17 && nameLength !== 6 && nameLength !== 7 && nameLength !== 4) {
         at = end + 2;
         continue;
       }
@@ -152,6 +167,9 @@ export class Http1FastConnection implements ReplySink {
           if (/(^|,)\s*close\s*(,|$)/i.test(value)) close = true;
           else if (/upgrade/i.test(value)) return undefined;
           break;
+        case 'host':
+          hasHost = true;
+          break;
         case 'transfer-encoding':
         case 'expect':
         case 'upgrade':
@@ -159,6 +177,7 @@ export class Http1FastConnection implements ReplySink {
       }
       at = end + 2;
     }
+    if (!hasHost) return undefined;
     if (bodyBytes === -1) bodyBytes = 0;
     if (bodyBytes > this.gateway.bodyLimitBytes) return undefined;
     return { route, headBytes: headEnd + 4, bodyBytes, close };
@@ -185,6 +204,7 @@ export class Http1FastConnection implements ReplySink {
     socket.off('data', this.onData);
     socket.off('error', this.onError);
     socket.off('timeout', this.onTimeout);
+    socket.off('drain', this.onDrain);
     socket.setTimeout(0);
     const unread = this.buffered;
     this.buffered = undefined;

@@ -158,6 +158,21 @@ test('mid-connection hand-over to node:http: chunked body, GET, then fast-path r
   }
 });
 
+test('an HTTP/1.1 request without Host gets node:http\'s 400, as Go\'s server answers', async () => {
+  const socket = await open();
+  try {
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    let text = '';
+    socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+    const body = JSON.stringify({ key: b64('slow') });
+    socket.write(`POST /v3/kv/range HTTP/1.1\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    await closed;
+    assert.match(text, /^HTTP\/1\.1 400 /);
+  } finally {
+    socket.destroy();
+  }
+});
+
 test('HTTP/1.0 and unknown paths are node:http\'s to answer', async () => {
   const socket = await open();
   try {
