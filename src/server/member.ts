@@ -74,6 +74,8 @@ export class Member implements MemberApi {
   private inflight = 0;
   private stopped = false;
   private releasing = false;
+  /** Applied index covered by the last completed backend flush (see releaseWal). */
+  private flushedIndex = 0;
   private appliedSinceRelease = 0;
   private readonly metrics: MemberMetrics;
 
@@ -315,15 +317,24 @@ export class Member implements MemberApi {
   /**
    * Once the backend is synced, WAL segments holding only applied entries are no longer needed
    * for recovery: release them so restarts replay little. Runs in the background, one at a time.
+   *
+   * The release lags one round behind the flush: it frees only what was applied before the
+   * *previous* flush. LevelDB switches memtable logs without syncing the old one, so a synced
+   * write covers the newest log only until the old memtable reaches a (synced) table file; a
+   * whole round of writes in between makes that all but certain before the WAL copy is gone.
    */
   private releaseWal(): void {
     if (this.releasing) return;
     this.releasing = true;
     this.appliedSinceRelease = 0;
-    const upTo = this.appliedIndex;
+    const releasable = this.flushedIndex;
+    const flushing = this.appliedIndex;
     this.applier.flush()
-      .then(() => this.wal.releaseTo(upTo))
-      .catch((err: Error) => this.logger.error({ err, upTo }, 'WAL release failed; segments are kept'))
+      .then(async () => {
+        if (releasable > 0) await this.wal.releaseTo(releasable);
+        this.flushedIndex = flushing;
+      })
+      .catch((err: Error) => this.logger.error({ err, releasable }, 'WAL release failed; segments are kept'))
       .finally(() => { this.releasing = false; });
   }
 
