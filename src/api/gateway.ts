@@ -6,6 +6,9 @@
  *   POST /v3/cluster/member/list     POST /v3/maintenance/status
  *   GET  /v3/kv/range?key=k[&range_end=e][&prefix=true][&limit=n][&revision=r]   (keyraft only)
  *
+ * Requests reach it two ways: the HTTP/1.1 fast path (http1-fast-path.ts) hands over complete POST
+ * bodies for these routes (serveBody), and node:http brings everything else (handle).
+ *
  * Mapping and error texts: gateway-json.ts. Limits, in etcd's order: the body must fit the gRPC
  * receive limit once encoded (else 429, grpc-go's text), then the request's own checks, then the
  * proposal size for writes (kv-service.ts). A body larger than any acceptable request is refused
@@ -15,7 +18,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type protobuf from 'protobufjs';
 import type { Logger } from '../platform/logger.js';
 import type { RangeRequest } from '../proto/etcd-types.js';
-import { KeyraftError } from '../platform/errors.js';
+import { GrpcCode, KeyraftError } from '../platform/errors.js';
 import type { ApiMetrics } from './api-metrics.js';
 import { MessageTooLargeError, toApiFailure, httpStatusOfFailure } from './error-mapping.js';
 import {
@@ -197,7 +200,7 @@ export class Gateway {
    */
   private refuseBody(req: IncomingMessage, res: ServerResponse): void {
     if (res.headersSent) return;
-    const body = errorJson(`request body larger than ${this.bodyBytesMax} bytes`, 8);
+    const body = errorJson(`request body larger than ${this.bodyBytesMax} bytes`, GrpcCode.RESOURCE_EXHAUSTED);
     res.writeHead(413, [...corsHeaders, 'Content-Type', 'application/json', 'Content-Length', String(body.length), 'Connection', 'close']);
     res.end(body);
     req.pause();
