@@ -100,12 +100,13 @@ export class Member implements MemberApi {
     const memberDir = join(config.dataDir, 'member');
     await mkdir(memberDir, { recursive: true });
     const identity = await loadOrCreateIdentity(memberDir, config);
+    const registry = options.metrics ?? new Registry();
     // Components take their own child of the caller's logger, so their `component` field is theirs.
     const applier = await Applier.open(join(memberDir, 'db'), { logger: options.logger });
     let wal: Wal;
     let replay;
     try {
-      ({ wal, replay } = await Wal.open(join(memberDir, 'wal'), { logger: options.logger }));
+      ({ wal, replay } = await Wal.open(join(memberDir, 'wal'), { logger: options.logger, metrics: registry }));
     } catch (err) {
       await applier.close();
       throw err;
@@ -113,7 +114,7 @@ export class Member implements MemberApi {
     const member = new Member(
       config, identity, wal, applier, logger,
       options.onFatal ?? ((err) => { throw err; }),
-      options.metrics ?? new Registry(),
+      registry,
     );
     await member.recover(replay.entries, replay.hardState?.term ?? 1, replay.firstIndex);
     logger.info({
