@@ -362,8 +362,12 @@ export class Raft {
         // A stale leader (partitioned while we moved on without bumping terms through pre-vote)
         // learns our term from this answer and steps down.
         this.send(makeMessage({ type: MessageType.AppResp, from: this.id, to: m.from, term: this.term }));
-      } else if (m.type === MessageType.PreVote) {
-        this.send(makeMessage({ type: MessageType.PreVoteResp, from: this.id, to: m.from, term: this.term, reject: true }));
+      } else if (m.type === MessageType.PreVote || m.type === MessageType.Vote) {
+        // Raft paper Figure 2: a stale RequestVote is refused with our term, so the candidate
+        // catches up. Ignoring it (as etcd-io/raft does for MsgVote) can leave the only candidate
+        // with an up-to-date log forever campaigning at terms nobody answers (found by the simulator).
+        const type = m.type === MessageType.PreVote ? MessageType.PreVoteResp : MessageType.VoteResp;
+        this.send(makeMessage({ type, from: this.id, to: m.from, term: this.term, reject: true }));
       }
       return;
     }

@@ -103,10 +103,25 @@ test('5.1: messages of an older term are ignored', () => {
   c.elect(1);
   const r2 = c.raft(2);
   const before = { term: r2.term, commit: r2.log.committed, last: r2.log.lastIndex() };
-  r2.step(makeMessage({ type: MessageType.Vote, from: 3n, to: 2n, term: 1, index: 99, logTerm: 9 }));
   r2.step(makeMessage({ type: MessageType.Heartbeat, from: 3n, to: 2n, term: 1, commit: 99 }));
+  r2.step(makeMessage({ type: MessageType.App, from: 3n, to: 2n, term: 1, index: 1, logTerm: 1, commit: 99 }));
   assert.equal({ term: r2.term, commit: r2.log.committed, last: r2.log.lastIndex() }, before);
   assert.is(r2.leader, 1n);
+});
+
+test('Figure 2: a stale RequestVote is refused with the current term, so the candidate catches up', () => {
+  const c = TestCluster.bootstrap(3, { preVote: false });
+  c.elect(1);
+  const r2 = c.raft(2);
+  r2.step(makeMessage({ type: MessageType.Vote, from: 3n, to: 2n, term: 1, index: 99, logTerm: 9 }));
+  const rd = r2.ready();
+  assert.is(rd.messagesAfterPersist.length, 1);
+  const answer = rd.messagesAfterPersist[0]!;
+  assert.is(answer.type, MessageType.VoteResp);
+  assert.is(answer.reject, true);
+  assert.is(answer.term, 2);
+  r2.advance();
+  assert.is(r2.vote, 1n, 'our vote is unchanged');
 });
 
 test('pre-vote (dissertation 9.6): a partitioned member does not raise its term, and does not disrupt on return', () => {
