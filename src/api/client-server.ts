@@ -4,8 +4,9 @@
  *
  * Each accepted connection is peeked: a connection that opens with the HTTP/2 client preface
  * ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") goes to our gRPC server on node:http2 (grpc-server.ts);
- * anything else goes to a node:http server. The peeked bytes are put back (socket.unshift) before
- * the connection is handed over, so neither server knows it was peeked.
+ * anything else is HTTP/1.x: the gateway's fast path reads it (http1-fast-path.ts) and hands the
+ * connection to a node:http server at the first request it does not serve itself. Peeked or
+ * unread bytes are put back (socket.unshift) before a connection changes hands, so no server knows.
  *
  * gRPC is served on node:http2 with our codecs rather than by @grpc/grpc-js: the same one-port
  * design worked with grpc-js's connection injector, but its server cost about twice the CPU per
@@ -46,7 +47,8 @@ const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
 /**
  * A connection that has sent nothing this long is closed before it is classified; afterwards the
- * HTTP/1.1 server's own keep-alive and header timeouts apply, and gRPC's keepalive.
+ * HTTP/1.1 keep-alive timeout applies (fast path and node:http alike); HTTP/2 sessions stay open
+ * until the client closes them, as etcd's do.
  */
 const firstBytesTimeoutMs = 30_000;
 /** How long an idle HTTP/1.1 keep-alive connection stays open (autocannon and curl reuse them). */
