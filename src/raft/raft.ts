@@ -340,6 +340,10 @@ export class Raft {
 
   step(m: Message): void {
     assert(m.to === this.id, () => `message for ${m.to} stepped into ${this.id}`);
+    // Indexes and terms come from the wire as uint64: beyond 2^53 they are not exact numbers.
+    if (!(Number.isSafeInteger(m.term) && Number.isSafeInteger(m.index) && Number.isSafeInteger(m.commit) && Number.isSafeInteger(m.logTerm))) {
+      assert(false, `message from ${m.from} with an unsafe term/index/commit: ${m.term}/${m.index}/${m.commit}/${m.logTerm}`);
+    }
     if (m.term > this.term) {
       if (m.type === MessageType.Vote || m.type === MessageType.PreVote) {
         const force = m.context !== null && contextKey(m.context) === contextKey(campaignTransferContext);
