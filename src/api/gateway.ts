@@ -97,6 +97,22 @@ const unservedRoutes = new Map<string, string>([
     .map(([p, m]): [string, string] => [`/v3/auth/role/${p}`, `etcdserverpb.Auth/${m}`]),
 ]);
 
+/**
+ * etcd 3.4 still serves its gateway under the deprecated /v3beta/ prefix as well; /v3alpha/ is gone.
+ * Every path above answers there too.
+ */
+for (const table of [routes, unservedRoutes] as Array<Map<string, unknown>>) {
+  for (const [path, target] of [...table]) table.set(path.replace(/^\/v3\//, '/v3beta/'), target);
+}
+
+/**
+ * etcd's two 404s: grpc-gateway's "Not Found" under its prefixes, Go's ServeMux's
+ * "404 page not found" elsewhere.
+ */
+function notFoundText(path: string): string {
+  return path.startsWith('/v3/') || path.startsWith('/v3beta/') ? 'Not Found' : '404 page not found';
+}
+
 /** Services of which keyraft serves some methods: grpc-go names a missing method there, not the service. */
 const partlyServed = new Set(['etcdserverpb.Cluster', 'etcdserverpb.Maintenance']);
 
@@ -161,7 +177,7 @@ export class Gateway {
       return;
     }
     drain(req);
-    sendPlainError(res, 404, 'Not Found');
+    sendPlainError(res, 404, notFoundText(path));
   };
 
   private preflight(req: IncomingMessage, res: ServerResponse): void {

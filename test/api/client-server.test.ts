@@ -114,6 +114,12 @@ test('gateway: unknown paths, wrong methods, oversized bodies, OPTIONS', async (
   const unknown = await httpRequest(port, 'POST', '/v3/kv/nothing', '{}');
   assert.is(unknown.status, 404);
   assert.is(unknown.body, 'Not Found\n');
+  const outside = await httpRequest(port, 'POST', '/healthz', '{}');
+  assert.is(outside.status, 404);
+  assert.is(outside.body, '404 page not found\n');
+  const beta = await post('/v3beta/kv/range', { key: b64('a') });
+  assert.is(beta.status, 200);
+  assert.ok(beta.json.header);
   const wrong = await httpRequest(port, 'PUT', '/v3/kv/range', '{}');
   assert.is(wrong.status, 405);
   assert.is(wrong.body, 'Method Not Allowed\n');
