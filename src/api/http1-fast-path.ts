@@ -57,8 +57,12 @@ interface RequestHead {
 }
 
 export class Http1FastConnection implements ReplySink {
-  private buffered: Buffer | undefined;
-  /** A request is with the gateway; later pipelined requests wait in `buffered`. */
+  /** Bytes read and not yet consumed, in arrival order; joined only when a request is complete. */
+  private chunks: Buffer[] = [];
+  private bufferedBytes = 0;
+  /** Bytes the request whose head is parsed needs in all; 0 while its head is incomplete. */
+  private neededBytes = 0;
+  /** A request is with the gateway; later pipelined requests wait in `chunks`. */
   private inFlight = false;
   private closeAfterReply = false;
   private handedOff = false;
@@ -88,25 +92,34 @@ export class Http1FastConnection implements ReplySink {
 
   /** Takes bytes read from the socket (the classifier passes the first ones this way). */
   receive(chunk: Buffer): void {
-    this.buffered = this.buffered === undefined ? chunk : Buffer.concat([this.buffered, chunk]);
+    this.chunks.push(chunk);
+    this.bufferedBytes += chunk.length;
     if (this.inFlight) {
       // Pipelined requests beyond one full request's worth wait for the current answer.
-      if (this.buffered.length > this.gateway.bodyLimitBytes + headBytesMax) this.socket.pause();
+      if (this.bufferedBytes > this.gateway.bodyLimitBytes + headBytesMax) this.socket.pause();
       return;
     }
+    // A large body arrives in many chunks: join them once, when it is all here.
+    if (this.bufferedBytes < this.neededBytes) return;
     this.next();
+  }
+
+  /** The unconsumed bytes as one buffer. */
+  private joined(): Buffer {
+    if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks, this.bufferedBytes)];
+    return this.chunks[0]!;
   }
 
   /** Starts the next complete request in the buffer, if any. */
   private next(): void {
-    const buffer = this.buffered;
-    if (buffer === undefined || this.handedOff) return;
+    if (this.bufferedBytes === 0 || this.handedOff) return;
     if (this.socket.writableNeedDrain) {
       // The client is not reading our answers: serve nothing more until it does.
       this.socket.pause();
       this.socket.once('drain', this.onDrain);
       return;
     }
+    const buffer = this.joined();
     const headEnd = buffer.indexOf(CRLFCRLF);
     if (headEnd === -1) {
       if (buffer.length > headBytesMax) this.giveUp();
@@ -118,9 +131,15 @@ export class Http1FastConnection implements ReplySink {
       return;
     }
     const total = head.headBytes + head.bodyBytes;
-    if (buffer.length < total) return; // the body is still arriving
+    if (buffer.length < total) {
+      this.neededBytes = total; // the body is still arriving
+      return;
+    }
     const body = buffer.subarray(head.headBytes, total);
-    this.buffered = buffer.length === total ? undefined : buffer.subarray(total);
+    const rest = buffer.subarray(total);
+    this.chunks = rest.length > 0 ? [rest] : [];
+    this.bufferedBytes = rest.length;
+    this.neededBytes = 0;
     this.inFlight = true;
     this.closeAfterReply = head.close;
     this.gateway.serveBody(head.route, body, this);
@@ -194,7 +213,7 @@ export class Http1FastConnection implements ReplySink {
       return;
     }
     if (this.socket.isPaused()) this.socket.resume();
-    if (this.buffered !== undefined) this.next();
+    if (this.bufferedBytes > 0) this.next();
   }
 
   /** Hands the connection, with what is unread, to node:http. Only at a request boundary. */
@@ -206,8 +225,9 @@ export class Http1FastConnection implements ReplySink {
     socket.off('timeout', this.onTimeout);
     socket.off('drain', this.onDrain);
     socket.setTimeout(0);
-    const unread = this.buffered;
-    this.buffered = undefined;
+    const unread = this.bufferedBytes > 0 ? this.joined() : undefined;
+    this.chunks = [];
+    this.bufferedBytes = 0;
     this.handOff(socket, unread);
   }
 }
