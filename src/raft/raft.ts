@@ -61,8 +61,10 @@ export interface RaftConfig {
   readonly inflightBytesMax?: number;
   /** Committed entries handed out in one Ready, in bytes (at least one entry). Default 64 MiB. */
   readonly maxCommittedBytesPerReady?: number;
-  /** ReadIndex requests waiting for the leader's first commit in its term. Default 4096. */
+  /** ReadIndex requests waiting (for the leader's first commit in its term, or for a quorum). Default 4096. */
   readonly pendingReadIndexMax?: number;
+  /** Bytes of entry data the leader holds uncommitted before refusing proposals (queue-full). Default 64 MiB. */
+  readonly uncommittedBytesMax?: number;
   /**
    * Injected bugs for the simulator's mutation check (test/raft): each switch breaks one Raft rule
    * so that a test can assert the simulator notices. Never set outside tests.
@@ -101,6 +103,7 @@ const defaultInflightMessagesMax = 256;
 const defaultInflightBytesMax = 64 * 1024 * 1024;
 const defaultMaxCommittedBytesPerReady = 64 * 1024 * 1024;
 const defaultPendingReadIndexMax = 4096;
+const defaultUncommittedBytesMax = 64 * 1024 * 1024;
 
 interface OutstandingReady {
   readonly lastEntryIndex: number;
@@ -158,6 +161,9 @@ export class Raft {
   private readonly inflightBytesMax: number;
   private readonly maxCommittedBytesPerReady: number;
   private readonly pendingReadIndexMax: number;
+  private readonly uncommittedBytesMax: number;
+  /** Leader: data bytes appended in this term and not yet committed (bounded by uncommittedBytesMax). */
+  private uncommittedBytes = 0;
   private readonly bugs: RaftBugs;
   /** Scratch for quorum computations (sorted match indexes). */
   private matchScratch: number[] = [];
@@ -181,6 +187,7 @@ export class Raft {
     this.inflightBytesMax = config.inflightBytesMax ?? defaultInflightBytesMax;
     this.maxCommittedBytesPerReady = config.maxCommittedBytesPerReady ?? defaultMaxCommittedBytesPerReady;
     this.pendingReadIndexMax = config.pendingReadIndexMax ?? defaultPendingReadIndexMax;
+    this.uncommittedBytesMax = config.uncommittedBytesMax ?? defaultUncommittedBytesMax;
     this.bugs = config.bugs ?? {};
 
     const { hardState, snapshot, entries } = persisted;
@@ -557,6 +564,7 @@ export class Raft {
     this.leadTransferee = NONE;
     this.votes.clear();
     this.pendingConfIndex = 0;
+    this.uncommittedBytes = 0;
     this.readOnly.reset();
     this.pendingReadIndex = [];
     const last = this.log.lastIndex();
@@ -894,10 +902,14 @@ export class Raft {
   private handleForwardedProposal(m: Message): void {
     if (this.leadTransferee !== NONE) return; // refused; the proposer's client times out and retries
     const data: Uint8Array[] = [];
+    let bytes = 0;
     for (const entry of m.entries) {
       if (entry.type === EntryType.ConfChange) continue; // conf changes are proposed on the leader only
       data.push(entry.data);
+      bytes += entry.data.length;
     }
+    // Over the uncommitted budget a forwarded proposal is dropped (a local one gets queue-full).
+    if (this.uncommittedBytes > 0 && this.uncommittedBytes + bytes > this.uncommittedBytesMax) return;
     if (data.length > 0) this.proposeEntries(data, EntryType.Normal);
   }
 
@@ -914,6 +926,11 @@ export class Raft {
     }
     if ((this.conf.voters.length === 1 && this.conf.voters[0] === this.id) || this.bugs.readIndexWithoutQuorum === true) {
       this.respondReadIndex(this.log.committed, context, from);
+      return;
+    }
+    if (this.readOnly.size >= this.pendingReadIndexMax) {
+      // Rounds pile up only while no quorum answers (without check-quorum a cut-off leader stays).
+      if (from === this.id) throw new RaftError('queue-full', `${this.readOnly.size} ReadIndex rounds waiting for a quorum`);
       return;
     }
     if (!this.readOnly.add(this.log.committed, context, from)) return; // duplicate context: already in flight
@@ -950,6 +967,14 @@ export class Raft {
       if (this.leadTransferee !== NONE) {
         throw new RaftError('transfer-in-progress', `leader ${this.id} is transferring leadership to ${this.leadTransferee}`);
       }
+      let bytes = 0;
+      for (let i = 0; i < data.length; i++) bytes += data[i]!.length;
+      // A leader that cannot commit (no quorum) must not grow its log without bound. An empty
+      // log tail always accepts one batch, however large, so a big entry is never stuck.
+      if (this.uncommittedBytes > 0 && this.uncommittedBytes + bytes > this.uncommittedBytesMax) {
+        throw new RaftError('queue-full', `${this.uncommittedBytes} bytes proposed and not yet committed (max ${this.uncommittedBytesMax})`);
+      }
+      this.uncommittedBytes += bytes;
       const first = this.log.lastIndex() + 1;
       if (type === EntryType.Normal) {
         // Hot path: build the final entries once (appendEntries would copy them to stamp term and index).
@@ -1073,6 +1098,12 @@ export class Raft {
     const quorumIndex = matches[voters.length >> 1]!;
     if (quorumIndex <= this.log.committed) return false;
     if (this.log.term(quorumIndex) !== this.term && this.bugs.commitPreviousTermByCount !== true) return false;
+    if (this.uncommittedBytes > 0) {
+      for (let i = Math.max(this.log.committed + 1, this.log.firstIndex()); i <= quorumIndex && this.uncommittedBytes > 0; i++) {
+        if (this.log.term(i) === this.term) this.uncommittedBytes -= this.log.entryAt(i).data.length;
+      }
+      if (this.uncommittedBytes < 0) this.uncommittedBytes = 0;
+    }
     this.log.commitTo(quorumIndex);
     this.onLeaderCommit();
     return true;

@@ -121,6 +121,8 @@ class Simulation {
   /** Per seed: most runs use both, some run plain Raft paths (a partitioned leader then lingers). */
   private readonly preVote: boolean;
   private readonly checkQuorum: boolean;
+  /** Per seed: sometimes a tiny uncommitted budget, so refused proposals (queue-full) happen. */
+  private readonly uncommittedBytesMax: number | undefined;
   /** Off in the liveness phase: no more crashes injected inside Ready processing. */
   private faultsOn = true;
   private nextWriteId = 1;
@@ -159,6 +161,7 @@ class Simulation {
     this.inflightMessagesMax = 1 + this.rng.nextInt(8);
     this.preVote = this.rng.chance(0.8);
     this.checkQuorum = this.rng.chance(0.7);
+    this.uncommittedBytesMax = this.rng.chance(0.15) ? 10 + this.rng.nextInt(100) : undefined;
     const voters: MemberId[] = [];
     for (let i = 1; i <= options.members; i++) voters.push(BigInt(i));
     this.nextMemberId = options.members + 1;
@@ -176,7 +179,7 @@ class Simulation {
     return {
       id, electionTicks, heartbeatTicks, random: new SeededRandom(this.rng.nextInt(0x7fffffff)),
       maxMessageBytes: this.maxMessageBytes, inflightMessagesMax: this.inflightMessagesMax, bugs: this.bugs,
-      preVote: this.preVote, checkQuorum: this.checkQuorum,
+      preVote: this.preVote, checkQuorum: this.checkQuorum, uncommittedBytesMax: this.uncommittedBytesMax,
     };
   }
 

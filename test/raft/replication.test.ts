@@ -3,6 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Raft } from '../../src/raft/raft.js';
+import { isRaftError } from '../../src/raft/raft-errors.js';
 import { MessageType, Role, type Message } from '../../src/raft/raft-types.js';
 import { SeededRandom } from '../../src/raft/seeded-random.js';
 import { TestCluster } from './test-cluster.js';
@@ -229,6 +230,30 @@ test('Ready contract: a leader sends appends before its own write is durable, bu
   assert.is(raft.log.committed, index - 1, 'not committed: the leader\'s own copy is not durable yet');
   raft.advance();
   assert.is(raft.log.committed, index, 'durable on the leader and on 2: a majority');
+});
+
+test('bounded: a leader without a quorum refuses proposals past uncommittedBytesMax, and accepts again after commit', () => {
+  const c = TestCluster.bootstrap(3, { uncommittedBytesMax: 100 });
+  c.elect(1);
+  c.isolate(1);
+  const big = new Uint8Array(60);
+  c.raft(1).propose(big);
+  assert.throws(() => c.raft(1).propose(big), (e: unknown) => isRaftError(e, 'queue-full'));
+  c.raft(1).propose(new Uint8Array(30)); // still within the budget
+  c.heal();
+  c.run(3);
+  assert.is(c.raft(1).role, Role.Leader);
+  c.raft(1).propose(big);
+  c.raft(1).propose(new Uint8Array(30));
+});
+
+test('bounded: ReadIndex rounds waiting for a quorum are capped (queue-full)', () => {
+  const c = TestCluster.bootstrap(3, { checkQuorum: false, pendingReadIndexMax: 2 });
+  c.elect(1);
+  c.isolate(1);
+  c.raft(1).readIndex(Uint8Array.of(1));
+  c.raft(1).readIndex(Uint8Array.of(2));
+  assert.throws(() => c.raft(1).readIndex(Uint8Array.of(3)), (e: unknown) => isRaftError(e, 'queue-full'));
 });
 
 test('a single-member cluster commits after its own write is durable', () => {

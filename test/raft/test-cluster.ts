@@ -31,6 +31,8 @@ export interface ClusterOptions {
   readonly maxMessageBytes?: number;
   readonly inflightMessagesMax?: number;
   readonly seed?: number;
+  readonly uncommittedBytesMax?: number;
+  readonly pendingReadIndexMax?: number;
   /** Mutation switches for every member (tests of the mutation checks only). */
   readonly bugs?: RaftBugs;
 }
@@ -67,6 +69,8 @@ export class TestCluster {
       maxMessageBytes: this.options.maxMessageBytes,
       inflightMessagesMax: this.options.inflightMessagesMax,
       bugs: this.options.bugs,
+      uncommittedBytesMax: this.options.uncommittedBytesMax,
+      pendingReadIndexMax: this.options.pendingReadIndexMax,
     };
   }
 
