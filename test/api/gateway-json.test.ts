@@ -96,6 +96,41 @@ test('Go base64: strict padding, CR/LF skipped, offsets as Go reports them', () 
   assert.is(offset('aGVsbG8=x'), 8);
   assert.is(offset('aG*s'), 2);
   assert.is(offset('aGV='), -1);
+  // Inputs node's decoder would read leniently: URL alphabet, inner padding, stray bytes.
+  assert.is(offset('-_8='), 0);
+  assert.is(offset('YQ==YQ=='), 4);
+  assert.is(offset('YW*j'), 2);
+  assert.is(offset('Y Q='), 1);
+  assert.is(offset('===='), 0);
+});
+
+test('Go base64 agrees with a reference model on seeded random inputs', () => {
+  const rand = rng(99);
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ *\n';
+  const strict = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+  for (let i = 0; i < 3000; i++) {
+    let text: string;
+    if (rand() < 0.5) {
+      text = Buffer.from(Array.from({ length: Math.floor(rand() * 12) }, () => Math.floor(rand() * 256))).toString('base64');
+      if (rand() < 0.5 && text.length > 0) {
+        const at = Math.floor(rand() * text.length);
+        text = text.slice(0, at) + alphabet[Math.floor(rand() * alphabet.length)] + text.slice(at + 1);
+      }
+    } else {
+      text = Array.from({ length: Math.floor(rand() * 10) }, () => alphabet[Math.floor(rand() * alphabet.length)]).join('');
+    }
+    let ok = true;
+    let decoded: Buffer | undefined;
+    try {
+      decoded = decodeGoBase64(text);
+    } catch {
+      ok = false;
+    }
+    // Reference: Go skips CR and LF anywhere; the rest must be strict padded standard alphabet.
+    const stripped = text.replace(/[\r\n]/g, '');
+    assert.is(ok, strict.test(stripped), JSON.stringify(text));
+    if (ok) assert.equal(decoded, Buffer.from(stripped, 'base64'), JSON.stringify(text));
+  }
 });
 
 test('Go JSON scanner: valid text passes, unmarshal mode refuses trailing bytes', () => {
