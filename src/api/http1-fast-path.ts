@@ -24,6 +24,7 @@ import type { Gateway, ReplySink, Route } from './gateway.js';
 const headBytesMax = 16 * 1024;
 
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
+const LFLF = Buffer.from('\n\n', 'latin1');
 
 const STATUS_TEXT: Record<number, string> = {
   200: 'OK', 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 408: 'Request Timeout',
@@ -122,7 +123,8 @@ export class Http1FastConnection implements ReplySink {
     const buffer = this.joined();
     const headEnd = buffer.indexOf(CRLFCRLF);
     if (headEnd === -1) {
-      if (buffer.length > headBytesMax) this.giveUp();
+      // Bare-LF line endings and overlong heads are node's to judge.
+      if (buffer.length > headBytesMax || buffer.indexOf(LFLF) !== -1) this.giveUp();
       return;
     }
     const head = this.readHead(buffer, headEnd);
@@ -167,6 +169,9 @@ export class Http1FastConnection implements ReplySink {
       if (end === -1) end = text.length;
       const colon = text.indexOf(':', at);
       if (colon === -1 || colon > end || colon === at) return undefined;
+      // A line starting with white space folds into the previous one (obsolete): node refuses it.
+      const first = text.charCodeAt(at);
+      if (first === 0x20 || first === 0x09) return undefined;
       // "Content-Length : 5" and similar are node's to refuse, not ours to misread.
       const last = text.charCodeAt(colon - 1);
       if (last === 0x20 || last === 0x09) return undefined;

@@ -173,6 +173,27 @@ test('an HTTP/1.1 request without Host gets node:http\'s 400, as Go\'s server an
   }
 });
 
+test('bare-LF line endings are node:http\'s to answer', async () => {
+  const socket = await open();
+  try {
+    const body = JSON.stringify({ key: b64('slow') });
+    let text = '';
+    const answered = new Promise<void>((resolve) => {
+      socket.on('data', (d: Buffer) => {
+        text += d.toString('latin1');
+        if (text.includes('\r\n\r\n')) resolve();
+      });
+      socket.once('close', () => resolve());
+    });
+    socket.write(`POST /v3/kv/range HTTP/1.1\nHost: t\nContent-Length: ${body.length}\n\n${body}`);
+    await answered;
+    // Whatever node decides (it serves or refuses such a request), an answer comes back.
+    assert.match(text, /^HTTP\/1\.1 (200|400) /);
+  } finally {
+    socket.destroy();
+  }
+});
+
 test('HTTP/1.0 and unknown paths are node:http\'s to answer', async () => {
   const socket = await open();
   try {
