@@ -206,6 +206,6 @@ export async function killAll(): Promise<void> {
 /** Replaces 16-hex-digit member ids and decimal cluster/member ids so outputs of two servers compare. */
 export function normalizeIds(text: string): string {
   return text
-    .replace(/\b[0-9a-f]{14,16}\b/g, '<id>')
+    .replace(/\b[0-9a-f]{12,16}\b/g, '<id>')
     .replace(/"(cluster_id|member_id|ID|leader|memberID)":\s*"?\d+"?/g, '"$1":<id>');
 }
