@@ -63,7 +63,8 @@ const steps: Array<[string[], string?]> = [
 
 function normalize(result: CommandResult, server: ServerProcess): string {
   const text = `exit=${result.code}\n--stdout--\n${result.stdout}\n--stderr--\n${result.stderr}`;
-  return normalizeIds(text)
+  // Client ids first: normalizeIds would otherwise eat part of the uuid.
+  return normalizeIds(text.replace(/endpoint:\/\/client-[0-9a-f-]+\//g, 'endpoint://client-<uuid>/'))
     .replaceAll(String(server.clientPort), '<client-port>')
     .replaceAll(String(server.peerPort), '<peer-port>')
     // endpoint status: db size and raft indexes differ by design (etcd logs membership entries).
@@ -75,7 +76,6 @@ function normalize(result: CommandResult, server: ServerProcess): string {
     // etcdctl logs a timestamped warning line for some errors; compare the message, not the time.
     .replace(/^\{"level":"warn","ts":"[^"]+",/gm, '{"level":"warn",')
     .replace(/"caller":"[^"]+",?/g, '')
-    .replace(/endpoint:\/\/client-[0-9a-f-]+\//g, 'endpoint://client-<uuid>/')
     // Table columns are as wide as their widest cell, and ids print without leading zeros.
     .replace(/-{2,}/g, '--')
     .replace(/ {2,}/g, ' ');
