@@ -22,6 +22,7 @@ import { packageRoot } from '../platform/package-root.js';
 import type { MemberApi } from '../server/raft-kv.js';
 import { ApiMetrics } from './api-metrics.js';
 import { Gateway } from './gateway.js';
+import { AuthorityRewriteStream } from './h2-authority-rewrite.js';
 import { Http1FastConnection } from './http1-fast-path.js';
 import { GrpcServer } from './grpc-server.js';
 import { addEtcdServices } from './grpc-services.js';
@@ -126,8 +127,9 @@ function classify(socket: Socket, grpcServer: GrpcServer, gateway: Gateway, http
     if (isHttp2) {
       socket.pause();
       socket.unshift(head);
-      // node:http2 reads what is already buffered on the socket before consuming its handle.
-      grpcServer.injectConnection(socket);
+      // Through the :authority rewriter (h2-authority-rewrite.ts), which reads the unshifted
+      // preface first and steps aside after the first header block unless it had to rewrite it.
+      grpcServer.injectConnection(new AuthorityRewriteStream(socket, (err) => logger.debug({ err }, 'gRPC connection with a rewritten :authority ended')));
     } else {
       // HTTP/1.x: the fast path takes the gateway's hot requests and hands anything else to node.
       const fast = new Http1FastConnection(socket, gateway, (s, unread) => handToNodeHttp(s, unread, httpServer), httpKeepAliveTimeoutMs);

@@ -20,6 +20,7 @@
  */
 import { constants as h2, createServer, type Http2Server, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { GrpcCode } from '../platform/errors.js';
 import type { Logger } from '../platform/logger.js';
 import type { ApiMetrics } from './api-metrics.js';
@@ -82,8 +83,12 @@ export class GrpcServer {
     this.services.add(m.service);
   }
 
-  /** Serves a connection accepted elsewhere (the client port's classifier). */
-  injectConnection(socket: Socket): void {
+  /**
+   * Serves a connection accepted elsewhere (the client port's classifier): a socket, which
+   * node:http2 reads natively, or any Duplex (such as h2-authority-rewrite.ts's), which it serves
+   * through its JS stream wrapper.
+   */
+  injectConnection(socket: Socket | Duplex): void {
     this.http2Server.emit('connection', socket);
   }
 
