@@ -12,9 +12,12 @@
  */
 import autocannon from 'autocannon';
 import { readFileSync } from 'node:fs';
-import { b64, etcdAvailable, killAll, postJson, startEtcd, startKeyraft, type ServerProcess } from '../../test/integration/harness.js';
+import { b64, killAll, postJson, startEtcd, startKeyraft, type ServerProcess } from '../../test/integration/harness.js';
+import { checkEtcdAvailable, formatTable, parseCommonArgs, runScenarios, type CommonOptions, type Measurement, type Scenario, type ScenarioResult } from './side-by-side.js';
 
-export interface Scenario {
+export { formatTable };
+
+export interface GatewayScenario {
   name: string;
   /** Prepares the store (runs once per server before the first round). */
   setup?: (port: number) => Promise<void>;
@@ -25,7 +28,7 @@ export interface Scenario {
 const value256 = b64('v'.repeat(256));
 let uniqueCounter = 0;
 
-export const scenarios: Scenario[] = [
+export const scenarios: GatewayScenario[] = [
   {
     name: 'put-unique-256B',
     requests: () => [{
@@ -67,15 +70,7 @@ export const scenarios: Scenario[] = [
   },
 ];
 
-export interface Measurement {
-  requestsPerSecond: number;
-  p50Ms: number;
-  p99Ms: number;
-  errors: number;
-  non2xx: number;
-}
-
-export function runAutocannon(port: number, scenario: Scenario, durationSeconds: number, connections: number): Promise<Measurement> {
+export function runAutocannon(port: number, scenario: GatewayScenario, durationSeconds: number, connections: number): Promise<Measurement> {
   return new Promise((resolve, reject) => {
     autocannon({
       url: `http://127.0.0.1:${port}`,
@@ -96,32 +91,15 @@ export function runAutocannon(port: number, scenario: Scenario, durationSeconds:
   });
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
 function rssBytes(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
   return kb * 1024;
 }
 
-export interface BenchOptions {
-  vsEtcd: boolean;
-  durationSeconds: number;
-  connections: number;
-  rounds: number;
-  scenarioNames?: string[];
+export interface BenchOptions extends CommonOptions {
   rssKeys: number;
   log?: (line: string) => void;
-}
-
-export interface ScenarioResult {
-  name: string;
-  keyraft: Measurement;
-  etcd?: Measurement;
 }
 
 /** Loads `count` keys of 256 B through the gateway with autocannon, then reads the server's RSS. */
@@ -147,36 +125,14 @@ async function loadKeysAndMeasureRss(server: ServerProcess, count: number, conne
 
 export async function runGatewayBench(options: BenchOptions): Promise<{ results: ScenarioResult[]; rss?: { keyraft: number; etcd?: number; keys: number } }> {
   const log = options.log ?? ((line: string) => process.stdout.write(line + '\n'));
-  const chosen = scenarios.filter((s) => !options.scenarioNames || options.scenarioNames.includes(s.name));
-  if (options.vsEtcd && !etcdAvailable()) throw new Error('--vs-etcd needs etcd 3.4 (apt-get install etcd-server)');
-  const results: ScenarioResult[] = [];
+  const chosen: Scenario[] = scenarios
+    .filter((s) => !options.scenarioNames || options.scenarioNames.includes(s.name))
+    .map((s) => ({ name: s.name, setup: s.setup, measure: (port) => runAutocannon(port, s, options.durationSeconds, options.connections) }));
+  checkEtcdAvailable(options);
   try {
     const keyraft = await startKeyraft();
     const etcd = options.vsEtcd ? await startEtcd() : undefined;
-    for (const scenario of chosen) {
-      const samples: { keyraft: Measurement[]; etcd: Measurement[] } = { keyraft: [], etcd: [] };
-      await scenario.setup?.(keyraft.clientPort);
-      if (etcd) await scenario.setup?.(etcd.clientPort);
-      for (let round = 0; round < options.rounds; round++) {
-        // Alternate who goes first so drift (page cache, thermal, neighbours) does not favour one.
-        const order: Array<['keyraft' | 'etcd', ServerProcess]> = [['keyraft', keyraft]];
-        if (etcd) order.push(['etcd', etcd]);
-        if (round % 2 === 1) order.reverse();
-        for (const [who, server] of order) {
-          const m = await runAutocannon(server.clientPort, scenario, options.durationSeconds, options.connections);
-          samples[who].push(m);
-          log(`  ${scenario.name} round ${round + 1} ${who}: ${m.requestsPerSecond.toFixed(0)} req/s p50 ${m.p50Ms} ms p99 ${m.p99Ms} ms errors ${m.errors} non2xx ${m.non2xx}`);
-        }
-      }
-      const summarize = (ms: Measurement[]): Measurement => ({
-        requestsPerSecond: median(ms.map((m) => m.requestsPerSecond)),
-        p50Ms: median(ms.map((m) => m.p50Ms)),
-        p99Ms: median(ms.map((m) => m.p99Ms)),
-        errors: ms.reduce((n, m) => n + m.errors, 0),
-        non2xx: ms.reduce((n, m) => n + m.non2xx, 0),
-      });
-      results.push({ name: scenario.name, keyraft: summarize(samples.keyraft), etcd: etcd ? summarize(samples.etcd) : undefined });
-    }
+    const results = await runScenarios(chosen, { keyraft, etcd }, options.rounds, log);
     let rss;
     if (options.rssKeys > 0) {
       const fresh = await startKeyraft();
@@ -196,37 +152,13 @@ export async function runGatewayBench(options: BenchOptions): Promise<{ results:
   }
 }
 
-export function formatTable(results: ScenarioResult[]): string {
-  const rows = [
-    '| scenario | keyraft req/s | keyraft p50 / p99 ms | etcd req/s | etcd p50 / p99 ms | keyraft/etcd |',
-    '|---|---:|---:|---:|---:|---:|',
-  ];
-  for (const r of results) {
-    const k = r.keyraft;
-    const e = r.etcd;
-    rows.push(`| ${r.name} | ${k.requestsPerSecond.toFixed(0)} | ${k.p50Ms} / ${k.p99Ms} | ${e ? e.requestsPerSecond.toFixed(0) : '-'} | ${e ? `${e.p50Ms} / ${e.p99Ms}` : '-'} | ${e ? (k.requestsPerSecond / e.requestsPerSecond).toFixed(2) + 'x' : '-'} |`);
-  }
-  return rows.join('\n');
-}
-
 function parseCli(argv: string[]): BenchOptions {
   const options: BenchOptions = { vsEtcd: false, durationSeconds: 10, connections: 100, rounds: 3, rssKeys: 0 };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const next = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${arg} needs a value`);
-      return v;
-    };
-    if (arg === '--vs-etcd') options.vsEtcd = true;
-    else if (arg === '--duration') options.durationSeconds = Number(next());
-    else if (arg === '--connections') options.connections = Number(next());
-    else if (arg === '--rounds') options.rounds = Number(next());
-    else if (arg === '--scenarios') options.scenarioNames = next().split(',');
-    else if (arg === '--rss-keys') options.rssKeys = Number(next());
-    else throw new Error(`unknown option ${arg}`);
-  }
-  return options;
+  return parseCommonArgs(argv, options, (arg, value) => {
+    if (arg !== '--rss-keys') return false;
+    options.rssKeys = Number(value());
+    return true;
+  });
 }
 
 if (require.main === module) {
