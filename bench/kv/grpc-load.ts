@@ -92,7 +92,10 @@ export async function runGrpcLoad(options: GrpcLoadOptions): Promise<Measurement
   running = false;
   const elapsedSeconds = (performance.now() - startedAt) / 1000;
   const completed = latenciesMs.length;
-  await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, 5000))]);
+  // Let the calls in flight finish (a few ms), so sessions close cleanly; never wait long.
+  let drainTimer: NodeJS.Timeout | undefined;
+  await Promise.race([drained, new Promise((resolve) => { drainTimer = setTimeout(resolve, 5000); })]);
+  clearTimeout(drainTimer);
   for (const session of sessions) session.destroy();
   const sorted = Float64Array.from(latenciesMs.slice(0, completed)).sort();
   const round = (ms: number) => Math.round(ms * 100) / 100;
