@@ -21,4 +21,20 @@ export const Limits = {
   walRecordBytesMax: 64 * 1024 * 1024,
   /** JSON gateway request body cap (before decoding). */
   gatewayBodyBytesMax: 1.5 * 1024 * 1024 + 512 * 1024,
+  /** HTTP/2 (gRPC): streams one client connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). */
+  http2StreamsPerConnectionMax: 4096,
+  /**
+   * HTTP/2: each stream's receive window (SETTINGS_INITIAL_WINDOW_SIZE): above the gRPC receive
+   * limit, so a unary request never waits for a WINDOW_UPDATE.
+   */
+  http2StreamWindowBytes: 4 * 1024 * 1024,
+  /**
+   * HTTP/2: the connection's receive window, credited back only as calls finish: the most request
+   * bytes one connection can have the server hold at once.
+   */
+  http2ConnectionWindowBytes: 64 * 1024 * 1024,
+  /** HTTP/2: most bytes of one header block (HEADERS + CONTINUATION fragments, before HPACK). */
+  http2HeaderBlockBytesMax: 256 * 1024,
+  /** HTTP/2: most decoded header-list bytes (name + value + 32 per field; SETTINGS_MAX_HEADER_LIST_SIZE). */
+  http2HeaderListBytesMax: 256 * 1024,
 } as const;
