@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import { assert } from '../platform/assert.js';
 import { KeyraftError } from '../platform/errors.js';
 import { Limits } from '../platform/limits.js';
@@ -125,6 +125,12 @@ export class Wal {
     this.port.on('message', (message: FromWriter) => this.handleMessage(message));
     this.worker.on('error', (err) => this.failAll(new Error(`wal writer crashed: ${err.message}`)));
     this.worker.on('exit', (code) => {
+      // The exit event and the port are separate channels: the writer's last answers ('synced',
+      // 'closed') may still wait on the port. Take them first, or a clean close looks like a crash
+      // (and its late 'closed' would then answer a waiter already failed).
+      for (let m = receiveMessageOnPort(this.port); m !== undefined; m = receiveMessageOnPort(this.port)) {
+        this.handleMessage(m.message as FromWriter);
+      }
       // After a clean close every waiter has been answered; anything else is a crash.
       if (!this.closing || this.appendWaitersHead < this.appendWaiters.length || this.otherWaiters.size > 0) {
         this.failAll(new Error(`wal writer exited with code ${code}`));
