@@ -3,14 +3,14 @@
  * and grpc-js clients connect) and the JSON gateway (HTTP/1.1) on the same TCP listener.
  *
  * Each accepted connection is peeked: a connection that opens with the HTTP/2 client preface
- * ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") goes to our gRPC server on node:http2 (grpc-server.ts);
+ * ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") goes to our gRPC server (grpc-server.ts, on our own
+ * HTTP/2 in http2-connection.ts) with the bytes already read;
  * anything else is HTTP/1.x: the gateway's fast path reads it (http1-fast-path.ts) and hands the
  * connection to a node:http server at the first request it does not serve itself. Peeked or
  * unread bytes are put back (socket.unshift) before a connection changes hands, so no server knows.
  *
- * gRPC is served on node:http2 with our codecs rather than by @grpc/grpc-js: the same one-port
- * design worked with grpc-js's connection injector, but its server cost about twice the CPU per
- * call (grpc-server.ts has the numbers).
+ * gRPC is served by our own HTTP/2 with our codecs rather than by @grpc/grpc-js or node:http2:
+ * both cost more CPU per call than etcd's whole budget (grpc-server.ts has the numbers).
  */
 import { readFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
@@ -22,7 +22,6 @@ import { packageRoot } from '../platform/package-root.js';
 import type { MemberApi } from '../server/raft-kv.js';
 import { ApiMetrics } from './api-metrics.js';
 import { Gateway } from './gateway.js';
-import { AuthorityRewriteStream } from './h2-authority-rewrite.js';
 import { Http1FastConnection } from './http1-fast-path.js';
 import { GrpcServer } from './grpc-server.js';
 import { addEtcdServices } from './grpc-services.js';
@@ -126,10 +125,7 @@ function classify(socket: Socket, grpcServer: GrpcServer, gateway: Gateway, http
     socket.setTimeout(0);
     if (isHttp2) {
       socket.pause();
-      socket.unshift(head);
-      // Through the :authority rewriter (h2-authority-rewrite.ts), which reads the unshifted
-      // preface first and steps aside after the first header block unless it had to rewrite it.
-      grpcServer.injectConnection(new AuthorityRewriteStream(socket, (err) => logger.debug({ err }, 'gRPC connection with a rewritten :authority ended')));
+      grpcServer.injectConnection(socket, head);
     } else {
       // HTTP/1.x: the fast path takes the gateway's hot requests and hands anything else to node.
       const fast = new Http1FastConnection(socket, gateway, (s, unread) => handToNodeHttp(s, unread, httpServer), httpKeepAliveTimeoutMs);

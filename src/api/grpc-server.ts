@@ -1,9 +1,9 @@
 /**
- * gRPC over node:http2 for unary methods: the framing of the gRPC HTTP/2 protocol
- * (https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md) and nothing more, with our
- * protobufjs codecs. Measured on this 2-core machine over an in-memory member (raw h2 load
- * generator, 200 calls in flight, 3 alternating runs): @grpc/grpc-js's server spent 104-116 µs of
- * CPU per Put, this path 53-67 µs; etcd's whole budget per gRPC put is about 70 µs.
+ * gRPC for unary methods on our own HTTP/2 connections (http2-connection.ts): the framing of the
+ * gRPC HTTP/2 protocol (https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md) and nothing
+ * more, with our protobufjs codecs. History, measured on this 2-core machine: @grpc/grpc-js's
+ * server spent 104-116 µs of CPU per Put over an in-memory member, the same calls on node:http2
+ * 53-67 µs, still above etcd's whole budget of about 70 µs per gRPC put; hence our own HTTP/2.
  *
  * Per call: request HEADERS (POST, content-type application/grpc*) -> DATA holding one
  * length-prefixed message (1 byte compressed flag, 4 bytes big-endian length, payload) -> we
@@ -18,13 +18,13 @@
  * Deadlines: the client enforces its own (grpc-timeout) and cancels with RST_STREAM; a reply for
  * a stream that is gone is dropped.
  */
-import { constants as h2, createServer, type Http2Server, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
 import { GrpcCode } from '../platform/errors.js';
 import type { Logger } from '../platform/logger.js';
 import type { ApiMetrics } from './api-metrics.js';
 import { toApiFailure } from './error-mapping.js';
+import { encodeWithoutIndexing, type HeaderField } from './hpack.js';
+import { Http2Connection, type Http2StreamHandler, type Http2ServerStream, type RequestHeaders } from './http2-connection.js';
 
 /** One unary method: how to read its request, run it and write its response. */
 export interface UnaryMethod<Req = any, Res = any> {
@@ -37,13 +37,9 @@ export interface UnaryMethod<Req = any, Res = any> {
 }
 
 const MESSAGE_HEADER_BYTES = 5;
-const RESPONSE_HEADERS = { [h2.HTTP2_HEADER_STATUS]: 200, [h2.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc', 'grpc-accept-encoding': 'identity' };
-const OK_TRAILERS = { 'grpc-status': '0' };
-/**
- * Memory one HTTP/2 session may hold (node's default is 10 MB): a few requests at the 2 MiB receive
- * limit must fit, or nghttp2 refuses streams with ENHANCE_YOUR_CALM.
- */
-const sessionMemoryMaxMegabytes = 64;
+/** Header blocks of every successful call, HPACK-encoded once. */
+const RESPONSE_HEADERS = encodeWithoutIndexing([[':status', '200'], ['content-type', 'application/grpc'], ['grpc-accept-encoding', 'identity']]);
+const OK_TRAILERS = encodeWithoutIndexing([['grpc-status', '0']]);
 
 /** grpc-message is percent-encoded: bytes outside printable ASCII, and '%' itself. */
 export function percentEncodeGrpcMessage(message: string): string {
@@ -58,24 +54,13 @@ export function percentEncodeGrpcMessage(message: string): string {
 export class GrpcServer {
   private readonly methods = new Map<string, UnaryMethod>();
   private readonly services = new Set<string>();
-  private readonly http2Server: Http2Server;
-  private readonly sessions = new Set<Http2Session>();
+  private readonly connections = new Set<Http2Connection>();
 
   constructor(
     private readonly maxReceiveBytes: number,
     private readonly logger: Logger,
     private readonly metrics: ApiMetrics,
-  ) {
-    this.http2Server = createServer({ maxSessionMemory: sessionMemoryMaxMegabytes });
-    this.http2Server.on('stream', (stream, headers) => this.onStream(stream, headers));
-    this.http2Server.on('session', (session: Http2Session) => {
-      this.sessions.add(session);
-      session.once('close', () => this.sessions.delete(session));
-      session.on('error', (err) => this.logger.debug({ err }, 'gRPC session error'));
-    });
-    // A connection that is not HTTP/2 after all (a bad preface) is closed by node; nothing to do.
-    this.http2Server.on('sessionError', (err) => this.logger.debug({ err }, 'gRPC session failed'));
-  }
+  ) {}
 
   /** Registers a unary method at /<service>/<method>. */
   addMethod(m: UnaryMethod): void {
@@ -84,27 +69,29 @@ export class GrpcServer {
   }
 
   /**
-   * Serves a connection accepted elsewhere (the client port's classifier): a socket, which
-   * node:http2 reads natively, or any Duplex (such as h2-authority-rewrite.ts's), which it serves
-   * through its JS stream wrapper.
+   * Serves a connection accepted elsewhere (the client port's classifier), given the bytes it
+   * already read from it (at least the start of the HTTP/2 preface). The socket is paused.
    */
-  injectConnection(socket: Socket | Duplex): void {
-    this.http2Server.emit('connection', socket);
+  injectConnection(socket: Socket, head: Buffer): void {
+    const connection = new Http2Connection(socket, { onStream: (stream, headers, endStream) => this.onStream(stream, headers, endStream) }, this.logger);
+    this.connections.add(connection);
+    socket.once('close', () => this.connections.delete(connection));
+    connection.receive(head);
+    socket.resume();
   }
 
-  /** Ends every session at once (the client port is closing). */
+  /** Ends every connection at once (the client port is closing). */
   close(): void {
-    for (const session of this.sessions) session.destroy();
-    this.sessions.clear();
+    for (const connection of this.connections) connection.destroy();
+    this.connections.clear();
   }
 
-  private onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
-    stream.on('error', (err) => this.logger.debug({ err }, 'gRPC stream error'));
-    const path = String(headers[h2.HTTP2_HEADER_PATH] ?? '');
-    const contentType = String(headers[h2.HTTP2_HEADER_CONTENT_TYPE] ?? '');
-    if (headers[h2.HTTP2_HEADER_METHOD] !== 'POST' || !contentType.startsWith('application/grpc')) {
+  private onStream(stream: Http2ServerStream, headers: RequestHeaders, endStream: boolean): void {
+    const path = headers.get(':path') ?? '';
+    const contentType = headers.get('content-type') ?? '';
+    if (headers.get(':method') !== 'POST' || !contentType.startsWith('application/grpc')) {
       // Not a gRPC request: answer as grpc-go does, with a plain HTTP error.
-      stream.respond({ [h2.HTTP2_HEADER_STATUS]: contentType.startsWith('application/grpc') ? 405 : 415 }, { endStream: true });
+      stream.respond(encodeWithoutIndexing([[':status', contentType.startsWith('application/grpc') ? '405' : '415']]), true);
       return;
     }
     const method = this.methods.get(path);
@@ -112,8 +99,8 @@ export class GrpcServer {
       this.trailersOnly(stream, GrpcCode.UNIMPLEMENTED, this.unimplementedMessage(path));
       return;
     }
-    const encoding = headers['grpc-encoding'];
-    new UnaryCall(this, stream, method, typeof encoding === 'string' ? encoding : 'identity');
+    stream.handler = new UnaryCall(this, stream, method, headers.get('grpc-encoding') ?? 'identity');
+    void endStream; // a request that ended with its headers carried no message: onEnd answers it
   }
 
   private unimplementedMessage(path: string): string {
@@ -124,14 +111,15 @@ export class GrpcServer {
   }
 
   /** A status with no response message: one HEADERS frame that ends the stream. */
-  trailersOnly(stream: ServerHttp2Stream, code: number, message: string): void {
-    if (stream.destroyed || stream.headersSent) return;
-    stream.respond({
-      [h2.HTTP2_HEADER_STATUS]: 200,
-      [h2.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc',
-      'grpc-status': String(code),
-      'grpc-message': percentEncodeGrpcMessage(message),
-    }, { endStream: true });
+  trailersOnly(stream: Http2ServerStream, code: number, message: string): void {
+    if (stream.localEnded) return;
+    const fields: HeaderField[] = [
+      [':status', '200'],
+      ['content-type', 'application/grpc'],
+      ['grpc-status', String(code)],
+      ['grpc-message', percentEncodeGrpcMessage(message)],
+    ];
+    stream.respond(encodeWithoutIndexing(fields), true);
   }
 
   get receiveLimitBytes(): number {
@@ -148,7 +136,7 @@ export class GrpcServer {
 }
 
 /** One unary call: collects the request message, runs the method, writes the reply. */
-class UnaryCall {
+class UnaryCall implements Http2StreamHandler {
   private first: Buffer | undefined;
   private rest: Buffer[] | undefined;
   private received = 0;
@@ -156,15 +144,12 @@ class UnaryCall {
 
   constructor(
     private readonly server: GrpcServer,
-    private readonly stream: ServerHttp2Stream,
+    private readonly stream: Http2ServerStream,
     private readonly method: UnaryMethod,
     private readonly encoding: string,
-  ) {
-    stream.on('data', (chunk: Buffer) => this.onData(chunk));
-    stream.on('end', () => this.onEnd());
-  }
+  ) {}
 
-  private onData(chunk: Buffer): void {
+  onData(chunk: Buffer): void {
     if (this.done) return;
     if (this.first === undefined) this.first = chunk;
     else (this.rest ??= [this.first]).push(chunk);
@@ -174,13 +159,18 @@ class UnaryCall {
       const head = this.rest === undefined ? this.first : Buffer.concat(this.rest, MESSAGE_HEADER_BYTES);
       const length = head.readUInt32BE(1);
       if (length > this.server.receiveLimitBytes) {
+        // The status ends our side; the stream layer then resets the client's (NO_ERROR).
         this.finish(GrpcCode.RESOURCE_EXHAUSTED, `grpc: received message larger than max (${length} vs. ${this.server.receiveLimitBytes})`);
-        this.stream.close(h2.NGHTTP2_NO_ERROR);
       }
     }
   }
 
-  private onEnd(): void {
+  onAbort(): void {
+    // Reset by the client or the connection went away: a reply that comes later is dropped.
+    this.done = true;
+  }
+
+  onEnd(): void {
     if (this.done) return;
     const body = this.rest !== undefined ? Buffer.concat(this.rest) : this.first;
     if (body === undefined || body.length < MESSAGE_HEADER_BYTES) {
@@ -219,7 +209,7 @@ class UnaryCall {
   private reply(response: unknown): void {
     const m = this.method;
     this.server.counters.handle(m.service, m.method, GrpcCode.OK);
-    if (this.done || this.stream.destroyed) return;
+    if (this.done || this.stream.closed) return;
     this.done = true;
     let payload: Uint8Array;
     try {
@@ -233,9 +223,9 @@ class UnaryCall {
     frame[0] = 0;
     frame.writeUInt32BE(payload.length, 1);
     frame.set(payload, MESSAGE_HEADER_BYTES);
-    this.stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
-    this.stream.once('wantTrailers', () => this.stream.sendTrailers(OK_TRAILERS));
-    this.stream.end(frame);
+    this.stream.respond(RESPONSE_HEADERS, false);
+    this.stream.write(frame);
+    this.stream.end(OK_TRAILERS);
   }
 
   private fail(err: unknown): void {

@@ -1,13 +1,12 @@
 /**
- * HPACK (RFC 7541), as much as h2-authority-rewrite.ts needs: a decoder that mirrors a client's
- * encoder (static table, dynamic table with eviction, size updates, Huffman strings), and an
- * encoder that never touches a dynamic table.
+ * HPACK (RFC 7541), as much as our HTTP/2 server (http2-connection.ts) needs: a decoder that
+ * mirrors a client's encoder (static table, dynamic table with eviction, size updates, Huffman
+ * strings), and an encoder that never touches a dynamic table.
  *
- * Why the encoder never indexes: the rewriter sits between the client and nghttp2, so two HPACK
- * contexts exist on a rewritten connection: the client's (which our decoder mirrors) and
- * nghttp2's (which sees only what we send). Emitting only static-table references and literals
- * "without indexing" keeps nghttp2's dynamic table empty forever, so it cannot drift from
- * anything; the cost is larger header blocks on those few connections.
+ * Why the encoder never indexes: our response header blocks are a handful of short fields, most
+ * of them encoded once at start-up; literals "without indexing" keep the client's decoder table
+ * empty forever, so there is no encoder table to keep in step with the client's SETTINGS, and no
+ * state shared between streams. The cost is a few bytes per block.
  *
  * Header names and values are latin1 strings (one char per byte), so `.length` is the octet count
  * the RFC's table-size arithmetic uses (an entry weighs name + value + 32 octets).
