@@ -1,16 +1,23 @@
 /**
- * A closed-loop gRPC load generator on node:http2: `connections` HTTP/2 sessions, each keeping
- * `streamsPerConnection` unary calls in flight (a finished call starts the next at once), for
- * `durationSeconds`. Request bodies are protobuf bytes built by the scenario, framed here as gRPC
- * length-prefixed messages (1 byte compressed flag, 4 bytes big-endian length).
+ * A closed-loop gRPC load generator speaking HTTP/2 frames itself: `connections` TCP connections,
+ * each keeping `streamsPerConnection` unary calls in flight (a finished call starts the next at
+ * once), for `durationSeconds`. Request bodies are protobuf bytes built by the scenario, framed as
+ * gRPC length-prefixed messages (1 byte compressed flag, 4 bytes big-endian length).
  *
- * This is not grpc-js: its client costs 110-140 µs of CPU per call on these machines (DESIGN.md),
- * which on 2 shared cores would measure the client more than the server. A raw h2 stream with a
- * prebuilt body is the cheapest honest client: the same bytes any gRPC client sends, and the
- * answer's grpc-status (in the trailers, or in the headers of a trailers-only answer) decides
- * success. Latency is per call, from request to end of the answer.
+ * Why raw frames: the load generator shares the 2 cores with the server, and what it spends is
+ * taken from the server. grpc-js's client costs 110-140 µs of CPU per call here (DESIGN.md);
+ * node:http2's client saturated a core at about 16k calls/s, below what our server answers. This
+ * one sends a call as two frames with a header block encoded once, and reads answers with one
+ * HPACK decoder per connection (etcd's grpc-go indexes its response headers), a few µs a call.
+ *
+ * Per connection: preface, SETTINGS (large stream windows, no push), a connection WINDOW_UPDATE,
+ * then HEADERS + DATA(END_STREAM) per call on odd stream ids. Server SETTINGS and PINGs are
+ * acknowledged; DATA received is credited back to the connection window in batches. A call
+ * succeeds when its stream ends with grpc-status 0 (in trailers, or in a trailers-only answer);
+ * latency is from sending the call to the frame that ends its stream.
  */
-import * as http2 from 'node:http2';
+import { connect, type Socket } from 'node:net';
+import { encodeWithoutIndexing, HpackDecoder } from '../../src/api/hpack.js';
 import type { Measurement } from './side-by-side.js';
 
 export interface GrpcLoadOptions {
@@ -24,6 +31,22 @@ export interface GrpcLoadOptions {
   durationSeconds: number;
 }
 
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+const DATA = 0x0;
+const HEADERS = 0x1;
+const RST_STREAM = 0x3;
+const SETTINGS = 0x4;
+const PING = 0x6;
+const GOAWAY = 0x7;
+const CONTINUATION = 0x9;
+const END_STREAM = 0x1;
+const ACK = 0x1;
+const END_HEADERS = 0x4;
+const PADDED = 0x8;
+const PRIORITY = 0x20;
+const WINDOW_BYTES = 1 << 30;
+const CREDIT_BATCH_BYTES = 1 << 20;
+
 export function grpcFrame(message: Uint8Array): Buffer {
   const framed = Buffer.allocUnsafe(5 + message.length);
   framed[0] = 0;
@@ -32,78 +55,226 @@ export function grpcFrame(message: Uint8Array): Buffer {
   return framed;
 }
 
+function frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(9 + payload.length);
+  out.writeUIntBE(payload.length, 0, 3);
+  out[3] = type;
+  out[4] = flags;
+  out.writeUInt32BE(streamId, 5);
+  payload.copy(out, 9);
+  return out;
+}
+
 function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return 0;
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
 }
 
-export async function runGrpcLoad(options: GrpcLoadOptions): Promise<Measurement> {
-  const latenciesMs: number[] = [];
-  let errors = 0;
-  let failed = 0;
-  let running = true;
-  const sessions: http2.ClientHttp2Session[] = [];
-  const headers = { ':method': 'POST', ':path': options.path, 'content-type': 'application/grpc', te: 'trailers' };
-  let inFlight = 0;
-  let allDone: () => void = () => {};
-  const drained = new Promise<void>((resolve) => { allDone = resolve; });
+interface Totals {
+  latenciesMs: number[];
+  errors: number;
+  failed: number;
+  running: boolean;
+}
 
-  const callOn = (session: http2.ClientHttp2Session): void => {
-    if (!running || session.destroyed) {
-      if (inFlight === 0) allDone();
+/** One connection's calls. */
+class LoadConnection {
+  private readonly decoder = new HpackDecoder({ tableBytesMax: 4096, headerListBytesMax: 1 << 20 });
+  private readonly started = new Map<number, number>();
+  private readonly status = new Map<number, string>();
+  private nextStreamId = 1;
+  private leftover: Buffer | undefined;
+  private continuation: { streamId: number; flags: number; fragments: Buffer[] } | undefined;
+  private out: Buffer[] = [];
+  private flushScheduled = false;
+  private credit = 0;
+  private closed = false;
+  readonly done: Promise<void>;
+  private resolveDone!: () => void;
+
+  constructor(private readonly socket: Socket, private readonly options: GrpcLoadOptions, private readonly headerBlock: Buffer, private readonly totals: Totals) {
+    this.done = new Promise((resolve) => { this.resolveDone = resolve; });
+    const settings = Buffer.alloc(12);
+    settings.writeUInt16BE(0x2, 0); // ENABLE_PUSH 0
+    settings.writeUInt32BE(0, 2);
+    settings.writeUInt16BE(0x4, 6); // INITIAL_WINDOW_SIZE
+    settings.writeUInt32BE(WINDOW_BYTES, 8);
+    const increment = Buffer.allocUnsafe(4);
+    increment.writeUInt32BE(WINDOW_BYTES - 65_535, 0);
+    this.queue(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0, settings), frame(0x8, 0, 0, increment)]));
+    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    socket.on('error', () => this.fail());
+    socket.on('close', () => this.fail());
+  }
+
+  start(): void {
+    for (let i = 0; i < this.options.streamsPerConnection; i++) this.call();
+  }
+
+  private call(): void {
+    if (!this.totals.running || this.closed) {
+      if (this.started.size === 0) this.finish();
       return;
     }
-    inFlight++;
-    const started = performance.now();
-    let status: string | undefined;
-    const stream = session.request(headers);
-    stream.on('response', (h) => { if (h['grpc-status'] !== undefined) status = String(h['grpc-status']); });
-    stream.on('trailers', (t) => { if (t['grpc-status'] !== undefined) status = String(t['grpc-status']); });
-    stream.on('data', () => {});
-    let finished = false;
-    const finish = (transportError: boolean) => {
-      if (finished) return;
-      finished = true;
-      inFlight--;
-      if (transportError) errors++;
-      else if (status !== '0') failed++;
-      else latenciesMs.push(performance.now() - started);
-      callOn(session);
-    };
-    stream.on('error', () => finish(true));
-    stream.on('close', () => finish(false));
-    stream.end(grpcFrame(options.nextRequest()));
-  };
+    const id = this.nextStreamId;
+    this.nextStreamId += 2;
+    this.started.set(id, performance.now());
+    this.queue(frame(HEADERS, END_HEADERS, id, this.headerBlock));
+    this.queue(frame(DATA, END_STREAM, id, grpcFrame(this.options.nextRequest())));
+  }
 
+  private queue(bytes: Buffer): void {
+    this.out.push(bytes);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      process.nextTick(() => {
+        this.flushScheduled = false;
+        if (this.closed) return;
+        const data = this.out.length === 1 ? this.out[0]! : Buffer.concat(this.out);
+        this.out = [];
+        this.socket.write(data);
+      });
+    }
+  }
+
+  private receive(chunk: Buffer): void {
+    const buf = this.leftover === undefined ? chunk : Buffer.concat([this.leftover, chunk]);
+    let at = 0;
+    while (buf.length - at >= 9) {
+      const length = buf.readUIntBE(at, 3);
+      if (buf.length - at < 9 + length) break;
+      const type = buf[at + 3]!;
+      const flags = buf[at + 4]!;
+      const streamId = buf.readUInt32BE(at + 5) & 0x7fffffff;
+      const payload = buf.subarray(at + 9, at + 9 + length);
+      at += 9 + length;
+      this.onFrame(type, flags, streamId, payload);
+    }
+    this.leftover = at < buf.length ? buf.subarray(at) : undefined;
+  }
+
+  private onFrame(type: number, flags: number, streamId: number, payload: Buffer): void {
+    switch (type) {
+      case DATA:
+        this.credit += payload.length;
+        if (this.credit >= CREDIT_BATCH_BYTES) {
+          const increment = Buffer.allocUnsafe(4);
+          increment.writeUInt32BE(this.credit, 0);
+          this.queue(frame(0x8, 0, 0, increment));
+          this.credit = 0;
+        }
+        if (flags & END_STREAM) this.end(streamId, false);
+        return;
+      case HEADERS: {
+        let start = 0;
+        let end = payload.length;
+        if (flags & PADDED) {
+          start = 1;
+          end -= payload[0]!;
+        }
+        if (flags & PRIORITY) start += 5;
+        const fragment = payload.subarray(start, end);
+        if (flags & END_HEADERS) this.onHeaderBlock(streamId, flags, fragment);
+        else this.continuation = { streamId, flags, fragments: [Buffer.from(fragment)] };
+        return;
+      }
+      case CONTINUATION: {
+        const c = this.continuation;
+        if (c === undefined) return this.fail();
+        c.fragments.push(Buffer.from(payload));
+        if (flags & END_HEADERS) {
+          this.continuation = undefined;
+          this.onHeaderBlock(c.streamId, c.flags, Buffer.concat(c.fragments));
+        }
+        return;
+      }
+      case RST_STREAM:
+        this.end(streamId, true);
+        return;
+      case SETTINGS:
+        if ((flags & ACK) === 0) this.queue(frame(SETTINGS, ACK, 0, Buffer.alloc(0)));
+        return;
+      case PING:
+        if ((flags & ACK) === 0) this.queue(frame(PING, ACK, 0, Buffer.from(payload)));
+        return;
+      case GOAWAY:
+        this.fail();
+        return;
+      default:
+        return;
+    }
+  }
+
+  private onHeaderBlock(streamId: number, flags: number, block: Buffer): void {
+    for (const [name, value] of this.decoder.decode(block)) {
+      if (name === 'grpc-status') this.status.set(streamId, value);
+    }
+    if (flags & END_STREAM) this.end(streamId, false);
+  }
+
+  private end(streamId: number, reset: boolean): void {
+    const started = this.started.get(streamId);
+    if (started === undefined) return;
+    this.started.delete(streamId);
+    const status = this.status.get(streamId);
+    this.status.delete(streamId);
+    if (reset) this.totals.errors++;
+    else if (status !== '0') this.totals.failed++;
+    else this.totals.latenciesMs.push(performance.now() - started);
+    this.call();
+  }
+
+  private fail(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.totals.errors += this.started.size;
+    this.started.clear();
+    this.finish();
+  }
+
+  private finish(): void {
+    this.resolveDone();
+  }
+
+  destroy(): void {
+    this.closed = true;
+    this.socket.destroy();
+  }
+}
+
+export async function runGrpcLoad(options: GrpcLoadOptions): Promise<Measurement> {
+  const totals: Totals = { latenciesMs: [], errors: 0, failed: 0, running: true };
+  const headerBlock = encodeWithoutIndexing([
+    [':method', 'POST'], [':scheme', 'http'], [':path', options.path], [':authority', `127.0.0.1:${options.port}`],
+    ['content-type', 'application/grpc'], ['te', 'trailers'],
+  ]);
+  const connections: LoadConnection[] = [];
   for (let c = 0; c < options.connections; c++) {
-    const session = http2.connect(`http://127.0.0.1:${options.port}`);
-    session.on('error', () => {}); // counted per stream
+    const socket = connect({ host: '127.0.0.1', port: options.port, noDelay: true });
     await new Promise<void>((resolve, reject) => {
-      session.once('connect', () => resolve());
-      session.once('error', reject);
+      socket.once('connect', () => resolve());
+      socket.once('error', reject);
     });
-    sessions.push(session);
+    connections.push(new LoadConnection(socket, options, headerBlock, totals));
   }
   const startedAt = performance.now();
-  for (const session of sessions) {
-    for (let s = 0; s < options.streamsPerConnection; s++) callOn(session);
-  }
+  for (const connection of connections) connection.start();
   await new Promise((resolve) => setTimeout(resolve, options.durationSeconds * 1000));
-  running = false;
+  totals.running = false;
   const elapsedSeconds = (performance.now() - startedAt) / 1000;
-  const completed = latenciesMs.length;
-  // Let the calls in flight finish (a few ms), so sessions close cleanly; never wait long.
+  const completed = totals.latenciesMs.length;
+  // Let the calls in flight finish (a few ms), so connections close cleanly; never wait long.
   let drainTimer: NodeJS.Timeout | undefined;
-  await Promise.race([drained, new Promise((resolve) => { drainTimer = setTimeout(resolve, 5000); })]);
+  await Promise.race([Promise.all(connections.map((c) => c.done)), new Promise((resolve) => { drainTimer = setTimeout(resolve, 5000); })]);
   clearTimeout(drainTimer);
-  for (const session of sessions) session.destroy();
-  const sorted = Float64Array.from(latenciesMs.slice(0, completed)).sort();
+  for (const connection of connections) connection.destroy();
+  const sorted = Float64Array.from(totals.latenciesMs.slice(0, completed)).sort();
   const round = (ms: number) => Math.round(ms * 100) / 100;
   return {
     requestsPerSecond: completed / elapsedSeconds,
     p50Ms: round(percentile(sorted, 0.5)),
     p99Ms: round(percentile(sorted, 0.99)),
-    errors,
-    non2xx: failed,
+    errors: totals.errors,
+    non2xx: totals.failed,
   };
 }
