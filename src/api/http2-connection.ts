@@ -197,7 +197,14 @@ export class Http2Connection {
   private lastStreamId = 0;
   private prefaceSeen = false;
   private settingsSeen = false;
-  private leftover: Buffer | undefined;
+  /**
+   * Bytes of an incomplete frame, kept as the chunks they came in until the frame is whole (joined
+   * once then: a frame trickled in byte by byte must not cost a copy per byte).
+   */
+  private partial: Buffer[] = [];
+  private partialBytes = 0;
+  /** Bytes the partial frame needs before it is worth joining (its header, then all of it). */
+  private partialNeeds = 0;
   private headerBlock: HeaderBlockInProgress | undefined;
 
   /** Connection send window (the client's receive window for us). */
@@ -252,15 +259,22 @@ export class Http2Connection {
   /** Bytes already read from the socket (the client port's classifier peeked them). */
   receive(chunk: Buffer): void {
     if (this.dead) return;
-    const buf = this.leftover === undefined ? chunk : Buffer.concat([this.leftover, chunk]);
-    this.leftover = undefined;
+    if (this.partialBytes > 0) {
+      this.partial.push(chunk);
+      this.partialBytes += chunk.length;
+      if (this.partialBytes < this.partialNeeds) return;
+      chunk = Buffer.concat(this.partial, this.partialBytes);
+      this.partial = [];
+      this.partialBytes = 0;
+    }
+    const buf = chunk;
     try {
       let at = 0;
       if (!this.prefaceSeen) {
         const n = Math.min(buf.length, HTTP2_PREFACE.length);
         if (buf.compare(HTTP2_PREFACE, 0, n, 0, n) !== 0) throw new ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, 'bad connection preface');
         if (buf.length < HTTP2_PREFACE.length) {
-          this.leftover = buf;
+          this.keepPartial(buf, HTTP2_PREFACE.length);
           return;
         }
         this.prefaceSeen = true;
@@ -278,7 +292,10 @@ export class Http2Connection {
         this.onFrame(type, flags, streamId, payload);
         if (this.dead) return;
       }
-      if (at < buf.length) this.leftover = buf.subarray(at);
+      if (at < buf.length) {
+        const rest = buf.subarray(at);
+        this.keepPartial(rest, rest.length < FRAME_HEADER_BYTES ? FRAME_HEADER_BYTES : FRAME_HEADER_BYTES + rest.readUIntBE(0, 3));
+      }
     } catch (err) {
       if (err instanceof ConnectionError) {
         this.connectionError(err.code, err.message);
@@ -286,6 +303,12 @@ export class Http2Connection {
       }
       throw err;
     }
+  }
+
+  private keepPartial(bytes: Buffer, needs: number): void {
+    this.partial = [bytes];
+    this.partialBytes = bytes.length;
+    this.partialNeeds = needs;
   }
 
   /** Ends the connection at once (the client port is closing). */

@@ -650,6 +650,25 @@ test('PADDED DATA, HEADERS with PRIORITY, and HEADERS with PADDED and PRIORITY a
   assert.equal(c.violations, []);
 });
 
+test('a call trickled in: one byte per write, then a 16 KB frame in 100-byte writes', async () => {
+  const c = open();
+  await c.roundTrip();
+  const writeInPieces = async (bytes: Buffer, piece: number): Promise<void> => {
+    for (let at = 0; at < bytes.length; at += piece) {
+      await new Promise<void>((resolve) => c.socket.write(bytes.subarray(at, at + piece), () => resolve()));
+    }
+  };
+  const small = c.newStreamId();
+  await writeInPieces(Buffer.concat(unaryFrames(small, '/etcdserverpb.KV/Put', putRequest('trickle', 'v'))), 1);
+  assertOk(await readAnswer(c, small));
+  const large = c.newStreamId();
+  const value = Buffer.alloc(16_384 - 5 - 32, 0x61); // one DATA frame near the 16 KB maximum
+  const frames = unaryFrames(large, '/etcdserverpb.KV/Put', putRequest('trickle-large', value));
+  assert.ok(frames[1]!.length > 16_000, `DATA frame of ${frames[1]!.length} bytes`);
+  await writeInPieces(Buffer.concat(frames), 100);
+  assertOk(await readAnswer(c, large));
+});
+
 test(':authority with a scheme (etcdctl 3.4 endpoint status sends http://127.0.0.1:2379) is served, not reset', async () => {
   const c = open();
   c.send(...unaryFrames(1, '/etcdserverpb.Maintenance/Status', grpcMessage(encode(statusType, {})), 'http://127.0.0.1:2379'));
