@@ -46,6 +46,8 @@ const PADDED = 0x8;
 const PRIORITY = 0x20;
 const WINDOW_BYTES = 1 << 30;
 const CREDIT_BATCH_BYTES = 1 << 20;
+/** After the load stops, calls in flight get this long to finish before connections are cut. */
+const DRAIN_WAIT_MS_MAX = 5000;
 
 export function grpcFrame(message: Uint8Array): Buffer {
   const framed = Buffer.allocUnsafe(5 + message.length);
@@ -259,13 +261,14 @@ export async function runGrpcLoad(options: GrpcLoadOptions): Promise<Measurement
   }
   const startedAt = performance.now();
   for (const connection of connections) connection.start();
-  await new Promise((resolve) => setTimeout(resolve, options.durationSeconds * 1000));
+  const durationMs = options.durationSeconds * 1000;
+  await new Promise((resolve) => setTimeout(resolve, durationMs)); // the load runs for this long
   totals.running = false;
   const elapsedSeconds = (performance.now() - startedAt) / 1000;
   const completed = totals.latenciesMs.length;
   // Let the calls in flight finish (a few ms), so connections close cleanly; never wait long.
   let drainTimer: NodeJS.Timeout | undefined;
-  await Promise.race([Promise.all(connections.map((c) => c.done)), new Promise((resolve) => { drainTimer = setTimeout(resolve, 5000); })]);
+  await Promise.race([Promise.all(connections.map((c) => c.done)), new Promise((resolve) => { drainTimer = setTimeout(resolve, DRAIN_WAIT_MS_MAX); })]);
   clearTimeout(drainTimer);
   for (const connection of connections) connection.destroy();
   const sorted = Float64Array.from(totals.latenciesMs.slice(0, completed)).sort();
