@@ -73,7 +73,7 @@ export class GrpcServer {
    * already read from it (at least the start of the HTTP/2 preface). The socket is paused.
    */
   injectConnection(socket: Socket, head: Buffer): void {
-    const connection = new Http2Connection(socket, { onStream: (stream, headers, endStream) => this.onStream(stream, headers, endStream) }, this.logger);
+    const connection = new Http2Connection(socket, { onStream: (stream, headers) => this.onStream(stream, headers) }, this.logger);
     this.connections.add(connection);
     socket.once('close', () => this.connections.delete(connection));
     connection.receive(head);
@@ -86,7 +86,7 @@ export class GrpcServer {
     this.connections.clear();
   }
 
-  private onStream(stream: Http2ServerStream, headers: RequestHeaders, endStream: boolean): void {
+  private onStream(stream: Http2ServerStream, headers: RequestHeaders): void {
     const path = headers.get(':path') ?? '';
     const contentType = headers.get('content-type') ?? '';
     if (headers.get(':method') !== 'POST' || !contentType.startsWith('application/grpc')) {
@@ -99,8 +99,8 @@ export class GrpcServer {
       this.trailersOnly(stream, GrpcCode.UNIMPLEMENTED, this.unimplementedMessage(path));
       return;
     }
+    // A request that ended with its headers carried no message: the stream's onEnd answers it.
     stream.handler = new UnaryCall(this, stream, method, headers.get('grpc-encoding') ?? 'identity');
-    void endStream; // a request that ended with its headers carried no message: onEnd answers it
   }
 
   private unimplementedMessage(path: string): string {

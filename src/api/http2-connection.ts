@@ -116,9 +116,9 @@ export type RequestHeaders = Map<string, string>;
 export interface Http2ConnectionHandler {
   /**
    * A client opened a stream. Answer at once (respond with endStream), or set `stream.handler`
-   * to receive the body. `endStream`: the HEADERS frame ended the client side already.
+   * to receive the body; its onEnd follows at once when the HEADERS frame ended the client side.
    */
-  onStream(stream: Http2ServerStream, headers: RequestHeaders, endStream: boolean): void;
+  onStream(stream: Http2ServerStream, headers: RequestHeaders): void;
 }
 
 class ConnectionError extends Error {
@@ -480,7 +480,7 @@ export class Http2Connection {
     const stream = new Http2ServerStream(id, this, this.peerInitialWindow);
     stream.remoteEnded = block.endStream;
     this.streams.set(id, stream);
-    this.handler.onStream(stream, headers, block.endStream);
+    this.handler.onStream(stream, headers);
     if (!stream.closed && block.endStream) {
       stream.handler?.onEnd();
       this.maybeClose(stream);
