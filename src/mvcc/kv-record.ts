@@ -1,5 +1,6 @@
 import { assert } from '../platform/assert.js';
 import type { KeyValue } from '../proto/etcd-types.js';
+import type { RecordArena } from './record-arena.js';
 import { readUint64, writeUint64 } from './revision.js';
 
 /**
@@ -17,8 +18,9 @@ export const RECORD_HEADER_BYTES = 24;
 
 const TOMBSTONE = Buffer.alloc(0);
 
-export function encodePutRecord(createRevision: number, version: number, lease: bigint, value: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(RECORD_HEADER_BYTES + value.length);
+/** The record, in `arena` (the store keeps a view of its value as the revision's value). */
+export function encodePutRecord(createRevision: number, version: number, lease: bigint, value: Buffer, arena: RecordArena): Buffer {
+  const out = arena.alloc(RECORD_HEADER_BYTES + value.length);
   writeUint64(out, createRevision, 0);
   writeUint64(out, version, 8);
   if (lease === 0n) {
@@ -40,13 +42,13 @@ export function isTombstoneRecord(record: Buffer): boolean {
 }
 
 /**
- * Decodes a put record into a KeyValue that owns copies of its bytes (classic-level hands out
- * one buffer per entry; copying into Node's pooled small buffers costs less memory per key).
+ * Decodes a put record into a KeyValue that owns copies of its bytes, in `arena` (classic-level
+ * hands out one buffer per entry; copies carved from shared chunks cost less memory per key).
  */
-export function decodePutRecord(key: Buffer, modRevision: number, record: Buffer): KeyValue {
+export function decodePutRecord(key: Buffer, modRevision: number, record: Buffer, arena: RecordArena): KeyValue {
   assert(record.length >= RECORD_HEADER_BYTES, () => `mvcc record of ${record.length} bytes at revision ${modRevision} is truncated`);
   const lease = record.readUInt32BE(16) === 0 && record.readUInt32BE(20) === 0 ? 0n : record.readBigInt64BE(16);
-  const value = Buffer.allocUnsafe(record.length - RECORD_HEADER_BYTES);
+  const value = arena.alloc(record.length - RECORD_HEADER_BYTES);
   record.copy(value, 0, RECORD_HEADER_BYTES);
   return Object.freeze({
     key,

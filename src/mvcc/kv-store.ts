@@ -8,6 +8,7 @@ import { Compactor } from './compaction.js';
 import type { ChangeListener, KV, RangeOptions, RangeResult, ReadView, TxnWrite } from './kv.js';
 import { decodePutRecord, encodePutRecord, encodeTombstoneRecord, isTombstoneRecord, RECORD_HEADER_BYTES } from './kv-record.js';
 import { KeyIndex } from './key-index.js';
+import { RecordArena } from './record-arena.js';
 import { prefixedRevisionKey, readUint64, REVISION_BYTES, revisionOf, writeUint64 } from './revision.js';
 
 /**
@@ -54,6 +55,8 @@ export class KvStore implements KV {
   private txnOpen = false;
   private listener: ChangeListener | undefined;
   private readonly cursor = new BPlusTreeCursor<KeyIndex>();
+  /** Memory for the records and keys the index keeps (record-arena.ts). */
+  private readonly arena = new RecordArena();
 
   private constructor(backend: Backend, logger: Logger) {
     this.backend = backend;
@@ -226,7 +229,7 @@ export class KvStore implements KV {
     const keyString = key.toString('latin1');
     let ki = this.index.get(keyString);
     if (ki === undefined) {
-      ki = new KeyIndex(Buffer.from(key)); // own copy: request buffers are not ours to keep
+      ki = new KeyIndex(this.arena.copy(key)); // own copy: request buffers are not ours to keep
       this.index.set(keyString, ki);
     }
     const prev = ki.latest();
@@ -235,8 +238,8 @@ export class KvStore implements KV {
     }
     const createRevision = prev === undefined ? rev : prev.create_revision;
     const version = prev === undefined ? 1 : prev.version + 1;
-    const record = encodePutRecord(createRevision, version, lease, value);
-    // The in-memory value is a view of the record: one copy of the bytes, in Node's buffer pool.
+    const record = encodePutRecord(createRevision, version, lease, value, this.arena);
+    // The in-memory value is a view of the record: one copy of the bytes, in the store's arena.
     // Frozen: reads hand this object out as it is, so a caller mutating it would corrupt history.
     const kv: KeyValue = Object.freeze({
       key: ki.key,
@@ -295,12 +298,12 @@ export class KvStore implements KV {
         return;
       }
       if (ki === undefined) {
-        const key = Buffer.allocUnsafe(recordKey.length - REVISION_BYTES);
+        const key = this.arena.alloc(recordKey.length - REVISION_BYTES);
         recordKey.copy(key, 0, REVISION_BYTES);
         ki = new KeyIndex(key);
         this.index.set(keyString, ki);
       }
-      const kv = decodePutRecord(ki.key, rev, record);
+      const kv = decodePutRecord(ki.key, rev, record, this.arena);
       ki.restore(kv);
     });
     if (this.compacted >= 0) this.compactor.schedule(this.compacted);
