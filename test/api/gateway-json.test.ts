@@ -9,6 +9,7 @@ import {
 } from '../../src/api/gateway-json.js';
 import { protoSizeOf } from '../../src/api/proto-size.js';
 import { encode, messageType } from '../../src/proto/codec.js';
+import { rng } from './seeded-random.js';
 
 const body = (v: unknown): Buffer => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v));
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
@@ -179,17 +180,6 @@ test('replies round-trip: what we print decodes back to the same request shape',
   assert.is(json.count, '5');
   assert.is(json.kvs[0].lease, '3');
 });
-
-/** Seeded xorshift: reproducible random requests. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13; x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
-    return x / 0x100000000;
-  };
-}
 
 test('proto size equals protobufjs encoded length (reference model, seeded random requests)', () => {
   const rand = rng(42);

@@ -10,6 +10,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KvClient } from './grpc-clients.js';
 import { b64, httpRequest, startWithMemoryMember, type Running } from './helpers.js';
+import { rng } from './seeded-random.js';
 
 let running: Running;
 
@@ -20,16 +21,6 @@ test.before(async () => {
 test.after(async () => {
   await running.server.close();
 });
-
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13; x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
-    return x / 0x100000000;
-  };
-}
 
 /** Sends raw bytes, half-closes, and resolves when the server closes or answers (whatever it says). */
 function sendRaw(port: number, bytes: Buffer, endAfterWrite: boolean): Promise<string> {

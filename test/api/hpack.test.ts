@@ -10,16 +10,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { encodeWithoutIndexing, HpackDecoder, HpackError, type HeaderField } from '../../src/api/hpack.js';
-
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13; x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
-    return x / 0x100000000;
-  };
-}
+import { rng } from './seeded-random.js';
 
 /** Header blocks (HEADERS + CONTINUATION joined) by stream id, in arrival order, from a raw HTTP/2 byte stream. */
 class BlockCollector {

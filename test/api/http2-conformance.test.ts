@@ -21,6 +21,7 @@ import { encodeWithoutIndexing, HpackDecoder, type HeaderField } from '../../src
 import { Limits } from '../../src/platform/limits.js';
 import { decode, encode, messageType } from '../../src/proto/codec.js';
 import { b64, httpRequest, startWithMemoryMember, type Running } from './helpers.js';
+import { rng } from './seeded-random.js';
 
 let running: Running;
 
@@ -917,16 +918,6 @@ test('a GOAWAY from the client: the call in flight is still answered, then the s
 
 // ---------------------------------------------------------------------------------------------
 // 8. Seeded fuzz
-
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13; x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
-    return x / 0x100000000;
-  };
-}
 
 test('fuzz (seeded): 300 connections of random frames; each ends in a PING ACK or a close; the server serves afterwards', async () => {
   const rand = rng(20261201);
