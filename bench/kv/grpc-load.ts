@@ -49,7 +49,7 @@ const CREDIT_BATCH_BYTES = 1 << 20;
 /** After the load stops, calls in flight get this long to finish before connections are cut. */
 const DRAIN_WAIT_MS_MAX = 5000;
 
-export function grpcFrame(message: Uint8Array): Buffer {
+function grpcFrame(message: Uint8Array): Buffer {
   const framed = Buffer.allocUnsafe(5 + message.length);
   framed[0] = 0;
   framed.writeUInt32BE(message.length, 1);

@@ -298,9 +298,7 @@ export class KvStore implements KV {
         return;
       }
       if (ki === undefined) {
-        const key = this.arena.alloc(recordKey.length - REVISION_BYTES);
-        recordKey.copy(key, 0, REVISION_BYTES);
-        ki = new KeyIndex(key);
+        ki = new KeyIndex(this.arena.copy(recordKey.subarray(REVISION_BYTES)));
         this.index.set(keyString, ki);
       }
       const kv = decodePutRecord(ki.key, rev, record, this.arena);
