@@ -211,7 +211,7 @@ function fillSpare(upTo: number): void {
 function createSegment(seq: number, firstIndex: number): void {
   fillSpare(segmentSizeBytes);
   const records = (hardState ? 1 : 0) + (snapshot ? 1 : 0);
-  const bytes = batchHeaderRecordBytes + (hardState ? hardStateRecordBytes : 0) + (snapshot ? snapshotMarkerRecordBytes : 0);
+  const bytes = batchHeaderRecordBytes + (hardState ? hardStateRecordBytes : 0) + (snapshot ? snapshotMarkerRecordBytes(snapshot) : 0);
   const first = Buffer.alloc(bytes);
   let at = batchHeaderRecordBytes;
   if (hardState) at = sealAt(first, at, encodeHardStateRecord(first, at, hardState));
@@ -296,7 +296,7 @@ function sealAppend(buf: Buffer, records: number): { maxIndex: number; lastEntry
     } else if (type === RecordType.hardState) {
       hardState = decodeHardState(buf, payload);
     } else if (type === RecordType.snapshotMarker) {
-      snapshot = decodeSnapshotMarker(buf, payload);
+      snapshot = decodeSnapshotMarker(buf, payload, buf.readUInt32LE(at));
     }
     at = sealRecord(buf, at);
   }

@@ -202,7 +202,7 @@ function applyRecord(buf: Buffer, record: PendingRecord, log: LogAssembler): str
       return undefined;
     }
     case RecordType.snapshotMarker: {
-      const marker = decodeSnapshotMarker(buf, record.payloadOffset);
+      const marker = decodeSnapshotMarker(buf, record.payloadOffset, record.payloadBytes);
       if (!marker) return 'snapshot marker with an out-of-range field';
       log.addSnapshotMarker(marker);
       return undefined;

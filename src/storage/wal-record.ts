@@ -20,8 +20,10 @@ import { Limits } from '../platform/limits.js';
  * Payloads:
  *   entry (1)            u64 index, u64 term, u32 entry type (0 normal, 1 conf change), data...
  *                        (data length = payloadBytes - 20)
- *   hard state (2)       u64 term, u64 vote, u64 commit                                (24 bytes)
- *   snapshot marker (3)  u64 index, u64 term                                            (16 bytes)
+ *   hard state (2)       u64 term, u64 vote (a 64-bit member id), u64 commit           (24 bytes)
+ *   snapshot marker (3)  u64 index, u64 term, u32 voterCount, u32 learnerCount, then voterCount
+ *                        and learnerCount u64 member ids: the Raft snapshot's metadata, the
+ *                        configuration as of index included (24 + 8 per member bytes)
  *   batch header (4)     u64 batchSeq, u32 batchBytes, u32 recordCount                  (16 bytes)
  *
  * Every write the WAL writer makes (one per group commit, followed by one fdatasync) is a batch:
@@ -55,15 +57,23 @@ export interface WalEntry {
   data: Uint8Array;
 }
 
+/** The Raft core's hard state; vote is a member id (64-bit, 0n = none). */
 export interface HardState {
   term: number;
-  vote: number;
+  vote: bigint;
   commit: number;
 }
 
+/**
+ * The metadata of the Raft snapshot the log continues from: every entry at or below index is
+ * covered by the state machine image, and the configuration as of index travels with it (a
+ * restart rebuilds the membership from it plus the conf changes in the entries after it).
+ */
 export interface SnapshotMarker {
   index: number;
   term: number;
+  voters: readonly bigint[];
+  learners: readonly bigint[];
 }
 
 export const RecordType = {
@@ -78,12 +88,16 @@ export const recordHeaderBytes = 12;
 export const recordAlignBytes = 8;
 export const entryFixedBytes = 20;
 export const hardStatePayloadBytes = 24;
-export const snapshotMarkerPayloadBytes = 16;
+/** The fixed part of a snapshot marker's payload; each member id adds 8 bytes. */
+export const snapshotMarkerFixedBytes = 24;
 export const batchHeaderPayloadBytes = 16;
 /** A batch header record's size on disk: 12 + 16 = 28, padded to 32. */
 export const batchHeaderRecordBytes = align8(recordHeaderBytes + batchHeaderPayloadBytes);
 export const hardStateRecordBytes = align8(recordHeaderBytes + hardStatePayloadBytes);
-export const snapshotMarkerRecordBytes = align8(recordHeaderBytes + snapshotMarkerPayloadBytes);
+/** A snapshot marker record's size on disk, padding included. */
+export function snapshotMarkerRecordBytes(marker: SnapshotMarker): number {
+  return align8(recordHeaderBytes + snapshotMarkerFixedBytes + 8 * (marker.voters.length + marker.learners.length));
+}
 
 const twoTo32 = 0x1_0000_0000;
 
@@ -138,19 +152,29 @@ export function encodeHardStateRecord(buf: Buffer, offset: number, state: HardSt
   writeHeader(buf, offset, RecordType.hardState, hardStatePayloadBytes);
   const p = offset + recordHeaderBytes;
   writeU64(buf, p, state.term);
-  writeU64(buf, p + 8, state.vote);
+  assert(state.vote >= 0n && state.vote < 1n << 64n, () => `WAL hard state vote ${state.vote} is not a 64-bit member id`);
+  buf.writeBigUInt64LE(state.vote, p + 8);
   writeU64(buf, p + 16, state.commit);
   buf.fill(0, p + hardStatePayloadBytes, offset + hardStateRecordBytes);
   return offset + hardStateRecordBytes;
 }
 
 export function encodeSnapshotMarkerRecord(buf: Buffer, offset: number, marker: SnapshotMarker): number {
-  writeHeader(buf, offset, RecordType.snapshotMarker, snapshotMarkerPayloadBytes);
+  const payloadBytes = snapshotMarkerFixedBytes + 8 * (marker.voters.length + marker.learners.length);
+  writeHeader(buf, offset, RecordType.snapshotMarker, payloadBytes);
   const p = offset + recordHeaderBytes;
   writeU64(buf, p, marker.index);
   writeU64(buf, p + 8, marker.term);
-  buf.fill(0, p + snapshotMarkerPayloadBytes, offset + snapshotMarkerRecordBytes);
-  return offset + snapshotMarkerRecordBytes;
+  buf.writeUInt32LE(marker.voters.length, p + 16);
+  buf.writeUInt32LE(marker.learners.length, p + 20);
+  let at = p + snapshotMarkerFixedBytes;
+  for (const id of [...marker.voters, ...marker.learners]) {
+    buf.writeBigUInt64LE(id, at);
+    at += 8;
+  }
+  const end = offset + snapshotMarkerRecordBytes(marker);
+  buf.fill(0, at, end);
+  return end;
 }
 
 export function encodeBatchHeaderRecord(buf: Buffer, offset: number, batchSeq: number, batchBytes: number, recordCount: number): number {
@@ -191,7 +215,7 @@ export type RecordRead =
 const minPayloadBytes: Record<RecordType, number> = {
   [RecordType.entry]: entryFixedBytes,
   [RecordType.hardState]: hardStatePayloadBytes,
-  [RecordType.snapshotMarker]: snapshotMarkerPayloadBytes,
+  [RecordType.snapshotMarker]: snapshotMarkerFixedBytes,
   [RecordType.batchHeader]: batchHeaderPayloadBytes,
 };
 
@@ -218,7 +242,7 @@ export function readRecord(buf: Buffer, offset: number, end: number): RecordRead
   if (payloadBytes < minPayloadBytes[recordType]) {
     return { kind: 'impossible', reason: `record length ${payloadBytes} is below the minimum ${minPayloadBytes[recordType]} for type ${type}` };
   }
-  if (recordType !== RecordType.entry && payloadBytes !== minPayloadBytes[recordType]) {
+  if (recordType !== RecordType.entry && recordType !== RecordType.snapshotMarker && payloadBytes !== minPayloadBytes[recordType]) {
     return { kind: 'impossible', reason: `record length ${payloadBytes} is not ${minPayloadBytes[recordType]} for type ${type}` };
   }
   if (offset + recordHeaderBytes + payloadBytes > end) {
@@ -242,17 +266,22 @@ export function decodeEntry(buf: Buffer, payloadOffset: number, payloadBytes: nu
 
 export function decodeHardState(buf: Buffer, payloadOffset: number): HardState | undefined {
   const term = readU64(buf, payloadOffset);
-  const vote = readU64(buf, payloadOffset + 8);
+  const vote = buf.readBigUInt64LE(payloadOffset + 8);
   const commit = readU64(buf, payloadOffset + 16);
-  if (term < 0 || vote < 0 || commit < 0) return undefined;
+  if (term < 0 || commit < 0) return undefined;
   return { term, vote, commit };
 }
 
-export function decodeSnapshotMarker(buf: Buffer, payloadOffset: number): SnapshotMarker | undefined {
+export function decodeSnapshotMarker(buf: Buffer, payloadOffset: number, payloadBytes: number): SnapshotMarker | undefined {
   const index = readU64(buf, payloadOffset);
   const term = readU64(buf, payloadOffset + 8);
+  const voterCount = buf.readUInt32LE(payloadOffset + 16);
+  const learnerCount = buf.readUInt32LE(payloadOffset + 20);
   if (index < 0 || term < 0) return undefined;
-  return { index, term };
+  if (payloadBytes !== snapshotMarkerFixedBytes + 8 * (voterCount + learnerCount)) return undefined;
+  const ids: bigint[] = [];
+  for (let i = 0; i < voterCount + learnerCount; i++) ids.push(buf.readBigUInt64LE(payloadOffset + snapshotMarkerFixedBytes + 8 * i));
+  return { index, term, voters: ids.slice(0, voterCount), learners: ids.slice(voterCount) };
 }
 
 export interface BatchHeader {

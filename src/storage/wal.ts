@@ -194,7 +194,10 @@ export class Wal {
 
   /** Records that a snapshot covers the log up to marker.index: replay drops entries it covers. */
   appendSnapshotMarker(marker: SnapshotMarker): Promise<void> {
-    return this.enqueue([], undefined, marker);
+    // A snapshot received from the leader may be ahead of the whole log: entries continue after it.
+    const result = this.enqueue([], undefined, marker);
+    if (marker.index > this.lastIndex) this.lastIndex = marker.index;
+    return result;
   }
 
   /** Deletes segments (oldest first, never the current one) whose entries are all <= index. */
@@ -247,7 +250,7 @@ export class Wal {
       this.lastIndex = entries[entries.length - 1]!.index;
     }
     if (hardState) bytes += hardStateRecordBytes;
-    if (marker) bytes += snapshotMarkerRecordBytes;
+    if (marker) bytes += snapshotMarkerRecordBytes(marker);
     if (this.pendingBytes + bytes > this.pendingBytesMax) {
       return Promise.reject(new KeyraftError('TooManyRequests'));
     }

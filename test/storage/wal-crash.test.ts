@@ -38,7 +38,7 @@ async function runChild(dir: string): Promise<void> {
       for (let i = 0; i < count; i++, nextIndex++) batch.push({ index: nextIndex, term, type: 0, data: dataFor(nextIndex, term) });
       const lastOfBatch = nextIndex - 1;
       inflight++;
-      wal.append(batch, { term, vote: 1, commit: lastOfBatch }).then(() => {
+      wal.append(batch, { term, vote: 1n, commit: lastOfBatch }).then(() => {
         inflight--;
         // Synchronous on a pipe: once written, the parent will see it even after SIGKILL.
         process.stdout.write(`${lastOfBatch}\n`);

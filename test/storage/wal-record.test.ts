@@ -15,7 +15,7 @@ test('entry and hard state records round-trip, 64-bit fields included', () => {
   const buf = Buffer.alloc(entryRecordBytes(data.length) + hardStateRecordBytes);
   const afterEntry = encodeEntryRecord(buf, 0, { index: 2 ** 40 + 3, term: big, type: 1, data });
   assert.is(afterEntry % 8, 0, 'records are 8-byte aligned');
-  encodeHardStateRecord(buf, afterEntry, { term: 2 ** 33, vote: 7, commit: big });
+  encodeHardStateRecord(buf, afterEntry, { term: 2 ** 33, vote: 0xfedcba9876543210n, commit: big });
   assert.is(sealRecord(buf, 0), afterEntry);
   sealRecord(buf, afterEntry);
 
@@ -29,7 +29,7 @@ test('entry and hard state records round-trip, 64-bit fields included', () => {
   const second = readRecord(buf, first.next, buf.length);
   assert.is(second.kind, 'record');
   if (second.kind !== 'record') return;
-  assert.equal(decodeHardState(buf, second.payloadOffset), { term: 2 ** 33, vote: 7, commit: big });
+  assert.equal(decodeHardState(buf, second.payloadOffset), { term: 2 ** 33, vote: 0xfedcba9876543210n, commit: big });
 });
 
 test('readRecord tells zeros, cut records, impossible headers and crc mismatches apart', () => {

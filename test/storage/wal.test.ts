@@ -54,15 +54,15 @@ test('a fresh WAL replays empty, and appended entries and hard state come back o
   assert.is(replay.firstIndex, 1);
   assert.is(replay.hardState, undefined);
   assert.is(replay.tornTailTruncated, false);
-  await wal.append(range(1, 3), { term: 1, vote: 2, commit: 1 });
-  await wal.append(range(4, 4, 2, 0), { term: 2, vote: 0, commit: 3 });
-  await wal.append([], { term: 3, vote: 1, commit: 4 });
+  await wal.append(range(1, 3), { term: 1, vote: 2n, commit: 1 });
+  await wal.append(range(4, 4, 2, 0), { term: 2, vote: 0n, commit: 3 });
+  await wal.append([], { term: 3, vote: 1n, commit: 4 });
   await wal.close();
 
   ({ wal, replay } = await Wal.open(dir, { segmentSizeBytes: smallSegmentBytes }));
   try {
     assertLog(replay.entries, [...range(1, 3), entry(4, 2, 0)]);
-    assert.equal(replay.hardState, { term: 3, vote: 1, commit: 4 });
+    assert.equal(replay.hardState, { term: 3, vote: 1n, commit: 4 });
     assert.is(replay.firstIndex, 1);
     assert.is(replay.tornTailTruncated, false, 'preallocated zeros after the last record are not a torn tail');
     // The log continues after a reopen.
@@ -107,7 +107,7 @@ test('random appends with overwrites replay exactly as a naive model of the log 
     const batch = range(from, from + random(4), term, random(200));
     model.length = from - 1;
     model.push(...batch);
-    if (random(3) === 0) hardState = { term, vote: random(3), commit: Math.max(0, from - 1) };
+    if (random(3) === 0) hardState = { term, vote: BigInt(random(3)), commit: Math.max(0, from - 1) };
     pending.push(wal.append(batch, random(3) === 0 ? hardState : undefined));
     if (random(4) === 0) await Promise.all(pending.splice(0));
   }
@@ -168,7 +168,7 @@ test('appends arriving while a fdatasync runs are grouped into the next one', ()
 test('segments roll over when full; releaseTo deletes only old segments whose entries are all released', () => withDir(async (dir) => {
   const segmentSizeBytes = 8 * 1024;
   let { wal } = await Wal.open(dir, { segmentSizeBytes });
-  for (let i = 1; i <= 400; i += 10) await wal.append(range(i, i + 9, 1, 100), { term: 1, vote: 1, commit: i - 1 });
+  for (let i = 1; i <= 400; i += 10) await wal.append(range(i, i + 9, 1, 100), { term: 1, vote: 1n, commit: i - 1 });
   const segmentNames = async () => (await readdir(dir)).filter((n) => n.endsWith('.wal')).sort();
   const before = await segmentNames();
   assert.ok(before.length >= 4, `expected several segments, got ${before.join(',')}`);
@@ -196,7 +196,7 @@ test('segments roll over when full; releaseTo deletes only old segments whose en
     assert.is(replay.firstIndex, lastFirst);
     // The hard state survives although the segment that held it was deleted: each segment
     // starts with the latest one.
-    assert.equal(replay.hardState, { term: 1, vote: 1, commit: 390 });
+    assert.equal(replay.hardState, { term: 1, vote: 1n, commit: 390 });
     await wal.append(range(401, 401));
   } finally {
     await wal.close();
@@ -206,7 +206,7 @@ test('segments roll over when full; releaseTo deletes only old segments whose en
 test('an empty log after release continues at the released index + 1', () => withDir(async (dir) => {
   const segmentSizeBytes = 4096;
   let { wal } = await Wal.open(dir, { segmentSizeBytes });
-  await wal.append(range(1, 100, 1, 100), { term: 1, vote: 1, commit: 100 });
+  await wal.append(range(1, 100, 1, 100), { term: 1, vote: 1n, commit: 100 });
   await wal.append(range(101, 101, 1, 5000)); // bigger than what is left: a new segment
   await wal.releaseTo(101);
   await wal.close();
@@ -214,13 +214,13 @@ test('an empty log after release continues at the released index + 1', () => wit
   ({ wal, replay } = await Wal.open(dir, { segmentSizeBytes }));
   await wal.close();
   assertLog(replay.entries, range(101, 101, 1, 5000));
-  assert.equal(replay.hardState, { term: 1, vote: 1, commit: 100 });
+  assert.equal(replay.hardState, { term: 1, vote: 1n, commit: 100 });
 }));
 
 test('a snapshot marker drops the entries it covers on replay', () => withDir(async (dir) => {
   let { wal } = await Wal.open(dir, { segmentSizeBytes: smallSegmentBytes });
   await wal.append(range(1, 20));
-  await wal.appendSnapshotMarker({ index: 15, term: 1 });
+  await wal.appendSnapshotMarker({ index: 15, term: 1, voters: [0xfedcba9876543210n, 2n], learners: [3n] });
   await wal.append(range(21, 22));
   await wal.close();
   let replay;
@@ -228,7 +228,7 @@ test('a snapshot marker drops the entries it covers on replay', () => withDir(as
   await wal.close();
   assertLog(replay.entries, range(16, 22));
   assert.is(replay.firstIndex, 16);
-  assert.equal(replay.snapshot, { index: 15, term: 1 });
+  assert.equal(replay.snapshot, { index: 15, term: 1, voters: [0xfedcba9876543210n, 2n], learners: [3n] });
 }));
 
 test('close flushes appends made just before it; later appends are refused', () => withDir(async (dir) => {
