@@ -5,9 +5,12 @@
  */
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { startClientServer } from './api/client-server.js';
+import { PeerTransport } from './peer/peer-transport.js';
+import { decodeRaftMessage, encodeRaftMessage } from './peer/raft-codec.js';
 import type { Logger } from './platform/logger.js';
+import type { Message } from './raft/raft-types.js';
 import type { MemberConfig } from './server/config.js';
-import { Member } from './server/member.js';
+import { Member, type MemberNetworkFactory, type TestFault } from './server/member.js';
 
 export interface RunningKeyraft {
   member: Member;
@@ -22,7 +25,11 @@ export async function startKeyraft(
 ): Promise<RunningKeyraft> {
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics });
-  const member = await Member.start(config, { logger: options.logger, metrics, onFatal: options.onFatal });
+  const testFault = process.env.KEYRAFT_TEST_FAULT as TestFault;
+  const member = await Member.start(config, {
+    logger: options.logger, metrics, onFatal: options.onFatal, testFault,
+    network: peerNetwork(config, metrics, options.logger),
+  });
   const servers: Array<{ port: number; close(): Promise<void> }> = [];
   try {
     for (const url of config.listenClientUrls) {
@@ -47,5 +54,67 @@ export async function startKeyraft(
       await Promise.all(servers.map((s) => s.close()));
       await member.close();
     },
+  };
+}
+
+/**
+ * The member's peer network on the peer transport: Raft messages encoded as raftpb.Message
+ * (peer/raft-codec.ts), one outbound stream per peer, listening on the first --listen-peer-urls.
+ */
+function peerNetwork(config: MemberConfig, metrics: Registry, logger: Logger): MemberNetworkFactory {
+  return async (identity, inbox) => {
+    const listen = config.listenPeerUrls[0]!;
+    const log = logger.child({ component: 'peer-network' });
+    const transport = new PeerTransport({
+      clusterId: identity.clusterId,
+      memberId: identity.memberId,
+      listenHost: listen.hostname.replace(/^\[|\]$/g, ''),
+      listenPort: Number(listen.port),
+      registry: metrics,
+      logger,
+      handler: {
+        onMessages(from, frames) {
+          for (const frame of frames) {
+            let m: Message;
+            try {
+              m = decodeRaftMessage(frame);
+            } catch (err) {
+              log.warn({ from: from.toString(16), err: (err as Error).message }, 'dropping a malformed raft message');
+              continue;
+            }
+            if (m.from !== from) {
+              log.warn({ from: from.toString(16), claimed: m.from.toString(16) }, 'dropping a raft message whose sender is not its connection\'s peer');
+              continue;
+            }
+            inbox.step(m);
+          }
+        },
+        onPeerUnreachable(to) {
+          inbox.unreachable(to);
+        },
+      },
+    });
+    await transport.start();
+    return {
+      send(messages) {
+        // One call per destination: the stream writes the batch as few frames.
+        let i = 0;
+        while (i < messages.length) {
+          const to = messages[i]!.to;
+          const encoded: Uint8Array[] = [];
+          for (; i < messages.length && messages[i]!.to === to; i++) encoded.push(encodeRaftMessage(messages[i]!));
+          transport.send(to, encoded);
+        }
+      },
+      addPeer(id, peerUrls) {
+        if (peerUrls.length > 0) transport.addPeer(id, peerUrls[0]!);
+      },
+      removePeer(id) {
+        transport.removePeer(id);
+      },
+      close() {
+        return transport.close();
+      },
+    };
   };
 }

@@ -73,6 +73,16 @@ export const ErrorTable = {
   Stopped: { grpc: GrpcCode.UNAVAILABLE, message: 'etcdserver: server stopped' },
   Timeout: { grpc: GrpcCode.UNAVAILABLE, message: 'etcdserver: request timed out' },
   Corrupt: { grpc: GrpcCode.DATA_LOSS, message: 'etcdserver: corrupt cluster' },
+  // etcd 3.4 answers a second membership change while one is uncommitted with this (rpctypes).
+  ConfChangePending: { grpc: GrpcCode.FAILED_PRECONDITION, message: 'etcdserver: unhealthy cluster' },
+  ConfChangeInvalid: { grpc: GrpcCode.FAILED_PRECONDITION, message: 'etcdserver: re-configuration failed due to not enough started members' },
+  MemberExist: { grpc: GrpcCode.FAILED_PRECONDITION, message: 'etcdserver: member ID already exist' },
+  PeerURLExist: { grpc: GrpcCode.FAILED_PRECONDITION, message: 'etcdserver: Peer URLs already exists' },
+  MemberNotLearner: { grpc: GrpcCode.FAILED_PRECONDITION, message: 'etcdserver: can only promote a learner member' },
+  LearnerNotReady: { grpc: GrpcCode.FAILED_PRECONDITION, message: 'etcdserver: can only promote a learner member which is in sync with leader' },
+  TooManyLearners: { grpc: GrpcCode.FAILED_PRECONDITION, message: 'etcdserver: too many learner members in cluster' },
+  LeaderTransferTimeout: { grpc: GrpcCode.DEADLINE_EXCEEDED, message: 'etcdserver: request timed out, leader transfer took too long' },
+  BadLeaderTransferee: { grpc: GrpcCode.FAILED_PRECONDITION, message: 'etcdserver: bad leader transferee' },
   // Not etcd-specific: malformed input that etcd's gRPC layer or gateway refuses before etcd sees it.
   InvalidArgument: { grpc: GrpcCode.INVALID_ARGUMENT, message: 'invalid argument' },
   Unimplemented: { grpc: GrpcCode.UNIMPLEMENTED, message: 'unknown service' },

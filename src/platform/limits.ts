@@ -37,4 +37,10 @@ export const Limits = {
   http2HeaderBlockBytesMax: 256 * 1024,
   /** HTTP/2: most decoded header-list bytes (name + value + 32 per field; SETTINGS_MAX_HEADER_LIST_SIZE). */
   http2HeaderListBytesMax: 256 * 1024,
+  /**
+   * Raft: the byte budget of one MsgApp to a follower (at least one entry always goes). etcd's
+   * --max-request-bytes + overhead is its per-message cap; 1 MiB keeps a lagging follower's
+   * catch-up in bounded frames while a busy leader still packs hundreds of puts per message.
+   */
+  raftMessageBytesMax: 1024 * 1024,
 } as const;

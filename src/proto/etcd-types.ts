@@ -162,8 +162,18 @@ export interface StatusResponse {
 export interface InternalRequest {
   /** Unique per proposing member; finds the waiter for the entry when it is applied. */
   id: number;
+  /** The proposing member (0n in entries written before clustering). */
+  member_id?: bigint;
   put?: PutRequest;
   delete_range?: DeleteRangeRequest;
   txn?: TxnRequest;
   compaction?: CompactionRequest;
+  publish?: MemberAttributes;
+}
+
+/** keyraftpb.MemberAttributes: what a member publishes about itself through the log. */
+export interface MemberAttributes {
+  member_id: bigint;
+  name: string;
+  client_urls: string[];
 }

@@ -15,6 +15,25 @@ export interface ClusterIdentity {
   memberId: bigint;
   name: string;
   peerUrls: string[];
+  /** The founding members from --initial-cluster (this one included), in its order. */
+  initialMembers: InitialMember[];
+}
+
+export interface InitialMember {
+  id: bigint;
+  name: string;
+  peerUrls: string[];
+}
+
+/**
+ * The data dir's format. 0: keyraft 0.1's single member (no format field, a WAL without Raft
+ * snapshot markers, votes written as 1). 1: the Raft member (this file's `format` is 1, the WAL
+ * begins with the bootstrap snapshot marker holding the founding voters).
+ */
+export const DATA_DIR_FORMAT = 1;
+
+export class DataDirFormatError extends Error {
+  override name = 'DataDirFormatError';
 }
 
 export function computeMemberId(peerUrls: string[], clusterToken: string): bigint {
@@ -33,24 +52,28 @@ export function computeClusterId(memberIds: bigint[], clusterToken: string): big
 
 export function identityFromConfig(config: MemberConfig): ClusterIdentity {
   const memberIds: bigint[] = [];
+  const initialMembers: InitialMember[] = [];
   let memberId = 0n;
   let peerUrls: string[] = [];
   for (const [name, urls] of config.initialCluster) {
     const id = computeMemberId(urls, config.initialClusterToken);
     memberIds.push(id);
+    initialMembers.push({ id, name, peerUrls: urls });
     if (name === config.name) {
       memberId = id;
       peerUrls = urls;
     }
   }
-  return { clusterId: computeClusterId(memberIds, config.initialClusterToken), memberId, name: config.name, peerUrls };
+  return { clusterId: computeClusterId(memberIds, config.initialClusterToken), memberId, name: config.name, peerUrls, initialMembers };
 }
 
 interface StoredIdentity {
+  format?: number;
   clusterId: string;
   memberId: string;
   name: string;
   peerUrls: string[];
+  initialMembers?: Array<{ id: string; name: string; peerUrls: string[] }>;
 }
 
 /** Reads member/identity.json, or writes it (durably) from the config on first start. */
@@ -58,7 +81,17 @@ export async function loadOrCreateIdentity(memberDir: string, config: MemberConf
   const file = join(memberDir, 'identity.json');
   try {
     const stored = JSON.parse(await readFile(file, 'utf8')) as StoredIdentity;
-    return { clusterId: BigInt(stored.clusterId), memberId: BigInt(stored.memberId), name: stored.name, peerUrls: stored.peerUrls };
+    const format = stored.format ?? 0;
+    if (format !== DATA_DIR_FORMAT) {
+      // Never guess at another format's meaning: a format-0 WAL has no Raft snapshot marker and
+      // votes of 1, which the Raft member would misread as a member id.
+      throw new DataDirFormatError(`data dir ${memberDir} has format ${format}${format === 0 ? ' (single-member keyraft 0.1)' : ''}; `
+        + `this keyraft reads format ${DATA_DIR_FORMAT} only. Move its data with a snapshot (save from the old version, restore into a new data dir)`);
+    }
+    return {
+      clusterId: BigInt(stored.clusterId), memberId: BigInt(stored.memberId), name: stored.name, peerUrls: stored.peerUrls,
+      initialMembers: (stored.initialMembers ?? []).map((m) => ({ id: BigInt(m.id), name: m.name, peerUrls: m.peerUrls })),
+    };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
       throw new Error(`cannot read ${file}: ${(err as Error).message}`);
@@ -66,10 +99,12 @@ export async function loadOrCreateIdentity(memberDir: string, config: MemberConf
   }
   const identity = identityFromConfig(config);
   const stored: StoredIdentity = {
+    format: DATA_DIR_FORMAT,
     clusterId: identity.clusterId.toString(),
     memberId: identity.memberId.toString(),
     name: identity.name,
     peerUrls: identity.peerUrls,
+    initialMembers: identity.initialMembers.map((m) => ({ id: m.id.toString(), name: m.name, peerUrls: m.peerUrls })),
   };
   await mkdir(memberDir, { recursive: true });
   // Write-then-rename with fsync so a crash leaves either no file or the whole file.

@@ -21,6 +21,12 @@ export interface MemberConfig {
   maxRequestBytes: number;
   maxTxnOps: number;
   quotaBackendBytes: number;
+  /** --heartbeat-interval, ms: one Raft tick. */
+  heartbeatIntervalMs: number;
+  /** --election-timeout, ms: a follower campaigns after this (randomized up to twice it) without a leader. */
+  electionTimeoutMs: number;
+  /** --snapshot-count: applied entries between two snapshots (log compaction and WAL release). */
+  snapshotCount: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'panic' | 'fatal';
 }
 
@@ -41,6 +47,9 @@ const FLAGS = {
   'max-request-bytes': { type: 'string' },
   'max-txn-ops': { type: 'string' },
   'quota-backend-bytes': { type: 'string' },
+  'heartbeat-interval': { type: 'string' },
+  'election-timeout': { type: 'string' },
+  'snapshot-count': { type: 'string' },
   'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
@@ -65,6 +74,9 @@ Every flag may also be set by its environment variable: --max-txn-ops <-> ETCD_M
   --max-request-bytes 1572864               maximum client request size in bytes
   --max-txn-ops 128                         maximum number of operations in one transaction
   --quota-backend-bytes 0                   backend size quota in bytes (0 = default 2 GiB)
+  --heartbeat-interval 100                  time (in milliseconds) of a heartbeat interval
+  --election-timeout 1000                   time (in milliseconds) for an election to timeout
+  --snapshot-count 100000                   number of committed transactions to trigger a snapshot
   --log-level 'info'                        debug, info, warn, error, panic or fatal
   --version                                 print the version and exit
   -h, --help                                print this help and exit
@@ -157,6 +169,18 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   const maxTxnOps = parseNonNegativeInt('max-txn-ops', get('max-txn-ops') ?? String(Limits.maxTxnOps));
   if (maxTxnOps === 0) throw new ConfigError('--max-txn-ops: must be greater than 0');
   const quota = parseNonNegativeInt('quota-backend-bytes', get('quota-backend-bytes') ?? '0');
+  const heartbeatIntervalMs = parseNonNegativeInt('heartbeat-interval', get('heartbeat-interval') ?? '100');
+  const electionTimeoutMs = parseNonNegativeInt('election-timeout', get('election-timeout') ?? '1000');
+  // etcd's checks (embed/config.go): election >= 5 x heartbeat, and at most 50 s.
+  if (heartbeatIntervalMs === 0) throw new ConfigError('--heartbeat-interval: must be greater than 0');
+  if (5 * heartbeatIntervalMs > electionTimeoutMs) {
+    throw new ConfigError(`--election-timeout[${electionTimeoutMs}ms] should be at least as 5 times as --heartbeat-interval[${heartbeatIntervalMs}ms]`);
+  }
+  if (electionTimeoutMs > 50_000) {
+    throw new ConfigError(`--election-timeout[${electionTimeoutMs}ms] is too long, and should be set less than 50 seconds`);
+  }
+  const snapshotCount = parseNonNegativeInt('snapshot-count', get('snapshot-count') ?? '100000');
+  if (snapshotCount === 0) throw new ConfigError('--snapshot-count: must be greater than 0');
 
   const config: MemberConfig = {
     name,
@@ -171,13 +195,19 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     maxRequestBytes,
     maxTxnOps,
     quotaBackendBytes: quota === 0 ? Limits.quotaBackendBytes : quota,
+    heartbeatIntervalMs,
+    electionTimeoutMs,
+    snapshotCount,
     logLevel: logLevel as MemberConfig['logLevel'],
   };
   if (!config.initialCluster.has(name)) {
     throw new ConfigError(`--initial-cluster: has no entry for this member's --name "${name}"`);
   }
-  if (config.initialCluster.size > 1) {
-    throw new ConfigError('--initial-cluster: multi-member clusters need the Raft transport, which is not wired in yet; give one member');
+  const ownUrls = [...(config.initialCluster.get(name) ?? [])].sort().join(',');
+  const advertised = config.initialAdvertisePeerUrls.map((u) => u.href.replace(/\/$/, '')).sort().join(',');
+  if (config.initialClusterState === 'new' && ownUrls !== advertised) {
+    // etcd: "--initial-cluster has <name>=<urls> but missing from --initial-advertise-peer-urls=<urls>".
+    throw new ConfigError(`--initial-cluster has ${name}=${ownUrls} but missing from --initial-advertise-peer-urls=${advertised}`);
   }
   return { kind: 'run', config };
 }

@@ -1,22 +1,27 @@
 /**
- * The member: owns the log, the apply loop and the waiters, and serves MemberApi to the API layer.
+ * The member: the façade the API layer calls (MemberApi), and the composition of what a member
+ * is: the Raft core driven by the Ready loop (raft-node.ts), the WAL as its storage
+ * (raft-storage.ts), the peer network (an interface: main.ts plugs the peer transport in), the
+ * apply loop over the applier (MVCC) and membership, the waiters (wait.ts) and the reads.
  *
- * A write, end to end (DESIGN.md), for the single-member cluster this is today:
- *   1. propose(): the request gets the next log index and joins the batch of this event-loop turn.
- *   2. The batch is flushed once per turn (setImmediate) to the WAL writer as one append; the WAL
- *      groups every append that arrives while an fdatasync runs into the next write (group commit).
- *   3. When the WAL reports the batch durable, its entries are committed (a lone member is its own
- *      quorum) and applied in index order; each waiter is answered after its entry is applied.
- *   4. One backend batch per applied batch carries the data and the applied index together.
- * The Raft core slots in between 1 and 3: it decides the index and term, and commit comes from a
- * quorum of durable acks instead of the local fsync alone. Nothing else here changes.
+ * A write, end to end (DESIGN.md):
+ *   1. propose(): the request gets an id (this member + a counter), joins this turn's batch and a
+ *      waiter is registered; once per turn the batch goes to the core in one proposeBatch (a
+ *      follower's core forwards it to the leader).
+ *   2. The Ready loop: the leader's appends leave, the entries and hard state go to the WAL in one
+ *      group-committed fdatasync; followers persist before they ack; the leader commits on a
+ *      quorum of durable copies (its own counted only once its WAL write returned).
+ *   3. Committed entries are applied in index order on every member; one backend batch per
+ *      applied batch carries the data and the applied index. The member that proposed an entry
+ *      finds its waiter by (member_id, id) and answers the client.
  *
- * Reads: every acknowledged write is applied before it is acknowledged, so a read of the applied
- * state is linearizable on a lone member; serializable reads take the same path.
+ * Reads: linearizable reads wait for a ReadIndex round (one round for every read waiting when it
+ * starts, on the leader or asked of it by a follower), then for the local apply to reach it, then
+ * read local state. Serializable reads read local state at once.
  *
- * Invariant: appliedIndex <= durableIndex <= lastIndex.
- * Invariant: entries are applied exactly once, in index order, after they are durable.
+ * Invariant: entries are applied exactly once, in index order, after they are committed.
  */
+import { randomInt } from 'node:crypto';
 import { mkdir, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Counter, Gauge, Registry } from 'prom-client';
@@ -30,11 +35,24 @@ import type {
   MemberListResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, ResponseHeader,
   StatusResponse, TxnRequest, TxnResponse,
 } from '../proto/etcd-types.js';
-import { Wal, type WalEntry } from '../storage/wal.js';
+import { decodeConfChange, ConfChangeType } from '../raft/conf-change.js';
+import { Raft, type RaftConfig } from '../raft/raft.js';
+import {
+  EntryType, MessageType, NONE, Role, type Entry, type Message, type PersistedState, type ReadState,
+  type Snapshot, type SoftState,
+} from '../raft/raft-types.js';
+import { SeededRandom } from '../raft/seeded-random.js';
+import { Wal } from '../storage/wal.js';
 import { Applier } from './applier.js';
 import { loadOrCreateIdentity, type ClusterIdentity } from './cluster-identity.js';
 import type { MemberConfig } from './config.js';
+import { Membership } from './membership.js';
+import { toKeyraftError } from './raft-error-map.js';
+import { RaftNode, type RaftTransport } from './raft-node.js';
+import { WalRaftStorage } from './raft-storage.js';
 import type { ApiLimits, MemberApi } from './raft-kv.js';
+import { ReadIndexQueue } from './read-index-queue.js';
+import { Wait } from './wait.js';
 
 /** The etcd version keyraft speaks; clients gate features on it. */
 export const ETCD_API_VERSION = '3.4.23';
@@ -43,40 +61,75 @@ const internalRequestType = messageType('keyraftpb.InternalRequest');
 
 type ApplyResponse = PutResponse | DeleteRangeResponse | TxnResponse | CompactionResponse;
 
-interface Proposal {
-  entry: WalEntry;
-  request: InternalRequest;
-  resolve: (response: ApplyResponse) => void;
-  reject: (err: Error) => void;
+/** What the member needs from the peer network (main.ts adapts the peer transport to it). */
+export interface MemberNetwork extends RaftTransport {
+  addPeer(id: bigint, peerUrls: readonly string[]): void;
+  removePeer(id: bigint): void;
+  close(): Promise<void>;
 }
+
+/** Where the network hands inbound traffic. */
+export interface MemberInbox {
+  step(message: Message): void;
+  unreachable(id: bigint): void;
+}
+
+export type MemberNetworkFactory = (identity: ClusterIdentity, inbox: MemberInbox) => Promise<MemberNetwork>;
+
+/**
+ * Test-only faults, for proving the linearizability checker catches what they break
+ * (KEYRAFT_TEST_FAULT; never set in production): `stale-read` serves linearizable reads from
+ * local state without a ReadIndex round; `early-ack` answers a write as soon as it is proposed.
+ */
+export type TestFault = 'stale-read' | 'early-ack' | undefined;
 
 export interface MemberOptions {
   logger: Logger;
   metrics?: Registry;
   /** Called once if the member hits an unrecoverable error (WAL write failed, invariant broken). */
   onFatal?: (err: Error) => void;
+  /** The peer network; without it the member runs alone (single-member clusters, tests). */
+  network?: MemberNetworkFactory;
+  testFault?: TestFault;
 }
+
+/** etcd's request timeout: 5 s plus two election timeouts (etcdserver ReqTimeout). */
+function requestTimeoutMs(config: MemberConfig): number {
+  return 5000 + 2 * config.electionTimeoutMs;
+}
+
+/** A follower's ReadIndex round that got no answer within this is asked again (etcd: 500 ms). */
+const READ_INDEX_RETRY_MS = 500;
+
+/** Entries the leader keeps after a compaction so a slightly slow follower needs no snapshot (etcd's SnapshotCatchUpEntries). */
+const SNAPSHOT_CATCH_UP_ENTRIES = 5000;
 
 export class Member implements MemberApi {
   readonly limits: ApiLimits;
   readonly clusterId: bigint;
   readonly memberId: bigint;
 
-  private term = 0;
-  /** Index of the last entry handed to the WAL. */
-  private lastIndex = 0;
-  /** Index of the last entry the WAL reported durable. */
-  private durableIndex = 0;
+  private node!: RaftNode;
+  private network: MemberNetwork | null = null;
   private appliedIndex = 0;
-  /** Proposals of this event-loop turn, not yet handed to the WAL. */
-  private batch: Proposal[] = [];
-  private batchScheduled = false;
-  private inflight = 0;
+  private leader: bigint = NONE;
+  private role: Role = Role.Follower;
   private stopped = false;
+  private ticker: NodeJS.Timeout | null = null;
+  private scheduled = false;
+  /** Proposals of this turn, handed to the core together. */
+  private batchData: Uint8Array[] = [];
+  private batchIds: number[] = [];
+  /** Requests this member proposed, by their entry data (the same object comes back on the leader: no decode). */
+  private readonly ownProposals = new WeakMap<Uint8Array, InternalRequest>();
+  private readonly wait: Wait<ApplyResponse>;
+  private readonly reads: ReadIndexQueue;
+  private published = false;
   private releasing = false;
-  /** Applied index covered by the last completed backend flush (see releaseWal). */
+  /** Applied index covered by the last completed backend flush (see maybeCompact). */
   private flushedIndex = 0;
-  private appliedSinceRelease = 0;
+  private appliedSinceCompact = 0;
+  private snapshotRefusalsLogged = 0;
   private readonly metrics: MemberMetrics;
 
   private constructor(
@@ -84,17 +137,21 @@ export class Member implements MemberApi {
     private readonly identity: ClusterIdentity,
     private readonly wal: Wal,
     private readonly applier: Applier,
+    private readonly membership: Membership,
     private readonly logger: Logger,
     private readonly onFatal: (err: Error) => void,
+    private readonly testFault: TestFault,
     registry: Registry,
   ) {
     this.limits = { maxRequestBytes: config.maxRequestBytes, maxTxnOps: config.maxTxnOps };
     this.clusterId = identity.clusterId;
     this.memberId = identity.memberId;
     this.metrics = new MemberMetrics(registry);
+    this.wait = new Wait(Limits.pendingProposalsMax, requestTimeoutMs(config));
+    this.reads = new ReadIndexQueue(identity.memberId, requestTimeoutMs(config), READ_INDEX_RETRY_MS, Limits.pendingProposalsMax);
   }
 
-  /** Opens the data dir, recovers (backend, then WAL replay after the applied index), and starts a new term. */
+  /** Opens the data dir, recovers (backend, then the Raft log from the WAL), joins the peers, starts ticking. */
   static async start(config: MemberConfig, options: MemberOptions): Promise<Member> {
     const logger = options.logger.child({ component: 'member', name: config.name });
     const memberDir = join(config.dataDir, 'member');
@@ -111,56 +168,91 @@ export class Member implements MemberApi {
       await applier.close();
       throw err;
     }
+    const membership = await Membership.load(applier.backend, identity.initialMembers);
     const member = new Member(
-      config, identity, wal, applier, logger,
+      config, identity, wal, applier, membership, logger,
       options.onFatal ?? ((err) => { throw err; }),
-      registry,
+      options.testFault, registry,
     );
-    await member.recover(replay.entries, replay.hardState?.term ?? 1, replay.firstIndex);
+    const raft = member.recoverRaft(replay);
+    member.node = new RaftNode(raft, new WalRaftStorage(wal), member.transport(), member.stateMachine(), (err) => member.fail(err));
+    if (options.network) {
+      member.network = await options.network(identity, {
+        step: (m) => member.step(m),
+        unreachable: (id) => { if (!member.stopped) member.node.raft.reportUnreachable(id); },
+      });
+      for (const m of membership.all()) if (m.id !== identity.memberId) member.network.addPeer(m.id, m.peerURLs);
+    }
+    const status = raft.status();
+    // A lone voter wins its election at once: no election timeout at start-up.
+    if (status.conf.voters.length === 1 && status.conf.voters[0] === identity.memberId) raft.campaign();
+    member.startTicker();
+    member.schedule();
     logger.info({
       memberId: identity.memberId.toString(16), clusterId: identity.clusterId.toString(16),
-      term: member.term, appliedIndex: member.appliedIndex, revision: applier.currentRevision,
+      term: status.term, appliedIndex: member.appliedIndex, revision: applier.currentRevision,
+      voters: status.conf.voters.map((v) => v.toString(16)),
     }, 'member started');
     return member;
   }
 
-  /** Replays WAL entries the backend has not applied, then begins a new term with a no-op entry. */
-  private async recover(entries: WalEntry[], lastTerm: number, firstIndex: number): Promise<void> {
+  /**
+   * Builds the Raft core from what is durable. Fresh data dir: the founding members' bootstrap
+   * snapshot (or an empty member that waits for the leader, for --initial-cluster-state
+   * existing). Restart: the WAL's snapshot marker, entries and hard state, with the backend's
+   * applied index (entries up to it are not applied again).
+   */
+  private recoverRaft(replay: Awaited<ReturnType<typeof Wal.open>>['replay']): Raft {
+    const raftConfig = this.raftConfig();
     const backendApplied = this.applier.appliedIndex;
-    const lastWalIndex = entries.length > 0 ? entries[entries.length - 1]!.index : firstIndex - 1;
-    if (backendApplied > lastWalIndex && entries.length > 0) {
-      throw new Error(`recovery: backend applied index ${backendApplied} is ahead of the WAL's last index ${lastWalIndex}: the WAL lost entries`);
+    if (replay.snapshot === undefined && replay.hardState === undefined && replay.entries.length === 0) {
+      if (backendApplied > 0) {
+        throw new Error(`recovery: the backend has applied index ${backendApplied} but the WAL is empty: the WAL was lost`);
+      }
+      if (this.config.initialClusterState === 'existing') return new Raft(raftConfig);
+      return Raft.bootstrap(raftConfig, this.identity.initialMembers.map((m) => m.id));
     }
-    if (entries.length > 0 && entries[0]!.index > backendApplied + 1) {
-      throw new Error(`recovery: WAL starts at index ${entries[0]!.index} but the backend has applied only ${backendApplied}: entries ${backendApplied + 1}..${entries[0]!.index - 1} are missing`);
+    if (replay.snapshot === undefined) {
+      throw new Error('recovery: the WAL has no snapshot marker (every format-1 WAL starts with the bootstrap snapshot): refusing to guess');
     }
-    this.appliedIndex = backendApplied;
-    let replayed = 0;
-    for (const entry of entries) {
-      if (entry.index <= backendApplied) continue;
-      this.applyEntry(entry, undefined);
-      replayed++;
+    const snap = replay.snapshot;
+    const lastIndex = replay.entries.length > 0 ? replay.entries[replay.entries.length - 1]!.index : snap.index;
+    if (backendApplied < snap.index && snap.index > 1) {
+      throw new Error(`recovery: the backend has applied index ${backendApplied}, behind the WAL's snapshot at ${snap.index}: the state image it needs is missing`);
     }
-    this.lastIndex = Math.max(lastWalIndex, backendApplied);
-    this.durableIndex = this.lastIndex;
-    if (replayed > 0) {
-      this.applier.commit(this.appliedIndex);
-      this.logger.info({ replayed, appliedIndex: this.appliedIndex }, 'replayed WAL entries');
+    if (backendApplied > lastIndex) {
+      throw new Error(`recovery: the backend has applied index ${backendApplied}, ahead of the WAL's last index ${lastIndex}: the WAL lost entries`);
     }
-    // A lone member wins its election at once: a new term, made durable with a no-op entry
-    // (Raft's leader no-op) before any request is served, so terms never repeat after a restart.
-    this.term = Math.max(lastTerm, 1) + 1;
-    const noop: WalEntry = { term: this.term, index: ++this.lastIndex, type: 0, data: new Uint8Array(0) };
-    await this.wal.append([noop], { term: this.term, vote: 1, commit: this.lastIndex });
-    this.durableIndex = this.lastIndex;
-    this.applyEntry(noop, undefined);
-    this.applier.commit(this.appliedIndex);
+    const hs = replay.hardState ?? { term: snap.term, vote: NONE, commit: snap.index };
+    const applied = Math.max(backendApplied, snap.index);
+    this.appliedIndex = applied;
+    this.flushedIndex = applied;
+    const persisted: PersistedState = {
+      // The commit index is not fsync'd on its own (raft-storage.ts): entries the backend applied
+      // were committed, so commit is at least the applied index.
+      hardState: { term: hs.term, vote: hs.vote, commit: Math.min(Math.max(hs.commit, applied), lastIndex) },
+      snapshot: { metadata: { index: snap.index, term: snap.term, confState: { voters: snap.voters, learners: snap.learners } }, data: new Uint8Array(0) },
+      entries: replay.entries,
+      applied,
+    };
+    return new Raft(raftConfig, persisted);
+  }
+
+  private raftConfig(): RaftConfig {
+    return {
+      id: this.identity.memberId,
+      heartbeatTicks: 1,
+      electionTicks: Math.max(2, Math.round(this.config.electionTimeoutMs / this.config.heartbeatIntervalMs)),
+      random: new SeededRandom(randomInt(0x7fffffff)),
+      maxMessageBytes: Limits.raftMessageBytesMax,
+    };
   }
 
   // ---- MemberApi -------------------------------------------------------------------------------
 
   async range(request: RangeRequest): Promise<RangeResponse> {
     this.checkRunning();
+    if (request.serializable !== true && this.testFault !== 'stale-read') await this.readBarrier();
     const response = this.applier.range(request);
     response.header = this.header();
     return response;
@@ -188,45 +280,46 @@ export class Member implements MemberApi {
   async memberList(): Promise<MemberListResponse> {
     this.checkRunning();
     // etcd's cluster service header names no revision: membership is not part of the keyspace.
-    return {
-      header: { ...this.header(), revision: 0 },
-      members: [{
-        ID: this.memberId,
-        name: this.identity.name,
-        peerURLs: this.identity.peerUrls,
-        clientURLs: this.config.advertiseClientUrls.map(urlText),
-        isLearner: false,
-      }],
-    };
+    return { header: { ...this.header(), revision: 0 }, members: this.membership.toRecords() };
   }
 
   async status(): Promise<StatusResponse> {
     this.checkRunning();
     const dbSize = await directorySize(join(this.config.dataDir, 'member', 'db'));
+    const s = this.node.raft.status();
     return {
       header: this.header(),
       version: ETCD_API_VERSION,
       dbSize,
-      leader: this.memberId,
-      raftIndex: this.lastIndex,
-      raftTerm: this.term,
+      leader: this.leader,
+      raftIndex: s.lastIndex,
+      raftTerm: s.term,
       raftAppliedIndex: this.appliedIndex,
       errors: [],
       dbSizeInUse: dbSize,
-      isLearner: false,
+      isLearner: s.conf.learners.includes(this.memberId),
     };
   }
 
+  /** True while the member runs and knows a leader (/health, etcd's has_leader). */
   isHealthy(): boolean {
-    return !this.stopped;
+    return !this.stopped && this.leader !== NONE;
+  }
+
+  hasLeader(): boolean {
+    return this.leader !== NONE;
   }
 
   /** Stops taking requests, waits for what is in flight, flushes the backend and closes the WAL. */
   async close(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.batch.length > 0) this.flushBatch();
-    while (this.inflight > 0) await new Promise((resolve) => setImmediate(resolve));
+    if (this.ticker) clearInterval(this.ticker);
+    this.failWaiters(() => new KeyraftError('Stopped'));
+    // Let a save or apply that is running finish before the files close.
+    for (let i = 0; i < 1000 && !this.node.idle; i++) await new Promise((resolve) => setTimeout(resolve, 1));
+    this.node.stop();
+    await this.network?.close();
     this.applier.commit(this.appliedIndex);
     await this.applier.flush();
     await this.wal.close();
@@ -234,117 +327,325 @@ export class Member implements MemberApi {
     this.logger.info({ appliedIndex: this.appliedIndex }, 'member stopped');
   }
 
+  // ---- inputs ----------------------------------------------------------------------------------
+
+  private step(m: Message): void {
+    if (this.stopped) return;
+    if (m.to !== this.memberId) return;
+    this.node.raft.step(m);
+    this.schedule();
+  }
+
+  private startTicker(): void {
+    this.ticker = setInterval(() => {
+      if (this.stopped) return;
+      this.node.raft.tick();
+      this.reads.retryDue(performance.now(), (ctx) => this.issueReadIndex(ctx));
+      this.schedule();
+    }, this.config.heartbeatIntervalMs);
+  }
+
+  /** One Ready pass per turn: everything proposed or stepped in this turn goes in one batch. */
+  private schedule(): void {
+    if (this.scheduled || this.stopped) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      if (this.stopped) return;
+      this.flushProposals();
+      this.reads.startRound(performance.now(), (ctx) => this.issueReadIndex(ctx));
+      this.node.process();
+    });
+  }
+
   // ---- write path ------------------------------------------------------------------------------
 
   private propose(request: InternalRequest): Promise<ApplyResponse> {
     if (this.stopped) return Promise.reject(new KeyraftError('Stopped'));
-    if (this.inflight + this.batch.length >= Limits.pendingProposalsMax) {
-      return Promise.reject(new KeyraftError('TooManyRequests'));
+    if (this.leader === NONE) return Promise.reject(new KeyraftError('NoLeader'));
+    if (this.wait.size + this.batchIds.length >= Limits.pendingProposalsMax) return Promise.reject(new KeyraftError('TooManyRequests'));
+    const id = this.wait.newId();
+    request.id = id;
+    request.member_id = this.memberId;
+    const data = encode(internalRequestType, request);
+    if (data.length > this.config.maxRequestBytes + Limits.grpcOverheadBytes) return Promise.reject(new KeyraftError('RequestTooLarge'));
+    const promise = this.wait.register(id);
+    this.ownProposals.set(data, request);
+    this.batchData.push(data);
+    this.batchIds.push(id);
+    this.metrics.pending.inc();
+    this.schedule();
+    if (this.testFault === 'early-ack') {
+      // Planted bug (tests only): answer before the entry is committed anywhere.
+      this.wait.trigger(id, { header: this.header() } as ApplyResponse);
     }
-    const index = ++this.lastIndex;
-    request.id = index;
-    const entry: WalEntry = { term: this.term, index, type: 0, data: encode(internalRequestType, request) };
-    return new Promise<ApplyResponse>((resolve, reject) => {
-      this.batch.push({ entry, request, resolve, reject });
-      this.metrics.pending.inc();
-      if (!this.batchScheduled) {
-        this.batchScheduled = true;
-        // setImmediate runs after this turn's I/O callbacks: every request parsed in this turn
-        // joins one WAL append.
-        setImmediate(() => this.flushBatch());
-      }
-    });
+    return promise;
   }
 
-  private flushBatch(): void {
-    this.batchScheduled = false;
-    const proposals = this.batch;
-    if (proposals.length === 0) return;
-    this.batch = [];
-    this.inflight += proposals.length;
-    const entries = proposals.map((p) => p.entry);
-    this.wal.append(entries).then(
-      () => this.applyDurable(proposals),
-      (err: Error) => this.fail(new Error(`WAL append failed: ${err.message}`), proposals),
-    );
+  private flushProposals(): void {
+    if (this.batchData.length === 0) return;
+    const data = this.batchData;
+    const ids = this.batchIds;
+    this.batchData = [];
+    this.batchIds = [];
+    try {
+      this.node.raft.proposeBatch(data);
+    } catch (err) {
+      const mapped = toKeyraftError(err);
+      for (const id of ids) if (this.wait.fail(id, mapped)) this.metrics.pending.dec();
+      this.metrics.failed.inc(ids.length);
+    }
   }
 
-  /** The WAL made `proposals` durable: commit and apply them in order, answering each waiter. */
-  private applyDurable(proposals: Proposal[]): void {
-    const first = proposals[0]!.entry.index;
-    // Ordering: the WAL resolves appends in call order, so batches arrive in index order.
-    assert(first === this.durableIndex + 1, () => `durable batch starts at ${first}, expected ${this.durableIndex + 1}`);
-    this.durableIndex = proposals[proposals.length - 1]!.entry.index;
-    for (const proposal of proposals) {
-      this.inflight--;
-      this.metrics.pending.dec();
-      this.applyEntry(proposal.entry, proposal);
+  // ---- the state machine: what the Ready loop applies -------------------------------------------
+
+  private stateMachine() {
+    return {
+      onSoftState: (s: SoftState) => this.onSoftState(s),
+      installSnapshot: (s: Snapshot) => this.installSnapshot(s),
+      applyEntries: (entries: readonly Entry[]) => this.applyEntries(entries),
+      onReadStates: (states: readonly ReadState[]) => this.onReadStates(states),
+    };
+  }
+
+  private onSoftState(s: SoftState): void {
+    const previous = this.leader;
+    this.leader = s.leader;
+    this.role = s.role;
+    this.metrics.hasLeader.set(s.leader === NONE ? 0 : 1);
+    this.metrics.isLeader.set(s.role === Role.Leader ? 1 : 0);
+    if (previous !== s.leader) {
+      if (s.leader !== NONE) this.metrics.leaderChanges.inc();
+      this.logger.info({ leader: s.leader.toString(16), role: s.role, term: this.node.raft.status().term }, s.leader === NONE ? 'lost the leader' : 'leader elected');
+      // Proposals and reads in flight may or may not take effect under the new leader: answer
+      // them now with etcd's "leader changed" rather than letting them time out.
+      if (previous !== NONE) this.failWaiters(() => new KeyraftError('LeaderChanged'));
+      if (s.leader !== NONE) this.publishAttributes();
     }
-    // One backend batch for everything applied in this batch, with the applied index inside it.
-    this.applier.commit(this.appliedIndex);
-    this.appliedSinceRelease += proposals.length;
-    if (this.appliedSinceRelease >= WAL_RELEASE_EVERY_ENTRIES) this.releaseWal();
   }
 
   /**
-   * Applies one durable entry. Expected failures (a put with an unknown lease ...) consume the
+   * The only snapshots a member installs today are the bootstrap one (index 1, the empty state)
+   * and the empty snapshot a joining member gets for it. A state image from a leader that
+   * compacted its log is not supported yet (see transport(): the leader never sends one).
+   */
+  private installSnapshot(s: Snapshot): null {
+    assert(s.data.length === 0 && s.metadata.index <= 1 && this.appliedIndex <= 1,
+      () => `install snapshot at ${s.metadata.index} (${s.data.length} bytes) over applied ${this.appliedIndex}: state images are not supported yet`);
+    this.appliedIndex = Math.max(this.appliedIndex, s.metadata.index);
+    return null;
+  }
+
+  private applyEntries(entries: readonly Entry[]): void {
+    for (const entry of entries) this.applyEntry(entry);
+    // One backend batch for everything applied in this Ready, with the applied index inside it.
+    this.applier.commit(this.appliedIndex);
+    this.reads.applied(this.appliedIndex);
+    this.appliedSinceCompact += entries.length;
+    if (this.appliedSinceCompact >= this.config.snapshotCount) this.maybeCompact();
+  }
+
+  /**
+   * Applies one committed entry. Expected failures (a put with an unknown lease ...) consume the
    * index and answer the client with the error, as etcd does; anything else is a bug.
    */
-  private applyEntry(entry: WalEntry, proposal: Proposal | undefined): void {
+  private applyEntry(entry: Entry): void {
     assert(entry.index === this.appliedIndex + 1, () => `applying index ${entry.index} after ${this.appliedIndex}`);
     this.appliedIndex = entry.index;
     this.metrics.committed.inc();
     this.metrics.applied.inc();
-    if (entry.data.length === 0) return; // leader no-op
-    const request = proposal?.request ?? decode<InternalRequest>(internalRequestType, entry.data);
+    if (entry.type === EntryType.ConfChange) {
+      this.applyConfChange(entry);
+      return;
+    }
+    if (entry.data.length === 0) return; // a new leader's no-op
+    const request = this.ownProposals.get(entry.data) ?? decode<InternalRequest>(internalRequestType, entry.data);
+    const mine = request.member_id === this.memberId && this.wait.has(request.id);
+    if (request.publish) {
+      this.applyPublish(request);
+      if (mine) this.wait.trigger(request.id, {} as ApplyResponse);
+      return;
+    }
     let response: ApplyResponse;
     try {
       response = this.applier.apply(request);
     } catch (err) {
       if (!isKeyraftError(err)) {
-        this.fail(err as Error, []);
+        this.fail(err as Error);
         throw err;
       }
       this.metrics.failed.inc();
-      proposal?.reject(err);
+      if (mine) {
+        this.metrics.pending.dec();
+        this.wait.fail(request.id, err);
+      }
       return;
     }
-    if (proposal) {
+    if (mine) {
+      this.metrics.pending.dec();
       response.header = this.header();
-      proposal.resolve(response);
+      this.wait.trigger(request.id, response);
     }
   }
 
+  private applyConfChange(entry: Entry): void {
+    const change = decodeConfChange(entry.data);
+    const context = change.context.length > 0
+      ? JSON.parse(Buffer.from(change.context).toString('utf8')) as { name?: string; peerURLs?: string[] }
+      : {};
+    if (change.type === ConfChangeType.RemoveMember) {
+      this.membership.remove(change.memberId);
+      this.network?.removePeer(change.memberId);
+      if (change.memberId === this.memberId) {
+        this.logger.warn('the member has been permanently removed from the cluster; stopping');
+        setImmediate(() => this.fail(new Error('the member has been permanently removed from the cluster')));
+      }
+      return;
+    }
+    const existing = this.membership.get(change.memberId);
+    const info = {
+      id: change.memberId,
+      name: existing?.name ?? context.name ?? '',
+      peerURLs: context.peerURLs ?? existing?.peerURLs ?? [],
+      clientURLs: existing?.clientURLs ?? [],
+      isLearner: change.type === ConfChangeType.AddLearner,
+    };
+    this.membership.set(info);
+    if (change.memberId !== this.memberId) this.network?.addPeer(change.memberId, info.peerURLs);
+  }
+
+  private applyPublish(request: InternalRequest): void {
+    const attrs = request.publish!;
+    const existing = this.membership.get(attrs.member_id);
+    if (existing === undefined) return; // removed meanwhile
+    this.membership.set({ ...existing, name: attrs.name, clientURLs: attrs.client_urls });
+  }
+
+  /** Once it knows a leader, a member publishes its name and client URLs through the log (etcd's publish). */
+  private publishAttributes(): void {
+    if (this.published) return;
+    const current = this.membership.get(this.memberId);
+    const clientUrls = this.config.advertiseClientUrls.map(urlText);
+    if (current && current.name === this.config.name && current.clientURLs.join(',') === clientUrls.join(',')) {
+      this.published = true;
+      return;
+    }
+    this.propose({ id: 0, publish: { member_id: this.memberId, name: this.config.name, client_urls: clientUrls } }).then(
+      () => { this.published = true; },
+      (err: Error) => this.logger.debug({ err: err.message }, 'publishing member attributes failed; retrying on the next leader'),
+    );
+  }
+
+  // ---- reads -----------------------------------------------------------------------------------
+
+  /** Resolves once local state reflects every write acknowledged before the call (ReadIndex). */
+  private readBarrier(): Promise<void> {
+    if (this.leader === NONE) return Promise.reject(new KeyraftError('NoLeader'));
+    const p = this.reads.add();
+    this.schedule();
+    return p;
+  }
+
+  private issueReadIndex(context: Uint8Array): Error | null {
+    try {
+      this.node.raft.readIndex(context);
+      return null;
+    } catch (err) {
+      return toKeyraftError(err);
+    }
+  }
+
+  private onReadStates(states: readonly ReadState[]): void {
+    for (const rs of states) this.reads.answered(rs.context, rs.index, this.appliedIndex);
+  }
+
+  // ---- compaction ------------------------------------------------------------------------------
+
   /**
-   * Once the backend is synced, WAL segments holding only applied entries are no longer needed
-   * for recovery: release them so restarts replay little. Runs in the background, one at a time.
+   * Every --snapshot-count applied entries: once the backend is synced, the Raft log and the WAL
+   * before the backend's durable applied index are no longer needed for recovery. The log is
+   * compacted there (keeping SNAPSHOT_CATCH_UP_ENTRIES in memory for slow followers), the
+   * snapshot marker is made durable, and only then are WAL segments before it released.
    *
-   * The release lags one round behind the flush: it frees only what was applied before the
+   * The compaction lags one round behind the flush: it covers only what was applied before the
    * *previous* flush. LevelDB switches memtable logs without syncing the old one, so a synced
    * write covers the newest log only until the old memtable reaches a (synced) table file; a
    * whole round of writes in between makes that all but certain before the WAL copy is gone.
    */
-  private releaseWal(): void {
+  private maybeCompact(): void {
     if (this.releasing) return;
     this.releasing = true;
-    this.appliedSinceRelease = 0;
-    const releasable = this.flushedIndex;
+    this.appliedSinceCompact = 0;
+    const compactTo = this.flushedIndex;
     const flushing = this.appliedIndex;
     this.applier.flush()
       .then(async () => {
-        if (releasable > 0) await this.wal.releaseTo(releasable);
+        const raft = this.node.raft;
+        if (!this.stopped && compactTo > 1 && compactTo > this.lastCompactIndex) {
+          const snap = raft.compact(compactTo, new Uint8Array(0), SNAPSHOT_CATCH_UP_ENTRIES);
+          await this.wal.appendSnapshotMarker({
+            index: snap.metadata.index, term: snap.metadata.term,
+            voters: snap.metadata.confState.voters, learners: snap.metadata.confState.learners,
+          });
+          this.lastCompactIndex = compactTo;
+          await this.wal.releaseTo(compactTo);
+          this.logger.debug({ index: compactTo }, 'compacted the raft log and released the WAL before it');
+        }
         this.flushedIndex = flushing;
       })
-      .catch((err: Error) => this.logger.error({ err, releasable }, 'WAL release failed; segments are kept'))
+      .catch((err: Error) => this.logger.error({ err, compactTo }, 'log compaction failed; WAL segments are kept'))
       .finally(() => { this.releasing = false; });
   }
 
-  private fail(err: Error, proposals: Proposal[]): void {
-    if (this.stopped && proposals.length === 0) return;
+  private lastCompactIndex = 0;
+
+  // ---- transport -------------------------------------------------------------------------------
+
+  /**
+   * Outbound messages. A MsgSnap carrying a state image is not supported yet: the member keeps
+   * SNAPSHOT_CATCH_UP_ENTRIES after each compaction, and a follower further behind is reported
+   * to the core as a failed snapshot (logged) instead of being sent an empty state.
+   */
+  private transport(): RaftTransport {
+    return {
+      send: (messages) => {
+        const network = this.network;
+        if (network === null) return;
+        let out = messages;
+        if (messages.some((m) => m.type === MessageType.Snap && m.snapshot !== null && m.snapshot.metadata.index > 1)) {
+          out = messages.filter((m) => {
+            if (m.type !== MessageType.Snap || m.snapshot === null || m.snapshot.metadata.index <= 1) return true;
+            if (this.snapshotRefusalsLogged++ % 100 === 0) {
+              this.logger.warn({ to: m.to.toString(16), index: m.snapshot.metadata.index },
+                'a follower is behind the compacted log and needs a state image, which this version cannot send yet');
+            }
+            setImmediate(() => { if (!this.stopped) this.node.raft.reportSnapshot(m.to, false); });
+            return false;
+          });
+        }
+        network.send(out);
+      },
+    };
+  }
+
+  // ---- failures --------------------------------------------------------------------------------
+
+  private failWaiters(err: () => Error): void {
+    const n = this.wait.failAll(err);
+    if (n > 0) {
+      this.metrics.pending.dec(n);
+      this.metrics.failed.inc(n);
+    }
+    this.reads.failAll(err);
+  }
+
+  private fail(err: Error): void {
+    if (this.stopped) return;
     this.logger.fatal({ err }, 'member failed');
     this.stopped = true;
-    for (const p of [...proposals, ...this.batch]) p.reject(new KeyraftError('Stopped'));
-    this.batch = [];
+    if (this.ticker) clearInterval(this.ticker);
+    this.node?.stop();
+    this.failWaiters(() => new KeyraftError('Stopped'));
     this.onFatal(err);
   }
 
@@ -353,18 +654,18 @@ export class Member implements MemberApi {
   }
 
   private header(): ResponseHeader {
-    return { cluster_id: this.clusterId, member_id: this.memberId, revision: this.applier.currentRevision, raft_term: this.term };
+    return { cluster_id: this.clusterId, member_id: this.memberId, revision: this.applier.currentRevision, raft_term: this.node.raft.status().term };
   }
 }
-
-/** Release WAL segments after this many applied entries (a sync of the backend comes first). */
-const WAL_RELEASE_EVERY_ENTRIES = 50_000;
 
 class MemberMetrics {
   readonly committed: Counter;
   readonly applied: Counter;
   readonly failed: Counter;
   readonly pending: Gauge;
+  readonly hasLeader: Gauge;
+  readonly isLeader: Gauge;
+  readonly leaderChanges: Counter;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -372,8 +673,9 @@ class MemberMetrics {
     this.applied = new Counter({ name: 'etcd_server_proposals_applied_total', help: 'The total number of consensus proposals applied.', registers });
     this.failed = new Counter({ name: 'etcd_server_proposals_failed_total', help: 'The total number of failed proposals seen.', registers });
     this.pending = new Gauge({ name: 'etcd_server_proposals_pending', help: 'The current number of pending proposals to commit.', registers });
-    new Gauge({ name: 'etcd_server_has_leader', help: 'Whether or not a leader exists. 1 is existence, 0 is not.', registers }).set(1);
-    new Gauge({ name: 'etcd_server_is_leader', help: 'Whether or not this member is a leader. 1 if is, 0 otherwise.', registers }).set(1);
+    this.hasLeader = new Gauge({ name: 'etcd_server_has_leader', help: 'Whether or not a leader exists. 1 is existence, 0 is not.', registers });
+    this.isLeader = new Gauge({ name: 'etcd_server_is_leader', help: 'Whether or not this member is a leader. 1 if is, 0 otherwise.', registers });
+    this.leaderChanges = new Counter({ name: 'etcd_server_leader_changes_seen_total', help: 'The number of leader changes seen.', registers });
   }
 }
 

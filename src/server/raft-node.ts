@@ -1,0 +1,154 @@
+import { assert } from '../platform/assert.js';
+import type { Raft } from '../raft/raft.js';
+import type { Entry, HardState, Message, Ready, ReadState, Snapshot, SoftState } from '../raft/raft-types.js';
+
+/**
+ * The one Ready loop: carries out the Raft core's Ready batches against storage, a transport and
+ * the state machine. The server's member, the seeded simulator (test/raft/cluster-sim.ts) and the
+ * raft benchmark all drive the core through this class, so the ordering below is written once.
+ *
+ * The Ready contract (src/raft/README.md), in the order this loop keeps it:
+ *   1. rd.softState first: a leadership change fails the member's waiters before anything else.
+ *   2. rd.messages leave at once: a leader's appends and heartbeats may go before (in parallel with)
+ *      its own write, because the core counts the leader's copy toward commit only at advance().
+ *   3. rd.snapshot, rd.entries, rd.hardState are handed to storage as ONE save: snapshot, then
+ *      entries (replacing any persisted entries from the first one's index), then hard state;
+ *      fsync'd when rd.mustSync. Storage may finish synchronously (simulator) or later (the WAL).
+ *   4. Only once that save is durable: rd.messagesAfterPersist (votes, appends' acks, heartbeat
+ *      answers) leave; they promise what was just written (Raft paper, Figure 2).
+ *   5. Then the state machine: the snapshot is installed before the committed entries (which
+ *      follow it), then committedEntries in index order, then readStates (each waits until
+ *      applied >= its index, which the state machine tracks).
+ *   6. advance(): the core learns 3 and 5 are done; only then is ready() called again.
+ * Only one Ready is outstanding at a time: while a save runs, inputs (step, tick, propose) go
+ * into the core and come out together in the next Ready, which is the group commit.
+ */
+
+export interface RaftStorage {
+  /**
+   * Makes snapshot (if any), then entries, then hard state (if any) durable. Returns null when it
+   * finished synchronously, else a promise that resolves once durable. A rejection is fatal.
+   */
+  save(snapshot: Snapshot | null, entries: readonly Entry[], hardState: HardState | null, mustSync: boolean): Promise<void> | null;
+}
+
+export interface RaftTransport {
+  /** Hands messages to the network; never blocks, may drop (Raft tolerates loss). */
+  send(messages: readonly Message[]): void;
+}
+
+export interface RaftStateMachine {
+  /** The leader is different now (or this member's role changed). Called before anything else of the Ready. */
+  onSoftState(state: SoftState): void;
+  /** Replace the state with the snapshot's image; resolves once installed. */
+  installSnapshot(snapshot: Snapshot): Promise<void> | null;
+  /** Apply committed entries, in order (the first follows the last applied). */
+  applyEntries(entries: readonly Entry[]): void;
+  /** ReadIndex answers: each read may be served once applied >= state.index. */
+  onReadStates(states: readonly ReadState[]): void;
+}
+
+export class RaftNode {
+  /** Invariant: true exactly while a Ready is outstanding (between ready() and advance()). */
+  private busy = false;
+  private stopped = false;
+  /** Readies carried out (for tests and metrics). */
+  readies = 0;
+
+  constructor(
+    readonly raft: Raft,
+    private readonly storage: RaftStorage,
+    private readonly transport: RaftTransport,
+    private readonly stateMachine: RaftStateMachine,
+    private readonly onFatal: (err: Error) => void,
+  ) {}
+
+  /**
+   * Carries out Ready batches until the core has none left, or until one waits on storage or a
+   * snapshot install (that one continues by itself when the write completes).
+   */
+  process(): void {
+    while (!this.busy && !this.stopped && this.raft.hasReady()) {
+      const rd = this.raft.ready();
+      this.busy = true;
+      this.readies++;
+      if (rd.softState !== null) this.stateMachine.onSoftState(rd.softState);
+      // 2. May leave before our own write (the core holds them until its term is durable).
+      if (rd.messages.length > 0) this.transport.send(rd.messages);
+      // 3. One durable write for snapshot, entries and hard state.
+      let saved: Promise<void> | null;
+      try {
+        saved = this.storage.save(rd.snapshot, rd.entries, rd.hardState, rd.mustSync);
+      } catch (err) {
+        this.fail(err as Error);
+        return;
+      }
+      if (saved === null) {
+        if (!this.afterSave(rd)) return;
+        continue;
+      }
+      saved.then(
+        () => {
+          if (this.stopped) return;
+          if (this.afterSave(rd)) this.process();
+        },
+        (err: Error) => this.fail(err),
+      );
+      return;
+    }
+  }
+
+  /** Stops carrying out Readies (a save or install that is running completes, nothing follows). */
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** True while no Ready is outstanding (tests: the node is idle once this holds and !hasReady). */
+  get idle(): boolean {
+    return !this.busy;
+  }
+
+  /** Steps 4-6. Returns false when the Ready waits on a snapshot install (it continues by itself). */
+  private afterSave(rd: Ready): boolean {
+    // 4. Acks and votes promise durability: only now.
+    if (rd.messagesAfterPersist.length > 0) this.transport.send(rd.messagesAfterPersist);
+    // 5. Snapshot before the entries that follow it.
+    if (rd.snapshot !== null) {
+      let installed: Promise<void> | null;
+      try {
+        installed = this.stateMachine.installSnapshot(rd.snapshot);
+      } catch (err) {
+        this.fail(err as Error);
+        return false;
+      }
+      if (installed !== null) {
+        installed.then(
+          () => {
+            if (this.stopped) return;
+            this.applyAndAdvance(rd);
+            this.process();
+          },
+          (err: Error) => this.fail(err),
+        );
+        return false;
+      }
+    }
+    this.applyAndAdvance(rd);
+    return true;
+  }
+
+  private applyAndAdvance(rd: Ready): void {
+    if (rd.committedEntries.length > 0) this.stateMachine.applyEntries(rd.committedEntries);
+    if (rd.readStates.length > 0) this.stateMachine.onReadStates(rd.readStates);
+    assert(this.busy, 'advance without an outstanding Ready');
+    this.busy = false;
+    // 6.
+    this.raft.advance();
+  }
+
+  private fail(err: Error): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.onFatal(err);
+  }
+}
