@@ -37,6 +37,12 @@
  * Reads with unknown outcome have no effect and are dropped before the search.
  *
  * The search is bounded by a time budget; past it the answer is `ok: 'unknown'`, never a hang.
+ *
+ * Cost (measured on generated histories of 2,000 ops from 10 clients, one core): 20 keys check in
+ * 5-15 ms, 2 keys in 15-100 ms, 1 key in 0.2-0.7 s. What explodes is a violation on one key that
+ * also carries many unknown outcomes (100 on one key: past a 20 s budget), because an op with an
+ * infinite return is concurrent with everything after its call and the search must rule out every
+ * place for it. So fault tests should spread their clients over many keys.
  */
 import { performance } from 'node:perf_hooks';
 
