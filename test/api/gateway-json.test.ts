@@ -9,7 +9,7 @@ import {
 } from '../../src/api/gateway-json.js';
 import { protoSizeOf } from '../../src/api/proto-size.js';
 import { encode, messageType } from '../../src/proto/codec.js';
-import { rng } from './seeded-random.js';
+import { rng } from '../seeded-random.js';
 
 const body = (v: unknown): Buffer => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v));
 const b64 = (s: string): string => Buffer.from(s).toString('base64');

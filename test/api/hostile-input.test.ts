@@ -10,7 +10,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KvClient } from './grpc-clients.js';
 import { b64, httpRequest, startWithMemoryMember, type Running } from './helpers.js';
-import { rng } from './seeded-random.js';
+import { rng } from '../seeded-random.js';
 
 let running: Running;
 

@@ -10,7 +10,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { encodeWithoutIndexing, HpackDecoder, HpackError, type HeaderField } from '../../src/api/hpack.js';
-import { rng } from './seeded-random.js';
+import { rng } from '../seeded-random.js';
 
 /** Header blocks (HEADERS + CONTINUATION joined) by stream id, in arrival order, from a raw HTTP/2 byte stream. */
 class BlockCollector {

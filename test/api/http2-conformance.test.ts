@@ -21,7 +21,7 @@ import { encodeWithoutIndexing, HpackDecoder, type HeaderField } from '../../src
 import { Limits } from '../../src/platform/limits.js';
 import { decode, encode, messageType } from '../../src/proto/codec.js';
 import { b64, httpRequest, startWithMemoryMember, type Running } from './helpers.js';
-import { rng } from './seeded-random.js';
+import { rng } from '../seeded-random.js';
 
 let running: Running;
 

@@ -1,4 +1,4 @@
-/** Seeded xorshift32: the same seed gives the same inputs (the API suites' random cases). */
+/** Seeded xorshift32: the same seed gives the same inputs (the API and cluster suites' random cases). */
 export function rng(seed: number): () => number {
   let x = seed >>> 0 || 1;
   return () => {
