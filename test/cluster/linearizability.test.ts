@@ -182,8 +182,8 @@ test('recorder: times, outputs, unknown outcomes, definite failures, in-flight o
   const response = { header: { revision: 2 } };
   assert.is(await recorder.record(1, 'put', { key: 'x', value: '1' }, async () => response), response, 'the call\'s own result comes back');
   assert.is(await recorder.record(2, 'get', { key: 'x' }, async () => '1'), '1');
-  await assert_rejects(recorder.record(3, 'put', { key: 'x', value: '2' }, async () => { throw new Error('timeout'); }), 'timeout');
-  await assert_rejects(recorder.record(3, 'cas', { key: 'x', expected: '1', value: '3' }, async () => { throw new Error('refused'); }), 'refused');
+  await assertRejects(recorder.record(3, 'put', { key: 'x', value: '2' }, async () => { throw new Error('timeout'); }), 'timeout');
+  await assertRejects(recorder.record(3, 'cas', { key: 'x', expected: '1', value: '3' }, async () => { throw new Error('refused'); }), 'refused');
   let release!: (v: boolean) => void;
   const pending = recorder.record(4, 'cas', { key: 'x', expected: '1', value: '4' }, () => new Promise<boolean>((r) => { release = r; }));
   const history = recorder.history();
@@ -199,7 +199,7 @@ test('recorder: times, outputs, unknown outcomes, definite failures, in-flight o
   assert.equal(recorder.history()[3], { clientId: 4, op: 'cas', input: { key: 'x', expected: '1', value: '4' }, output: true, callMs: 6, returnMs: 7 });
 });
 
-async function assert_rejects(promise: Promise<unknown>, message: string): Promise<void> {
+async function assertRejects(promise: Promise<unknown>, message: string): Promise<void> {
   try {
     await promise;
   } catch (error) {
@@ -208,6 +208,77 @@ async function assert_rejects(promise: Promise<unknown>, message: string): Promi
   }
   assert.unreachable(`expected the call to reject with ${message}`);
 }
+
+// ---- Recorder and checker together, on async clients ----
+
+/**
+ * A store behind simulated latency, as the fault tests will drive a cluster: each call waits a
+ * random 0-2 ms, takes effect, waits again, and answers. `lagMs` > 0 makes reads come from a
+ * replica that applies writes that much later (a follower read without read-index: the bug the
+ * checker exists to catch).
+ */
+function latencyStore(random: () => number, lagMs: number) {
+  const primary = new Map<string, string>();
+  const replica = new Map<string, string>();
+  const latency = () => new Promise<void>((r) => setTimeout(r, Math.floor(random() * 3)));
+  return {
+    async put(key: string, value: string): Promise<void> {
+      await latency();
+      primary.set(key, value);
+      if (lagMs === 0) replica.set(key, value);
+      else setTimeout(() => replica.set(key, value), lagMs);
+      await latency();
+    },
+    async get(key: string): Promise<RegisterValue> {
+      await latency();
+      const value = (lagMs === 0 ? primary : replica).get(key) ?? null;
+      await latency();
+      return value;
+    },
+    async cas(key: string, expected: RegisterValue, value: string): Promise<boolean> {
+      await latency();
+      const holds = (primary.get(key) ?? null) === expected;
+      if (holds) {
+        primary.set(key, value);
+        if (lagMs === 0) replica.set(key, value);
+        else setTimeout(() => replica.set(key, value), lagMs);
+      }
+      await latency();
+      return holds;
+    },
+  };
+}
+
+async function runClients(store: ReturnType<typeof latencyStore>, recorder: HistoryRecorder, random: () => number): Promise<void> {
+  const keys = ['a', 'b', 'c'];
+  await Promise.all(Array.from({ length: 5 }, async (_, c) => {
+    for (let i = 0; i < 25; i++) {
+      const key = keys[Math.floor(random() * keys.length)]!;
+      const value = `c${c}.${i}`;
+      // A write, then a read of the same key by the same client: a lagging replica shows the
+      // old value here, after the write completed.
+      if (random() < 0.3) {
+        const expected = await recorder.record(c, 'get', { key }, () => store.get(key));
+        await recorder.record(c, 'cas', { key, expected, value }, () => store.cas(key, expected, value));
+      } else {
+        await recorder.record(c, 'put', { key, value }, () => store.put(key, value));
+      }
+      await recorder.record(c, 'get', { key }, () => store.get(key));
+    }
+  }));
+}
+
+test('recorded async clients of a linearizable store pass; of a lagging replica, fail', async () => {
+  const good = new HistoryRecorder();
+  await runClients(latencyStore(rng(11), 0), good, rng(12));
+  assert.is(good.history().length, 5 * 25 * 2 + good.history().filter((op) => op.op === 'cas').length);
+  ok(good.history());
+
+  const bad = new HistoryRecorder();
+  await runClients(latencyStore(rng(13), 20), bad, rng(14));
+  const result = checkLinearizable(bad.history());
+  assert.is(result.ok, false, JSON.stringify(result));
+});
 
 // ---- Generated histories ----
 
@@ -288,7 +359,7 @@ function wrote(op: Operation): string | undefined {
  * Plants a stale read: a known get G, a known effective write W that returned before G was
  * called, and a known write P of value v that returned before W was called. G is made to read v.
  * Since v is unique to P, and W overwrote it strictly between P and G in real time, no
- * linearization exists. Returns false if the history has no such triple.
+ * linearization exists. Returns undefined if the history has no such triple.
  */
 function plantStaleRead(history: Operation[], random: () => number): { key: string } | undefined {
   const gets = history.filter((op) => op.op === 'get' && op.returnMs !== Infinity);
