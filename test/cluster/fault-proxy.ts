@@ -61,7 +61,10 @@ export class FaultProxy {
     const address = server.address();
     if (address === null || typeof address !== 'object') throw new Error('fault proxy: no listening address');
     this.port = address.port;
-    server.on('connection', (socket) => this.accept(socket));
+    server.on('connection', (socket) => {
+      socket.setNoDelay(true);
+      this.accept(socket);
+    });
   }
 
   static start(options: FaultProxyOptions): Promise<FaultProxy> {
@@ -178,6 +181,8 @@ class Link {
 
   private connectUpstream(): void {
     const upstream = connect({ host: this.options.targetHost, port: this.options.targetPort, allowHalfOpen: true });
+    // No Nagle on either hop: raft's small messages would otherwise wait for delayed ACKs (~40 ms).
+    upstream.setNoDelay(true);
     this.upstream = upstream;
     upstream.pause();
     // Target down: the client sees its connection reset, the nearest we can get to a refusal.

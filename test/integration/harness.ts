@@ -48,7 +48,7 @@ export interface ServerProcess {
   stop(): Promise<number | null>;
 }
 
-function track(child: ChildProcess, clientPort: number, peerPort: number, dataDir: string): ServerProcess {
+export function track(child: ChildProcess, clientPort: number, peerPort: number, dataDir: string): ServerProcess {
   started.add(child);
   let output = '';
   child.stdout?.on('data', (d) => { output += d; });
@@ -113,7 +113,7 @@ export async function startEtcd(): Promise<ServerProcess> {
   return server;
 }
 
-async function waitHealthy(server: ServerProcess, what: string): Promise<void> {
+export async function waitHealthy(server: ServerProcess, what: string): Promise<void> {
   const deadline = Date.now() + 20_000;
   for (;;) {
     if (server.child.exitCode !== null || server.child.signalCode !== null) {

@@ -1,0 +1,196 @@
+/**
+ * A real keyraft cluster for tests: N member processes (the built CLI) on free ports, each
+ * advertising a peer URL that is the test's own front proxy (peer-links.ts), so the test can
+ * partition members; kill -9, SIGSTOP/SIGCONT and restart by index; the leader as the members
+ * report it. Every process is tracked by the integration harness and killed by PID in killAll().
+ */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { computeMemberId } from '../../src/server/cluster-identity.js';
+import { KvClient } from '../api/grpc-clients.js';
+import { freePort, keyraftBin, postJson, tempDir, track, type ServerProcess } from '../integration/harness.js';
+import { PeerFront, PeerLinks } from './peer-links.js';
+
+export interface ClusterOptions {
+  members: number;
+  /** Fast timeouts keep fault runs short: 50 ms heartbeats, 500 ms elections by default. */
+  heartbeatMs?: number;
+  electionMs?: number;
+  args?: string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface MemberSlot {
+  name: string;
+  id: bigint;
+  clientPort: number;
+  peerPort: number;
+  dataDir: string;
+  process: ServerProcess | null;
+  paused: boolean;
+}
+
+export interface MemberStatus {
+  memberId: bigint;
+  leader: bigint;
+  raftTerm: number;
+  raftIndex: number;
+  appliedIndex: number;
+  revision: number;
+}
+
+export class TestCluster {
+  private clients = new Map<number, grpc.Client>();
+
+  private constructor(
+    readonly slots: MemberSlot[],
+    readonly links: PeerLinks,
+    private readonly args: string[],
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly initialCluster: string,
+  ) {}
+
+  static async start(options: ClusterOptions): Promise<TestCluster> {
+    const token = `test-${process.pid}-${Date.now()}`;
+    const dir = tempDir('cluster');
+    const slots: MemberSlot[] = [];
+    const fronts: PeerFront[] = [];
+    for (let i = 0; i < options.members; i++) {
+      const peerPort = await freePort();
+      const front = await PeerFront.start(peerPort);
+      fronts.push(front);
+      const url = `http://127.0.0.1:${front.port}`;
+      slots.push({
+        name: `m${i}`, id: computeMemberId([url], token), clientPort: await freePort(), peerPort,
+        dataDir: join(dir, `m${i}`), process: null, paused: false,
+      });
+    }
+    const initialCluster = slots.map((s, i) => `${s.name}=http://127.0.0.1:${fronts[i]!.port}`).join(',');
+    const args = [
+      '--initial-cluster-token', token,
+      '--heartbeat-interval', String(options.heartbeatMs ?? 50),
+      '--election-timeout', String(options.electionMs ?? 500),
+      ...(options.args ?? []),
+    ];
+    const cluster = new TestCluster(slots, new PeerLinks(fronts, slots.map((s) => s.id)), args, options.env ?? {}, initialCluster);
+    for (let i = 0; i < slots.length; i++) cluster.spawn(i);
+    await cluster.waitLeader();
+    return cluster;
+  }
+
+  /** Starts member i (again), with the same flags; its data dir is kept. */
+  spawn(i: number): void {
+    const s = this.slots[i]!;
+    const front = this.links.fronts[i]!;
+    const child = spawn(process.execPath, [
+      keyraftBin,
+      '--name', s.name,
+      '--data-dir', s.dataDir,
+      '--listen-client-urls', `http://127.0.0.1:${s.clientPort}`,
+      '--advertise-client-urls', `http://127.0.0.1:${s.clientPort}`,
+      '--listen-peer-urls', `http://127.0.0.1:${s.peerPort}`,
+      '--initial-advertise-peer-urls', `http://127.0.0.1:${front.port}`,
+      '--initial-cluster', this.initialCluster,
+      ...this.args,
+    ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KEYRAFT_LOG_LEVEL: 'warn', ...this.env } });
+    s.process = track(child, s.clientPort, s.peerPort, s.dataDir);
+    s.paused = false;
+  }
+
+  async kill9(i: number): Promise<void> {
+    const s = this.slots[i]!;
+    this.dropClient(i);
+    await s.process?.kill9();
+    s.process = null;
+  }
+
+  pause(i: number): void {
+    const s = this.slots[i]!;
+    s.process!.child.kill('SIGSTOP');
+    s.paused = true;
+  }
+
+  resume(i: number): void {
+    const s = this.slots[i]!;
+    s.process!.child.kill('SIGCONT');
+    s.paused = false;
+  }
+
+  isUp(i: number): boolean {
+    const s = this.slots[i]!;
+    return s.process !== null && !s.paused;
+  }
+
+  /** Maintenance.Status of member i over the JSON gateway, or null when it does not answer. */
+  async status(i: number): Promise<MemberStatus | null> {
+    if (!this.isUp(i)) return null;
+    try {
+      const res = await postJson(this.slots[i]!.clientPort, '/v3/maintenance/status', {});
+      if (res.status !== 200) return null;
+      const j = res.json;
+      return {
+        memberId: BigInt(j.header.member_id), leader: BigInt(j.leader ?? 0), raftTerm: Number(j.raftTerm ?? 0),
+        raftIndex: Number(j.raftIndex ?? 0), appliedIndex: Number(j.raftAppliedIndex ?? 0), revision: Number(j.header.revision ?? 0),
+      };
+    } catch {
+      return null;
+    }
+  }
+
+  /** Waits until the members that are up agree on one leader that is up; returns its index. */
+  async waitLeader(timeoutMs = 20_000): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const statuses = await Promise.all(this.slots.map((_, i) => this.status(i)));
+      const up = statuses.filter((s): s is MemberStatus => s !== null);
+      const leader = up[0]?.leader ?? 0n;
+      const index = this.slots.findIndex((s) => s.id === leader);
+      if (leader !== 0n && index >= 0 && this.isUp(index) && up.every((s) => s.leader === leader) && up.length > this.slots.length / 2) return index;
+      if (Date.now() > deadline) {
+        throw new Error(`no agreed leader within ${timeoutMs} ms: ${JSON.stringify(statuses, (_, v) => (typeof v === 'bigint' ? v.toString(16) : v))}\n`
+          + this.slots.map((s) => `--- ${s.name}\n${s.process?.output().slice(-2000) ?? '(down)'}`).join('\n'));
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Waits until every member that is up has applied the same index (after the load stopped). */
+  async waitConverged(timeoutMs = 20_000): Promise<MemberStatus[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const statuses = await Promise.all(this.slots.map((_, i) => this.status(i)));
+      const up = statuses.filter((s): s is MemberStatus => s !== null);
+      if (up.length === this.slots.filter((_, i) => this.isUp(i)).length
+        && up.every((s) => s.appliedIndex === up[0]!.appliedIndex && s.revision === up[0]!.revision)) return up;
+      if (Date.now() > deadline) throw new Error(`members did not converge: ${JSON.stringify(statuses, (_, v) => (typeof v === 'bigint' ? v.toString() : v))}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** A gRPC KV client bound to member i (one connection, reused). */
+  kv(i: number): grpc.Client {
+    let c = this.clients.get(i);
+    if (!c) {
+      c = new KvClient(`127.0.0.1:${this.slots[i]!.clientPort}`, grpc.credentials.createInsecure(), {
+        'grpc.initial_reconnect_backoff_ms': 50, 'grpc.max_reconnect_backoff_ms': 200,
+      });
+      this.clients.set(i, c);
+    }
+    return c;
+  }
+
+  private dropClient(i: number): void {
+    this.clients.get(i)?.close();
+    this.clients.delete(i);
+  }
+
+  async close(): Promise<void> {
+    for (const i of [...this.clients.keys()]) this.dropClient(i);
+    for (let i = 0; i < this.slots.length; i++) {
+      if (this.slots[i]!.paused) this.resume(i);
+      await this.kill9(i);
+    }
+    await this.links.close();
+  }
+}
