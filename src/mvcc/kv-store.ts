@@ -36,6 +36,17 @@ const META_KEY = Buffer.from('mvcc', 'ascii');
 const META_BYTES = 24;
 const EMPTY = Buffer.alloc(0);
 
+/**
+ * The applied index recorded in a backend's mvcc meta, read through `get` (e.g. a snapshot
+ * reader's, for a state image); 0 when the backend holds no meta yet.
+ */
+export async function readAppliedIndex(get: (bucket: Bucket, key: Buffer) => Promise<Buffer | undefined>): Promise<number> {
+  const meta = await get(Bucket.meta, META_KEY);
+  if (meta === undefined) return 0;
+  assert(meta.length === META_BYTES, () => `mvcc meta of ${meta.length} bytes, expected ${META_BYTES}`);
+  return readUint64(meta, 0);
+}
+
 export interface KvStoreOptions {
   logger: Logger;
 }

@@ -1,4 +1,4 @@
-import { ClassicLevel } from 'classic-level';
+import { ClassicLevel, type Iterator as LevelIterator } from 'classic-level';
 import { assert } from '../platform/assert.js';
 import type { Logger } from '../platform/logger.js';
 
@@ -196,6 +196,26 @@ export class Backend {
     return visited;
   }
 
+  /** Resolves once every committed batch has been handed to LevelDB and written (not synced). */
+  async drain(): Promise<void> {
+    this.throwIfFailed();
+    if (this.writing) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    this.throwIfFailed();
+  }
+
+  /**
+   * A consistent view of every bucket but sync, as of now: one LevelDB iterator, whose implicit
+   * snapshot is taken at creation, so writes committed afterwards are not seen (state-image.ts).
+   * The caller must close() it.
+   */
+  snapshotReader(): BackendSnapshotReader {
+    assert(!this.closed, 'backend snapshot after close');
+    const iterator = this.db.iterator({
+      gte: Buffer.from([Bucket.key]), lt: Buffer.from([Bucket.sync]), highWaterMarkBytes: SCAN_BATCH_BYTES, fillCache: false,
+    });
+    return new BackendSnapshotReader(iterator);
+  }
+
   /** Writes what is committed, waits for it, and closes LevelDB. Staged operations are dropped. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -264,6 +284,41 @@ export class Backend {
 
   private throwIfFailed(): void {
     if (this.failure) throw this.failure;
+  }
+}
+
+/**
+ * Reads one LevelDB snapshot: get() seeks to a key, nextBatch() walks every record from the first
+ * bucket on, in key order. Both move the same iterator, so get() is for before the walk starts.
+ */
+export class BackendSnapshotReader {
+  private closed = false;
+
+  constructor(private readonly iterator: LevelIterator<ClassicLevel<Buffer, Buffer>, Buffer, Buffer>) {}
+
+  /** The value of one key (without the bucket byte) in this snapshot. */
+  async get(bucket: Bucket, key: Buffer): Promise<Buffer | undefined> {
+    const target = bucketKey(bucket, key);
+    this.iterator.seek(target);
+    const entry = await this.iterator.next();
+    if (entry === undefined || !entry[0].equals(target)) return undefined;
+    return entry[1];
+  }
+
+  /** Moves back to the first record. */
+  rewind(): void {
+    this.iterator.seek(Buffer.from([Bucket.key]));
+  }
+
+  /** The next records (keys WITH their bucket byte), or an empty array at the end. */
+  nextBatch(): Promise<Array<[Buffer, Buffer]>> {
+    return this.iterator.nextv(SCAN_BATCH_ENTRIES);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.iterator.close();
   }
 }
 
