@@ -10,6 +10,9 @@ import { idLabel } from './peer-metrics.js';
 import { SnapshotAssembly, SnapshotRejected } from './snapshot-assembly.js';
 import type { TransportContext } from './transport-context.js';
 
+/** Chunks an inbound snapshot may hold in memory while its file writes catch up. */
+const SNAPSHOT_UNWRITTEN_CHUNKS_MAX = 4;
+
 /** The transport's side of inbound connections: who is known, and a registry of live message streams. */
 export interface InboundRegistry extends LocalIdentity {
   /** A message stream from `from` was accepted; the registry closes any older one from that peer. */
@@ -33,6 +36,7 @@ export class InboundConnection {
   private handshakeTimer: NodeJS.Timeout | null;
   private assembly: SnapshotAssembly | null = null;
   private snapshotDone = false;
+  private readingPaused = false;
   private fromLabel = 'unknown';
   private log: Logger;
 
@@ -131,30 +135,58 @@ export class InboundConnection {
       this.registry.registerMessageStream(h.fromMemberId, this);
       this.log.info('inbound peer stream connected');
     } else {
-      this.assembly = new SnapshotAssembly(this.ctx.limits.snapshotBytesMax);
+      this.assembly = new SnapshotAssembly(this.ctx.limits.snapshotBytesMax, this.ctx.snapshotDir);
     }
   }
 
   private onSnapshotChunk(from: bigint, envelope: Extract<Envelope, { kind: 'snapshotChunk' }>): void {
     const assembly = this.assembly!;
-    let snapshot;
+    let complete: boolean;
     try {
-      snapshot = assembly.add(envelope.chunk);
+      complete = assembly.add(envelope.chunk);
     } catch (err) {
       if (!(err instanceof SnapshotRejected)) throw err;
       this.snapshotFailed(from, err.message, envelope.chunk.snapshotId);
       return;
     }
-    if (snapshot === null) return;
+    if (!complete) {
+      // The disk is behind the network: stop reading until the writes caught up (TCP pushes back
+      // on the sender), so at most a few chunks wait in memory.
+      if (assembly.pendingBytes > SNAPSHOT_UNWRITTEN_CHUNKS_MAX * this.ctx.limits.snapshotChunkBytes && !this.readingPaused) {
+        this.readingPaused = true;
+        this.connection.socket.pause();
+        void assembly.drained().then(() => {
+          this.readingPaused = false;
+          if (!this.connection.isClosed) this.connection.socket.resume();
+        });
+      }
+      return;
+    }
     this.snapshotDone = true;
-    this.ctx.metrics.snapshotReceiveSuccess.inc({ From: this.fromLabel });
-    this.log.info({ snapshotId: snapshot.snapshotId.toString(16), sizeBytes: snapshot.sizeBytes }, 'received snapshot');
-    this.ctx.handler.onSnapshot!(from, snapshot);
-    this.connection.endWith(encodeSnapshotAckFrame({ snapshotId: snapshot.snapshotId, ok: true, reason: '' }), 'snapshot received');
+    const snapshotId = envelope.chunk.snapshotId;
+    assembly.finish().then(
+      (snapshot) => {
+        if (this.connection.isClosed) {
+          // The sender gave up meanwhile (ack timeout): it will report failure, so do not hand up.
+          void assembly.discard();
+          this.ctx.metrics.snapshotReceiveFailures.inc({ From: this.fromLabel });
+          return;
+        }
+        this.ctx.metrics.snapshotReceiveSuccess.inc({ From: this.fromLabel });
+        this.log.info({ snapshotId: snapshot.snapshotId.toString(16), sizeBytes: snapshot.sizeBytes, path: snapshot.path }, 'received snapshot');
+        this.ctx.handler.onSnapshot!(from, snapshot);
+        this.connection.endWith(encodeSnapshotAckFrame({ snapshotId: snapshot.snapshotId, ok: true, reason: '' }), 'snapshot received');
+      },
+      (err: Error) => {
+        if (!(err instanceof SnapshotRejected)) throw err;
+        this.snapshotFailed(from, err.message, snapshotId);
+      },
+    );
   }
 
   private snapshotFailed(from: bigint, reason: string, snapshotId: bigint): void {
     this.snapshotDone = true;
+    void this.assembly?.discard();
     this.ctx.metrics.snapshotReceiveFailures.inc({ From: this.fromLabel });
     this.log.warn({ reason }, 'inbound snapshot rejected; not applied');
     this.ctx.handler.onSnapshotFailed?.(from, reason);
@@ -176,6 +208,7 @@ export class InboundConnection {
     if (h === null) return;
     if (h.stream === StreamKind.Snapshot && !this.snapshotDone) {
       this.snapshotDone = true;
+      void this.assembly?.discard();
       const message = `snapshot transfer cut short after ${this.assembly?.receivedBytes ?? 0} bytes: ${reason}`;
       this.ctx.metrics.snapshotReceiveFailures.inc({ From: this.fromLabel });
       this.log.warn({ reason: message }, 'inbound snapshot failed; not applied');

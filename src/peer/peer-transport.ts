@@ -25,6 +25,11 @@ export interface PeerTransportOptions {
   registry?: Registry;
   logger?: Logger;
   limits?: Partial<PeerLimits>;
+  /**
+   * Inbound snapshots are streamed to temporary files here as they arrive and handed up by path
+   * (ReceivedSnapshot.path). Without it they are buffered in memory (up to snapshotBytesMax).
+   */
+  snapshotDir?: string;
 }
 
 /**
@@ -66,6 +71,7 @@ export class PeerTransport {
       logger: (options.logger ?? silentLogger).child({ component: 'peer', memberId: idLabel(options.memberId) }),
       handler: options.handler,
       tlsClient: undefined,
+      snapshotDir: options.snapshotDir,
     };
     const streams = this.inboundMessageStreams;
     const inbound = this.inbound;

@@ -8,8 +8,13 @@ export interface ReceivedSnapshot {
   snapshotId: bigint;
   /** Opaque bytes the sender passed along (the member's raftpb snapshot metadata). */
   metadata: Uint8Array;
-  /** The snapshot's bytes in order, as they arrived (not concatenated: it may be large). */
+  /** The snapshot's bytes in order, as they arrived, when the transport has no snapshot dir (else empty). */
   chunks: Uint8Array[];
+  /**
+   * With a snapshot dir: the fsync'd file holding the snapshot's bytes. The handler owns it from
+   * the call on (it renames or removes it); null when the bytes are in `chunks`.
+   */
+  path: string | null;
   sizeBytes: number;
 }
 
@@ -34,4 +39,6 @@ export interface TransportContext {
   readonly logger: Logger;
   readonly handler: PeerHandler;
   readonly tlsClient: ConnectionOptions | undefined;
+  /** Where inbound snapshots are written as they arrive; undefined keeps them in memory. */
+  readonly snapshotDir: string | undefined;
 }

@@ -2,6 +2,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { encodeHandshakeFrame, encodeSnapshotChunkFrame, PROTOCOL_VERSION, StreamKind } from '../../src/peer/peer-codec.js';
 import { PeerError } from '../../src/peer/peer-error.js';
 import { CLUSTER, Inbox, metricValue, RawPeer, randomBytesSeeded, seededRandom, startTransport, waitFor } from './peer-test-helpers.js';
@@ -170,6 +173,56 @@ test('a snapshot over the receiver limit is refused; unknown peers and closed tr
     await t2.close();
   }
   assert.is((await t1.sendSnapshot(2n, Buffer.alloc(1)).catch((e: PeerError) => e))?.code, 'Closed');
+});
+
+test('with a snapshot dir, a snapshot streams to a file as it arrives and is handed up by path', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'keyraft-snapdir-'));
+  const inbox1 = new Inbox();
+  const inbox2 = new Inbox();
+  const t1 = await startTransport(1n, inbox1, { limits: { snapshotChunkBytes: 64 * 1024 } });
+  const t2 = await startTransport(2n, inbox2, { limits: { snapshotChunkBytes: 64 * 1024 }, snapshotDir: dir });
+  t1.addPeer(2n, `127.0.0.1:${t2.address.port}`);
+  t2.addPeer(1n, `127.0.0.1:${t1.address.port}`);
+  try {
+    const data = randomBytesSeeded(seededRandom(9), 5 * 1024 * 1024 + 3);
+    await t1.sendSnapshot(2n, data, Buffer.from('meta'));
+    const { snapshot } = inbox2.snapshots[0]!;
+    assert.is(snapshot.chunks.length, 0);
+    assert.ok(snapshot.path !== null && snapshot.path.startsWith(dir));
+    assert.ok((await readFile(snapshot.path!)).equals(data));
+    assert.is(Buffer.from(snapshot.metadata).toString(), 'meta');
+    await rm(snapshot.path!);
+
+    // A corrupt and a cut-short transfer leave no file behind.
+    const good = Buffer.from('the real snapshot bytes');
+    const sha = createHash('sha256').update(good).digest();
+    const chunk = (o: object) => encodeSnapshotChunkFrame({ snapshotId: 7n, offset: 0, data: new Uint8Array(0), metadata: new Uint8Array(0), last: false, totalBytes: 0, sha256: new Uint8Array(0), ...o });
+    const corrupted = Buffer.from(good);
+    corrupted[3] = corrupted[3]! ^ 1;
+    await forgedTransfer(t2.address.port, [chunk({ data: corrupted }), chunk({ offset: good.length, last: true, totalBytes: good.length, sha256: sha })]);
+    const cut = await RawPeer.connect(t2.address.port);
+    cut.write(Buffer.concat([
+      encodeHandshakeFrame({ clusterId: CLUSTER, fromMemberId: 1n, toMemberId: 2n, protocolVersion: PROTOCOL_VERSION, stream: StreamKind.Snapshot }),
+      chunk({ data: good }),
+    ]));
+    await waitFor(() => cut.frames.length === 1, 'handshake reply');
+    cut.socket.destroy();
+    await waitFor(() => inbox2.snapshotFailures.length === 2, 'both failures reported');
+    assert.match(inbox2.snapshotFailures[0]!.reason, 'checksum mismatch');
+    assert.match(inbox2.snapshotFailures[1]!.reason, 'cut short');
+    assert.is(inbox2.snapshots.length, 1);
+    let left: string[] = [];
+    for (let i = 0; i < 200; i++) {
+      left = await readdir(dir);
+      if (left.length === 0) break;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.equal(left, []);
+  } finally {
+    await t1.close();
+    await t2.close();
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();
