@@ -3,6 +3,7 @@
  * (cli/keyraft.ts) and in-process tests both start keyraft through here; nothing else wires
  * layers together.
  */
+import { rm } from 'node:fs/promises';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { startClientServer } from './api/client-server.js';
 import { PeerTransport } from './peer/peer-transport.js';
@@ -62,7 +63,7 @@ export async function startKeyraft(
  * (peer/raft-codec.ts), one outbound stream per peer, listening on the first --listen-peer-urls.
  */
 function peerNetwork(config: MemberConfig, metrics: Registry, logger: Logger): MemberNetworkFactory {
-  return async (identity, inbox) => {
+  return async (identity, inbox, options) => {
     const listen = config.listenPeerUrls[0]!;
     const log = logger.child({ component: 'peer-network' });
     const transport = new PeerTransport({
@@ -72,6 +73,8 @@ function peerNetwork(config: MemberConfig, metrics: Registry, logger: Logger): M
       listenPort: Number(listen.port),
       registry: metrics,
       logger,
+      // Inbound state images stream to files in the member's snap dir, never whole in memory.
+      snapshotDir: options.snapshotDir,
       handler: {
         onMessages(from, frames) {
           for (const frame of frames) {
@@ -89,6 +92,21 @@ function peerNetwork(config: MemberConfig, metrics: Registry, logger: Logger): M
             inbox.step(m);
           }
         },
+        onSnapshot(from, snapshot) {
+          let m: Message;
+          try {
+            m = decodeRaftMessage(snapshot.metadata);
+          } catch (err) {
+            log.warn({ from: from.toString(16), err: (err as Error).message }, 'dropping a snapshot with malformed metadata');
+            if (snapshot.path !== null) void rm(snapshot.path, { force: true });
+            return;
+          }
+          if (snapshot.path === null) {
+            log.warn({ from: from.toString(16) }, 'dropping a snapshot that arrived in memory (no snapshot dir)');
+            return;
+          }
+          inbox.snapshot(from, m, snapshot.path);
+        },
         onPeerUnreachable(to) {
           inbox.unreachable(to);
         },
@@ -105,6 +123,9 @@ function peerNetwork(config: MemberConfig, metrics: Registry, logger: Logger): M
           for (; i < messages.length && messages[i]!.to === to; i++) encoded.push(encodeRaftMessage(messages[i]!));
           transport.send(to, encoded);
         }
+      },
+      sendSnapshot(to, message, source) {
+        return transport.sendSnapshot(to, source, encodeRaftMessage(message));
       },
       addPeer(id, peerUrls) {
         if (peerUrls.length > 0) transport.addPeer(id, peerUrls[0]!);

@@ -22,7 +22,7 @@
  * Invariant: entries are applied exactly once, in index order, after they are committed.
  */
 import { randomInt } from 'node:crypto';
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { assert } from '../platform/assert.js';
@@ -42,6 +42,9 @@ import {
   type Snapshot, type SoftState,
 } from '../raft/raft-types.js';
 import { SeededRandom } from '../raft/seeded-random.js';
+import { readAppliedIndex } from '../mvcc/kv-store.js';
+import { UNKNOWN_TERM } from '../raft/raft-log.js';
+import { installStateImage } from '../storage/state-image.js';
 import { Wal } from '../storage/wal.js';
 import { Applier } from './applier.js';
 import { loadOrCreateIdentity, type ClusterIdentity } from './cluster-identity.js';
@@ -50,6 +53,7 @@ import { Membership } from './membership.js';
 import { toKeyraftError } from './raft-error-map.js';
 import { RaftNode, type RaftTransport } from './raft-node.js';
 import { WalRaftStorage } from './raft-storage.js';
+import { StateImages } from './state-images.js';
 import type { ApiLimits, MemberApi } from './raft-kv.js';
 import { ReadIndexQueue } from './read-index-queue.js';
 import { Wait } from './wait.js';
@@ -63,6 +67,12 @@ type ApplyResponse = PutResponse | DeleteRangeResponse | TxnResponse | Compactio
 
 /** What the member needs from the peer network (main.ts adapts the peer transport to it). */
 export interface MemberNetwork extends RaftTransport {
+  /**
+   * Streams a state image to a follower on its own connection: `message` is the MsgSnap naming
+   * the image's index, term and configuration (its data empty), `source` the image file's bytes.
+   * Resolves once the follower verified and took it; rejects otherwise.
+   */
+  sendSnapshot(to: bigint, message: Message, source: AsyncIterable<Uint8Array>): Promise<void>;
   addPeer(id: bigint, peerUrls: readonly string[]): void;
   removePeer(id: bigint): void;
   close(): Promise<void>;
@@ -71,10 +81,12 @@ export interface MemberNetwork extends RaftTransport {
 /** Where the network hands inbound traffic. */
 export interface MemberInbox {
   step(message: Message): void;
+  /** A verified state image from `from`: the MsgSnap it came with, and the file (now the member's). */
+  snapshot(from: bigint, message: Message, path: string): void;
   unreachable(id: bigint): void;
 }
 
-export type MemberNetworkFactory = (identity: ClusterIdentity, inbox: MemberInbox) => Promise<MemberNetwork>;
+export type MemberNetworkFactory = (identity: ClusterIdentity, inbox: MemberInbox, options: { snapshotDir: string }) => Promise<MemberNetwork>;
 
 /**
  * Test-only faults, for proving the linearizability checker catches what they break
@@ -129,15 +141,15 @@ export class Member implements MemberApi {
   /** Applied index covered by the last completed backend flush (see maybeCompact). */
   private flushedIndex = 0;
   private appliedSinceCompact = 0;
-  private snapshotRefusalsLogged = 0;
   private readonly metrics: MemberMetrics;
 
   private constructor(
     private readonly config: MemberConfig,
     private readonly identity: ClusterIdentity,
     private readonly wal: Wal,
-    private readonly applier: Applier,
-    private readonly membership: Membership,
+    private applier: Applier,
+    private membership: Membership,
+    private readonly images: StateImages,
     private readonly logger: Logger,
     private readonly onFatal: (err: Error) => void,
     private readonly testFault: TestFault,
@@ -159,18 +171,21 @@ export class Member implements MemberApi {
     const identity = await loadOrCreateIdentity(memberDir, config);
     const registry = options.metrics ?? new Registry();
     // Components take their own child of the caller's logger, so their `component` field is theirs.
-    const applier = await Applier.open(join(memberDir, 'db'), { logger: options.logger });
+    const images = new StateImages(join(memberDir, 'snap'), options.logger.child({ component: 'state-image' }));
+    await images.open();
+    let applier = await Applier.open(join(memberDir, 'db'), { logger: options.logger });
     let wal: Wal;
     let replay;
     try {
       ({ wal, replay } = await Wal.open(join(memberDir, 'wal'), { logger: options.logger, metrics: registry }));
+      applier = await reinstallIfBehind(applier, replay.snapshot?.index ?? 0, memberDir, images, logger);
     } catch (err) {
       await applier.close();
       throw err;
     }
     const membership = await Membership.load(applier.backend, identity.initialMembers);
     const member = new Member(
-      config, identity, wal, applier, membership, logger,
+      config, identity, wal, applier, membership, images, logger,
       options.onFatal ?? ((err) => { throw err; }),
       options.testFault, registry,
     );
@@ -179,8 +194,9 @@ export class Member implements MemberApi {
     if (options.network) {
       member.network = await options.network(identity, {
         step: (m) => member.step(m),
+        snapshot: (from, m, path) => member.receiveSnapshot(from, m, path),
         unreachable: (id) => { if (!member.stopped) member.node.raft.reportUnreachable(id); },
-      });
+      }, { snapshotDir: images.dir });
       for (const m of membership.all()) if (m.id !== identity.memberId) member.network.addPeer(m.id, m.peerURLs);
     }
     const status = raft.status();
@@ -217,9 +233,9 @@ export class Member implements MemberApi {
     }
     const snap = replay.snapshot;
     const lastIndex = replay.entries.length > 0 ? replay.entries[replay.entries.length - 1]!.index : snap.index;
-    if (backendApplied < snap.index && snap.index > 1) {
-      throw new Error(`recovery: the backend has applied index ${backendApplied}, behind the WAL's snapshot at ${snap.index}: the state image it needs is missing`);
-    }
+    // start() re-installed the image if the backend was behind the marker (reinstallIfBehind).
+    assert(backendApplied >= snap.index || snap.index <= 1,
+      () => `recovery: the backend has applied index ${backendApplied}, behind the WAL's snapshot at ${snap.index}, after re-install`);
     if (backendApplied > lastIndex) {
       throw new Error(`recovery: the backend has applied index ${backendApplied}, ahead of the WAL's last index ${lastIndex}: the WAL lost entries`);
     }
@@ -253,6 +269,7 @@ export class Member implements MemberApi {
   async range(request: RangeRequest): Promise<RangeResponse> {
     this.checkRunning();
     if (request.serializable !== true && this.testFault !== 'stale-read') await this.readBarrier();
+    if (this.installing !== null) await this.installing;
     const response = this.applier.range(request);
     response.header = this.header();
     return response;
@@ -425,15 +442,63 @@ export class Member implements MemberApi {
   }
 
   /**
-   * The only snapshots a member installs today are the bootstrap one (index 1, the empty state)
-   * and the empty snapshot a joining member gets for it. A state image from a leader that
-   * compacted its log is not supported yet (see transport(): the leader never sends one).
+   * Installs the snapshot of a Ready. Index 1 (the bootstrap snapshot, or the empty one a joining
+   * member gets for it) carries no state. Anything later is a state image the leader streamed
+   * (receiveSnapshot kept its file): the WAL's snapshot marker is already durable (raft-node.ts
+   * saves before it installs), so a crash from here on re-installs the same file at start-up.
+   *
+   *   1. build a fresh backend from the image in db.installing (verified: a bad file throws
+   *      before anything of ours is touched, and the scratch dir is removed);
+   *   2. close the old backend, and swap the directories by rename (db -> db.old,
+   *      db.installing -> db, remove db.old);
+   *   3. reopen the applier (the MVCC store rebuilt from the new backend) and the membership;
+   *      the applied index becomes the image's.
+   * The Ready loop waits for the returned promise; reads wait for it too (range()).
    */
-  private installSnapshot(s: Snapshot): null {
-    assert(s.data.length === 0 && s.metadata.index <= 1 && this.appliedIndex <= 1,
-      () => `install snapshot at ${s.metadata.index} (${s.data.length} bytes) over applied ${this.appliedIndex}: state images are not supported yet`);
-    this.appliedIndex = Math.max(this.appliedIndex, s.metadata.index);
-    return null;
+  private installSnapshot(s: Snapshot): Promise<void> | null {
+    if (s.metadata.index <= 1) {
+      assert(s.data.length === 0 && this.appliedIndex <= 1,
+        () => `install snapshot at ${s.metadata.index} (${s.data.length} bytes) over applied ${this.appliedIndex}`);
+      this.appliedIndex = Math.max(this.appliedIndex, s.metadata.index);
+      return null;
+    }
+    const installing = this.installImage(s).finally(() => { this.installing = null; });
+    this.installing = installing;
+    return installing;
+  }
+
+  private installing: Promise<void> | null = null;
+
+  private async installImage(s: Snapshot): Promise<void> {
+    const index = s.metadata.index;
+    const path = await this.images.find(index);
+    assert(path !== null, () => `install snapshot at ${index}: no state image for it in ${this.images.dir}`);
+    const started = performance.now();
+    this.applier = await swapInImage(this.applier, path, index, join(this.config.dataDir, 'member'), this.logger);
+    this.membership = await Membership.load(this.applier.backend, this.identity.initialMembers);
+    for (const m of this.membership.all()) if (m.id !== this.memberId) this.network?.addPeer(m.id, m.peerURLs);
+    this.appliedIndex = index;
+    this.flushedIndex = index;
+    this.lastCompactIndex = Math.max(this.lastCompactIndex, index);
+    this.appliedSinceCompact = 0;
+    this.reads.applied(index);
+    this.metrics.snapshotsInstalled.inc();
+    await this.images.removeOlderThan(index);
+    this.logger.info({ index, term: s.metadata.term, revision: this.applier.currentRevision, ms: Math.round(performance.now() - started) },
+      'installed state image from the leader');
+  }
+
+  /** The transport handed over a verified image file: keep it under its index, then let the core decide. */
+  private receiveSnapshot(from: bigint, m: Message, path: string): void {
+    if (this.stopped || m.to !== this.memberId || m.from !== from || m.snapshot === null || m.snapshot.metadata.index <= 1) {
+      this.logger.warn({ from: from.toString(16), index: m.snapshot?.metadata.index }, 'dropping a state image that does not fit its message');
+      void this.images.discard(path);
+      return;
+    }
+    this.images.accept(path, m.snapshot.metadata.index).then(
+      () => this.step(m),
+      (err: Error) => this.logger.error({ err, from: from.toString(16) }, 'keeping a received state image failed; dropped'),
+    );
   }
 
   private applyEntries(entries: readonly Entry[]): void {
@@ -602,9 +667,9 @@ export class Member implements MemberApi {
   // ---- transport -------------------------------------------------------------------------------
 
   /**
-   * Outbound messages. A MsgSnap carrying a state image is not supported yet: the member keeps
-   * SNAPSHOT_CATCH_UP_ENTRIES after each compaction, and a follower further behind is reported
-   * to the core as a failed snapshot (logged) instead of being sent an empty state.
+   * Outbound messages. A MsgSnap past the bootstrap snapshot means a follower is behind the
+   * compacted log: it goes out as a state image on its own connection (sendStateImage), never on
+   * the message stream.
    */
   private transport(): RaftTransport {
     return {
@@ -612,20 +677,70 @@ export class Member implements MemberApi {
         const network = this.network;
         if (network === null) return;
         let out = messages;
-        if (messages.some((m) => m.type === MessageType.Snap && m.snapshot !== null && m.snapshot.metadata.index > 1)) {
+        if (messages.some(isImageSnap)) {
           out = messages.filter((m) => {
-            if (m.type !== MessageType.Snap || m.snapshot === null || m.snapshot.metadata.index <= 1) return true;
-            if (this.snapshotRefusalsLogged++ % 100 === 0) {
-              this.logger.warn({ to: m.to.toString(16), index: m.snapshot.metadata.index },
-                'a follower is behind the compacted log and needs a state image, which this version cannot send yet');
-            }
-            setImmediate(() => { if (!this.stopped) this.node.raft.reportSnapshot(m.to, false); });
+            if (!isImageSnap(m)) return true;
+            this.sendStateImage(network, m);
             return false;
           });
         }
         network.send(out);
       },
     };
+  }
+
+  /** Followers a state image is being written for or streamed to (one transfer per follower). */
+  private readonly imagesInFlight = new Set<bigint>();
+
+  /**
+   * Sends a follower a state image at least as new as the core's snapshot, off the main thread's
+   * critical path: the image is written (or a recent one reused) and streamed asynchronously, and
+   * the core hears the outcome through reportSnapshot. The image's own index, term and
+   * configuration replace the core's snapshot metadata in the MsgSnap the follower steps.
+   */
+  private sendStateImage(network: MemberNetwork, m: Message): void {
+    const to = m.to;
+    if (this.imagesInFlight.has(to)) return;
+    this.imagesInFlight.add(to);
+    const started = performance.now();
+    let index = 0;
+    this.images.forSend(m.snapshot!.metadata.index, this.applier.backend, {
+      appliedIndex: (reader) => readAppliedIndex((bucket, key) => reader.get(bucket, key)),
+      describe: (i) => this.describeIndex(i),
+    })
+      .then(async (image) => {
+        index = image.index;
+        const d = this.describeIndex(image.index);
+        const message: Message = {
+          ...m,
+          snapshot: { metadata: { index: image.index, term: d.term, confState: { voters: d.voters, learners: d.learners } }, data: new Uint8Array(0) },
+        };
+        await network.sendSnapshot(to, message, this.images.read(image.path));
+      })
+      .then(
+        () => {
+          this.metrics.snapshotsSent.inc();
+          this.logger.info({ to: to.toString(16), index, ms: Math.round(performance.now() - started) }, 'sent state image');
+          if (!this.stopped) this.node.raft.reportSnapshot(to, true);
+        },
+        (err: Error) => {
+          this.logger.warn({ to: to.toString(16), index, err: err.message }, 'sending a state image failed; the core will retry');
+          if (!this.stopped) this.node.raft.reportSnapshot(to, false);
+        },
+      )
+      .finally(() => {
+        this.imagesInFlight.delete(to);
+        this.schedule();
+      });
+  }
+
+  /** The Raft term and configuration at an applied index still in the log (for an image there). */
+  private describeIndex(index: number): { term: number; voters: readonly bigint[]; learners: readonly bigint[] } {
+    const log = this.node.raft.log;
+    const term = log.term(index);
+    if (term === UNKNOWN_TERM) throw new Error(`state image at ${index}: the raft log no longer holds its term (offset ${log.offset})`);
+    const conf = log.confAt(index);
+    return { term, voters: conf.voters, learners: conf.learners };
   }
 
   // ---- failures --------------------------------------------------------------------------------
@@ -666,6 +781,8 @@ class MemberMetrics {
   readonly hasLeader: Gauge;
   readonly isLeader: Gauge;
   readonly leaderChanges: Counter;
+  readonly snapshotsSent: Counter;
+  readonly snapshotsInstalled: Counter;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -676,7 +793,51 @@ class MemberMetrics {
     this.hasLeader = new Gauge({ name: 'etcd_server_has_leader', help: 'Whether or not a leader exists. 1 is existence, 0 is not.', registers });
     this.isLeader = new Gauge({ name: 'etcd_server_is_leader', help: 'Whether or not this member is a leader. 1 if is, 0 otherwise.', registers });
     this.leaderChanges = new Counter({ name: 'etcd_server_leader_changes_seen_total', help: 'The number of leader changes seen.', registers });
+    this.snapshotsSent = new Counter({ name: 'keyraft_server_state_images_sent_total', help: 'State images streamed to followers behind the compacted log.', registers });
+    this.snapshotsInstalled = new Counter({ name: 'keyraft_server_state_images_installed_total', help: 'State images received from the leader and installed.', registers });
   }
+}
+
+function isImageSnap(m: Message): boolean {
+  return m.type === MessageType.Snap && m.snapshot !== null && m.snapshot.metadata.index > 1;
+}
+
+/**
+ * Replaces the backend at memberDir/db with one built from the image at `path` and returns the
+ * applier reopened on it. The image is verified while it is installed into db.installing; only
+ * then is the old backend closed and the directories swapped by rename. A crash at any point
+ * leaves either the old backend or the new one (or none: an empty backend opens at applied 0),
+ * and start-up re-installs from the same image while the backend is behind the WAL's marker.
+ */
+async function swapInImage(applier: Applier, path: string, index: number, memberDir: string, logger: Logger): Promise<Applier> {
+  const dbDir = join(memberDir, 'db');
+  const scratch = join(memberDir, 'db.installing');
+  const old = join(memberDir, 'db.old');
+  const installed = await installStateImage(path, scratch, logger);
+  assert(installed.header.index === index, () => `state image ${path} holds index ${installed.header.index}, expected ${index}`);
+  await applier.close();
+  await rm(old, { recursive: true, force: true });
+  await rename(dbDir, old);
+  await rename(scratch, dbDir);
+  await rm(old, { recursive: true, force: true });
+  const reopened = await Applier.open(dbDir, { logger });
+  assert(reopened.appliedIndex === index, () => `backend installed from the image at ${index} reports applied index ${reopened.appliedIndex}`);
+  return reopened;
+}
+
+/**
+ * Start-up: if the WAL's snapshot marker is ahead of the backend (a crash between writing the
+ * marker of a received image and the end of its install), install that image again.
+ */
+async function reinstallIfBehind(applier: Applier, markerIndex: number, memberDir: string, images: StateImages, logger: Logger): Promise<Applier> {
+  await rm(join(memberDir, 'db.installing'), { recursive: true, force: true });
+  if (markerIndex <= 1 || applier.appliedIndex >= markerIndex) return applier;
+  const path = await images.find(markerIndex);
+  if (path === null) {
+    throw new Error(`recovery: the backend has applied index ${applier.appliedIndex}, behind the WAL's snapshot at ${markerIndex}, and the state image for it is missing from ${images.dir}`);
+  }
+  logger.warn({ appliedIndex: applier.appliedIndex, markerIndex, path }, 'the backend is behind the WAL snapshot marker (interrupted install): re-installing the state image');
+  return swapInImage(applier, path, markerIndex, memberDir, logger);
 }
 
 function urlText(url: URL): string {
