@@ -176,10 +176,13 @@ export class Member implements MemberApi {
     let applier = await Applier.open(join(memberDir, 'db'), { logger: options.logger });
     let wal: Wal;
     let replay;
+    let walOpened: Wal | undefined;
     try {
       ({ wal, replay } = await Wal.open(join(memberDir, 'wal'), { logger: options.logger, metrics: registry }));
+      walOpened = wal;
       applier = await reinstallIfBehind(applier, replay.snapshot?.index ?? 0, memberDir, images, logger);
     } catch (err) {
+      await walOpened?.close();
       await applier.close();
       throw err;
     }
