@@ -107,9 +107,12 @@ export async function writeStateImage(backend: Backend, path: string, options: W
     for (;;) {
       const batch = await reader.nextBatch();
       if (batch.length === 0) break;
+      // Synchronous per record (no await unless a chunk is full): an await per record cost
+      // about 15 us each in microtask turns (measured: 343 ms of main thread for 20k records).
       for (const [key, value] of batch) {
-        assert(key.length >= 1 && key[0]! >= Bucket.key && key[0]! < Bucket.sync, () => `backend key with bucket byte ${key[0]} in an image`);
-        await out.putRecord(key, value);
+        const bucket = key[0];
+        if (bucket === undefined || bucket < Bucket.key || bucket >= Bucket.sync) assert(false, `backend key with bucket byte ${bucket} in an image`);
+        if (!out.tryRecord(key, value)) await out.putLargeRecord(key, value);
         records++;
       }
     }
@@ -145,18 +148,24 @@ class ChunkWriter {
     this.used += bytes.length;
   }
 
-  /** One record, with a key that starts with its bucket byte (as LevelDB holds it). */
-  async putRecord(prefixedKey: Buffer, value: Buffer): Promise<void> {
-    const keyLength = prefixedKey.length - 1;
-    const size = RECORD_OVERHEAD_BYTES + keyLength + value.length;
-    if (this.used + size > this.buffer.length) await this.flush();
-    if (size > this.buffer.length) {
-      const big = Buffer.allocUnsafe(size);
-      encodeRecordInto(big, 0, prefixedKey, value);
-      await this.writeOut(big);
-      return;
-    }
+  /**
+   * Encodes one record (its key starts with its bucket byte, as LevelDB holds it) into the chunk.
+   * Returns false when the chunk has no room: the caller then awaits putLargeRecord().
+   */
+  tryRecord(prefixedKey: Buffer, value: Buffer): boolean {
+    const size = RECORD_OVERHEAD_BYTES + prefixedKey.length - 1 + value.length;
+    if (this.used + size > this.buffer.length) return false;
     this.used = encodeRecordInto(this.buffer, this.used, prefixedKey, value);
+    return true;
+  }
+
+  /** Writes the chunk out, then the record (into the fresh chunk, or on its own if bigger than one). */
+  async putLargeRecord(prefixedKey: Buffer, value: Buffer): Promise<void> {
+    await this.flush();
+    if (this.tryRecord(prefixedKey, value)) return;
+    const big = Buffer.allocUnsafe(RECORD_OVERHEAD_BYTES + prefixedKey.length - 1 + value.length);
+    encodeRecordInto(big, 0, prefixedKey, value);
+    await this.writeOut(big);
   }
 
   /** Writes what is buffered and the trailer; returns the file's size. */
