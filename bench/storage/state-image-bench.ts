@@ -128,6 +128,7 @@ async function main(): Promise<void> {
       results.inline!.push(await measure(() => inline(backend, join(dir, 'inline.krimg'))));
       results.worker!.push(await measure(() => viaWorker(pool, backend, join(dir, 'worker.krimg'))));
     }
+    if (args.includes('--samples')) console.log(JSON.stringify(results));
     console.log('mode     wall ms  main busy ms  loop delay p50/p99/max ms   MB');
     for (const [mode, samples] of Object.entries(results)) {
       const m = (f: (s: Sample) => number) => median(samples.map(f));

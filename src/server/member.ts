@@ -740,7 +740,7 @@ export class Member implements MemberApi {
   /** The Raft term and configuration at an applied index still in the log (for an image there). */
   private describeIndex(index: number): { term: number; voters: readonly bigint[]; learners: readonly bigint[] } {
     const log = this.node.raft.log;
-    const term = log.term(index);
+    const term = index >= log.offset ? log.term(index) : UNKNOWN_TERM;
     if (term === UNKNOWN_TERM) throw new Error(`state image at ${index}: the raft log no longer holds its term (offset ${log.offset})`);
     const conf = log.confAt(index);
     return { term, voters: conf.voters, learners: conf.learners };

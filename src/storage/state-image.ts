@@ -34,12 +34,24 @@ import { Backend, Bucket, type BackendSnapshotReader } from './backend.js';
  * iterator, which the backend wrote in the same batch as the data it covers. The caller maps
  * that index to its Raft term and configuration (`describe`).
  *
- * Worker: DESIGN.md puts this serialization in a piscina worker. Measured on 1M keys of 256 B
- * (bench/state-image-bench.ts, 2 shared cores), see IMAGE_WORKER_MEASUREMENT below: the CPU work
- * per record is a copy into the chunk buffer and the SHA-256 of the chunk, and handing the
- * records to a worker needs a structured clone of every key and value on the main thread, which
- * costs about what the encoding it would save does. The worker did not earn its place: the
- * encoding runs inline, one 1 MiB chunk per turn, with the LevelDB reads and file writes async.
+ * Worker: DESIGN.md puts this serialization in a piscina worker; it did not earn its place here
+ * and is not used. Measured with bench/storage/state-image-bench.ts on 1M keys of 256 B (285 MB
+ * image), 2 cores shared with other engineers' builds, medians:
+ *
+ *   mode     wall ms  main-thread busy ms  event loop delay p50/p99/max ms
+ *   inline      4175                 2682                   5.6/27.6/43.4
+ *   worker      6606                 3782                   5.7/24.1/50.7
+ *   (a first run under heavier load: inline 4759 / 3466 busy, worker 6187 / 3909 busy)
+ *
+ * "worker": the LevelDB reads stay on the main thread (the database is open once, there), each
+ * batch of records is posted to one piscina thread that encodes and hashes it and transfers the
+ * chunk back. Most of the main thread's time is taking the records out of LevelDB (nextv makes
+ * two Buffers per record); encoding is a memcpy per record and SHA-256 is native at about
+ * 1 GB/s. Posting a batch costs a structured clone of every key and value, more than the
+ * encoding it saves, so the worker costs the main thread MORE time and makes the image slower.
+ * Either way no single turn is long: records are encoded synchronously per nextv batch (1000
+ * records, ~0.3 MB), with the reads, the chunk writes and the fsync async, so the event loop
+ * stays responsive (p99 delay in the tens of ms on the loaded machine, same as with the worker).
  */
 
 export const STATE_IMAGE_MAGIC = Buffer.from('KRIMG', 'ascii');
@@ -327,6 +339,15 @@ export class StateImageReader {
       stream.destroy();
     }
   }
+}
+
+/**
+ * The records of the image at `path`, in batches; throws StateImageError (after the last batch,
+ * for checksum and count) if the file is not a whole, valid image. StateImageReader gives the header.
+ */
+export async function* readStateImage(path: string): AsyncGenerator<StateImageRecord[]> {
+  const reader = await StateImageReader.open(path);
+  yield* reader.records();
 }
 
 /**
