@@ -17,6 +17,8 @@ export interface ClusterIdentity {
   peerUrls: string[];
   /** The founding members from --initial-cluster (this one included), in its order. */
   initialMembers: InitialMember[];
+  /** --initial-cluster-token: ids of members added later are derived from it too. */
+  clusterToken: string;
 }
 
 export interface InitialMember {
@@ -64,7 +66,7 @@ export function identityFromConfig(config: MemberConfig): ClusterIdentity {
       peerUrls = urls;
     }
   }
-  return { clusterId: computeClusterId(memberIds, config.initialClusterToken), memberId, name: config.name, peerUrls, initialMembers };
+  return { clusterId: computeClusterId(memberIds, config.initialClusterToken), memberId, name: config.name, peerUrls, initialMembers, clusterToken: config.initialClusterToken };
 }
 
 interface StoredIdentity {
@@ -74,6 +76,7 @@ interface StoredIdentity {
   name: string;
   peerUrls: string[];
   initialMembers?: Array<{ id: string; name: string; peerUrls: string[] }>;
+  clusterToken?: string;
 }
 
 /** Reads member/identity.json, or writes it (durably) from the config on first start. */
@@ -91,6 +94,7 @@ export async function loadOrCreateIdentity(memberDir: string, config: MemberConf
     return {
       clusterId: BigInt(stored.clusterId), memberId: BigInt(stored.memberId), name: stored.name, peerUrls: stored.peerUrls,
       initialMembers: (stored.initialMembers ?? []).map((m) => ({ id: BigInt(m.id), name: m.name, peerUrls: m.peerUrls })),
+      clusterToken: stored.clusterToken ?? config.initialClusterToken,
     };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
@@ -105,6 +109,7 @@ export async function loadOrCreateIdentity(memberDir: string, config: MemberConf
     name: identity.name,
     peerUrls: identity.peerUrls,
     initialMembers: identity.initialMembers.map((m) => ({ id: m.id.toString(), name: m.name, peerUrls: m.peerUrls })),
+    clusterToken: identity.clusterToken,
   };
   await mkdir(memberDir, { recursive: true });
   // Write-then-rename with fsync so a crash leaves either no file or the whole file.
