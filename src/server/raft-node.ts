@@ -61,6 +61,11 @@ export class RaftNode {
     private readonly transport: RaftTransport,
     private readonly stateMachine: RaftStateMachine,
     private readonly onFatal: (err: Error) => void,
+    /**
+     * Called after each advance(), before the next Ready. The simulator and the test cluster check
+     * the core's invariants there (raft.checkInvariants()); the member passes nothing.
+     */
+    private readonly onAdvanced: (() => void) | null = null,
   ) {}
 
   /**
@@ -83,6 +88,8 @@ export class RaftNode {
         this.fail(err as Error);
         return;
       }
+      // A save that throws (synchronously) is fatal like a rejected one; the simulator injects its
+      // crashes this way: nothing after the save (acks, apply, advance) happens.
       if (saved === null) {
         if (!this.afterSave(rd)) return;
         continue;
@@ -144,6 +151,7 @@ export class RaftNode {
     this.busy = false;
     // 6.
     this.raft.advance();
+    if (this.onAdvanced !== null) this.onAdvanced();
   }
 
   private fail(err: Error): void {
