@@ -5,6 +5,7 @@
  */
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { startClientServer } from './api/client-server.js';
+import { discoverClusterId } from './peer/cluster-discovery.js';
 import { PeerTransport } from './peer/peer-transport.js';
 import { decodeRaftMessage, encodeRaftMessage } from './peer/raft-codec.js';
 import type { Logger } from './platform/logger.js';
@@ -29,6 +30,7 @@ export async function startKeyraft(
   const member = await Member.start(config, {
     logger: options.logger, metrics, onFatal: options.onFatal, testFault,
     network: peerNetwork(config, metrics, options.logger),
+    discoverClusterId: (urls, memberId) => discoverClusterId(urls, memberId, undefined),
   });
   const servers: Array<{ port: number; close(): Promise<void> }> = [];
   try {
@@ -91,6 +93,9 @@ function peerNetwork(config: MemberConfig, metrics: Registry, logger: Logger): M
         },
         onPeerUnreachable(to) {
           inbox.unreachable(to);
+        },
+        onRemovedFromCluster(by) {
+          inbox.removed(by);
         },
       },
     });

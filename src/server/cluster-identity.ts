@@ -79,8 +79,15 @@ interface StoredIdentity {
   clusterToken?: string;
 }
 
-/** Reads member/identity.json, or writes it (durably) from the config on first start. */
-export async function loadOrCreateIdentity(memberDir: string, config: MemberConfig): Promise<ClusterIdentity> {
+/** Asks the members at these peer URLs which cluster they are in (a joining member's first step). */
+export type ClusterIdDiscovery = (peerUrls: string[], memberId: bigint) => Promise<bigint>;
+
+/**
+ * Reads member/identity.json, or writes it (durably) from the config on first start. A member
+ * joining an existing cluster (--initial-cluster-state existing) takes the cluster id from its
+ * peers, as etcd does: the founding members' ids are not known to it.
+ */
+export async function loadOrCreateIdentity(memberDir: string, config: MemberConfig, discover?: ClusterIdDiscovery): Promise<ClusterIdentity> {
   const file = join(memberDir, 'identity.json');
   try {
     const stored = JSON.parse(await readFile(file, 'utf8')) as StoredIdentity;
@@ -102,6 +109,12 @@ export async function loadOrCreateIdentity(memberDir: string, config: MemberConf
     }
   }
   const identity = identityFromConfig(config);
+  if (config.initialClusterState === 'existing') {
+    if (discover === undefined) throw new Error('--initial-cluster-state existing needs the peer network to learn the cluster id');
+    const others = identity.initialMembers.filter((m) => m.id !== identity.memberId).flatMap((m) => m.peerUrls);
+    if (others.length === 0) throw new Error('--initial-cluster-state existing: --initial-cluster names no other member to join');
+    identity.clusterId = await discover(others, identity.memberId);
+  }
   const stored: StoredIdentity = {
     format: DATA_DIR_FORMAT,
     clusterId: identity.clusterId.toString(),

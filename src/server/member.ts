@@ -45,7 +45,7 @@ import {
 import { SeededRandom } from '../raft/seeded-random.js';
 import { Wal } from '../storage/wal.js';
 import { Applier } from './applier.js';
-import { computeMemberId, loadOrCreateIdentity, type ClusterIdentity } from './cluster-identity.js';
+import { computeMemberId, loadOrCreateIdentity, type ClusterIdDiscovery, type ClusterIdentity } from './cluster-identity.js';
 import { forwardUnary } from './leader-forward.js';
 import type { MemberConfig } from './config.js';
 import { Membership } from './membership.js';
@@ -74,6 +74,8 @@ export interface MemberNetwork extends RaftTransport {
 export interface MemberInbox {
   step(message: Message): void;
   unreachable(id: bigint): void;
+  /** A peer refused us because this member was removed from the cluster: stop, as etcd does. */
+  removed(by: bigint): void;
 }
 
 export type MemberNetworkFactory = (identity: ClusterIdentity, inbox: MemberInbox) => Promise<MemberNetwork>;
@@ -92,6 +94,8 @@ export interface MemberOptions {
   onFatal?: (err: Error) => void;
   /** The peer network; without it the member runs alone (single-member clusters, tests). */
   network?: MemberNetworkFactory;
+  /** How a member joining an existing cluster learns its id (the peer network's discovery). */
+  discoverClusterId?: ClusterIdDiscovery;
   testFault?: TestFault;
 }
 
@@ -158,7 +162,7 @@ export class Member implements MemberApi {
     const logger = options.logger.child({ component: 'member', name: config.name });
     const memberDir = join(config.dataDir, 'member');
     await mkdir(memberDir, { recursive: true });
-    const identity = await loadOrCreateIdentity(memberDir, config);
+    const identity = await loadOrCreateIdentity(memberDir, config, options.discoverClusterId);
     const registry = options.metrics ?? new Registry();
     // Components take their own child of the caller's logger, so their `component` field is theirs.
     const applier = await Applier.open(join(memberDir, 'db'), { logger: options.logger });
@@ -182,6 +186,7 @@ export class Member implements MemberApi {
       member.network = await options.network(identity, {
         step: (m) => member.step(m),
         unreachable: (id) => { if (!member.stopped) member.node.raft.reportUnreachable(id); },
+        removed: (by) => member.removedFromCluster(by),
       });
       for (const m of membership.all()) if (m.id !== identity.memberId) member.network.addPeer(m.id, m.peerURLs);
     }
@@ -442,6 +447,13 @@ export class Member implements MemberApi {
 
   // ---- inputs ----------------------------------------------------------------------------------
 
+  /** Told by a peer (or by applying our own removal): this member is no longer in the cluster. */
+  private removedFromCluster(by: bigint): void {
+    if (this.stopped) return;
+    this.logger.warn({ by: by.toString(16) }, 'the member has been permanently removed from the cluster; stopping');
+    this.fail(new Error('the member has been permanently removed from the cluster'));
+  }
+
   private step(m: Message): void {
     if (this.stopped) return;
     if (m.to !== this.memberId) return;
@@ -623,10 +635,7 @@ export class Member implements MemberApi {
     if (change.type === ConfChangeType.RemoveMember) {
       this.membership.remove(change.memberId);
       this.network?.removePeer(change.memberId);
-      if (change.memberId === this.memberId) {
-        this.logger.warn('the member has been permanently removed from the cluster; stopping');
-        setImmediate(() => this.fail(new Error('the member has been permanently removed from the cluster')));
-      }
+      if (change.memberId === this.memberId) setImmediate(() => this.removedFromCluster(this.memberId));
       return;
     }
     const existing = this.membership.get(change.memberId);
