@@ -9,7 +9,7 @@ import { createServer } from 'node:net';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { binaryOrThrow, findBinary } from '../etcd-binaries.js';
+import { binaryOrThrow } from '../etcd-binaries.js';
 
 // The compiled tree this file runs from (dist/ normally; KEYRAFT_DIST in test/run.mjs may name another).
 const distRoot = join(__dirname, '..', '..');
@@ -99,11 +99,6 @@ export async function startKeyraft(options: { dataDir?: string; args?: string[];
   const server = track(child, clientPort, peerPort, dataDir);
   await waitHealthy(server, 'keyraft');
   return server;
-}
-
-/** For the benchmarks' --vs-etcd; tests use needEtcd() from ../etcd-binaries.ts. */
-export function etcdAvailable(): boolean {
-  return findBinary('etcd') !== undefined;
 }
 
 export async function startEtcd(): Promise<ServerProcess> {
