@@ -5,7 +5,7 @@
  * report it. Every process is tracked by the integration harness and killed by PID in killAll().
  */
 import { spawn } from 'node:child_process';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { computeMemberId } from '../../src/server/cluster-identity.js';
 import { KvClient } from '../api/grpc-clients.js';
@@ -48,7 +48,8 @@ export class TestCluster {
     readonly links: PeerLinks,
     private readonly args: string[],
     private readonly env: NodeJS.ProcessEnv,
-    private readonly initialCluster: string,
+    private initialCluster: string,
+    private readonly token: string,
   ) {}
 
   static async start(options: ClusterOptions): Promise<TestCluster> {
@@ -73,14 +74,42 @@ export class TestCluster {
       '--election-timeout', String(options.electionMs ?? 500),
       ...(options.args ?? []),
     ];
-    const cluster = new TestCluster(slots, new PeerLinks(fronts, slots.map((s) => s.id)), args, options.env ?? {}, initialCluster);
+    const cluster = new TestCluster(slots, new PeerLinks(fronts, slots.map((s) => s.id)), args, options.env ?? {}, initialCluster, token);
     for (let i = 0; i < slots.length; i++) cluster.spawn(i);
     await cluster.waitLeader();
     return cluster;
   }
 
+  /**
+   * Prepares a slot for a member to add (etcdctl member add, then spawnJoining): its ports, its
+   * front proxy and the peer URL to add. Returns its index.
+   */
+  async newSlot(): Promise<number> {
+    const i = this.slots.length;
+    const peerPort = await freePort();
+    const front = await PeerFront.start(peerPort);
+    const url = `http://127.0.0.1:${front.port}`;
+    this.links.fronts.push(front);
+    this.slots.push({
+      name: `m${i}`, id: computeMemberId([url], this.token), clientPort: await freePort(), peerPort,
+      dataDir: join(dirname(this.slots[0]!.dataDir), `m${i}`), process: null, paused: false,
+    });
+    this.links.ids.push(this.slots[i]!.id);
+    return i;
+  }
+
+  peerUrl(i: number): string {
+    return `http://127.0.0.1:${this.links.fronts[i]!.port}`;
+  }
+
+  /** Starts an added member with --initial-cluster-state existing and every current member listed. */
+  spawnJoining(i: number): void {
+    this.initialCluster = this.slots.map((s, k) => `${s.name}=${this.peerUrl(k)}`).join(',');
+    this.spawn(i, ['--initial-cluster-state', 'existing']);
+  }
+
   /** Starts member i (again), with the same flags; its data dir is kept. */
-  spawn(i: number): void {
+  spawn(i: number, extraArgs: string[] = []): void {
     const s = this.slots[i]!;
     const front = this.links.fronts[i]!;
     const child = spawn(process.execPath, [
@@ -93,6 +122,7 @@ export class TestCluster {
       '--initial-advertise-peer-urls', `http://127.0.0.1:${front.port}`,
       '--initial-cluster', this.initialCluster,
       ...this.args,
+      ...extraArgs,
     ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KEYRAFT_LOG_LEVEL: 'warn', ...this.env } });
     s.process = track(child, s.clientPort, s.peerPort, s.dataDir);
     s.paused = false;
@@ -146,7 +176,8 @@ export class TestCluster {
       const up = statuses.filter((s): s is MemberStatus => s !== null);
       const leader = up[0]?.leader ?? 0n;
       const index = this.slots.findIndex((s) => s.id === leader);
-      if (leader !== 0n && index >= 0 && this.isUp(index) && up.every((s) => s.leader === leader) && up.length > this.slots.length / 2) return index;
+      const voters = this.slots.filter((s) => s.process !== null || s.paused).length;
+      if (leader !== 0n && index >= 0 && this.isUp(index) && up.every((s) => s.leader === leader) && up.length > voters / 2) return index;
       if (Date.now() > deadline) {
         throw new Error(`no agreed leader within ${timeoutMs} ms: ${JSON.stringify(statuses, (_, v) => (typeof v === 'bigint' ? v.toString(16) : v))}\n`
           + this.slots.map((s) => `--- ${s.name}\n${s.process?.output().slice(-2000) ?? '(down)'}`).join('\n'));
