@@ -6,6 +6,7 @@
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { startClientServer } from './api/client-server.js';
 import { discoverClusterId } from './peer/cluster-discovery.js';
+import { loadPeerTls } from './peer/peer-tls.js';
 import { PeerTransport } from './peer/peer-transport.js';
 import { decodeRaftMessage, encodeRaftMessage } from './peer/raft-codec.js';
 import type { Logger } from './platform/logger.js';
@@ -30,7 +31,7 @@ export async function startKeyraft(
   const member = await Member.start(config, {
     logger: options.logger, metrics, onFatal: options.onFatal, testFault,
     network: peerNetwork(config, metrics, options.logger),
-    discoverClusterId: (urls, memberId) => discoverClusterId(urls, memberId, undefined),
+    discoverClusterId: async (urls, memberId) => discoverClusterId(urls, memberId, config.peerTls ? (await loadPeerTls(config.peerTls)).client : undefined),
   });
   const servers: Array<{ port: number; close(): Promise<void> }> = [];
   try {
@@ -74,6 +75,7 @@ function peerNetwork(config: MemberConfig, metrics: Registry, logger: Logger): M
       listenPort: Number(listen.port),
       registry: metrics,
       logger,
+      tls: config.peerTls,
       handler: {
         onMessages(from, frames) {
           for (const frame of frames) {

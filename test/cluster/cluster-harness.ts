@@ -19,6 +19,15 @@ export interface ClusterOptions {
   electionMs?: number;
   args?: string[];
   env?: NodeJS.ProcessEnv;
+  /**
+   * Members reach each other directly, without the test's proxies (no partitions then): for
+   * peer TLS, which the handshake-reading front cannot see into. `https` with it.
+   */
+  direct?: { scheme: 'http' | 'https' };
+  /** Flags for one member only (after `args`). */
+  memberArgs?: (i: number) => string[];
+  /** Members expected to agree on a leader before start() returns (default: all). */
+  quorumOf?: number[];
 }
 
 export interface MemberSlot {
@@ -26,6 +35,8 @@ export interface MemberSlot {
   id: bigint;
   clientPort: number;
   peerPort: number;
+  /** The peer URL every member knows this one by (a front proxy's, or the real port when direct). */
+  peerUrl: string;
   dataDir: string;
   process: ServerProcess | null;
   paused: boolean;
@@ -50,6 +61,7 @@ export class TestCluster {
     private readonly env: NodeJS.ProcessEnv,
     private initialCluster: string,
     private readonly token: string,
+    private readonly memberArgs: (i: number) => string[] = () => [],
   ) {}
 
   static async start(options: ClusterOptions): Promise<TestCluster> {
@@ -59,24 +71,29 @@ export class TestCluster {
     const fronts: PeerFront[] = [];
     for (let i = 0; i < options.members; i++) {
       const peerPort = await freePort();
-      const front = await PeerFront.start(peerPort);
-      fronts.push(front);
-      const url = `http://127.0.0.1:${front.port}`;
+      let url: string;
+      if (options.direct) {
+        url = `${options.direct.scheme}://127.0.0.1:${peerPort}`;
+      } else {
+        const front = await PeerFront.start(peerPort);
+        fronts.push(front);
+        url = `http://127.0.0.1:${front.port}`;
+      }
       slots.push({
-        name: `m${i}`, id: computeMemberId([url], token), clientPort: await freePort(), peerPort,
+        name: `m${i}`, id: computeMemberId([url], token), clientPort: await freePort(), peerPort, peerUrl: url,
         dataDir: join(dir, `m${i}`), process: null, paused: false,
       });
     }
-    const initialCluster = slots.map((s, i) => `${s.name}=http://127.0.0.1:${fronts[i]!.port}`).join(',');
+    const initialCluster = slots.map((s) => `${s.name}=${s.peerUrl}`).join(',');
     const args = [
       '--initial-cluster-token', token,
       '--heartbeat-interval', String(options.heartbeatMs ?? 50),
       '--election-timeout', String(options.electionMs ?? 500),
       ...(options.args ?? []),
     ];
-    const cluster = new TestCluster(slots, new PeerLinks(fronts, slots.map((s) => s.id)), args, options.env ?? {}, initialCluster, token);
+    const cluster = new TestCluster(slots, new PeerLinks(fronts, slots.map((s) => s.id)), args, options.env ?? {}, initialCluster, token, options.memberArgs);
     for (let i = 0; i < slots.length; i++) cluster.spawn(i);
-    await cluster.waitLeader();
+    await cluster.waitLeader(20_000, options.quorumOf);
     return cluster;
   }
 
@@ -91,7 +108,7 @@ export class TestCluster {
     const url = `http://127.0.0.1:${front.port}`;
     this.links.fronts.push(front);
     this.slots.push({
-      name: `m${i}`, id: computeMemberId([url], this.token), clientPort: await freePort(), peerPort,
+      name: `m${i}`, id: computeMemberId([url], this.token), clientPort: await freePort(), peerPort, peerUrl: url,
       dataDir: join(dirname(this.slots[0]!.dataDir), `m${i}`), process: null, paused: false,
     });
     this.links.ids.push(this.slots[i]!.id);
@@ -99,7 +116,7 @@ export class TestCluster {
   }
 
   peerUrl(i: number): string {
-    return `http://127.0.0.1:${this.links.fronts[i]!.port}`;
+    return this.slots[i]!.peerUrl;
   }
 
   /** Starts an added member with --initial-cluster-state existing and every current member listed. */
@@ -111,17 +128,18 @@ export class TestCluster {
   /** Starts member i (again), with the same flags; its data dir is kept. */
   spawn(i: number, extraArgs: string[] = []): void {
     const s = this.slots[i]!;
-    const front = this.links.fronts[i]!;
+    const scheme = s.peerUrl.startsWith('https:') ? 'https' : 'http';
     const child = spawn(process.execPath, [
       keyraftBin,
       '--name', s.name,
       '--data-dir', s.dataDir,
       '--listen-client-urls', `http://127.0.0.1:${s.clientPort}`,
       '--advertise-client-urls', `http://127.0.0.1:${s.clientPort}`,
-      '--listen-peer-urls', `http://127.0.0.1:${s.peerPort}`,
-      '--initial-advertise-peer-urls', `http://127.0.0.1:${front.port}`,
+      '--listen-peer-urls', `${scheme}://127.0.0.1:${s.peerPort}`,
+      '--initial-advertise-peer-urls', s.peerUrl,
       '--initial-cluster', this.initialCluster,
       ...this.args,
+      ...this.memberArgs(i),
       ...extraArgs,
     ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KEYRAFT_LOG_LEVEL: 'warn', ...this.env } });
     s.process = track(child, s.clientPort, s.peerPort, s.dataDir);
@@ -169,10 +187,10 @@ export class TestCluster {
   }
 
   /** Waits until the members that are up agree on one leader that is up; returns its index. */
-  async waitLeader(timeoutMs = 20_000): Promise<number> {
+  async waitLeader(timeoutMs = 20_000, among?: number[]): Promise<number> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const statuses = await Promise.all(this.slots.map((_, i) => this.status(i)));
+      const statuses = await Promise.all(this.slots.map((_, i) => (among === undefined || among.includes(i) ? this.status(i) : null)));
       const up = statuses.filter((s): s is MemberStatus => s !== null);
       const leader = up[0]?.leader ?? 0n;
       const index = this.slots.findIndex((s) => s.id === leader);
