@@ -233,7 +233,7 @@ interface ClusterScenario {
   measure: (cluster: BenchCluster, round: number) => Promise<ClusterSample>;
 }
 
-function scenarios(options: ClusterBenchOptions): ClusterScenario[] {
+function scenarios(options: ClusterBenchOptions, log: (line: string) => void): ClusterScenario[] {
   const shape = (inflight: number) => {
     const connections = Math.min(CONNECTIONS_MAX, inflight);
     return { connections, streamsPerConnection: Math.ceil(inflight / connections) };
@@ -252,6 +252,10 @@ function scenarios(options: ClusterBenchOptions): ClusterScenario[] {
         durationSeconds: options.durationSeconds,
         ...shape(inflight),
       });
+      // An overloaded leader can miss heartbeats and lose its role mid-round (the calls then in
+      // flight fail, as in etcd): say so, since it explains failed calls and a low rate.
+      const after = await cluster.leaderIndex();
+      if (after !== leader) log(`  (${cluster.kind}: leader changed during the round, ${cluster.members[leader]!.name} -> ${cluster.members[after]!.name})`);
       return { kind: 'load', load };
     },
   }));
@@ -316,7 +320,7 @@ export async function runClusterBench(options: ClusterBenchOptions): Promise<Clu
       log(`etcd cluster up: client ports ${clusters.etcd.clientPorts.join(',')}`);
     }
     const kinds = Object.keys(clusters) as Kind[];
-    for (const scenario of scenarios(options)) {
+    for (const scenario of scenarios(options, log)) {
       for (const kind of kinds) await scenario.setup?.(clusters[kind]!);
       const samples: Record<Kind, ClusterSample[]> = { keyraft: [], etcd: [] };
       const rounds = scenario.kind === 'failover' ? options.failoverRounds : options.rounds;

@@ -46,6 +46,8 @@ them all on Ctrl-C or SIGTERM. Flags after "--" are passed to every member (e.g.
 const STOP_GRACE_MS = 10_000;
 const HEALTH_POLL_MS = 100;
 const MEMBERS_MAX = 9;
+/** procfilePort stays under 65536 up to this many members (62379/62380). */
+const PROCFILE_MEMBERS_MAX = 6;
 
 /** etcd's Procfile ports: infra1 2379/2380, infra<i> i*10000+2379 / i*10000+2380 for i >= 2. */
 export function procfilePort(index: number, peer: boolean): number {
@@ -135,6 +137,9 @@ function parseClusterArgs(argv: string[]): ClusterOptions | 'help' {
   if (!Number.isInteger(count) || count < 1 || count > MEMBERS_MAX) throw new UsageError(`--members: must be 1 to ${MEMBERS_MAX}, got "${values.members}"`);
   const readyTimeoutSeconds = Number(values['ready-timeout'] ?? '60');
   if (!(readyTimeoutSeconds > 0)) throw new UsageError(`--ready-timeout: must be a positive number of seconds, got "${values['ready-timeout']}"`);
+  if (count > PROCFILE_MEMBERS_MAX && (values['client-ports'] === undefined || values['peer-ports'] === undefined)) {
+    throw new UsageError(`--members ${count}: the default ports stop at ${PROCFILE_MEMBERS_MAX} members (${procfilePort(PROCFILE_MEMBERS_MAX - 1, false)}); give --client-ports and --peer-ports`);
+  }
   const indexes = [...Array(count).keys()];
   const clientPorts = values['client-ports'] !== undefined ? parsePorts('client-ports', values['client-ports'], count) : indexes.map((i) => procfilePort(i, false));
   const peerPorts = values['peer-ports'] !== undefined ? parsePorts('peer-ports', values['peer-ports'], count) : indexes.map((i) => procfilePort(i, true));
