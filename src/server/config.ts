@@ -64,6 +64,7 @@ const FLAGS = {
 export type FlagName = keyof typeof FLAGS;
 
 export const USAGE = `Usage: keyraft [flags]
+       keyraft cluster [flags]   a local multi-member cluster (keyraft cluster --help)
 
 A distributed, strongly consistent key-value store, wire-compatible with etcd's v3 API.
 Every flag may also be set by its environment variable: --max-txn-ops <-> ETCD_MAX_TXN_OPS.

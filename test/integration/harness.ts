@@ -82,6 +82,14 @@ export function track(child: ChildProcess, clientPort: number, peerPort: number,
   };
 }
 
+/** Spawns a long-running process that `killAll()` kills by PID (stdout and stderr piped). */
+export function spawnTracked(command: string, args: string[], options: { env?: NodeJS.ProcessEnv } = {}): ChildProcess {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
+  started.add(child);
+  child.once('exit', () => started.delete(child));
+  return child;
+}
+
 export async function startKeyraft(options: { dataDir?: string; args?: string[]; env?: NodeJS.ProcessEnv; clientPort?: number } = {}): Promise<ServerProcess> {
   const dataDir = options.dataDir ?? join(tempDir('data'), 'member.keyraft');
   const clientPort = options.clientPort ?? await freePort();
