@@ -60,6 +60,8 @@ export async function startKeyraft(
   };
 }
 
+const noMessages: readonly Message[] = [];
+
 /**
  * The member's peer network on the peer transport: Raft messages encoded as raftpb.Message
  * (peer/raft-codec.ts), one outbound stream per peer, listening on the first --listen-peer-urls.
@@ -104,14 +106,19 @@ function peerNetwork(config: MemberConfig, metrics: Registry, logger: Logger): M
     await transport.start();
     return {
       send(messages) {
-        // One call per destination: the stream writes the batch as few frames.
+        // One call per run of messages to the same peer: the stream writes them as few frames.
+        let dropped: Message[] | null = null;
         let i = 0;
         while (i < messages.length) {
+          const start = i;
           const to = messages[i]!.to;
           const encoded: Uint8Array[] = [];
           for (; i < messages.length && messages[i]!.to === to; i++) encoded.push(encodeRaftMessage(messages[i]!));
-          transport.send(to, encoded);
+          const accepted = transport.send(to, encoded);
+          // The transport takes a prefix and drops the rest.
+          if (accepted < encoded.length) (dropped ??= []).push(...messages.slice(start + accepted, i));
         }
+        return dropped ?? noMessages;
       },
       addPeer(id, peerUrls) {
         if (peerUrls.length > 0) transport.addPeer(id, peerUrls[0]!);

@@ -29,7 +29,8 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { encode, messageType } from '../../src/proto/codec.js';
 import { clusterMemberArgs, memberHealthy, type ClusterMember } from '../../src/cli/local-cluster.js';
-import { etcdAvailable, freePort, keyraftBin, killAll, postJson, spawnTracked, tempDir } from '../../test/integration/harness.js';
+import { freePort, keyraftBin, killAll, postJson, spawnTracked, tempDir } from '../../test/integration/harness.js';
+import { binaryOrThrow, findBinary, missingReason } from '../../test/etcd-binaries.js';
 import { runGrpcLoad } from '../kv/grpc-load.js';
 import { median, type Measurement } from '../kv/side-by-side.js';
 
@@ -106,7 +107,7 @@ class BenchCluster {
     const args = clusterMemberArgs(this.members, index, 'bench');
     const child = this.kind === 'keyraft'
       ? spawnTracked(process.execPath, [keyraftBin, ...args, '--log-level', 'warn'])
-      : spawnTracked('etcd', [...args, '--log-level', 'error', '--logger', 'zap']);
+      : spawnTracked(binaryOrThrow('etcd'), [...args, '--log-level', 'error', '--logger', 'zap']);
     this.outputs[index] = '';
     const keep = (d: Buffer) => { this.outputs[index] = (this.outputs[index]! + d).slice(-OUTPUT_KEEP_BYTES); };
     child.stdout!.on('data', keep);
@@ -309,7 +310,7 @@ function describeSample(s: ClusterSample): string {
 
 export async function runClusterBench(options: ClusterBenchOptions): Promise<ClusterResult[]> {
   const log = options.log ?? ((line: string) => process.stdout.write(line + '\n'));
-  if (options.vsEtcd && !etcdAvailable()) throw new Error('--vs-etcd needs etcd 3.4 (apt-get install etcd-server)');
+  if (options.vsEtcd && findBinary('etcd') === undefined) throw new Error(`--vs-etcd needs etcd 3.4: ${missingReason(['etcd'])}`);
   const results: ClusterResult[] = [];
   try {
     const clusters: Partial<Record<Kind, BenchCluster>> = {};

@@ -64,7 +64,9 @@ const internalRequestType = messageType('keyraftpb.InternalRequest');
 type ApplyResponse = PutResponse | DeleteRangeResponse | TxnResponse | CompactionResponse;
 
 /** What the member needs from the peer network (main.ts adapts the peer transport to it). */
-export interface MemberNetwork extends RaftTransport {
+export interface MemberNetwork {
+  /** Hands messages to the peers; returns the ones it had to drop (unreachable peer, full queue). */
+  send(messages: readonly Message[]): readonly Message[];
   addPeer(id: bigint, peerUrls: readonly string[]): void;
   removePeer(id: bigint): void;
   close(): Promise<void>;
@@ -152,9 +154,9 @@ export class Member implements MemberApi {
     this.limits = { maxRequestBytes: config.maxRequestBytes, maxTxnOps: config.maxTxnOps };
     this.clusterId = identity.clusterId;
     this.memberId = identity.memberId;
-    this.metrics = new MemberMetrics(registry);
     this.wait = new Wait(Limits.pendingProposalsMax, requestTimeoutMs(config));
     this.reads = new ReadIndexQueue(identity.memberId, requestTimeoutMs(config), READ_INDEX_RETRY_MS, Limits.pendingProposalsMax);
+    this.metrics = new MemberMetrics(registry, () => this.reads.slowRounds);
   }
 
   /** Opens the data dir, recovers (backend, then the Raft log from the WAL), joins the peers, starts ticking. */
@@ -759,7 +761,8 @@ export class Member implements MemberApi {
             return false;
           });
         }
-        network.send(out);
+        const dropped = network.send(out);
+        for (const m of dropped) if (m.type === MessageType.Heartbeat) this.metrics.heartbeatSendFailures.inc();
       },
     };
   }
@@ -802,8 +805,9 @@ class MemberMetrics {
   readonly hasLeader: Gauge;
   readonly isLeader: Gauge;
   readonly leaderChanges: Counter;
+  readonly heartbeatSendFailures: Counter;
 
-  constructor(registry: Registry) {
+  constructor(registry: Registry, slowReadIndexes: () => number) {
     const registers = [registry];
     this.committed = new Counter({ name: 'etcd_server_proposals_committed_total', help: 'The total number of consensus proposals committed.', registers });
     this.applied = new Counter({ name: 'etcd_server_proposals_applied_total', help: 'The total number of consensus proposals applied.', registers });
@@ -812,6 +816,11 @@ class MemberMetrics {
     this.hasLeader = new Gauge({ name: 'etcd_server_has_leader', help: 'Whether or not a leader exists. 1 is existence, 0 is not.', registers });
     this.isLeader = new Gauge({ name: 'etcd_server_is_leader', help: 'Whether or not this member is a leader. 1 if is, 0 otherwise.', registers });
     this.leaderChanges = new Counter({ name: 'etcd_server_leader_changes_seen_total', help: 'The number of leader changes seen.', registers });
+    this.heartbeatSendFailures = new Counter({ name: 'etcd_server_heartbeat_send_failures_total', help: 'The total number of leader heartbeat send failures (likely overloaded from slow disk).', registers });
+    new Counter({
+      name: 'etcd_server_slow_read_indexes_total', help: 'The total number of pending read indexes not in sync with leader\'s or timed out read index requests.', registers,
+      collect() { this.reset(); this.inc(slowReadIndexes()); },
+    });
   }
 }
 

@@ -6,7 +6,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { b64, etcdctl, etcdctlAvailable, freePort, keyraftBin, killAll, postJson, spawnTracked, tempDir } from './harness.js';
+import { b64, etcdctl, freePort, keyraftBin, killAll, postJson, spawnTracked, tempDir } from './harness.js';
+import { findBinary } from '../etcd-binaries.js';
 
 const test = suite('local-cluster');
 const memberPids = new Set<number>();
@@ -51,7 +52,7 @@ async function startCluster(dataDir: string, clientPorts: number[], peerPorts: n
 }
 
 async function put(port: number, key: string, value: string): Promise<void> {
-  if (etcdctlAvailable()) {
+  if (findBinary('etcdctl') !== undefined) {
     const res = await etcdctl(port, ['put', key, value]);
     assert.is(res.code, 0, res.stderr);
     return;
@@ -61,7 +62,7 @@ async function put(port: number, key: string, value: string): Promise<void> {
 }
 
 async function get(port: number, key: string): Promise<string | undefined> {
-  if (etcdctlAvailable()) {
+  if (findBinary('etcdctl') !== undefined) {
     const res = await etcdctl(port, ['get', key, '--print-value-only']);
     assert.is(res.code, 0, res.stderr);
     return res.stdout.trim() || undefined;
