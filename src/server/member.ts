@@ -183,7 +183,8 @@ export class Member implements MemberApi {
       options.testFault, registry,
     );
     const raft = member.recoverRaft(replay);
-    member.node = new RaftNode(raft, new WalRaftStorage(wal), member.transport(), member.stateMachine(), (err) => member.fail(err));
+    const persistedLastIndex = replay.entries.length > 0 ? replay.entries[replay.entries.length - 1]!.index : (replay.snapshot?.index ?? 0);
+    member.node = new RaftNode(raft, new WalRaftStorage(wal), member.transport(), member.stateMachine(), (err) => member.fail(err), null, persistedLastIndex);
     if (options.network) {
       member.network = await options.network(identity, {
         step: (m) => member.step(m),
