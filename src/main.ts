@@ -6,6 +6,8 @@
 import { rm } from 'node:fs/promises';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { startClientServer } from './api/client-server.js';
+import { discoverClusterId } from './peer/cluster-discovery.js';
+import { loadPeerTls } from './peer/peer-tls.js';
 import { PeerTransport } from './peer/peer-transport.js';
 import { decodeRaftMessage, encodeRaftMessage } from './peer/raft-codec.js';
 import type { Logger } from './platform/logger.js';
@@ -30,6 +32,7 @@ export async function startKeyraft(
   const member = await Member.start(config, {
     logger: options.logger, metrics, onFatal: options.onFatal, testFault,
     network: peerNetwork(config, metrics, options.logger),
+    discoverClusterId: async (urls, memberId) => discoverClusterId(urls, memberId, config.peerTls ? (await loadPeerTls(config.peerTls)).client : undefined),
   });
   const servers: Array<{ port: number; close(): Promise<void> }> = [];
   try {
@@ -58,6 +61,8 @@ export async function startKeyraft(
   };
 }
 
+const noMessages: readonly Message[] = [];
+
 /**
  * The member's peer network on the peer transport: Raft messages encoded as raftpb.Message
  * (peer/raft-codec.ts), one outbound stream per peer, listening on the first --listen-peer-urls.
@@ -73,6 +78,7 @@ function peerNetwork(config: MemberConfig, metrics: Registry, logger: Logger): M
       listenPort: Number(listen.port),
       registry: metrics,
       logger,
+      tls: config.peerTls,
       // Inbound state images stream to files in the member's snap dir, never whole in memory.
       snapshotDir: options.snapshotDir,
       handler: {
@@ -110,19 +116,27 @@ function peerNetwork(config: MemberConfig, metrics: Registry, logger: Logger): M
         onPeerUnreachable(to) {
           inbox.unreachable(to);
         },
+        onRemovedFromCluster(by) {
+          inbox.removed(by);
+        },
       },
     });
     await transport.start();
     return {
       send(messages) {
-        // One call per destination: the stream writes the batch as few frames.
+        // One call per run of messages to the same peer: the stream writes them as few frames.
+        let dropped: Message[] | null = null;
         let i = 0;
         while (i < messages.length) {
+          const start = i;
           const to = messages[i]!.to;
           const encoded: Uint8Array[] = [];
           for (; i < messages.length && messages[i]!.to === to; i++) encoded.push(encodeRaftMessage(messages[i]!));
-          transport.send(to, encoded);
+          const accepted = transport.send(to, encoded);
+          // The transport takes a prefix and drops the rest.
+          if (accepted < encoded.length) (dropped ??= []).push(...messages.slice(start + accepted, i));
         }
+        return dropped ?? noMessages;
       },
       sendSnapshot(to, message, source) {
         return transport.sendSnapshot(to, source, encodeRaftMessage(message));

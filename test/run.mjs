@@ -1,16 +1,19 @@
 // Runs every test suite under dist/test, one uvu process per folder, so a hang or crash in one
 // suite is reported against that suite and the rest still run. Ends with the plain summary line
-// "N passed, N failed" that CI reads. A suite that times out counts as failed.
+// "N passed, M failed, K skipped" that CI reads, and exits 0 when nothing failed. A suite that
+// times out counts as failed. Skipped tests are those uvu counts as skipped; their reasons are the
+// "[skip] <where> > <test>: needs <what>: <why>" lines test/etcd-binaries.ts prints, listed above
+// the summary.
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync, existsSync } from 'node:fs';
-import { join, dirname } from 'node:path';
+import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // KEYRAFT_DIST: a compiled tree other than dist/ (e.g. `tsc -p . --outDir build-mine` to test a
-// build nobody else is rewriting), relative to the package root.
-const distDir = process.env.KEYRAFT_DIST ?? 'dist';
-const distTest = join(root, distDir, 'test');
+// build nobody else is rewriting), relative to the package root, or absolute.
+const distDir = resolve(root, process.env.KEYRAFT_DIST ?? 'dist');
+const distTest = join(distDir, 'test');
 const suiteTimeoutMs = Number(process.env.KEYRAFT_SUITE_TIMEOUT_MS ?? 300_000);
 const only = process.argv.slice(2);
 
@@ -25,7 +28,7 @@ function listSuites() {
 function runSuite(name) {
   return new Promise((resolve) => {
     const started = Date.now();
-    const child = spawn(process.execPath, [join(root, 'node_modules', 'uvu', 'bin.js'), join(distDir, 'test', name), '\\.test\\.js$'], {
+    const child = spawn(process.execPath, [join(root, 'node_modules', 'uvu', 'bin.js'), join(distTest, name), '\\.test\\.js$'], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -44,7 +47,11 @@ function runSuite(name) {
       const total = Number(/Total:\s+(\d+)/.exec(plain)?.[1] ?? 0);
       const passed = Number(/Passed:\s+(\d+)/.exec(plain)?.[1] ?? 0);
       const failed = code === 0 ? total - passed : Math.max(1, total - passed);
-      resolve({ name, total, passed, failed, code, ms: Date.now() - started });
+      const skipped = Number(/Skipped:\s+(\d+)/.exec(plain)?.[1] ?? 0);
+      const skipLines = [...plain.matchAll(/\[skip\] (.*)/g)].map((m) => m[1]);
+      // A test that fails because KEYRAFT_REQUIRE_ETCD=1 and a tool is missing says so first.
+      const required = [...plain.matchAll(/(KEYRAFT_REQUIRE_ETCD=1 and .*)/g)].map((m) => m[1]);
+      resolve({ name, total, passed, failed, skipped, skipLines, required, code, ms: Date.now() - started });
     });
   });
 }
@@ -59,11 +66,35 @@ for (const name of suites) {
   console.log(`\n=== suite ${name} ===`);
   results.push(await runSuite(name));
 }
-console.log('\nsuite            passed  failed  seconds');
+console.log('\nsuite            passed  failed skipped  seconds');
 for (const r of results) {
-  console.log(`${r.name.padEnd(16)} ${String(r.passed).padStart(6)}  ${String(r.failed).padStart(6)}  ${(r.ms / 1000).toFixed(1).padStart(7)}`);
+  console.log(`${r.name.padEnd(16)} ${String(r.passed).padStart(6)}  ${String(r.failed).padStart(6)} ${String(r.skipped).padStart(7)}  ${(r.ms / 1000).toFixed(1).padStart(7)}`);
 }
 const passed = results.reduce((n, r) => n + r.passed, 0);
 const failed = results.reduce((n, r) => n + r.failed, 0);
-console.log(`${passed} passed, ${failed} failed`);
+const skipped = results.reduce((n, r) => n + r.skipped, 0);
+// What was skipped, grouped by why: "<where> > <test>: needs <what>: <why>" lines.
+const byReason = new Map();
+for (const r of results) {
+  for (const line of r.skipLines) {
+    const at = line.lastIndexOf(': needs ');
+    const [what, why] = at < 0 ? [line, 'no reason given'] : [line.slice(0, at), line.slice(at + 2)];
+    byReason.set(why, [...(byReason.get(why) ?? []), what]);
+  }
+}
+if (skipped > 0) {
+  console.log(`\nskipped ${skipped}:`);
+  for (const [why, whats] of byReason) {
+    console.log(`  ${why}:`);
+    for (const what of whats) console.log(`    ${what}`);
+  }
+  const unexplained = skipped - [...byReason.values()].reduce((n, w) => n + w.length, 0);
+  if (unexplained > 0) console.log(`  ${unexplained} more, skipped without a [skip] line (uvu's test.skip or .only)`);
+}
+const required = [...new Set(results.flatMap((r) => r.required))];
+if (required.length > 0) {
+  console.log('\nfailed because etcd or etcdctl is required here (KEYRAFT_REQUIRE_ETCD=1) but missing:');
+  for (const line of required) console.log(`  ${line}`);
+}
+console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
 process.exit(failed === 0 ? 0 : 1);

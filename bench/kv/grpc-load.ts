@@ -22,6 +22,8 @@ import type { Measurement } from './side-by-side.js';
 
 export interface GrpcLoadOptions {
   port: number;
+  /** Spread the connections round-robin over these ports (a cluster's members) instead of `port`. */
+  ports?: number[];
   /** e.g. '/etcdserverpb.KV/Put' */
   path: string;
   /** The protobuf request for the next call (called once per call). */
@@ -252,7 +254,8 @@ export async function runGrpcLoad(options: GrpcLoadOptions): Promise<Measurement
   ]);
   const connections: LoadConnection[] = [];
   for (let c = 0; c < options.connections; c++) {
-    const socket = connect({ host: '127.0.0.1', port: options.port, noDelay: true });
+    const port = options.ports !== undefined && options.ports.length > 0 ? options.ports[c % options.ports.length]! : options.port;
+    const socket = connect({ host: '127.0.0.1', port, noDelay: true });
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', () => resolve());
       socket.once('error', reject);

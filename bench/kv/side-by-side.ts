@@ -4,7 +4,8 @@
  * alternating which server goes first; the table reports medians of rounds and keyraft/etcd.
  * What differs between benchmarks is only how one round loads one server (`measure`).
  */
-import { etcdAvailable, type ServerProcess } from '../../test/integration/harness.js';
+import { findBinary, missingReason } from '../../test/etcd-binaries.js';
+import type { ServerProcess } from '../../test/integration/harness.js';
 
 export interface Measurement {
   requestsPerSecond: number;
@@ -55,7 +56,8 @@ function summarize(ms: Measurement[]): Measurement {
 }
 
 export function checkEtcdAvailable(options: CommonOptions): void {
-  if (options.vsEtcd && !etcdAvailable()) throw new Error('--vs-etcd needs etcd 3.4 (apt-get install etcd-server)');
+  // etcd is found as the tests find it: ETCD_BIN, else PATH.
+  if (options.vsEtcd && findBinary('etcd') === undefined) throw new Error(`--vs-etcd needs etcd 3.4: ${missingReason(['etcd'])}`);
 }
 
 /** Runs every scenario `rounds` times against each server, alternating the order per round. */

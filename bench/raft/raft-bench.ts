@@ -1,8 +1,9 @@
 /**
  * The Raft core's own throughput: a 3-member cluster in one process, an instant network (messages
- * handed straight to step()) and no storage (a Ready is "persisted" by advancing at once), so
- * what is measured is the core alone: proposing, building Readies, appending, acknowledging,
- * committing and handing out committed entries on every member.
+ * handed straight to step()) and no storage (a save that keeps nothing and returns at once), so
+ * what is measured is the core and its Ready loop (src/server/raft-node.ts, the server's own):
+ * proposing, building Readies, appending, acknowledging, committing and handing out committed
+ * entries on every member.
  *
  *   npm run bench:raft                     batches of 1, 64 and 1024 entries, 5 runs each, medians
  *   npm run bench:raft -- --entries N      entries per run (default 1,000,000; batch 1: a tenth)
@@ -15,6 +16,7 @@
 import { Raft } from '../../src/raft/raft.js';
 import { Role, type Message } from '../../src/raft/raft-types.js';
 import { SeededRandom } from '../../src/raft/seeded-random.js';
+import { RaftNode, type RaftStorage } from '../../src/server/raft-node.js';
 
 export interface BenchResult {
   readonly batch: number;
@@ -26,6 +28,9 @@ export interface BenchResult {
 
 const payload = new Uint8Array(100).fill(7);
 
+/** No storage: nothing is kept, the save completes synchronously. */
+const noStorage: RaftStorage = { save: () => null };
+
 export function runRaftBench(batch: number, entries: number, pipeline = 4): BenchResult {
   const ids = [1n, 2n, 3n];
   const nodes = ids.map((id) => Raft.bootstrap({ id, electionTicks: 10, heartbeatTicks: 1, random: new SeededRandom(Number(id)) }, ids));
@@ -33,18 +38,21 @@ export function runRaftBench(batch: number, entries: number, pipeline = 4): Benc
   const applied = new Map(ids.map((id) => [id, 0]));
   let messages = 0;
   const inbox: Message[] = [];
+  const transport = { send: (out: readonly Message[]): void => { for (const m of out) inbox.push(m); } };
+  const drivers = nodes.map((raft) => new RaftNode(raft, noStorage, transport, {
+    onSoftState: () => {},
+    installSnapshot: () => null,
+    applyEntries: (entries) => { applied.set(raft.id, applied.get(raft.id)! + entries.length); },
+    onReadStates: () => {},
+  }, (err) => { throw err; }));
 
   const pump = (): void => {
     for (;;) {
       let progressed = false;
-      for (const raft of nodes) {
-        if (!raft.hasReady()) continue;
+      for (const driver of drivers) {
+        if (!driver.raft.hasReady()) continue;
         progressed = true;
-        const rd = raft.ready();
-        for (const m of rd.messages) inbox.push(m);
-        for (const m of rd.messagesAfterPersist) inbox.push(m);
-        if (rd.committedEntries.length > 0) applied.set(raft.id, applied.get(raft.id)! + rd.committedEntries.length);
-        raft.advance();
+        driver.process();
       }
       if (inbox.length > 0) {
         progressed = true;

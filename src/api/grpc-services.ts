@@ -1,7 +1,8 @@
 /**
  * etcd's served gRPC methods, with our protobufjs codecs (codec.ts: decode and encode, etcd-types
- * shapes) and the KvService behind them: KV (Range, Put, DeleteRange, Txn, Compact),
- * Cluster.MemberList, Maintenance.Status. Everything else of etcdserverpb (Watch, Lease, Auth, the
+ * shapes) and the KvService behind them: KV (Range, Put, DeleteRange, Txn, Compact), Cluster
+ * (MemberList, MemberAdd, MemberRemove, MemberUpdate, MemberPromote), Maintenance (Status,
+ * MoveLeader). Everything else of etcdserverpb (Watch, Lease, Auth, the
  * other Cluster and Maintenance methods, streaming or not) is not registered, and the gRPC server
  * answers it UNIMPLEMENTED at once (grpc-server.ts).
  */
@@ -18,7 +19,12 @@ export const servedMethods = [
   ['KV', 'Txn', 'TxnRequest', 'TxnResponse'],
   ['KV', 'Compact', 'CompactionRequest', 'CompactionResponse'],
   ['Cluster', 'MemberList', 'MemberListRequest', 'MemberListResponse'],
+  ['Cluster', 'MemberAdd', 'MemberAddRequest', 'MemberAddResponse'],
+  ['Cluster', 'MemberRemove', 'MemberRemoveRequest', 'MemberRemoveResponse'],
+  ['Cluster', 'MemberUpdate', 'MemberUpdateRequest', 'MemberUpdateResponse'],
+  ['Cluster', 'MemberPromote', 'MemberPromoteRequest', 'MemberPromoteResponse'],
   ['Maintenance', 'Status', 'StatusRequest', 'StatusResponse'],
+  ['Maintenance', 'MoveLeader', 'MoveLeaderRequest', 'MoveLeaderResponse'],
 ] as const;
 
 type MethodName = (typeof servedMethods)[number][1];
@@ -31,7 +37,12 @@ function handlerFor(kv: KvService, name: MethodName): (request: any, requestByte
     case 'Txn': return (r, n) => kv.txn(r, n);
     case 'Compact': return (r, n) => kv.compact(r, n);
     case 'MemberList': return () => kv.memberList();
+    case 'MemberAdd': return (r) => kv.member.memberAdd(r);
+    case 'MemberRemove': return (r) => kv.member.memberRemove(r);
+    case 'MemberUpdate': return (r) => kv.member.memberUpdate(r);
+    case 'MemberPromote': return (r) => kv.member.memberPromote(r);
     case 'Status': return () => kv.status();
+    case 'MoveLeader': return (r) => kv.member.moveLeader(r);
   }
 }
 

@@ -2,6 +2,7 @@
 /**
  * `keyraft`: the server. Flags and ETCD_* environment variables as etcd's (server/config.ts).
  * Exits 2 on a bad flag, 1 on a start-up or fatal error, 0 after a clean shutdown on SIGINT/SIGTERM.
+ * `keyraft cluster ...` starts a local multi-member cluster instead (local-cluster.ts).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,12 +11,17 @@ import { rootLogger } from '../platform/logger.js';
 import { packageRoot } from '../platform/package-root.js';
 import { ConfigError, USAGE, parseConfig } from '../server/config.js';
 import { ETCD_API_VERSION } from '../server/member.js';
+import { runLocalCluster } from './local-cluster.js';
 
 function keyraftVersion(): string {
   return (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 async function main(): Promise<void> {
+  if (process.argv[2] === 'cluster') {
+    process.exitCode = await runLocalCluster(process.argv.slice(3));
+    return;
+  }
   let command;
   try {
     command = parseConfig(process.argv.slice(2));

@@ -113,7 +113,7 @@ export class InboundConnection {
       this.ctx.metrics.handshakeRefusals.inc({ side: 'listener', reason: refusal.reason });
       this.log.warn({ from: idLabel(h.fromMemberId), reason: refusal.message }, 'refusing peer connection');
       this.connection.endWith(
-        encodeHandshakeReplyFrame({ accepted: false, reason: refusal.message, memberId: this.ctx.memberId, protocolVersion: PROTOCOL_VERSION }),
+        encodeHandshakeReplyFrame({ accepted: false, reason: refusal.message, memberId: this.ctx.memberId, protocolVersion: PROTOCOL_VERSION, clusterId: this.ctx.clusterId }),
         `handshake refused: ${refusal.message}`,
       );
       return;
@@ -125,12 +125,12 @@ export class InboundConnection {
     if (h.stream === StreamKind.Snapshot && !this.ctx.handler.onSnapshot) {
       this.log.warn('refusing snapshot stream: this member takes no snapshots');
       this.connection.endWith(
-        encodeHandshakeReplyFrame({ accepted: false, reason: 'member does not accept snapshots', memberId: this.ctx.memberId, protocolVersion: PROTOCOL_VERSION }),
+        encodeHandshakeReplyFrame({ accepted: false, reason: 'member does not accept snapshots', memberId: this.ctx.memberId, protocolVersion: PROTOCOL_VERSION, clusterId: this.ctx.clusterId }),
         'snapshot stream refused',
       );
       return;
     }
-    this.connection.write(encodeHandshakeReplyFrame({ accepted: true, reason: '', memberId: this.ctx.memberId, protocolVersion: PROTOCOL_VERSION }));
+    this.connection.write(encodeHandshakeReplyFrame({ accepted: true, reason: '', memberId: this.ctx.memberId, protocolVersion: PROTOCOL_VERSION, clusterId: this.ctx.clusterId }));
     if (h.stream === StreamKind.Message) {
       this.registry.registerMessageStream(h.fromMemberId, this);
       this.log.info('inbound peer stream connected');

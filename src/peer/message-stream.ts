@@ -3,6 +3,7 @@ import type { Logger } from '../platform/logger.js';
 import { Backoff } from './backoff.js';
 import { dialPeer } from './peer-dialer.js';
 import { FramedSocket } from './framed-socket.js';
+import { REMOVED_MEMBER_REASON } from './handshake.js';
 import { formatPeerAddress, type PeerAddress } from './peer-address.js';
 import {
   encodeHandshakeFrame, encodePingFrame, encodeRaftBatchFrames, PROTOCOL_VERSION, raftBatchFrameBytes,
@@ -139,6 +140,7 @@ export class MessageStream {
       if (!reply.accepted) {
         this.ctx.metrics.handshakeRefusals.inc({ side: 'dialer', reason: 'refused_by_peer' });
         this.log.error({ address: formatPeerAddress(this.address), reason: reply.reason }, 'peer refused our handshake');
+        if (reply.reason === REMOVED_MEMBER_REASON) this.ctx.handler.onRemovedFromCluster?.(this.peerId);
         connection.destroy(`refused by peer: ${reply.reason}`);
         return;
       }

@@ -40,6 +40,8 @@ export interface HandshakeReply {
   reason: string;
   memberId: bigint;
   protocolVersion: number;
+  /** The listener's cluster id (0n from a listener older than this field). */
+  clusterId: bigint;
 }
 
 export interface SnapshotChunk {
@@ -165,7 +167,10 @@ export function decodeEnvelope(payload: Uint8Array): Envelope {
     const r = m.handshake_reply;
     return {
       kind: 'handshakeReply',
-      reply: { accepted: r.accepted === true, reason: r.reason ?? '', memberId: toBigInt(r.member_id), protocolVersion: r.protocol_version ?? 0 },
+      reply: {
+        accepted: r.accepted === true, reason: r.reason ?? '', memberId: toBigInt(r.member_id), protocolVersion: r.protocol_version ?? 0,
+        clusterId: toBigInt(r.cluster_id),
+      },
     };
   }
   // Only unknown fields: a newer peer's frame kind we do not know. Treated as garbage, since the
@@ -191,7 +196,11 @@ export function encodeHandshakeFrame(h: Handshake): Buffer {
 }
 
 export function encodeHandshakeReplyFrame(r: HandshakeReply): Buffer {
-  return frame({ handshake_reply: { accepted: r.accepted, reason: r.reason, member_id: toLong(r.memberId), protocol_version: r.protocolVersion } });
+  return frame({
+    handshake_reply: {
+      accepted: r.accepted, reason: r.reason, member_id: toLong(r.memberId), protocol_version: r.protocolVersion, cluster_id: toLong(r.clusterId),
+    },
+  });
 }
 
 export function encodeSnapshotChunkFrame(c: SnapshotChunk): Buffer {

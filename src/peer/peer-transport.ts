@@ -51,6 +51,8 @@ export class PeerTransport {
   private readonly ctx: TransportContext & { tlsClient: PeerTlsContext['client'] | undefined };
   private readonly streams = new Map<bigint, MessageStream>();
   private readonly addresses = new Map<bigint, PeerAddress>();
+  /** Members removed from the cluster: their handshakes are refused with REMOVED_MEMBER_REASON. */
+  private readonly removed = new Set<bigint>();
   private readonly inbound = new Set<InboundConnection>();
   private readonly inboundMessageStreams = new Map<bigint, InboundConnection>();
   private readonly abort = new AbortController();
@@ -79,6 +81,7 @@ export class PeerTransport {
       clusterId: options.clusterId,
       memberId: options.memberId,
       isKnownPeer: (id) => this.addresses.has(id),
+      isRemovedPeer: (id) => this.removed.has(id),
       registerMessageStream(from, connection) {
         const older = streams.get(from);
         streams.set(from, connection);
@@ -144,6 +147,7 @@ export class PeerTransport {
     assert(id !== this.ctx.memberId, () => `member ${idLabel(id)} cannot be its own peer`);
     if (this.closed) return;
     const parsed = typeof address === 'string' ? parsePeerAddress(address) : address;
+    this.removed.delete(id);
     this.addresses.set(id, parsed);
     const stream = this.streams.get(id);
     if (stream) stream.setAddress(parsed);
@@ -153,6 +157,7 @@ export class PeerTransport {
   /** Removes a peer: its streams close, queued messages are dropped, its dialers are refused. */
   removePeer(id: bigint): void {
     this.addresses.delete(id);
+    this.removed.add(id);
     this.streams.get(id)?.close();
     this.streams.delete(id);
     for (const connection of this.inbound) if (connection.from === id) connection.destroy('peer removed');

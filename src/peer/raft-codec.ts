@@ -278,6 +278,8 @@ function decodeSnapshot(r: Reader, start: number, end: number): Snapshot {
             const ck = c.varint();
             if (ck === (1 << 3)) voters.push(c.bigVarint());
             else if (ck === (2 << 3)) learners.push(c.bigVarint());
+            else if (ck === ((1 << 3) | 2)) readPackedIds(c, voters);
+            else if (ck === ((2 << 3) | 2)) readPackedIds(c, learners);
             else c.skip(ck & 7);
           }
         } else m.skip(mk & 7);
@@ -291,6 +293,17 @@ function decodeSnapshot(r: Reader, start: number, end: number): Snapshot {
 }
 
 const empty = new Uint8Array(0);
+
+/**
+ * A packed repeated uint64 (one length-delimited run of varints): what proto3 writers emit by
+ * default. We write ids unpacked ([packed = false] in raft.proto, as etcd's proto2 raftpb does);
+ * a protobuf parser must accept both forms.
+ */
+function readPackedIds(r: Reader, out: bigint[]): void {
+  const [start, end] = r.span();
+  const p = new Reader(r.buf, start, end);
+  while (!p.done()) out.push(p.bigVarint());
+}
 
 /** Decodes one raftpb.Message; throws RaftDecodeError on malformed bytes (never an assertion). */
 export function decodeRaftMessage(buf: Uint8Array): Message {
@@ -315,7 +328,8 @@ export function decodeRaftMessage(buf: Uint8Array): Message {
       case (9 << 3): reject = r.varint() !== 0; break;
       case (10 << 3): rejectHint = r.varint(); break;
       case (11 << 3) | 2: { const [s, e] = r.span(); snapshot = decodeSnapshot(r, s, e); break; }
-      case (12 << 3) | 2: { const [s, e] = r.span(); context = buf.subarray(s, e); break; }
+      // proto3 cannot tell an empty context from none: both decode as null (raft.proto: "empty = none").
+      case (12 << 3) | 2: { const [s, e] = r.span(); context = s === e ? null : buf.subarray(s, e); break; }
       case (13 << 3): transferee = r.bigVarint(); break;
       default: r.skip(key & 7);
     }

@@ -28,6 +28,8 @@ export interface PeerHandler {
   onSnapshotFailed?(from: bigint, reason: string): void;
   /** Our connection to a peer failed (Raft's ReportUnreachable). */
   onPeerUnreachable?(to: bigint): void;
+  /** A peer refused us because this member was removed from the cluster. */
+  onRemovedFromCluster?(by: bigint): void;
 }
 
 /** What the transport's parts share: identity, bounds, metrics, logs, TLS for dialing. */

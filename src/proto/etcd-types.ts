@@ -140,6 +140,16 @@ export interface Member {
   isLearner: boolean;
 }
 
+export interface MemberAddRequest { peerURLs?: string[]; isLearner?: boolean }
+export interface MemberAddResponse { header?: ResponseHeader; member?: Member; members: Member[] }
+export interface MemberRemoveRequest { ID?: bigint }
+export interface MemberUpdateRequest { ID?: bigint; peerURLs?: string[] }
+export interface MemberPromoteRequest { ID?: bigint }
+/** MemberRemove, MemberUpdate and MemberPromote answer with the same shape. */
+export interface MembersResponse { header?: ResponseHeader; members: Member[] }
+export interface MoveLeaderRequest { targetID?: bigint }
+export interface MoveLeaderResponse { header?: ResponseHeader }
+
 export interface MemberListResponse {
   header?: ResponseHeader;
   members: Member[];
@@ -169,6 +179,13 @@ export interface InternalRequest {
   txn?: TxnRequest;
   compaction?: CompactionRequest;
   publish?: MemberAttributes;
+  member_update?: MemberPeerUpdate;
+}
+
+/** keyraftpb.MemberPeerUpdate: MemberUpdate's new peer URLs (not a Raft configuration change). */
+export interface MemberPeerUpdate {
+  member_id: bigint;
+  peer_urls: string[];
 }
 
 /** keyraftpb.MemberAttributes: what a member publishes about itself through the log. */

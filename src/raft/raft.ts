@@ -65,20 +65,6 @@ export interface RaftConfig {
   readonly pendingReadIndexMax?: number;
   /** Bytes of entry data the leader holds uncommitted before refusing proposals (queue-full). Default 64 MiB. */
   readonly uncommittedBytesMax?: number;
-  /**
-   * Injected bugs for the simulator's mutation check (test/raft): each switch breaks one Raft rule
-   * so that a test can assert the simulator notices. Never set outside tests.
-   */
-  readonly bugs?: RaftBugs;
-}
-
-export interface RaftBugs {
-  /** Commit an entry of a previous term by counting replicas (violates Raft paper 5.4.2, Figure 8). */
-  readonly commitPreviousTermByCount?: boolean;
-  /** Grant a vote to every up-to-date candidate, even after voting in this term (violates 5.2). */
-  readonly grantTwoVotesPerTerm?: boolean;
-  /** Answer ReadIndex at once, without the heartbeat round that proves leadership (violates dissertation 6.4). */
-  readonly readIndexWithoutQuorum?: boolean;
 }
 
 /** A read-only view of the core, for the driver's status endpoints and the simulator's checks. */
@@ -164,7 +150,6 @@ export class Raft {
   private readonly uncommittedBytesMax: number;
   /** Leader: data bytes appended in this term and not yet committed (bounded by uncommittedBytesMax). */
   private uncommittedBytes = 0;
-  private readonly bugs: RaftBugs;
   /** Scratch for quorum computations (sorted match indexes). */
   private matchScratch: number[] = [];
 
@@ -188,7 +173,6 @@ export class Raft {
     this.maxCommittedBytesPerReady = config.maxCommittedBytesPerReady ?? defaultMaxCommittedBytesPerReady;
     this.pendingReadIndexMax = config.pendingReadIndexMax ?? defaultPendingReadIndexMax;
     this.uncommittedBytesMax = config.uncommittedBytesMax ?? defaultUncommittedBytesMax;
-    this.bugs = config.bugs ?? {};
 
     const { hardState, snapshot, entries } = persisted;
     this.log = new RaftLog(snapshot.metadata, entries);
@@ -221,14 +205,14 @@ export class Raft {
    * MsgApp carried one entry) would see itself as the only voter of {1} and elect itself. A member
    * that lacks the snapshot gets it whole from the leader instead.
    */
-  static bootstrap(config: RaftConfig, voters: readonly MemberId[]): Raft {
+  static bootstrap<T extends Raft>(this: new (config: RaftConfig, persisted?: PersistedState) => T, config: RaftConfig, voters: readonly MemberId[]): T {
     assert(voters.length > 0 && voters.includes(config.id), () => `bootstrap voters must include ${config.id}`);
     const sorted = [...new Set(voters)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     const snapshot: Snapshot = {
       metadata: { index: 1, term: 1, confState: { voters: sorted, learners: [] } },
       data: new Uint8Array(0),
     };
-    const raft = new Raft(config, { hardState: { term: 1, vote: NONE, commit: 1 }, snapshot, entries: [] });
+    const raft = new this(config, { hardState: { term: 1, vote: NONE, commit: 1 }, snapshot, entries: [] });
     // Nothing of this is durable yet: the first Ready persists it, and until then a leader's
     // messages wait (persistedTerm) like everything else.
     raft.snapshotToInstall = snapshot;
@@ -677,8 +661,7 @@ export class Raft {
     const respType = preVote ? MessageType.PreVoteResp : MessageType.VoteResp;
     // Raft paper 5.2: one vote per term (repeated to the same candidate); a member that knows a
     // leader of this term does not vote. A pre-vote is granted for a future term without a vote.
-    let canVote = this.vote === m.from || (this.vote === NONE && this.leader === NONE) || (preVote && m.term > this.term);
-    if (this.bugs.grantTwoVotesPerTerm === true && !preVote) canVote = true;
+    const canVote = this.mayVote(m);
     // Raft paper 5.4.1: only for a candidate whose log is at least as up-to-date as ours.
     if (canVote && this.log.isUpToDate(m.index, m.logTerm)) {
       this.send(makeMessage({ type: respType, from: this.id, to: m.from, term: m.term }));
@@ -924,7 +907,7 @@ export class Raft {
       this.pendingReadIndex.push({ context, from });
       return;
     }
-    if ((this.conf.voters.length === 1 && this.conf.voters[0] === this.id) || this.bugs.readIndexWithoutQuorum === true) {
+    if (!this.readIndexNeedsHeartbeatRound()) {
       this.respondReadIndex(this.log.committed, context, from);
       return;
     }
@@ -1097,7 +1080,7 @@ export class Raft {
     matches.sort(descending);
     const quorumIndex = matches[voters.length >> 1]!;
     if (quorumIndex <= this.log.committed) return false;
-    if (this.log.term(quorumIndex) !== this.term && this.bugs.commitPreviousTermByCount !== true) return false;
+    if (!this.mayCommitByCounting(quorumIndex)) return false;
     if (this.uncommittedBytes > 0) {
       for (let i = Math.max(this.log.committed + 1, this.log.firstIndex()); i <= quorumIndex && this.uncommittedBytes > 0; i++) {
         if (this.log.term(i) === this.term) this.uncommittedBytes -= this.log.entryAt(i).data.length;
@@ -1182,6 +1165,29 @@ export class Raft {
       if (id === this.id && this.role === Role.Leader) pr.becomeReplicate();
       this.progress.set(id, pr);
     }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Rules as seams. Each method states one safety rule and returns what the rule allows. Production
+  // never overrides them; test/raft/mutant-raft.ts does, to break exactly one rule, so the
+  // simulator's mutation checks can show they catch the violation (a silent simulator cannot pass).
+
+  /**
+   * Raft paper 5.2: one vote per term (repeated to the same candidate), none while a leader of this
+   * term is known; a pre-vote (m.type PreVote) for a future term is granted without a vote.
+   */
+  protected mayVote(m: Message): boolean {
+    return this.vote === m.from || (this.vote === NONE && this.leader === NONE) || (m.type === MessageType.PreVote && m.term > this.term);
+  }
+
+  /** Raft paper 5.4.2 (Figure 8): only an entry of the current term commits by counting replicas. */
+  protected mayCommitByCounting(index: number): boolean {
+    return this.log.term(index) === this.term;
+  }
+
+  /** Dissertation 6.4: a ReadIndex needs a heartbeat round to prove leadership, unless we are the only voter. */
+  protected readIndexNeedsHeartbeatRound(): boolean {
+    return !(this.conf.voters.length === 1 && this.conf.voters[0] === this.id);
   }
 
   // ---------------------------------------------------------------------------------------------

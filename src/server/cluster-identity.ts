@@ -17,6 +17,8 @@ export interface ClusterIdentity {
   peerUrls: string[];
   /** The founding members from --initial-cluster (this one included), in its order. */
   initialMembers: InitialMember[];
+  /** --initial-cluster-token: ids of members added later are derived from it too. */
+  clusterToken: string;
 }
 
 export interface InitialMember {
@@ -64,7 +66,7 @@ export function identityFromConfig(config: MemberConfig): ClusterIdentity {
       peerUrls = urls;
     }
   }
-  return { clusterId: computeClusterId(memberIds, config.initialClusterToken), memberId, name: config.name, peerUrls, initialMembers };
+  return { clusterId: computeClusterId(memberIds, config.initialClusterToken), memberId, name: config.name, peerUrls, initialMembers, clusterToken: config.initialClusterToken };
 }
 
 interface StoredIdentity {
@@ -74,10 +76,18 @@ interface StoredIdentity {
   name: string;
   peerUrls: string[];
   initialMembers?: Array<{ id: string; name: string; peerUrls: string[] }>;
+  clusterToken?: string;
 }
 
-/** Reads member/identity.json, or writes it (durably) from the config on first start. */
-export async function loadOrCreateIdentity(memberDir: string, config: MemberConfig): Promise<ClusterIdentity> {
+/** Asks the members at these peer URLs which cluster they are in (a joining member's first step). */
+export type ClusterIdDiscovery = (peerUrls: string[], memberId: bigint) => Promise<bigint>;
+
+/**
+ * Reads member/identity.json, or writes it (durably) from the config on first start. A member
+ * joining an existing cluster (--initial-cluster-state existing) takes the cluster id from its
+ * peers, as etcd does: the founding members' ids are not known to it.
+ */
+export async function loadOrCreateIdentity(memberDir: string, config: MemberConfig, discover?: ClusterIdDiscovery): Promise<ClusterIdentity> {
   const file = join(memberDir, 'identity.json');
   try {
     const stored = JSON.parse(await readFile(file, 'utf8')) as StoredIdentity;
@@ -91,6 +101,7 @@ export async function loadOrCreateIdentity(memberDir: string, config: MemberConf
     return {
       clusterId: BigInt(stored.clusterId), memberId: BigInt(stored.memberId), name: stored.name, peerUrls: stored.peerUrls,
       initialMembers: (stored.initialMembers ?? []).map((m) => ({ id: BigInt(m.id), name: m.name, peerUrls: m.peerUrls })),
+      clusterToken: stored.clusterToken ?? config.initialClusterToken,
     };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
@@ -98,6 +109,12 @@ export async function loadOrCreateIdentity(memberDir: string, config: MemberConf
     }
   }
   const identity = identityFromConfig(config);
+  if (config.initialClusterState === 'existing') {
+    if (discover === undefined) throw new Error('--initial-cluster-state existing needs the peer network to learn the cluster id');
+    const others = identity.initialMembers.filter((m) => m.id !== identity.memberId).flatMap((m) => m.peerUrls);
+    if (others.length === 0) throw new Error('--initial-cluster-state existing: --initial-cluster names no other member to join');
+    identity.clusterId = await discover(others, identity.memberId);
+  }
   const stored: StoredIdentity = {
     format: DATA_DIR_FORMAT,
     clusterId: identity.clusterId.toString(),
@@ -105,6 +122,7 @@ export async function loadOrCreateIdentity(memberDir: string, config: MemberConf
     name: identity.name,
     peerUrls: identity.peerUrls,
     initialMembers: identity.initialMembers.map((m) => ({ id: m.id.toString(), name: m.name, peerUrls: m.peerUrls })),
+    clusterToken: identity.clusterToken,
   };
   await mkdir(memberDir, { recursive: true });
   // Write-then-rename with fsync so a crash leaves either no file or the whole file.

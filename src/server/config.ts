@@ -27,6 +27,8 @@ export interface MemberConfig {
   electionTimeoutMs: number;
   /** --snapshot-count: applied entries between two snapshots (log compaction and WAL release). */
   snapshotCount: number;
+  /** Peer TLS (--peer-cert-file, --peer-key-file, --peer-trusted-ca-file, --peer-client-cert-auth); absent = plain TCP. */
+  peerTls?: { certFile: string; keyFile: string; trustedCaFile?: string; clientCertAuth: boolean };
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'panic' | 'fatal';
 }
 
@@ -50,6 +52,10 @@ const FLAGS = {
   'heartbeat-interval': { type: 'string' },
   'election-timeout': { type: 'string' },
   'snapshot-count': { type: 'string' },
+  'peer-cert-file': { type: 'string' },
+  'peer-key-file': { type: 'string' },
+  'peer-trusted-ca-file': { type: 'string' },
+  'peer-client-cert-auth': { type: 'boolean' },
   'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
@@ -58,6 +64,7 @@ const FLAGS = {
 export type FlagName = keyof typeof FLAGS;
 
 export const USAGE = `Usage: keyraft [flags]
+       keyraft cluster [flags]   a local multi-member cluster (keyraft cluster --help)
 
 A distributed, strongly consistent key-value store, wire-compatible with etcd's v3 API.
 Every flag may also be set by its environment variable: --max-txn-ops <-> ETCD_MAX_TXN_OPS.
@@ -77,6 +84,10 @@ Every flag may also be set by its environment variable: --max-txn-ops <-> ETCD_M
   --heartbeat-interval 100                  time (in milliseconds) of a heartbeat interval
   --election-timeout 1000                   time (in milliseconds) for an election to timeout
   --snapshot-count 100000                   number of committed transactions to trigger a snapshot
+  --peer-cert-file ''                       path to the peer server TLS cert file
+  --peer-key-file ''                        path to the peer server TLS key file
+  --peer-trusted-ca-file ''                 path to the peer server TLS trusted CA file
+  --peer-client-cert-auth false             enable peer client cert authentication
   --log-level 'info'                        debug, info, warn, error, panic or fatal
   --version                                 print the version and exit
   -h, --help                                print this help and exit
@@ -86,7 +97,7 @@ function envName(flag: string): string {
   return 'ETCD_' + flag.toUpperCase().replace(/-/g, '_');
 }
 
-function parseUrls(flag: string, value: string): URL[] {
+function parseUrls(flag: string, value: string, allowHttps = false): URL[] {
   const urls = value.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
   if (urls.length === 0) throw new ConfigError(`--${flag}: no URL given`);
   return urls.map((text) => {
@@ -99,7 +110,7 @@ function parseUrls(flag: string, value: string): URL[] {
     if (url.protocol !== 'http:' && url.protocol !== 'https:' && url.protocol !== 'unix:') {
       throw new ConfigError(`--${flag}: URL scheme must be http or https, got "${url.protocol}" in "${text}"`);
     }
-    if (url.protocol === 'https:') {
+    if (url.protocol === 'https:' && !allowHttps) {
       throw new ConfigError(`--${flag}: https (client TLS) is not supported yet: "${text}"`);
     }
     if (url.pathname !== '/' && url.pathname !== '') {
@@ -124,7 +135,7 @@ function parseInitialCluster(value: string): Map<string, string[]> {
     if (eq <= 0) throw new ConfigError(`--initial-cluster: "${part}" is not name=url`);
     const name = part.slice(0, eq);
     const url = part.slice(eq + 1);
-    parseUrls('initial-cluster', url);
+    parseUrls('initial-cluster', url, true);
     cluster.set(name, [...(cluster.get(name) ?? []), url]);
   }
   if (cluster.size === 0) throw new ConfigError('--initial-cluster: empty');
@@ -187,8 +198,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     dataDir: get('data-dir') ?? `${name}.keyraft`,
     listenClientUrls: parseUrls('listen-client-urls', listenClient),
     advertiseClientUrls: parseUrls('advertise-client-urls', get('advertise-client-urls') ?? listenClient),
-    listenPeerUrls: parseUrls('listen-peer-urls', listenPeer),
-    initialAdvertisePeerUrls: parseUrls('initial-advertise-peer-urls', advertisePeer),
+    listenPeerUrls: parseUrls('listen-peer-urls', listenPeer, true),
+    initialAdvertisePeerUrls: parseUrls('initial-advertise-peer-urls', advertisePeer, true),
     initialCluster: parseInitialCluster(get('initial-cluster') ?? `${name}=${advertisePeer}`),
     initialClusterState: clusterState,
     initialClusterToken: get('initial-cluster-token') ?? 'etcd-cluster',
@@ -202,6 +213,23 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   };
   if (!config.initialCluster.has(name)) {
     throw new ConfigError(`--initial-cluster: has no entry for this member's --name "${name}"`);
+  }
+  const certFile = get('peer-cert-file');
+  const keyFile = get('peer-key-file');
+  const trustedCaFile = get('peer-trusted-ca-file');
+  const clientCertAuthText = values['peer-client-cert-auth'] === true ? 'true' : env[envName('peer-client-cert-auth')];
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new ConfigError('--peer-cert-file and --peer-key-file must be given together');
+  }
+  if (certFile !== undefined) {
+    config.peerTls = { certFile, keyFile: keyFile!, trustedCaFile, clientCertAuth: clientCertAuthText === 'true' };
+  }
+  const peerSchemes = new Set([...config.listenPeerUrls, ...config.initialAdvertisePeerUrls].map((u) => u.protocol));
+  if (peerSchemes.has('https:') && config.peerTls === undefined) {
+    throw new ConfigError('https peer URLs need --peer-cert-file and --peer-key-file');
+  }
+  if (peerSchemes.has('http:') && config.peerTls !== undefined) {
+    throw new ConfigError('--peer-cert-file is set: peer URLs must be https');
   }
   const ownUrls = [...(config.initialCluster.get(name) ?? [])].sort().join(',');
   const advertised = config.initialAdvertisePeerUrls.map((u) => u.href.replace(/\/$/, '')).sort().join(',');

@@ -32,10 +32,11 @@ import type { Logger } from '../platform/logger.js';
 import { encode, decode, messageType } from '../proto/codec.js';
 import type {
   CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, InternalRequest,
-  MemberListResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, ResponseHeader,
-  StatusResponse, TxnRequest, TxnResponse,
+  MemberAddRequest, MemberAddResponse, MemberListResponse, MemberPromoteRequest, MemberRemoveRequest,
+  MembersResponse, MemberUpdateRequest, MoveLeaderRequest, MoveLeaderResponse, PutRequest, PutResponse,
+  RangeRequest, RangeResponse, ResponseHeader, StatusResponse, TxnRequest, TxnResponse,
 } from '../proto/etcd-types.js';
-import { decodeConfChange, ConfChangeType } from '../raft/conf-change.js';
+import { decodeConfChange, ConfChangeType, type ConfChange } from '../raft/conf-change.js';
 import { Raft, type RaftConfig } from '../raft/raft.js';
 import {
   EntryType, MessageType, NONE, Role, type Entry, type Message, type PersistedState, type ReadState,
@@ -47,7 +48,8 @@ import { UNKNOWN_TERM } from '../raft/raft-log.js';
 import { installStateImage } from '../storage/state-image.js';
 import { Wal } from '../storage/wal.js';
 import { Applier } from './applier.js';
-import { loadOrCreateIdentity, type ClusterIdentity } from './cluster-identity.js';
+import { computeMemberId, loadOrCreateIdentity, type ClusterIdDiscovery, type ClusterIdentity } from './cluster-identity.js';
+import { forwardUnary } from './leader-forward.js';
 import type { MemberConfig } from './config.js';
 import { Membership } from './membership.js';
 import { toKeyraftError } from './raft-error-map.js';
@@ -66,7 +68,9 @@ const internalRequestType = messageType('keyraftpb.InternalRequest');
 type ApplyResponse = PutResponse | DeleteRangeResponse | TxnResponse | CompactionResponse;
 
 /** What the member needs from the peer network (main.ts adapts the peer transport to it). */
-export interface MemberNetwork extends RaftTransport {
+export interface MemberNetwork {
+  /** Hands messages to the peers; returns the ones it had to drop (unreachable peer, full queue). */
+  send(messages: readonly Message[]): readonly Message[];
   /**
    * Streams a state image to a follower on its own connection: `message` is the MsgSnap naming
    * the image's index, term and configuration (its data empty), `source` the image file's bytes.
@@ -84,6 +88,8 @@ export interface MemberInbox {
   /** A verified state image from `from`: the MsgSnap it came with, and the file (now the member's). */
   snapshot(from: bigint, message: Message, path: string): void;
   unreachable(id: bigint): void;
+  /** A peer refused us because this member was removed from the cluster: stop, as etcd does. */
+  removed(by: bigint): void;
 }
 
 export type MemberNetworkFactory = (identity: ClusterIdentity, inbox: MemberInbox, options: { snapshotDir: string }) => Promise<MemberNetwork>;
@@ -102,6 +108,8 @@ export interface MemberOptions {
   onFatal?: (err: Error) => void;
   /** The peer network; without it the member runs alone (single-member clusters, tests). */
   network?: MemberNetworkFactory;
+  /** How a member joining an existing cluster learns its id (the peer network's discovery). */
+  discoverClusterId?: ClusterIdDiscovery;
   testFault?: TestFault;
 }
 
@@ -158,9 +166,9 @@ export class Member implements MemberApi {
     this.limits = { maxRequestBytes: config.maxRequestBytes, maxTxnOps: config.maxTxnOps };
     this.clusterId = identity.clusterId;
     this.memberId = identity.memberId;
-    this.metrics = new MemberMetrics(registry);
     this.wait = new Wait(Limits.pendingProposalsMax, requestTimeoutMs(config));
     this.reads = new ReadIndexQueue(identity.memberId, requestTimeoutMs(config), READ_INDEX_RETRY_MS, Limits.pendingProposalsMax);
+    this.metrics = new MemberMetrics(registry, () => this.reads.slowRounds);
   }
 
   /** Opens the data dir, recovers (backend, then the Raft log from the WAL), joins the peers, starts ticking. */
@@ -168,7 +176,7 @@ export class Member implements MemberApi {
     const logger = options.logger.child({ component: 'member', name: config.name });
     const memberDir = join(config.dataDir, 'member');
     await mkdir(memberDir, { recursive: true });
-    const identity = await loadOrCreateIdentity(memberDir, config);
+    const identity = await loadOrCreateIdentity(memberDir, config, options.discoverClusterId);
     const registry = options.metrics ?? new Registry();
     // Components take their own child of the caller's logger, so their `component` field is theirs.
     const images = new StateImages(join(memberDir, 'snap'), options.logger.child({ component: 'state-image' }));
@@ -193,12 +201,14 @@ export class Member implements MemberApi {
       options.testFault, registry,
     );
     const raft = member.recoverRaft(replay);
-    member.node = new RaftNode(raft, new WalRaftStorage(wal), member.transport(), member.stateMachine(), (err) => member.fail(err));
+    const persistedLastIndex = replay.entries.length > 0 ? replay.entries[replay.entries.length - 1]!.index : (replay.snapshot?.index ?? 0);
+    member.node = new RaftNode(raft, new WalRaftStorage(wal), member.transport(), member.stateMachine(), (err) => member.fail(err), null, persistedLastIndex);
     if (options.network) {
       member.network = await options.network(identity, {
         step: (m) => member.step(m),
         snapshot: (from, m, path) => member.receiveSnapshot(from, m, path),
         unreachable: (id) => { if (!member.stopped) member.node.raft.reportUnreachable(id); },
+        removed: (by) => member.removedFromCluster(by),
       }, { snapshotDir: images.dir });
       for (const m of membership.all()) if (m.id !== identity.memberId) member.network.addPeer(m.id, m.peerURLs);
     }
@@ -299,8 +309,7 @@ export class Member implements MemberApi {
 
   async memberList(): Promise<MemberListResponse> {
     this.checkRunning();
-    // etcd's cluster service header names no revision: membership is not part of the keyspace.
-    return { header: { ...this.header(), revision: 0 }, members: this.membership.toRecords() };
+    return { header: this.clusterHeader(), members: this.membership.toRecords() };
   }
 
   async status(): Promise<StatusResponse> {
@@ -319,6 +328,118 @@ export class Member implements MemberApi {
       dbSizeInUse: dbSize,
       isLearner: s.conf.learners.includes(this.memberId),
     };
+  }
+
+  // ---- membership (etcd's Cluster service) and MoveLeader ---------------------------------------
+
+  async memberAdd(request: MemberAddRequest): Promise<MemberAddResponse> {
+    const peerURLs = request.peerURLs ?? [];
+    if (!this.isLeader()) return this.forward('Cluster', 'MemberAdd', 'MemberAddRequest', 'MemberAddResponse', request);
+    for (const url of peerURLs) checkPeerUrl(url);
+    const existingUrls = new Set(this.membership.all().flatMap((m) => m.peerURLs));
+    if (peerURLs.some((u) => existingUrls.has(u))) throw new KeyraftError('PeerURLExist');
+    const id = computeMemberId(peerURLs, this.identity.clusterToken);
+    if (this.membership.get(id) !== undefined || this.membership.isRemoved(id)) throw new KeyraftError('MemberExist');
+    const isLearner = request.isLearner === true;
+    // etcd 3.4 allows one learner at a time (--experimental-max-learners arrived later).
+    if (isLearner && this.membership.all().some((m) => m.isLearner)) throw new KeyraftError('TooManyLearners');
+    await this.proposeConfChange({ type: isLearner ? ConfChangeType.AddLearner : ConfChangeType.AddVoter, memberId: id }, { peerURLs });
+    const member = { ID: id, name: '', peerURLs, clientURLs: [], isLearner };
+    return { header: this.clusterHeader(), member, members: this.membership.toRecords() };
+  }
+
+  async memberRemove(request: MemberRemoveRequest): Promise<MembersResponse> {
+    if (!this.isLeader()) return this.forward('Cluster', 'MemberRemove', 'MemberRemoveRequest', 'MemberRemoveResponse', request);
+    const id = request.ID ?? 0n;
+    if (this.membership.isRemoved(id)) throw new KeyraftError('MemberNotFound');
+    if (this.membership.get(id) === undefined) throw new KeyraftError('MemberNotFound');
+    await this.proposeConfChange({ type: ConfChangeType.RemoveMember, memberId: id }, {});
+    return { header: this.clusterHeader(), members: this.membership.toRecords() };
+  }
+
+  async memberUpdate(request: MemberUpdateRequest): Promise<MembersResponse> {
+    const id = request.ID ?? 0n;
+    if (this.membership.get(id) === undefined) throw new KeyraftError('MemberNotFound');
+    const peerURLs = request.peerURLs ?? [];
+    for (const url of peerURLs) checkPeerUrl(url);
+    const others = new Set(this.membership.all().filter((m) => m.id !== id).flatMap((m) => m.peerURLs));
+    if (peerURLs.some((u) => others.has(u))) throw new KeyraftError('PeerURLExist');
+    await this.propose({ id: 0, member_update: { member_id: id, peer_urls: peerURLs } });
+    return { header: this.clusterHeader(), members: this.membership.toRecords() };
+  }
+
+  async memberPromote(request: MemberPromoteRequest): Promise<MembersResponse> {
+    if (!this.isLeader()) return this.forward('Cluster', 'MemberPromote', 'MemberPromoteRequest', 'MemberPromoteResponse', request);
+    const id = request.ID ?? 0n;
+    const info = this.membership.get(id);
+    if (info === undefined) throw new KeyraftError('MemberNotFound');
+    if (!info.isLearner) throw new KeyraftError('MemberNotLearner');
+    // etcd's isLearnerReady: the learner's match index within 10% of the leader's.
+    const raft = this.node.raft;
+    const learner = raft.progressOf(id);
+    const leaderMatch = raft.progressOf(this.memberId)?.match ?? 0;
+    if (learner === undefined || learner.match < leaderMatch * 0.9) throw new KeyraftError('LearnerNotReady');
+    await this.proposeConfChange({ type: ConfChangeType.AddVoter, memberId: id }, {});
+    return { header: this.clusterHeader(), members: this.membership.toRecords() };
+  }
+
+  async moveLeader(request: MoveLeaderRequest): Promise<MoveLeaderResponse> {
+    this.checkRunning();
+    const target = request.targetID ?? 0n;
+    if (!this.isLeader()) throw new KeyraftError('NotLeader');
+    const info = this.membership.get(target);
+    if (info === undefined || info.isLearner) throw new KeyraftError('BadLeaderTransferee');
+    if (target !== this.memberId) {
+      try {
+        this.node.raft.transferLeadership(target);
+      } catch (err) {
+        throw toKeyraftError(err);
+      }
+      this.schedule();
+      // etcd waits up to the request timeout for the transferee to take over.
+      const deadline = performance.now() + requestTimeoutMs(this.config);
+      while (this.leader !== target) {
+        if (performance.now() > deadline || this.stopped) throw new KeyraftError('LeaderTransferTimeout');
+        await new Promise((r) => setTimeout(r, this.config.heartbeatIntervalMs));
+      }
+    }
+    return { header: this.header() };
+  }
+
+  private isLeader(): boolean {
+    this.checkRunning();
+    if (this.leader === NONE) throw new KeyraftError('NoLeader');
+    return this.role === Role.Leader;
+  }
+
+  /** Sends a leader-only request to the leader's client URL (a client may call any member, as with etcd). */
+  private forward<T>(service: string, method: string, requestType: string, responseType: string, request: object): Promise<T> {
+    const url = this.membership.get(this.leader)?.clientURLs[0];
+    if (url === undefined) return Promise.reject(new KeyraftError('NoLeader'));
+    return forwardUnary<T>(url, `/etcdserverpb.${service}/${method}`, messageType(`etcdserverpb.${requestType}`),
+      messageType(`etcdserverpb.${responseType}`), request, requestTimeoutMs(this.config));
+  }
+
+  /**
+   * Proposes a configuration change and resolves once it is applied here. Its context carries
+   * the member's peer URLs and this request's (member, id), so the apply finds the waiter.
+   */
+  private proposeConfChange(change: Omit<ConfChange, 'context'>, context: { peerURLs?: string[] }): Promise<ApplyResponse> {
+    const id = this.wait.newId();
+    const body = { ...context, proposer: this.memberId.toString(), requestId: id };
+    const promise = this.wait.register(id);
+    try {
+      this.node.raft.proposeConfChange({ ...change, context: Buffer.from(JSON.stringify(body)) });
+    } catch (err) {
+      this.wait.fail(id, toKeyraftError(err));
+    }
+    this.schedule();
+    return promise;
+  }
+
+  private clusterHeader(): ResponseHeader {
+    // etcd's cluster service header names no revision: membership is not part of the keyspace.
+    return { ...this.header(), revision: 0 };
   }
 
   /** True while the member runs and knows a leader (/health, etcd's has_leader). */
@@ -348,6 +469,13 @@ export class Member implements MemberApi {
   }
 
   // ---- inputs ----------------------------------------------------------------------------------
+
+  /** Told by a peer (or by applying our own removal): this member is no longer in the cluster. */
+  private removedFromCluster(by: bigint): void {
+    if (this.stopped) return;
+    this.logger.warn({ by: by.toString(16) }, 'the member has been permanently removed from the cluster; stopping');
+    this.fail(new Error('the member has been permanently removed from the cluster'));
+  }
 
   private step(m: Message): void {
     if (this.stopped) return;
@@ -529,6 +657,15 @@ export class Member implements MemberApi {
     if (entry.data.length === 0) return; // a new leader's no-op
     const request = this.ownProposals.get(entry.data) ?? decode<InternalRequest>(internalRequestType, entry.data);
     const mine = request.member_id === this.memberId && this.wait.has(request.id);
+    if (request.member_update) {
+      const existing = this.membership.get(request.member_update.member_id);
+      if (existing !== undefined) {
+        this.membership.set({ ...existing, peerURLs: request.member_update.peer_urls });
+        if (existing.id !== this.memberId) this.network?.addPeer(existing.id, request.member_update.peer_urls);
+      }
+      if (mine) this.wait.trigger(request.id, {} as ApplyResponse);
+      return;
+    }
     if (request.publish) {
       this.applyPublish(request);
       if (mine) this.wait.trigger(request.id, {} as ApplyResponse);
@@ -559,15 +696,17 @@ export class Member implements MemberApi {
   private applyConfChange(entry: Entry): void {
     const change = decodeConfChange(entry.data);
     const context = change.context.length > 0
-      ? JSON.parse(Buffer.from(change.context).toString('utf8')) as { name?: string; peerURLs?: string[] }
+      ? JSON.parse(Buffer.from(change.context).toString('utf8')) as { name?: string; peerURLs?: string[]; proposer?: string; requestId?: number }
       : {};
+    if (context.proposer === this.memberId.toString() && context.requestId !== undefined) {
+      // Answered after the table below is updated (the waiter's continuation runs later).
+      const requestId = context.requestId;
+      queueMicrotask(() => this.wait.trigger(requestId, {} as ApplyResponse));
+    }
     if (change.type === ConfChangeType.RemoveMember) {
       this.membership.remove(change.memberId);
       this.network?.removePeer(change.memberId);
-      if (change.memberId === this.memberId) {
-        this.logger.warn('the member has been permanently removed from the cluster; stopping');
-        setImmediate(() => this.fail(new Error('the member has been permanently removed from the cluster')));
-      }
+      if (change.memberId === this.memberId) setImmediate(() => this.removedFromCluster(this.memberId));
       return;
     }
     const existing = this.membership.get(change.memberId);
@@ -687,7 +826,8 @@ export class Member implements MemberApi {
             return false;
           });
         }
-        network.send(out);
+        const dropped = network.send(out);
+        for (const m of dropped) if (m.type === MessageType.Heartbeat) this.metrics.heartbeatSendFailures.inc();
       },
     };
   }
@@ -784,10 +924,11 @@ class MemberMetrics {
   readonly hasLeader: Gauge;
   readonly isLeader: Gauge;
   readonly leaderChanges: Counter;
+  readonly heartbeatSendFailures: Counter;
   readonly snapshotsSent: Counter;
   readonly snapshotsInstalled: Counter;
 
-  constructor(registry: Registry) {
+  constructor(registry: Registry, slowReadIndexes: () => number) {
     const registers = [registry];
     this.committed = new Counter({ name: 'etcd_server_proposals_committed_total', help: 'The total number of consensus proposals committed.', registers });
     this.applied = new Counter({ name: 'etcd_server_proposals_applied_total', help: 'The total number of consensus proposals applied.', registers });
@@ -798,6 +939,24 @@ class MemberMetrics {
     this.leaderChanges = new Counter({ name: 'etcd_server_leader_changes_seen_total', help: 'The number of leader changes seen.', registers });
     this.snapshotsSent = new Counter({ name: 'keyraft_server_state_images_sent_total', help: 'State images streamed to followers behind the compacted log.', registers });
     this.snapshotsInstalled = new Counter({ name: 'keyraft_server_state_images_installed_total', help: 'State images received from the leader and installed.', registers });
+    this.heartbeatSendFailures = new Counter({ name: 'etcd_server_heartbeat_send_failures_total', help: 'The total number of leader heartbeat send failures (likely overloaded from slow disk).', registers });
+    new Counter({
+      name: 'etcd_server_slow_read_indexes_total', help: 'The total number of pending read indexes not in sync with leader\'s or timed out read index requests.', registers,
+      collect() { this.reset(); this.inc(slowReadIndexes()); },
+    });
+  }
+}
+
+/** A peer URL in a membership request: http(s)://host:port, as etcd's types.NewURLs accepts. */
+function checkPeerUrl(text: string): void {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new KeyraftError('InvalidArgument', `etcdserver: invalid peer URL ${JSON.stringify(text)}`);
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || !url.port || (url.pathname !== '/' && url.pathname !== '')) {
+    throw new KeyraftError('InvalidArgument', `etcdserver: invalid peer URL ${JSON.stringify(text)}`);
   }
 }
 

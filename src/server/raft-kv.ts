@@ -1,6 +1,8 @@
 import type {
-  CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, MemberListResponse,
-  PutRequest, PutResponse, RangeRequest, RangeResponse, StatusResponse, TxnRequest, TxnResponse,
+  CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, MemberAddRequest,
+  MemberAddResponse, MemberListResponse, MemberPromoteRequest, MemberRemoveRequest, MembersResponse,
+  MemberUpdateRequest, MoveLeaderRequest, MoveLeaderResponse, PutRequest, PutResponse, RangeRequest,
+  RangeResponse, StatusResponse, TxnRequest, TxnResponse,
 } from '../proto/etcd-types.js';
 
 /**
@@ -18,12 +20,18 @@ export interface RaftKV {
   compact(request: CompactionRequest): Promise<CompactionResponse>;
 }
 
+/** etcd's Cluster service: membership changes go through the Raft log, one at a time. */
 export interface ClusterInfo {
   memberList(): Promise<MemberListResponse>;
+  memberAdd(request: MemberAddRequest): Promise<MemberAddResponse>;
+  memberRemove(request: MemberRemoveRequest): Promise<MembersResponse>;
+  memberUpdate(request: MemberUpdateRequest): Promise<MembersResponse>;
+  memberPromote(request: MemberPromoteRequest): Promise<MembersResponse>;
 }
 
 export interface MaintenanceInfo {
   status(): Promise<StatusResponse>;
+  moveLeader(request: MoveLeaderRequest): Promise<MoveLeaderResponse>;
 }
 
 /** Limits the API layer enforces before a request reaches the member (from flags). */
@@ -40,4 +48,6 @@ export interface MemberApi extends RaftKV, ClusterInfo, MaintenanceInfo {
   readonly memberId: bigint;
   /** True while the member can serve (has a leader); /health reports it. */
   isHealthy(): boolean;
+  /** Whether a leader is known (the `hasleader` gRPC metadata check: "etcdserver: no leader" without one). */
+  hasLeader(): boolean;
 }

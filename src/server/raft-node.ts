@@ -17,7 +17,8 @@ import type { Entry, HardState, Message, Ready, ReadState, Snapshot, SoftState }
  *   4. Only once that save is durable: rd.messagesAfterPersist (votes, appends' acks, heartbeat
  *      answers) leave; they promise what was just written (Raft paper, Figure 2).
  *   5. Then the state machine: the snapshot is installed before the committed entries (which
- *      follow it), then committedEntries in index order, then readStates (each waits until
+ *      follow it), then committedEntries in index order (those already durable here before this
+ *      Ready's write are applied at step 3, in parallel with the write), then readStates (each waits until
  *      applied >= its index, which the state machine tracks).
  *   6. advance(): the core learns 3 and 5 are done; only then is ready() called again.
  * Only one Ready is outstanding at a time: while a save runs, inputs (step, tick, propose) go
@@ -52,6 +53,14 @@ export class RaftNode {
   /** Invariant: true exactly while a Ready is outstanding (between ready() and advance()). */
   private busy = false;
   private stopped = false;
+  /**
+   * Highest log index this node's storage holds durably, as far as its own saves tell (0 until the
+   * first save returns; restarts pass the persisted last index).
+   * Invariant: every entry at or below it is on disk with the content the core has for it.
+   */
+  private durableIndex: number;
+  /** How many of the outstanding Ready's committed entries were applied before its save. */
+  private appliedEarly = 0;
   /** Readies carried out (for tests and metrics). */
   readies = 0;
 
@@ -61,7 +70,15 @@ export class RaftNode {
     private readonly transport: RaftTransport,
     private readonly stateMachine: RaftStateMachine,
     private readonly onFatal: (err: Error) => void,
-  ) {}
+    /**
+     * Called after each advance(), before the next Ready. The simulator and the test cluster check
+     * the core's invariants there (raft.checkInvariants()); the member passes nothing.
+     */
+    private readonly onAdvanced: (() => void) | null = null,
+    persistedLastIndex = 0,
+  ) {
+    this.durableIndex = persistedLastIndex;
+  }
 
   /**
    * Carries out Ready batches until the core has none left, or until one waits on storage or a
@@ -75,6 +92,15 @@ export class RaftNode {
       if (rd.softState !== null) this.stateMachine.onSoftState(rd.softState);
       // 2. May leave before our own write (the core holds them until its term is durable).
       if (rd.messages.length > 0) this.transport.send(rd.messages);
+      // Committed entries that are already durable here need not wait for this Ready's write:
+      // applying them now, in parallel with the fsync, saves one fsync of latency per write (etcd's
+      // raft node does the same). Only entries below this Ready's first entry qualify: an entry
+      // that this write replaces is not the one on disk.
+      if (rd.entries.length > 0 && rd.entries[0]!.index <= this.durableIndex) this.durableIndex = rd.entries[0]!.index - 1;
+      this.appliedEarly = rd.snapshot === null ? countUpTo(rd.committedEntries, this.durableIndex) : 0;
+      if (this.appliedEarly > 0) {
+        this.stateMachine.applyEntries(this.appliedEarly === rd.committedEntries.length ? rd.committedEntries : rd.committedEntries.slice(0, this.appliedEarly));
+      }
       // 3. One durable write for snapshot, entries and hard state.
       let saved: Promise<void> | null;
       try {
@@ -83,6 +109,8 @@ export class RaftNode {
         this.fail(err as Error);
         return;
       }
+      // A save that throws (synchronously) is fatal like a rejected one; the simulator injects its
+      // crashes this way: nothing after the save (acks, apply, advance) happens.
       if (saved === null) {
         if (!this.afterSave(rd)) return;
         continue;
@@ -110,6 +138,8 @@ export class RaftNode {
 
   /** Steps 4-6. Returns false when the Ready waits on a snapshot install (it continues by itself). */
   private afterSave(rd: Ready): boolean {
+    if (rd.snapshot !== null) this.durableIndex = rd.snapshot.metadata.index;
+    if (rd.entries.length > 0) this.durableIndex = rd.entries[rd.entries.length - 1]!.index;
     // 4. Acks and votes promise durability: only now.
     if (rd.messagesAfterPersist.length > 0) this.transport.send(rd.messagesAfterPersist);
     // 5. Snapshot before the entries that follow it.
@@ -138,12 +168,14 @@ export class RaftNode {
   }
 
   private applyAndAdvance(rd: Ready): void {
-    if (rd.committedEntries.length > 0) this.stateMachine.applyEntries(rd.committedEntries);
+    const rest = rd.committedEntries.length - this.appliedEarly;
+    if (rest > 0) this.stateMachine.applyEntries(this.appliedEarly === 0 ? rd.committedEntries : rd.committedEntries.slice(this.appliedEarly));
     if (rd.readStates.length > 0) this.stateMachine.onReadStates(rd.readStates);
     assert(this.busy, 'advance without an outstanding Ready');
     this.busy = false;
     // 6.
     this.raft.advance();
+    if (this.onAdvanced !== null) this.onAdvanced();
   }
 
   private fail(err: Error): void {
@@ -151,4 +183,11 @@ export class RaftNode {
     this.stopped = true;
     this.onFatal(err);
   }
+}
+
+/** How many of the (index-ordered) entries have index <= limit. */
+function countUpTo(entries: readonly Entry[], limit: number): number {
+  let n = 0;
+  while (n < entries.length && entries[n]!.index <= limit) n++;
+  return n;
 }

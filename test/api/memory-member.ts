@@ -32,6 +32,10 @@ export class MemoryMember implements MemberApi {
     return this.healthy;
   }
 
+  hasLeader(): boolean {
+    return this.healthy;
+  }
+
   private header(): ResponseHeader {
     return { cluster_id: this.clusterId, member_id: this.memberId, revision: this.revision, raft_term: 2 };
   }
@@ -163,6 +167,27 @@ export class MemoryMember implements MemberApi {
       header: { ...this.header(), revision: 0 },
       members: [{ ID: this.memberId, name: 'default', peerURLs: ['http://127.0.0.1:2380'], clientURLs: ['http://127.0.0.1:2379'], isLearner: false }],
     };
+  }
+
+  // Membership changes and MoveLeader need a real cluster: the cluster suites test them.
+  async memberAdd(): Promise<never> {
+    throw new KeyraftError('Unimplemented', 'the in-memory member has no cluster');
+  }
+
+  async memberRemove(): Promise<never> {
+    throw new KeyraftError('Unimplemented', 'the in-memory member has no cluster');
+  }
+
+  async memberUpdate(): Promise<never> {
+    throw new KeyraftError('Unimplemented', 'the in-memory member has no cluster');
+  }
+
+  async memberPromote(): Promise<never> {
+    throw new KeyraftError('Unimplemented', 'the in-memory member has no cluster');
+  }
+
+  async moveLeader(): Promise<never> {
+    throw new KeyraftError('Unimplemented', 'the in-memory member has no cluster');
   }
 
   async status(): Promise<StatusResponse> {

@@ -7,10 +7,13 @@
  *
  * Most keyraftctl runs go through runKeyraftctl in-process (the binary's own code path minus
  * node start-up, to keep the suite fast); the `binary` suite spawns dist/src/cli/keyraftctl.js.
+ * Every test here needs both real tools: without them each is skipped with its reason
+ * (../etcd-binaries.ts); keyraftctl against keyraft runs in integration/keyraftctl-on-keyraft.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ETCDCTL_BIN, EtcdFixture, freePort, runInProcess, runProgram, type RunResult } from './etcd-fixture.js';
+import { needEtcd } from '../etcd-binaries.js';
+import { EtcdFixture, freePort, runInProcess, runProgram, type RunResult } from './etcd-fixture.js';
 
 interface Case {
   args: string[];
@@ -32,6 +35,7 @@ interface Case {
 }
 
 let fx: EtcdFixture;
+const need = needEtcd('cli/ctl-compat', ['etcd', 'etcdctl']);
 
 /** Durations differ from run to run; in a table they also change column widths and rules. */
 function normalizeTook(text: string): string {
@@ -91,7 +95,8 @@ async function currentRevision(): Promise<number> {
 const kv = suite('keyraftctl vs etcdctl: get, put, del');
 
 kv.before(async () => {
-  fx = await EtcdFixture.start();
+  if (!need.found) return;
+  fx = await EtcdFixture.start({ etcd: need.path('etcd'), etcdctl: need.path('etcdctl') });
   for (const [k, v] of [['foo', 'bar'], ['a', '1'], ['b', '22'], ['c', '3'], ['k1', 'v1'], ['k2', 'v2'], ['k3', 'v3'], ['foo', 'bar2'], ['foo', 'bar'], ['q<&>', 'x\ty']]) {
     await etcdctlOk(['put', k!, v!]);
   }
@@ -127,7 +132,7 @@ const readCases: Case[] = [
   { args: ['get', 'k1', '-w=fields'] },
 ];
 
-kv('reads match etcdctl byte for byte', async () => {
+need.test(kv, 'reads match etcdctl byte for byte', async () => {
   for (const c of readCases) await compare(c);
 });
 
@@ -149,7 +154,7 @@ const badReadCases: Case[] = [
   { args: ['get', 'foo', '--prefix=maybe'], skipStdout: true },
 ];
 
-kv('bad get command lines fail with etcdctl\'s message and exit code', async () => {
+need.test(kv, 'bad get command lines fail with etcdctl\'s message and exit code', async () => {
   for (const c of badReadCases) await compare(c);
 });
 
@@ -181,11 +186,11 @@ const writeCases: Case[] = [
   { args: ['del', 'a', 'b', '--prefix'] },
 ];
 
-kv('writes and their errors match etcdctl', async () => {
+need.test(kv, 'writes and their errors match etcdctl', async () => {
   for (const c of writeCases) await compare(c);
 });
 
-kv('binary values: stdin bytes stored as is, printed as etcdctl does', async () => {
+need.test(kv, 'binary values: stdin bytes stored as is, printed as etcdctl does', async () => {
   const bytes = Buffer.from([0x66, 0xff, 0x00, 0xc3, 0xa9, 0x0a]);
   await compare({ args: ['put', 'binv', '--prev-kv', '-w', 'json'], input: bytes, setup: [['put', 'binv', 'x']], writes: true });
   // The bytes keyraftctl stored, read back by etcdctl.
@@ -196,7 +201,7 @@ kv('binary values: stdin bytes stored as is, printed as etcdctl does', async () 
   await compare({ args: ['get', 'binv', '-w', 'json'] });
 });
 
-kv('put with a lease attaches it', async () => {
+need.test(kv, 'put with a lease attaches it', async () => {
   const grant = await etcdctlOk(['lease', 'grant', '600']);
   const id = /lease ([0-9a-f]+) granted/.exec(grant)?.[1];
   assert.ok(id, grant);
@@ -254,11 +259,11 @@ const badTxnCases: Case[] = [
   { args: ['txn'], input: '\n\nput a 1\nput a 2\n\n\n' },
 ];
 
-txn('txn output matches etcdctl', async () => {
+need.test(txn, 'txn output matches etcdctl', async () => {
   for (const c of txnCases) await compare(c);
 });
 
-txn('bad txn input fails with etcdctl\'s message and exit code', async () => {
+need.test(txn, 'bad txn input fails with etcdctl\'s message and exit code', async () => {
   for (const c of badTxnCases) await compare(c);
   // A bad flag on a request line: etcdctl also prints the op's usage to stderr, we print only the error.
   const r = await fx.keyraftctl(['txn'], '\n\nget k --bogus\n\n\n');
@@ -266,7 +271,7 @@ txn('bad txn input fails with etcdctl\'s message and exit code', async () => {
   assert.is(r.code, 3);
 });
 
-txn('lease compares take a hex lease id (etcdctl 3.4 panics on them)', async () => {
+need.test(txn, 'lease compares take a hex lease id (etcdctl 3.4 panics on them)', async () => {
   const grant = await etcdctlOk(['lease', 'grant', '600']);
   const id = /lease ([0-9a-f]+) granted/.exec(grant)![1]!;
   await etcdctlOk(['put', 'lk', 'v', `--lease=${id}`]);
@@ -288,7 +293,7 @@ txn.run();
 
 const cluster = suite('keyraftctl vs etcdctl: compaction, member, endpoint, version');
 
-cluster('member list and endpoint status in every format', async () => {
+need.test(cluster, 'member list and endpoint status in every format', async () => {
   for (const w of ['simple', 'json', 'table', 'fields']) {
     await compare({ args: ['member', 'list', '-w', w] });
     await compare({ args: ['endpoint', 'status', '-w', w], drifts: true });
@@ -299,7 +304,7 @@ cluster('member list and endpoint status in every format', async () => {
   await compare({ args: ['endpoint', 'status', '-w', 'protobuf'], drifts: true });
 });
 
-cluster('compaction', async () => {
+need.test(cluster, 'compaction', async () => {
   await etcdctlOk(['put', 'cmp', '1']);
   const rev = await currentRevision();
   const ours = await fx.keyraftctl(['compaction', String(rev - 1)]);
@@ -316,7 +321,7 @@ cluster('compaction', async () => {
   await compare({ args: ['compaction', '1', '2'] });
 });
 
-cluster('get --count-only (etcdctl 3.5; 3.4 lacks it) prints the count with -w fields only', async () => {
+need.test(cluster, 'get --count-only (etcdctl 3.5; 3.4 lacks it) prints the count with -w fields only', async () => {
   const r = await fx.keyraftctl(['get', 'k', '--prefix', '--count-only', '-w', 'fields']);
   assert.match(r.stdout, /^"ClusterID" : \d+\n"MemberID" : \d+\n"Revision" : \d+\n"RaftTerm" : \d+\n"More" : false\n"Count" : 3\n$/);
   const simple = await fx.keyraftctl(['get', 'k', '--prefix', '--count-only']);
@@ -324,8 +329,9 @@ cluster('get --count-only (etcdctl 3.5; 3.4 lacks it) prints the count with -w f
   assert.is(simple.code, 128);
 });
 
+// keyraftctl alone: runs without etcd.
 cluster('version', async () => {
-  const r = await fx.keyraftctl(['version']);
+  const r = await runInProcess(['version'], '');
   assert.match(r.stdout, /^keyraftctl version: \d+\.\d+\.\d+\nAPI version: 3\.4\n$/);
   assert.is(r.code, 0);
 });
@@ -334,7 +340,7 @@ cluster.run();
 
 const binary = suite('keyraftctl binary: entry point, env, connection errors');
 
-binary('runs as a program: output, exit codes, ETCDCTL_ENDPOINTS with http://', async () => {
+need.test(binary, 'runs as a program: output, exit codes, ETCDCTL_ENDPOINTS with http://', async () => {
   const viaEnv = await fx.keyraftctlBinary(['get', 'foo', '-w', 'json'], '', { ETCDCTL_ENDPOINTS: `http://${fx.endpoint}` });
   const theirs = await fx.etcdctl(['get', 'foo', '-w', 'json']);
   assert.is(viaEnv.stdout, theirs.stdout);
@@ -364,11 +370,11 @@ binary('runs as a program: output, exit codes, ETCDCTL_ENDPOINTS with http://', 
   assert.match(version.stdout, /^keyraftctl version: \d+\.\d+\.\d+\nAPI version: 3\.4\n$/);
 });
 
-binary('an unreachable endpoint fails like etcdctl after --command-timeout', async () => {
+need.test(binary, 'an unreachable endpoint fails like etcdctl after --command-timeout', async () => {
   const dead = `127.0.0.1:${await freePort()}`;
   const args = [`--endpoints=${dead}`, '--command-timeout=300ms'];
   const ours = await fx.keyraftctlBinary([...args, 'get', 'foo']);
-  const theirs = await runProgram(ETCDCTL_BIN, [...args, 'get', 'foo'], '');
+  const theirs = await runProgram(fx.paths.etcdctl, [...args, 'get', 'foo'], '');
   assert.is(normalizeStderr(ours.stderr), 'Error: context deadline exceeded');
   assert.is(normalizeStderr(theirs.stderr), 'Error: context deadline exceeded');
   assert.is(ours.code, theirs.code);

@@ -5,7 +5,7 @@
  * report it. Every process is tracked by the integration harness and killed by PID in killAll().
  */
 import { spawn } from 'node:child_process';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { computeMemberId } from '../../src/server/cluster-identity.js';
 import { KvClient } from '../api/grpc-clients.js';
@@ -19,6 +19,15 @@ export interface ClusterOptions {
   electionMs?: number;
   args?: string[];
   env?: NodeJS.ProcessEnv;
+  /**
+   * Members reach each other directly, without the test's proxies (no partitions then): for
+   * peer TLS, which the handshake-reading front cannot see into. `https` with it.
+   */
+  direct?: { scheme: 'http' | 'https' };
+  /** Flags for one member only (after `args`). */
+  memberArgs?: (i: number) => string[];
+  /** Members expected to agree on a leader before start() returns (default: all). */
+  quorumOf?: number[];
 }
 
 export interface MemberSlot {
@@ -26,6 +35,8 @@ export interface MemberSlot {
   id: bigint;
   clientPort: number;
   peerPort: number;
+  /** The peer URL every member knows this one by (a front proxy's, or the real port when direct). */
+  peerUrl: string;
   dataDir: string;
   process: ServerProcess | null;
   paused: boolean;
@@ -48,7 +59,9 @@ export class TestCluster {
     readonly links: PeerLinks,
     private readonly args: string[],
     private readonly env: NodeJS.ProcessEnv,
-    private readonly initialCluster: string,
+    private initialCluster: string,
+    private readonly token: string,
+    private readonly memberArgs: (i: number) => string[] = () => [],
   ) {}
 
   static async start(options: ClusterOptions): Promise<TestCluster> {
@@ -58,41 +71,76 @@ export class TestCluster {
     const fronts: PeerFront[] = [];
     for (let i = 0; i < options.members; i++) {
       const peerPort = await freePort();
-      const front = await PeerFront.start(peerPort);
-      fronts.push(front);
-      const url = `http://127.0.0.1:${front.port}`;
+      let url: string;
+      if (options.direct) {
+        url = `${options.direct.scheme}://127.0.0.1:${peerPort}`;
+      } else {
+        const front = await PeerFront.start(peerPort);
+        fronts.push(front);
+        url = `http://127.0.0.1:${front.port}`;
+      }
       slots.push({
-        name: `m${i}`, id: computeMemberId([url], token), clientPort: await freePort(), peerPort,
+        name: `m${i}`, id: computeMemberId([url], token), clientPort: await freePort(), peerPort, peerUrl: url,
         dataDir: join(dir, `m${i}`), process: null, paused: false,
       });
     }
-    const initialCluster = slots.map((s, i) => `${s.name}=http://127.0.0.1:${fronts[i]!.port}`).join(',');
+    const initialCluster = slots.map((s) => `${s.name}=${s.peerUrl}`).join(',');
     const args = [
       '--initial-cluster-token', token,
       '--heartbeat-interval', String(options.heartbeatMs ?? 50),
       '--election-timeout', String(options.electionMs ?? 500),
       ...(options.args ?? []),
     ];
-    const cluster = new TestCluster(slots, new PeerLinks(fronts, slots.map((s) => s.id)), args, options.env ?? {}, initialCluster);
+    const cluster = new TestCluster(slots, new PeerLinks(fronts, slots.map((s) => s.id)), args, options.env ?? {}, initialCluster, token, options.memberArgs);
     for (let i = 0; i < slots.length; i++) cluster.spawn(i);
-    await cluster.waitLeader();
+    await cluster.waitLeader(20_000, options.quorumOf);
     return cluster;
   }
 
+  /**
+   * Prepares a slot for a member to add (etcdctl member add, then spawnJoining): its ports, its
+   * front proxy and the peer URL to add. Returns its index.
+   */
+  async newSlot(): Promise<number> {
+    const i = this.slots.length;
+    const peerPort = await freePort();
+    const front = await PeerFront.start(peerPort);
+    const url = `http://127.0.0.1:${front.port}`;
+    this.links.fronts.push(front);
+    this.slots.push({
+      name: `m${i}`, id: computeMemberId([url], this.token), clientPort: await freePort(), peerPort, peerUrl: url,
+      dataDir: join(dirname(this.slots[0]!.dataDir), `m${i}`), process: null, paused: false,
+    });
+    this.links.ids.push(this.slots[i]!.id);
+    return i;
+  }
+
+  peerUrl(i: number): string {
+    return this.slots[i]!.peerUrl;
+  }
+
+  /** Starts an added member with --initial-cluster-state existing and every current member listed. */
+  spawnJoining(i: number): void {
+    this.initialCluster = this.slots.map((s, k) => `${s.name}=${this.peerUrl(k)}`).join(',');
+    this.spawn(i, ['--initial-cluster-state', 'existing']);
+  }
+
   /** Starts member i (again), with the same flags; its data dir is kept. */
-  spawn(i: number): void {
+  spawn(i: number, extraArgs: string[] = []): void {
     const s = this.slots[i]!;
-    const front = this.links.fronts[i]!;
+    const scheme = s.peerUrl.startsWith('https:') ? 'https' : 'http';
     const child = spawn(process.execPath, [
       keyraftBin,
       '--name', s.name,
       '--data-dir', s.dataDir,
       '--listen-client-urls', `http://127.0.0.1:${s.clientPort}`,
       '--advertise-client-urls', `http://127.0.0.1:${s.clientPort}`,
-      '--listen-peer-urls', `http://127.0.0.1:${s.peerPort}`,
-      '--initial-advertise-peer-urls', `http://127.0.0.1:${front.port}`,
+      '--listen-peer-urls', `${scheme}://127.0.0.1:${s.peerPort}`,
+      '--initial-advertise-peer-urls', s.peerUrl,
       '--initial-cluster', this.initialCluster,
       ...this.args,
+      ...this.memberArgs(i),
+      ...extraArgs,
     ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KEYRAFT_LOG_LEVEL: 'warn', ...this.env } });
     s.process = track(child, s.clientPort, s.peerPort, s.dataDir);
     s.paused = false;
@@ -139,14 +187,15 @@ export class TestCluster {
   }
 
   /** Waits until the members that are up agree on one leader that is up; returns its index. */
-  async waitLeader(timeoutMs = 20_000): Promise<number> {
+  async waitLeader(timeoutMs = 20_000, among?: number[]): Promise<number> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const statuses = await Promise.all(this.slots.map((_, i) => this.status(i)));
+      const statuses = await Promise.all(this.slots.map((_, i) => (among === undefined || among.includes(i) ? this.status(i) : null)));
       const up = statuses.filter((s): s is MemberStatus => s !== null);
       const leader = up[0]?.leader ?? 0n;
       const index = this.slots.findIndex((s) => s.id === leader);
-      if (leader !== 0n && index >= 0 && this.isUp(index) && up.every((s) => s.leader === leader) && up.length > this.slots.length / 2) return index;
+      const voters = this.slots.filter((s) => s.process !== null || s.paused).length;
+      if (leader !== 0n && index >= 0 && this.isUp(index) && up.every((s) => s.leader === leader) && up.length > voters / 2) return index;
       if (Date.now() > deadline) {
         throw new Error(`no agreed leader within ${timeoutMs} ms: ${JSON.stringify(statuses, (_, v) => (typeof v === 'bigint' ? v.toString(16) : v))}\n`
           + this.slots.map((s) => `--- ${s.name}\n${s.process?.output().slice(-2000) ?? '(down)'}`).join('\n'));

@@ -136,6 +136,7 @@ export class PeerFront {
 export class PeerLinks {
   constructor(readonly fronts: PeerFront[], readonly ids: bigint[]) {}
 
+
   /** Cuts member i off from every other member, both directions. */
   async isolate(i: number): Promise<void> {
     this.fronts[i]!.blockAll();

@@ -1,14 +1,15 @@
 /**
  * Spawns real processes for integration tests: keyraft members (the built CLI) and, for
- * side-by-side checks, Debian's etcd 3.4. Every process is tracked and killed by PID; call
+ * side-by-side checks, etcd 3.4 (found by ../etcd-binaries.ts, as etcdctl is). Every process is tracked and killed by PID; call
  * `killAll()` in an `after` hook. Ports come from the OS (listen on 0, then release).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { binaryOrThrow } from '../etcd-binaries.js';
 
 // The compiled tree this file runs from (dist/ normally; KEYRAFT_DIST in test/run.mjs may name another).
 const distRoot = join(__dirname, '..', '..');
@@ -40,8 +41,10 @@ export interface ServerProcess {
   clientPort: number;
   peerPort: number;
   dataDir: string;
-  /** stderr and stdout of the process so far, for failure messages. */
+  /** stderr and stdout of the process so far, and a spawn error if there was one, for failure messages. */
   output(): string;
+  /** The spawn failed (e.g. ENOENT): the process never ran. */
+  spawnError(): Error | undefined;
   /** SIGKILL, then wait for the exit. */
   kill9(): Promise<void>;
   /** SIGTERM, then wait for the exit; returns the exit code. */
@@ -51,12 +54,23 @@ export interface ServerProcess {
 export function track(child: ChildProcess, clientPort: number, peerPort: number, dataDir: string): ServerProcess {
   started.add(child);
   let output = '';
+  let spawnError: Error | undefined;
   child.stdout?.on('data', (d) => { output += d; });
   child.stderr?.on('data', (d) => { output += d; });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => { started.delete(child); resolve(code); }));
+  const exited = new Promise<number | null>((resolve) => {
+    child.once('exit', (code) => { started.delete(child); resolve(code); });
+    // A failed spawn emits 'error' and no 'exit': record it rather than crash the suite.
+    child.once('error', (err) => {
+      spawnError = err;
+      output += `spawn failed: ${err.message}\n`;
+      started.delete(child);
+      resolve(null);
+    });
+  });
   return {
     child, clientPort, peerPort, dataDir,
     output: () => output,
+    spawnError: () => spawnError,
     async kill9() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await exited;
@@ -66,6 +80,14 @@ export function track(child: ChildProcess, clientPort: number, peerPort: number,
       return exited;
     },
   };
+}
+
+/** Spawns a long-running process that `killAll()` kills by PID (stdout and stderr piped). */
+export function spawnTracked(command: string, args: string[], options: { env?: NodeJS.ProcessEnv } = {}): ChildProcess {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
+  started.add(child);
+  child.once('exit', () => started.delete(child));
+  return child;
 }
 
 export async function startKeyraft(options: { dataDir?: string; args?: string[]; env?: NodeJS.ProcessEnv; clientPort?: number } = {}): Promise<ServerProcess> {
@@ -87,19 +109,11 @@ export async function startKeyraft(options: { dataDir?: string; args?: string[];
   return server;
 }
 
-export function etcdAvailable(): boolean {
-  return existsSync('/usr/bin/etcd') || spawnSync('which', ['etcd']).status === 0;
-}
-
-export function etcdctlAvailable(): boolean {
-  return spawnSync('etcdctl', ['version'], { stdio: 'ignore' }).status === 0;
-}
-
 export async function startEtcd(): Promise<ServerProcess> {
   const dataDir = join(tempDir('etcd'), 'default.etcd');
   const clientPort = await freePort();
   const peerPort = await freePort();
-  const child = spawn('etcd', [
+  const child = spawn(binaryOrThrow('etcd'), [
     '--data-dir', dataDir,
     '--listen-client-urls', `http://127.0.0.1:${clientPort}`,
     '--advertise-client-urls', `http://127.0.0.1:${clientPort}`,
@@ -116,7 +130,7 @@ export async function startEtcd(): Promise<ServerProcess> {
 export async function waitHealthy(server: ServerProcess, what: string): Promise<void> {
   const deadline = Date.now() + 20_000;
   for (;;) {
-    if (server.child.exitCode !== null || server.child.signalCode !== null) {
+    if (server.child.exitCode !== null || server.child.signalCode !== null || server.spawnError() !== undefined) {
       throw new Error(`${what} exited during start-up (code ${server.child.exitCode}):\n${server.output()}`);
     }
     try {
@@ -175,18 +189,25 @@ export function runCommand(command: string, args: string[], options: { input?: s
     child.stdout.on('data', (d) => { stdout += d; });
     child.stderr.on('data', (d) => { stderr += d; });
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 15_000);
-    child.on('error', reject);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      started.delete(child);
+      reject(err);
+    });
     child.on('exit', (code) => {
       clearTimeout(timer);
       started.delete(child);
       resolve({ code, stdout, stderr });
     });
+    // EPIPE when the command exits (or never started) before reading its input: 'exit' or
+    // 'error' above reports the outcome.
+    child.stdin.on('error', () => {});
     child.stdin.end(options.input ?? '');
   });
 }
 
 export function etcdctl(port: number, args: string[], input?: string): Promise<CommandResult> {
-  return runCommand('etcdctl', [`--endpoints=127.0.0.1:${port}`, ...args], { input });
+  return runCommand(binaryOrThrow('etcdctl'), [`--endpoints=127.0.0.1:${port}`, ...args], { input });
 }
 
 /** Kills every process this harness started (by PID) and removes temp dirs. */

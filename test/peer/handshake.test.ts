@@ -18,13 +18,17 @@ function capturingLogger() {
 const good = { clusterId: CLUSTER, fromMemberId: 1n, toMemberId: 2n, protocolVersion: PROTOCOL_VERSION, stream: StreamKind.Message };
 
 test('checkHandshake: each mismatch gets its own reason', () => {
-  const local = { clusterId: CLUSTER, memberId: 2n, isKnownPeer: (id: bigint) => id === 1n };
+  const local = { clusterId: CLUSTER, memberId: 2n, isKnownPeer: (id: bigint) => id === 1n, isRemovedPeer: (id: bigint) => id === 4n };
   assert.is(checkHandshake(good, local), null);
   assert.is(checkHandshake({ ...good, clusterId: 5n }, local)?.reason, 'cluster_mismatch');
   assert.is(checkHandshake({ ...good, toMemberId: 3n }, local)?.reason, 'wrong_target');
   assert.is(checkHandshake({ ...good, fromMemberId: 7n }, local)?.reason, 'unknown_member');
   assert.is(checkHandshake({ ...good, fromMemberId: 2n }, local)?.reason, 'unknown_member');
   assert.is(checkHandshake({ ...good, protocolVersion: 2 }, local)?.reason, 'unsupported_version');
+  assert.is(checkHandshake({ ...good, fromMemberId: 4n }, local)?.reason, 'removed_member');
+  assert.is(checkHandshake({ ...good, fromMemberId: 4n }, local)?.message, 'the member has been permanently removed from the cluster');
+  // A joining member learns the cluster id from the refusal of a handshake naming cluster 0.
+  assert.is(checkHandshake({ ...good, clusterId: 0n }, local)?.reason, 'cluster_mismatch');
   assert.match(checkHandshake({ ...good, clusterId: 0xabcn }, local)!.message, 'cluster abc');
 });
 

@@ -221,10 +221,10 @@ test('removePeer closes its streams and later dials from it are refused', async 
     t2.removePeer(1n);
     assert.not.ok(t2.hasPeer(1n));
     await waitFor(() => !t1.isConnected(2n), 'stream closed by the removal');
-    // t1 keeps sending; its redials are refused by t2, which no longer knows member 1.
+    // t1 keeps sending; its redials are refused by t2, which removed member 1 (the refusal tells it so).
     await waitForAsync(async () => {
       t1.send(2n, msg('again'));
-      return (await metricValue(t2, 'keyraft_peer_handshake_refusals_total', { reason: 'unknown_member' })) > 0;
+      return (await metricValue(t2, 'keyraft_peer_handshake_refusals_total', { reason: 'removed_member' })) > 0;
     }, 'redial refused');
     await waitForAsync(async () => (await metricValue(t1, 'keyraft_peer_handshake_refusals_total', { side: 'dialer' })) > 0, 'dialer saw the refusal');
     assert.is(inbox2.messages.length, 1);

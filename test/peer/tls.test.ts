@@ -1,43 +1,26 @@
 /** Peer traffic over mutual TLS; certificates are made with openssl at test time, never committed. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { PeerTlsOptions } from '../../src/peer/peer-tls.js';
 import type { PeerTransport } from '../../src/peer/peer-transport.js';
+import { TestCerts } from './test-certs.js';
 import { Inbox, metricValue, RawPeer, startTransport, waitFor, waitForAsync } from './peer-test-helpers.js';
 
-const run = promisify(execFile);
 let dir = '';
-
-async function openssl(...args: string[]) {
-  await run('openssl', args, { cwd: dir });
-}
-
-/** A CA, and a certificate it signs for `name` valid for 127.0.0.1 as server and client. */
-async function makeCa(name: string) {
-  await openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', `/CN=${name}`,
-    '-keyout', `${name}.key`, '-out', `${name}.crt`);
-}
-
-async function makeCert(name: string, ca: string) {
-  await writeFile(join(dir, `${name}.ext`), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n');
-  await openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${name}`, '-keyout', `${name}.key`, '-out', `${name}.csr`);
-  await openssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-CAcreateserial',
-    '-days', '2', '-extfile', `${name}.ext`, '-out', `${name}.crt`);
-}
+let certs: TestCerts;
 
 function tlsFor(name: string, ca = 'ca', clientCertAuth = true): PeerTlsOptions {
-  return { certFile: join(dir, `${name}.crt`), keyFile: join(dir, `${name}.key`), trustedCaFile: join(dir, `${ca}.crt`), clientCertAuth };
+  return certs.tlsFor(name, ca, clientCertAuth);
 }
 
 test.before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'keyraft-peer-tls-'));
-  await Promise.all([makeCa('ca'), makeCa('rogue-ca')]);
-  await Promise.all([makeCert('m1', 'ca'), makeCert('m2', 'ca'), makeCert('rogue', 'rogue-ca')]);
+  certs = new TestCerts(dir);
+  await Promise.all([certs.makeCa('ca'), certs.makeCa('rogue-ca')]);
+  await Promise.all([certs.makeCert('m1', 'ca'), certs.makeCert('m2', 'ca'), certs.makeCert('rogue', 'rogue-ca')]);
 });
 
 test.after(async () => {

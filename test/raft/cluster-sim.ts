@@ -22,13 +22,15 @@
  * tracing on to print the last events.
  */
 import { ConfChangeType } from '../../src/raft/conf-change.js';
-import { Raft, type RaftBugs, type RaftConfig } from '../../src/raft/raft.js';
+import { Raft, type RaftConfig } from '../../src/raft/raft.js';
 import { isRaftError } from '../../src/raft/raft-errors.js';
 import {
   EntryType, MessageType, Role, emptyHardState, emptySnapshot, type Entry, type HardState, type MemberId, type Message,
-  type Ready, type Snapshot,
+  type ReadState, type Snapshot,
 } from '../../src/raft/raft-types.js';
 import { SeededRandom } from '../../src/raft/seeded-random.js';
+import { RaftNode, type RaftStateMachine, type RaftStorage, type RaftTransport } from '../../src/server/raft-node.js';
+import { raftClass, type RaftBugs } from './mutant-raft.js';
 
 export interface SimOptions {
   readonly seed: number;
@@ -62,6 +64,9 @@ export interface SimStats {
 
 class Violation extends Error {}
 
+/** Thrown by a member's storage to crash it inside a Ready (RaftNode stops; the member is discarded). */
+class InjectedCrash extends Error {}
+
 interface Storage {
   hardState: HardState;
   snapshot: Snapshot;
@@ -71,6 +76,10 @@ interface Storage {
 interface SimMember {
   readonly id: MemberId;
   raft: Raft | null;
+  /** The Ready loop driving raft (null while down). */
+  node: RaftNode | null;
+  /** Readies carried out in the current processReady call (a member that never quiesces is a bug). */
+  readiesThisCall: number;
   storage: Storage;
   /** The state machine: applied index and a hash chain over every applied entry. */
   applied: number;
@@ -127,7 +136,8 @@ class Simulation {
   private faultsOn = true;
   private nextWriteId = 1;
   private nextReadId = 1;
-  private readonly bugs: RaftBugs | undefined;
+  /** Raft itself, or a mutant with one rule broken (the mutation checks). */
+  private readonly raftClass: typeof Raft;
   private readonly steps: number;
   private readonly traceLimit: number;
   readonly trace: string[] = [];
@@ -151,7 +161,7 @@ class Simulation {
 
   constructor(options: SimOptions) {
     this.rng = new SeededRandom(options.seed * 2654435761 + 1);
-    this.bugs = options.bugs;
+    this.raftClass = raftClass(options.bugs);
     this.steps = options.steps ?? 3000;
     this.traceLimit = options.traceLimit ?? 0;
     this.dropRate = this.rng.next() * 0.1;
@@ -166,8 +176,9 @@ class Simulation {
     for (let i = 1; i <= options.members; i++) voters.push(BigInt(i));
     this.nextMemberId = options.members + 1;
     for (const id of voters) {
-      const raft = Raft.bootstrap(this.raftConfig(id), voters);
-      this.members.set(id, this.newMember(id, raft));
+      const member = this.newMember(id);
+      this.members.set(id, member);
+      this.attach(member, this.raftClass.bootstrap(this.raftConfig(id), voters));
     }
   }
 
@@ -178,16 +189,48 @@ class Simulation {
   private raftConfig(id: MemberId): RaftConfig {
     return {
       id, electionTicks, heartbeatTicks, random: new SeededRandom(this.rng.nextInt(0x7fffffff)),
-      maxMessageBytes: this.maxMessageBytes, inflightMessagesMax: this.inflightMessagesMax, bugs: this.bugs,
+      maxMessageBytes: this.maxMessageBytes, inflightMessagesMax: this.inflightMessagesMax,
       preVote: this.preVote, checkQuorum: this.checkQuorum, uncommittedBytesMax: this.uncommittedBytesMax,
     };
   }
 
-  private newMember(id: MemberId, raft: Raft): SimMember {
+  private newMember(id: MemberId): SimMember {
     return {
-      id, raft, storage: { hardState: emptyHardState, snapshot: emptySnapshot, entries: [] },
-      applied: 0, stateHash: 0, lastCommitSeen: raft.log.committed, wasLeaderInTerm: 0, waitingReads: [],
+      id, raft: null, node: null, readiesThisCall: 0, storage: { hardState: emptyHardState, snapshot: emptySnapshot, entries: [] },
+      applied: 0, stateHash: 0, lastCommitSeen: 0, wasLeaderInTerm: 0, waitingReads: [],
     };
+  }
+
+  /**
+   * Runs raft in the member through RaftNode (the server's Ready loop), on the member's simulated
+   * storage, the simulated network and the checking state machine below.
+   */
+  private attach(member: SimMember, raft: Raft): void {
+    member.raft = raft;
+    member.lastCommitSeen = raft.log.committed;
+    const storage: RaftStorage = { save: (snapshot, entries, hardState) => this.save(member, snapshot, entries, hardState) };
+    const transport: RaftTransport = { send: (messages) => this.enqueue(messages) };
+    const stateMachine: RaftStateMachine = {
+      onSoftState: () => {},
+      installSnapshot: (snapshot) => {
+        this.installSnapshot(member, snapshot);
+        this.serveReads(member);
+        return null;
+      },
+      applyEntries: (entries) => {
+        for (const entry of entries) this.apply(member, entry);
+        this.serveReads(member);
+      },
+      onReadStates: (states) => this.onReadStates(member, states),
+    };
+    const onFatal = (err: Error): void => {
+      if (!(err instanceof InjectedCrash)) throw err;
+    };
+    const onAdvanced = (): void => {
+      raft.checkInvariants();
+      if (++member.readiesThisCall > 1000) throw new Violation(`member ${member.id} keeps producing Ready batches`);
+    };
+    member.node = new RaftNode(raft, storage, transport, stateMachine, onFatal, onAdvanced);
   }
 
   private log(text: () => string): void {
@@ -319,61 +362,64 @@ class Simulation {
   // ---------------------------------------------------------------------------------------------
   // Members: Ready processing, crashes and restarts
 
+  /** Carries out the member's Readies through its RaftNode (storage is synchronous: all of them, now). */
   private processReady(member: SimMember): void {
-    for (let rounds = 0; member.raft !== null && member.raft.hasReady(); rounds++) {
-      if (rounds > 1000) throw new Violation(`member ${member.id} keeps producing Ready batches`);
-      const raft = member.raft;
-      const rd = raft.ready();
-      // The leader's appends may leave before its own write (Ready contract).
-      this.enqueue(rd.messages);
-      if (this.faultsOn && this.rng.chance(0.0015)) {
-        this.crash(member, 'before persisting its Ready');
-        return;
-      }
-      this.persist(member, rd);
-      if (this.faultsOn && this.rng.chance(0.001)) {
-        this.crash(member, 'after persisting, before sending acks');
-        return;
-      }
-      this.enqueue(rd.messagesAfterPersist);
-      if (rd.snapshot !== null) this.installSnapshot(member, rd.snapshot);
-      for (const entry of rd.committedEntries) this.apply(member, entry);
-      for (const rs of rd.readStates) {
-        const readId = decodeTagged(rs.context, readTag);
-        // A duplicated MsgReadIndex may be answered twice: each answer must satisfy the read.
-        const minIndex = this.pendingReads.get(readId);
-        if (minIndex === undefined) throw new Violation(`member ${member.id} got a ReadState for unknown read ${readId}`);
-        member.waitingReads.push({ index: rs.index, minIndex, readId });
-      }
-      this.serveReads(member);
-      raft.advance();
-      raft.checkInvariants();
-    }
+    if (member.node === null) return;
+    member.readiesThisCall = 0;
+    member.node.process();
   }
 
-  private persist(member: SimMember, rd: Ready): void {
+  private onReadStates(member: SimMember, states: readonly ReadState[]): void {
+    for (const rs of states) {
+      const readId = decodeTagged(rs.context, readTag);
+      // A duplicated MsgReadIndex may be answered twice: each answer must satisfy the read.
+      const minIndex = this.pendingReads.get(readId);
+      if (minIndex === undefined) throw new Violation(`member ${member.id} got a ReadState for unknown read ${readId}`);
+      member.waitingReads.push({ index: rs.index, minIndex, readId });
+    }
+    this.serveReads(member);
+  }
+
+  /**
+   * The member's RaftStorage.save: synchronous. A crash may hit before the write (it is lost) or
+   * after it, before the acks leave: the storage throws InjectedCrash, so RaftNode stops before
+   * sending messagesAfterPersist, applying or advancing, and the member is discarded. The leader's
+   * early messages (rd.messages) were already sent, as on a real member.
+   */
+  private save(member: SimMember, snapshot: Snapshot | null, entries: readonly Entry[], hardState: HardState | null): null {
+    if (this.faultsOn && this.rng.chance(0.0015)) {
+      this.crash(member, 'before persisting its Ready');
+      throw new InjectedCrash();
+    }
     const storage = member.storage;
-    if (rd.snapshot !== null) {
-      storage.snapshot = rd.snapshot;
+    if (snapshot !== null) {
+      storage.snapshot = snapshot;
       storage.entries = [];
     }
-    if (rd.entries.length > 0) {
-      const first = rd.entries[0]!.index;
+    if (entries.length > 0) {
+      const first = entries[0]!.index;
       const base = storage.snapshot.metadata.index;
       const keep = first - base - 1;
       if (keep < 0 || keep > storage.entries.length) {
         throw new Violation(`member ${member.id}: Ready entries start at ${first}, storage has (${base}, ${base + storage.entries.length}]`);
       }
       storage.entries.length = keep;
-      for (const e of rd.entries) storage.entries.push(e);
-      this.checkLogPairs(member, rd.entries);
+      for (const e of entries) storage.entries.push(e);
+      this.checkLogPairs(member, entries);
     }
-    if (rd.hardState !== null) storage.hardState = rd.hardState;
+    if (hardState !== null) storage.hardState = hardState;
+    if (this.faultsOn && this.rng.chance(0.001)) {
+      this.crash(member, 'after persisting, before sending acks');
+      throw new InjectedCrash();
+    }
+    return null;
   }
 
   private crash(member: SimMember, when: string): void {
     this.log(() => `crash ${member.id} ${when}`);
+    member.node?.stop();
     member.raft = null;
+    member.node = null;
     member.waitingReads = [];
     this.stats.crashes++;
   }
@@ -392,7 +438,7 @@ class Simulation {
 
   private restart(member: SimMember): void {
     const { hardState, snapshot, entries } = member.storage;
-    member.raft = new Raft(this.raftConfig(member.id), { hardState, snapshot, entries: entries.slice() });
+    this.attach(member, new this.raftClass(this.raftConfig(member.id), { hardState, snapshot, entries: entries.slice() }));
     const state = decodeState(snapshot.data, snapshot.metadata.index);
     member.applied = snapshot.metadata.index;
     member.stateHash = state.hash;
@@ -559,11 +605,9 @@ class Simulation {
     if (change.type === ConfChangeType.AddLearner) {
       // The new member starts empty and learns the log (or a snapshot) from the leader.
       const id = BigInt(this.nextMemberId++);
-      const member: SimMember = {
-        id, raft: new Raft(this.raftConfig(id)), storage: { hardState: emptyHardState, snapshot: emptySnapshot, entries: [] },
-        applied: 0, stateHash: 0, lastCommitSeen: 0, wasLeaderInTerm: 0, waitingReads: [],
-      };
+      const member = this.newMember(id);
       this.members.set(id, member);
+      this.attach(member, new this.raftClass(this.raftConfig(id)));
     }
     this.processReady(leader);
   }

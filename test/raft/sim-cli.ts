@@ -6,7 +6,7 @@
  * A violation prints its seed, the message and, replaying the seed with tracing on, its last events.
  */
 import { runSeed } from './cluster-sim.js';
-import type { RaftBugs } from '../../src/raft/raft.js';
+import type { RaftBugs } from './mutant-raft.js';
 
 function parseArgs(argv: string[]): Map<string, string> {
   const args = new Map<string, string>();

@@ -3,7 +3,7 @@
 // simulator cannot pass).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { RaftBugs } from '../../src/raft/raft.js';
+import type { RaftBugs } from './mutant-raft.js';
 import { runSeed } from './cluster-sim.js';
 
 const seedsInTest = Number(process.env.KEYRAFT_SIM_SEEDS ?? 300);

@@ -5,22 +5,25 @@
  * scenario files under testdata/ compare.
  */
 import { decodeConfChange, ConfChangeType } from '../../src/raft/conf-change.js';
-import { Raft, type RaftBugs, type RaftConfig } from '../../src/raft/raft.js';
+import { Raft, type RaftConfig } from '../../src/raft/raft.js';
 import {
   EntryType, MessageType, emptyHardState, emptySnapshot, type Entry, type HardState, type MemberId, type Message,
   type ReadState, type Snapshot,
 } from '../../src/raft/raft-types.js';
 import { SeededRandom } from '../../src/raft/seeded-random.js';
+import { RaftNode } from '../../src/server/raft-node.js';
+import { raftClass, type RaftBugs } from './mutant-raft.js';
 
 export interface TestNode {
   readonly id: MemberId;
   raft: Raft;
+  /** The Ready loop driving raft (the server's RaftNode) on the fields below as storage. */
+  driver: RaftNode;
   hardState: HardState;
   snapshot: Snapshot;
   entries: Entry[];
   applied: Entry[];
   readStates: ReadState[];
-  /** Persisted state for a restart. */
 }
 
 export interface ClusterOptions {
@@ -44,16 +47,19 @@ export class TestCluster {
   /** Text of every delivered message, when recording. */
   recorded: string[] | null = null;
   private readonly rng: SeededRandom;
+  /** Raft itself, or a mutant with one rule broken (options.bugs). */
+  private readonly raftClass: typeof Raft;
 
   constructor(readonly options: ClusterOptions = {}) {
     this.rng = new SeededRandom(options.seed ?? 1);
+    this.raftClass = raftClass(options.bugs);
   }
 
   static bootstrap(n: number, options: ClusterOptions = {}): TestCluster {
     const cluster = new TestCluster(options);
     const voters: MemberId[] = [];
     for (let i = 1; i <= n; i++) voters.push(BigInt(i));
-    for (const id of voters) cluster.addNode(Raft.bootstrap(cluster.config(id), voters));
+    for (const id of voters) cluster.addNode(cluster.raftClass.bootstrap(cluster.config(id), voters));
     cluster.processAll();
     return cluster;
   }
@@ -68,7 +74,6 @@ export class TestCluster {
       checkQuorum: this.options.checkQuorum ?? true,
       maxMessageBytes: this.options.maxMessageBytes,
       inflightMessagesMax: this.options.inflightMessagesMax,
-      bugs: this.options.bugs,
       uncommittedBytesMax: this.options.uncommittedBytesMax,
       pendingReadIndexMax: this.options.pendingReadIndexMax,
     };
@@ -76,15 +81,47 @@ export class TestCluster {
 
   addNode(raft: Raft): TestNode {
     const node: TestNode = {
-      id: raft.id, raft, hardState: emptyHardState, snapshot: emptySnapshot, entries: [], applied: [], readStates: [],
+      id: raft.id, raft, driver: this.driverFor(raft), hardState: emptyHardState, snapshot: emptySnapshot, entries: [], applied: [], readStates: [],
     };
     this.nodes.set(raft.id, node);
     return node;
   }
 
+  /**
+   * A RaftNode on the node's fields as storage (synchronous: save returns null), the cluster's
+   * queue as transport, and the applied / readStates lists as state machine. The core's
+   * invariants are checked after every advance.
+   */
+  private driverFor(raft: Raft): RaftNode {
+    return new RaftNode(raft, {
+      save: (snapshot, entries, hardState) => {
+        const node = this.node(raft.id);
+        if (snapshot !== null) {
+          node.snapshot = snapshot;
+          node.entries = [];
+        }
+        if (entries.length > 0) {
+          node.entries.length = entries[0]!.index - node.snapshot.metadata.index - 1;
+          node.entries.push(...entries);
+        }
+        if (hardState !== null) node.hardState = hardState;
+        return null;
+      },
+    }, {
+      send: (messages) => this.send(messages),
+    }, {
+      onSoftState: () => {},
+      installSnapshot: () => null,
+      applyEntries: (entries) => { this.node(raft.id).applied.push(...entries); },
+      onReadStates: (states) => { this.node(raft.id).readStates.push(...states); },
+    }, (err) => {
+      throw err;
+    }, () => raft.checkInvariants());
+  }
+
   /** A new, empty member (to be added by a conf change). */
   addEmptyNode(id: MemberId): TestNode {
-    const node = this.addNode(new Raft(this.config(id)));
+    const node = this.addNode(new this.raftClass(this.config(id)));
     this.process(id);
     return node;
   }
@@ -101,26 +138,7 @@ export class TestCluster {
 
   /** Carries out one member's Ready batches (persist, send, apply, advance). */
   process(id: MemberId): void {
-    const node = this.nodes.get(id)!;
-    while (node.raft.hasReady()) {
-      const rd = node.raft.ready();
-      this.send(rd.messages);
-      if (rd.snapshot !== null) {
-        node.snapshot = rd.snapshot;
-        node.entries = [];
-      }
-      if (rd.entries.length > 0) {
-        const keep = rd.entries[0]!.index - node.snapshot.metadata.index - 1;
-        node.entries.length = keep;
-        node.entries.push(...rd.entries);
-      }
-      if (rd.hardState !== null) node.hardState = rd.hardState;
-      this.send(rd.messagesAfterPersist);
-      node.applied.push(...rd.committedEntries);
-      node.readStates.push(...rd.readStates);
-      node.raft.advance();
-      node.raft.checkInvariants();
-    }
+    this.nodes.get(id)!.driver.process();
   }
 
   processAll(): void {
@@ -258,7 +276,9 @@ export class TestCluster {
   /** Crash and restart from what was persisted. */
   restart(id: number): void {
     const node = this.node(id);
-    node.raft = new Raft(this.config(node.id), { hardState: node.hardState, snapshot: node.snapshot, entries: node.entries.slice() });
+    node.driver.stop();
+    node.raft = new this.raftClass(this.config(node.id), { hardState: node.hardState, snapshot: node.snapshot, entries: node.entries.slice() });
+    node.driver = this.driverFor(node.raft);
     node.applied = [];
     this.process(node.id);
   }

@@ -1,21 +1,21 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Applier } from '../../src/server/applier.js';
 import type { InternalRequest, RangeRequest, RequestOp, TxnRequest } from '../../src/proto/etcd-types.js';
+import { needEtcd } from '../etcd-binaries.js';
 import { openApplier, pick, rng, withTempDir } from '../mvcc/helpers.js';
 
 /**
- * Differential test against real etcd 3.4 (/usr/bin/etcd): the same seeded random requests go to
+ * Differential test against real etcd 3.4 (found by ../etcd-binaries.ts): the same seeded random requests go to
  * etcd's JSON gateway and to the Applier in-process; every response (and every error message)
  * must match once both are printed as etcd's gateway prints them (proto3 JSON: int64 as
- * strings, bytes as base64, defaults omitted). Skipped when etcd is not installed.
+ * strings, bytes as base64, defaults omitted). Skipped, with its reason, when etcd is not found.
  */
 
-const ETCD = '/usr/bin/etcd';
+const need = needEtcd('server/applier-etcd', ['etcd']);
 const STEPS = 600;
 
 function freePort(): Promise<number> {
@@ -152,11 +152,7 @@ function randomRequest(random: () => number, maxRev: number): { path: string; re
   return { path: 'kv/range', kind: 'range', request: randomRange(random, maxRev) };
 }
 
-test('applier answers exactly as etcd 3.4 over seeded random requests', async () => {
-  if (!existsSync(ETCD)) {
-    console.log('  (etcd not installed: skipped)');
-    return;
-  }
+need.test(test, 'applier answers exactly as etcd 3.4 over seeded random requests', async () => {
   await withTempDir(async (dir) => {
     const clientPort = await freePort();
     const peerPort = await freePort();
@@ -165,11 +161,14 @@ test('applier answers exactly as etcd 3.4 over seeded random requests', async ()
     let etcd: ChildProcess | undefined;
     let applier: Applier | undefined;
     try {
-      etcd = spawn(ETCD, [
+      etcd = spawn(need.path('etcd'), [
         '--data-dir', join(dir, 'etcd'), '--listen-client-urls', clientUrl, '--advertise-client-urls', clientUrl,
         '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl, '--initial-cluster', `default=${peerUrl}`,
         '--log-level', 'error',
       ], { stdio: 'ignore' });
+      // A failed spawn emits 'error' and no 'exit': fail the test with it, not the process.
+      let spawnError: Error | undefined;
+      etcd.once('error', (err) => { spawnError = err; });
       const call = async (path: string, body: unknown): Promise<Record<string, unknown>> => {
         const res = await fetch(`${clientUrl}/v3/${path}`, { method: 'POST', body: JSON.stringify(toJson(body)) });
         return (await res.json()) as Record<string, unknown>;
@@ -180,6 +179,7 @@ test('applier answers exactly as etcd 3.4 over seeded random requests', async ()
           await call('kv/range', { key: Buffer.from('probe') });
           break;
         } catch (err) {
+          if (spawnError !== undefined) throw spawnError;
           if (attempt > 200) throw err;
           await new Promise((resolve) => setTimeout(resolve, 50));
         }
