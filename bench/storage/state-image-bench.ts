@@ -4,7 +4,8 @@
  *   - inline: storage/state-image.ts as shipped (LevelDB reads async, encoding + SHA-256 on the
  *     main thread, one 1 MiB chunk at a time);
  *   - worker: the same reads on the main thread, each batch of records posted to one piscina
- *     thread that encodes and hashes it and hands the chunk back (transferred) for the write.
+ *     thread that encodes and hashes it and hands the chunk back (transferred) for the write;
+ * and then installs the image once into a fresh backend (installStateImage, a follower's cost).
  * Reports wall time, main-thread busy time (event loop utilization, active ms) and the event loop
  * delay a timer sees meanwhile (p50/p99/max), medians over the rounds.
  *
@@ -18,7 +19,7 @@ import Piscina from 'piscina';
 import { readAppliedIndex } from '../../src/mvcc/kv-store.js';
 import { silentLogger } from '../../src/platform/logger.js';
 import { Backend, Bucket } from '../../src/storage/backend.js';
-import { encodeHeader, writeStateImage } from '../../src/storage/state-image.js';
+import { encodeHeader, installStateImage, writeStateImage } from '../../src/storage/state-image.js';
 
 const args = process.argv.slice(2);
 const smoke = args.includes('--smoke');
@@ -123,11 +124,13 @@ async function main(): Promise<void> {
     await backend.flush();
     console.log(`loaded ${keys} keys of ${VALUE_BYTES} B in ${Math.round(performance.now() - t0)} ms`);
 
-    const results: Record<string, Sample[]> = { inline: [], worker: [] };
+    const results: Record<string, Sample[]> = { inline: [], worker: [], install: [] };
     for (let r = 0; r < rounds; r++) {
       results.inline!.push(await measure(() => inline(backend, join(dir, 'inline.krimg'))));
       results.worker!.push(await measure(() => viaWorker(pool, backend, join(dir, 'worker.krimg'))));
     }
+    // What a follower pays: verify the image and build a fresh backend from it (one round).
+    results.install!.push(await measure(async () => (await installStateImage(join(dir, 'inline.krimg'), join(dir, 'installed'), silentLogger)).sizeBytes));
     if (args.includes('--samples')) console.log(JSON.stringify(results));
     console.log('mode     wall ms  main busy ms  loop delay p50/p99/max ms   MB');
     for (const [mode, samples] of Object.entries(results)) {

@@ -9,10 +9,11 @@ test('state image bench smoke: inline and worker variants both write the whole i
   const bench = join(__dirname, '..', '..', 'bench', 'storage', 'state-image-bench.js');
   const run = spawnSync(process.execPath, [bench, '--smoke', '--keys', '5000'], { encoding: 'utf8', timeout: 120_000 });
   assert.is(run.status, 0, run.stderr);
-  const rows = run.stdout.split('\n').filter((l) => /^(inline|worker)\s/.test(l));
-  assert.is(rows.length, 2, run.stdout);
+  const rows = run.stdout.split('\n').filter((l) => /^(inline|worker|install)\s/.test(l));
+  assert.is(rows.length, 3, run.stdout);
   const mb = rows.map((r) => r.trim().split(/\s+/).at(-1));
   assert.is(mb[0], mb[1]);
+  assert.is(mb[0], mb[2]);
 });
 
 test.run();
