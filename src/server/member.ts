@@ -788,9 +788,9 @@ export class Member implements MemberApi {
     this.applier.flush()
       .then(async () => {
         const raft = this.node.raft;
-        // An image installed meanwhile moved the log past compactTo (and set flushedIndex).
-        if (this.installing !== null || compactTo <= raft.log.offset) return;
-        if (!this.stopped && compactTo > 1 && compactTo > this.lastCompactIndex) {
+        // An image being installed moves the log past compactTo and sets flushedIndex itself.
+        if (this.installing !== null) return;
+        if (!this.stopped && compactTo > 1 && compactTo > this.lastCompactIndex && compactTo > raft.log.offset) {
           const snap = raft.compact(compactTo, new Uint8Array(0), SNAPSHOT_CATCH_UP_ENTRIES);
           await this.wal.appendSnapshotMarker({
             index: snap.metadata.index, term: snap.metadata.term,
