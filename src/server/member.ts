@@ -106,6 +106,13 @@ function requestTimeoutMs(config: MemberConfig): number {
   return 5000 + 2 * config.electionTimeoutMs;
 }
 
+/**
+ * Ready writes handed to the WAL at once (raft-node.ts, pipelined mode): the next Ready is built
+ * while earlier ones are being written, so the disk never waits for the main thread; the WAL
+ * writer merges what queues behind a running fdatasync into one write.
+ */
+const WAL_WRITES_IN_FLIGHT_MAX = 4;
+
 /** A follower's ReadIndex round that got no answer within this is asked again (etcd: 500 ms). */
 const READ_INDEX_RETRY_MS = 500;
 
@@ -184,7 +191,7 @@ export class Member implements MemberApi {
     );
     const raft = member.recoverRaft(replay);
     const persistedLastIndex = replay.entries.length > 0 ? replay.entries[replay.entries.length - 1]!.index : (replay.snapshot?.index ?? 0);
-    member.node = new RaftNode(raft, new WalRaftStorage(wal), member.transport(), member.stateMachine(), (err) => member.fail(err), null, persistedLastIndex);
+    member.node = new RaftNode(raft, new WalRaftStorage(wal), member.transport(), member.stateMachine(), (err) => member.fail(err), null, persistedLastIndex, WAL_WRITES_IN_FLIGHT_MAX);
     if (options.network) {
       member.network = await options.network(identity, {
         step: (m) => member.step(m),
