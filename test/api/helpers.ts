@@ -49,3 +49,36 @@ export function rawClient(port: number): grpc.Client {
 }
 
 export const identity = (b: Buffer): Buffer => b;
+
+/**
+ * Runs `attack` while asking GET /health over and over on a connection of its own, and reports the
+ * slowest health answer: how long the attack held the event loop, as another client sees it. The
+ * server runs in this process, so a stall freezes the prober too: each probe is timed from the end
+ * of the previous one, which a stall cannot hide.
+ */
+export async function worstHealthLatency<T>(port: number, attack: () => Promise<T>): Promise<{ result: T; worstMs: number; probes: number }> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  await httpRequest(port, 'GET', '/health', undefined, agent); // connected before the attack starts
+  let done = false;
+  let worstMs = 0;
+  let probes = 0;
+  const prober = (async () => {
+    let last = performance.now();
+    while (!done) {
+      const reply = await httpRequest(port, 'GET', '/health', undefined, agent);
+      if (reply.status !== 200) throw new Error(`/health answered ${reply.status}`);
+      const now = performance.now();
+      worstMs = Math.max(worstMs, now - last);
+      last = now;
+      probes++;
+    }
+  })();
+  try {
+    const result = await attack();
+    return { result, worstMs, probes };
+  } finally {
+    done = true;
+    await prober;
+    agent.destroy();
+  }
+}

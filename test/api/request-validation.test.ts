@@ -2,8 +2,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  checkProposalSize, checkPutRequest, checkRangeRequest, checkTxnRequest, isTxnReadOnly, proposalSizeBytes,
+  checkProposalSize, checkPutRequest, checkRangeRequest, checkTxnRequest, proposalSizeBytes,
 } from '../../src/api/request-validation.js';
+import { isTxnReadOnly } from '../../src/server/txn-write-checks.js';
 import { KeyraftError, type ErrorCode } from '../../src/platform/errors.js';
 import type { RequestOp, TxnRequest } from '../../src/proto/etcd-types.js';
 
@@ -60,6 +61,10 @@ test('duplicate keys among the writes of one branch (checkIntervals)', () => {
   assert.is(checkTxn({ success: [txn([put('a')]), txn([], [put('a')])] }), 'DuplicateKey');
   assert.is(checkTxn({ success: [del('a', 'z'), txn([put('m')])] }), 'DuplicateKey');
   assert.is(checkTxn({ success: [txn([del('a', 'z')]), put('m')] }), 'DuplicateKey');
+  // The delete's txn comes after the put's: etcd checks a nested txn's puts only against earlier deletes.
+  assert.is(checkTxn({ success: [txn([put('m')]), txn([del('a', 'z')])] }), 'ok');
+  assert.is(checkTxn({ success: [txn([del('a', 'z')]), txn([put('m')])] }), 'DuplicateKey');
+  assert.is(checkTxn({ success: [txn([put('m')], [del('a', 'z')])] }), 'ok');
   // As in etcd, a range_end of "\0" is compared as bytes there and overlaps nothing.
   assert.is(checkTxn({ success: [del('a', '\0'), put('m')] }), 'ok');
 });
@@ -70,8 +75,11 @@ test('proposal size: etcd 3.4.23 with --max-request-bytes 4096 accepts a 4080-by
   assert.is(codeOf(() => checkProposalSize(4081, 4096)), 'RequestTooLarge');
 });
 
-test('read-only txns are recognised (etcd serves them without a proposal)', () => {
-  assert.ok(isTxnReadOnly({ success: [range('a'), txn([range('b')])], failure: [range('c')] }));
+test("read-only txns are recognised as etcd's isTxnReadonly: ranges only, a nested txn counts as a write", () => {
+  assert.ok(isTxnReadOnly({ success: [range('a'), range('b')], failure: [range('c')] }));
+  assert.ok(isTxnReadOnly({}));
+  // etcd does not look inside a nested txn: this one is proposed, and its size checked.
+  assert.not.ok(isTxnReadOnly({ success: [range('a'), txn([range('b')])], failure: [range('c')] }));
   assert.not.ok(isTxnReadOnly({ success: [range('a')], failure: [txn([put('b')])] }));
 });
 
