@@ -6,8 +6,8 @@
  */
 import { KeyraftError } from '../platform/errors.js';
 import { checkBranchWrites } from '../server/txn-write-checks.js';
-import type {
-  DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
+import {
+  SortOrder, SortTarget, type DeleteRangeRequest, type PutRequest, type RangeRequest, type RequestOp, type TxnRequest,
 } from '../proto/etcd-types.js';
 
 /**
@@ -41,8 +41,17 @@ function isEmpty(key: Uint8Array | undefined): boolean {
   return key === undefined || key.length === 0;
 }
 
+/**
+ * An empty key, then a sort order or target outside its enum. The sort check is etcd 3.5's
+ * (checkRangeRequest there): etcd 3.4.23 has none and its member panics on sort_order 99 (seen
+ * with curl), so 3.5's answer is the one to give.
+ */
 export function checkRangeRequest(r: RangeRequest): void {
   if (isEmpty(r.key)) throw new KeyraftError('EmptyKey');
+  const order = r.sort_order ?? SortOrder.NONE;
+  const target = r.sort_target ?? SortTarget.KEY;
+  if (order !== SortOrder.NONE && order !== SortOrder.ASCEND && order !== SortOrder.DESCEND) throw new KeyraftError('InvalidSortOption');
+  if (!Number.isInteger(target) || target < SortTarget.KEY || target > SortTarget.VALUE) throw new KeyraftError('InvalidSortOption');
 }
 
 export function checkPutRequest(r: PutRequest): void {

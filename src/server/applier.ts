@@ -212,8 +212,8 @@ export function rangeIn(view: ReadView, r: RangeRequest): RangeResponse {
   // kvs come in ascending key order; NONE keeps it, except that a target other than KEY with
   // NONE sorts ascending (etcd: "sort ASCEND by default only when target is not 'KEY'").
   if (sortTarget !== SortTarget.KEY && sortOrder === SortOrder.NONE) sortOrder = SortOrder.ASCEND;
-  // Unknown orders and targets leave key order (the API layer refuses them, as etcd's
-  // "invalid sort option"; etcd's applier would not sort either).
+  // Unknown orders and targets leave key order: the API layer refuses them with etcd 3.5's
+  // "invalid sort option" (checkRangeRequest), so only a log entry from elsewhere gets here.
   if (sortOrder === SortOrder.DESCEND && sortTarget === SortTarget.KEY) {
     kvs.reverse();
   } else if ((sortOrder === SortOrder.ASCEND || sortOrder === SortOrder.DESCEND) && sortTarget >= SortTarget.VERSION && sortTarget <= SortTarget.VALUE) {

@@ -37,6 +37,19 @@ test('empty keys are refused everywhere etcd refuses them', () => {
   assert.is(codeOf(() => checkPutRequest({ key: k('a'), lease: 5n, ignore_lease: true })), 'LeaseProvided');
 });
 
+test('sort order or target outside its enum: etcd 3.5\'s "invalid sort option", in txn ranges too', () => {
+  const r = (sort_order: number, sort_target: number) => ({ key: k('a'), sort_order, sort_target } as never);
+  assert.is(codeOf(() => checkRangeRequest(r(2, 4))), 'ok');
+  assert.is(codeOf(() => checkRangeRequest(r(99, 0))), 'InvalidSortOption');
+  assert.is(codeOf(() => checkRangeRequest(r(-1, 0))), 'InvalidSortOption');
+  assert.is(codeOf(() => checkRangeRequest(r(0, 5))), 'InvalidSortOption');
+  assert.is(codeOf(() => checkRangeRequest(r(1, -1))), 'InvalidSortOption');
+  // The empty key is reported first, as etcd checks it first.
+  assert.is(codeOf(() => checkRangeRequest({ sort_order: 99 } as never)), 'EmptyKey');
+  assert.is(checkTxn({ success: [txn([{ request_range: r(0, 99) }])] }), 'InvalidSortOption');
+  assert.is(new KeyraftError('InvalidSortOption').message, 'etcdserver: invalid sort option');
+});
+
 test('too many ops: each list of a level against the max, nested txns get what the level left', () => {
   const ops = (n: number, prefix: string): RequestOp[] => Array.from({ length: n }, (_, i) => put(`${prefix}${i}`));
   assert.is(checkTxn({ success: ops(4, 's'), failure: ops(4, 'f') }, 4), 'ok');
