@@ -19,6 +19,19 @@ export const Limits = {
   walBatchEntriesMax: 16_384,
   /** Upper bound on one WAL record's payload: a record larger than this is corruption. */
   walRecordBytesMax: 64 * 1024 * 1024,
+  /**
+   * Deepest JSON nesting the gateway reads: Go's encoding/json maxNestingDepth, so a deeper body
+   * gets the error etcd's gateway gives ("invalid character '[' exceeded max depth").
+   */
+  gatewayJsonDepthMax: 10_000,
+  /**
+   * Deepest txn nesting the API decodes. etcd needs no such bound: its op budget is per level
+   * (a nested txn gets max-txn-ops minus its parent's ops), so nesting beyond max-txn-ops + 1 is
+   * always "too many operations", and the gateway refuses it so while decoding (the decoder
+   * recurses once per level). This caps that at 1,000 levels for a --max-txn-ops above 999, where
+   * etcd would accept deeper txns: the call stack, not a policy.
+   */
+  txnDepthMax: 1000,
   /** JSON gateway request body cap (before decoding). */
   gatewayBodyBytesMax: 1.5 * 1024 * 1024 + 512 * 1024,
   /** HTTP/2 (gRPC): streams one client connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). */
