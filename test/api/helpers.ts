@@ -2,7 +2,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { Agent, request } from 'node:http';
 import { Registry } from 'prom-client';
-import { startClientServer, type ClientServer } from '../../src/api/client-server.js';
+import { startClientServer, type ClientServer, type ClientServerOptions } from '../../src/api/client-server.js';
 import { silentLogger, type Logger } from '../../src/platform/logger.js';
 import type { ApiLimits } from '../../src/server/raft-kv.js';
 import { MemoryMember } from './memory-member.js';
@@ -13,10 +13,12 @@ export interface Running {
   registry: Registry;
 }
 
-export async function startWithMemoryMember(limits: Partial<ApiLimits> = {}, logger: Logger = silentLogger): Promise<Running> {
+export async function startWithMemoryMember(
+  limits: Partial<ApiLimits> = {}, logger: Logger = silentLogger, options: Partial<ClientServerOptions> = {},
+): Promise<Running> {
   const member = new MemoryMember(limits);
   const registry = new Registry();
-  const server = await startClientServer({ member, host: '127.0.0.1', port: 0, logger, metricsRegistry: registry });
+  const server = await startClientServer({ member, host: '127.0.0.1', port: 0, logger, metricsRegistry: registry, ...options });
   return { server, member, registry };
 }
 
