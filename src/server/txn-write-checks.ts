@@ -53,10 +53,13 @@ function latin1(bytes: Uint8Array): string {
  * log2(ops) times.
  */
 export function checkBranchWrites(ops: RequestOp[]): void {
+  // The common txns (compare-and-swap: one put or one delete, no nesting) need no walk at all.
+  if (ops.length <= 1 && ops[0]?.request_txn === undefined) return;
   const putKeys: string[] = [];
   const weights = new Map<RequestOp[], number>();
-  collect(ops, putKeys, weights);
-  if (putKeys.length === 0) return;
+  const writes = collect(ops, putKeys, weights);
+  // Without two writes, nothing can collide.
+  if (putKeys.length === 0 || writes < 2) return;
   new BranchWalk(new KeyCoverage(putKeys), weights).visit(ops);
 }
 
@@ -151,7 +154,7 @@ export function checkPathWrites(t: TxnRequest, path: boolean[]): void {
   const puts: string[] = [];
   const deletes: DeleteRangeRequest[] = [];
   collectPath(t, path, { at: 0 }, puts, deletes);
-  if (puts.length === 0) return;
+  if (puts.length === 0 || puts.length + deletes.length < 2) return;
   const seen = new Set<string>();
   for (const key of puts) {
     if (seen.has(key)) throw new KeyraftError('DuplicateKey');
