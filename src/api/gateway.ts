@@ -19,6 +19,7 @@ import type protobuf from 'protobufjs';
 import type { Logger } from '../platform/logger.js';
 import type { RangeRequest } from '../proto/etcd-types.js';
 import { GrpcCode, KeyraftError } from '../platform/errors.js';
+import { Limits } from '../platform/limits.js';
 import type { ApiMetrics } from './api-metrics.js';
 import { MessageTooLargeError, toApiFailure, httpStatusOfFailure } from './error-mapping.js';
 import {
@@ -132,6 +133,7 @@ const gatewayJsonSlackBytes = 64 * 1024;
 
 export class Gateway {
   private readonly bodyBytesMax: number;
+  private readonly txnDepthMax: number;
 
   constructor(
     private readonly kv: KvService,
@@ -140,6 +142,8 @@ export class Gateway {
     private readonly metrics: ApiMetrics,
   ) {
     this.bodyBytesMax = Math.ceil((kv.grpcMaxReceiveBytes * 4 * gatewayBodyLimitFactor) / 3) + gatewayJsonSlackBytes;
+    // Nesting beyond max-txn-ops + 1 levels is always etcd's "too many operations" (Limits.txnDepthMax).
+    this.txnDepthMax = Math.min(kv.member.limits.maxTxnOps + 1, Limits.txnDepthMax);
   }
 
   /** The node:http 'request' listener. */
@@ -237,7 +241,7 @@ export class Gateway {
   serveBody(route: Route, body: Buffer, sink: ReplySink): void {
     let request: any;
     try {
-      request = parseBody(route.type, body);
+      request = parseBody(route.type, body, this.txnDepthMax);
     } catch (err) {
       this.fail(sink, err);
       return;
