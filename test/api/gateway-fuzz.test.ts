@@ -13,7 +13,7 @@ import { decodeMessage, messageDepthMax, requestTypes } from '../../src/api/gate
 import { goJsonParse, isPlainJson } from '../../src/api/go-json-syntax.js';
 import { Limits } from '../../src/platform/limits.js';
 import { b64, httpRequest, startWithMemoryMember, type Running } from './helpers.js';
-import { rng } from './seeded-random.js';
+import { rng } from '../seeded-random.js';
 
 let running: Running;
 const logged: string[] = [];

@@ -10,7 +10,7 @@ import { KeyCoverage } from '../../src/mvcc/key-coverage.js';
 import { KeyraftError } from '../../src/platform/errors.js';
 import type { RequestOp, TxnRequest } from '../../src/proto/etcd-types.js';
 import { checkBranchWrites, checkPathWrites } from '../../src/server/txn-write-checks.js';
-import { rng } from '../api/seeded-random.js';
+import { rng } from '../seeded-random.js';
 
 // ---- naive models -------------------------------------------------------------------------------
 
