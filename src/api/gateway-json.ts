@@ -19,7 +19,7 @@
 import protobuf from 'protobufjs';
 import { messageType } from '../proto/codec.js';
 import type {
-  CompactionResponse, DeleteRangeResponse, KeyValue, Member, MemberListResponse, PutResponse, RangeResponse,
+  CompactionResponse, DeleteRangeResponse, KeyValue, Member, MemberListResponse, MemberAddResponse, MoveLeaderResponse, PutResponse, RangeResponse,
   ResponseHeader, ResponseOp, StatusResponse, TxnResponse,
 } from '../proto/etcd-types.js';
 import { Base64Error, decodeGoBase64 } from './go-base64.js';
@@ -286,7 +286,12 @@ export const requestTypes = {
   txn: messageType('etcdserverpb.TxnRequest'),
   compaction: messageType('etcdserverpb.CompactionRequest'),
   memberList: messageType('etcdserverpb.MemberListRequest'),
+  memberAdd: messageType('etcdserverpb.MemberAddRequest'),
+  memberRemove: messageType('etcdserverpb.MemberRemoveRequest'),
+  memberUpdate: messageType('etcdserverpb.MemberUpdateRequest'),
+  memberPromote: messageType('etcdserverpb.MemberPromoteRequest'),
   status: messageType('etcdserverpb.StatusRequest'),
+  moveLeader: messageType('etcdserverpb.MoveLeaderRequest'),
 } as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -410,6 +415,21 @@ export function memberListResponseJson(r: MemberListResponse): string {
     s += ']';
   }
   return `{${s}}`;
+}
+
+/** MemberAddResponse: the added member, then every member (etcd's field order). */
+export function memberAddResponseJson(r: MemberAddResponse): string {
+  let s = '';
+  if (r.header) s += `"header":${headerJson(r.header)}`;
+  if (r.member) s += `${s ? ',' : ''}"member":${memberJson(r.member)}`;
+  const members = memberListResponseJson({ members: r.members });
+  if (members !== '{}') s += `${s ? ',' : ''}${members.slice(1, -1)}`;
+  return `{${s}}`;
+}
+
+/** MoveLeaderResponse: the header alone. */
+export function moveLeaderResponseJson(r: MoveLeaderResponse): string {
+  return r.header ? `{"header":${headerJson(r.header)}}` : '{}';
 }
 
 export function statusResponseJson(r: StatusResponse): string {

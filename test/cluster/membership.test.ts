@@ -7,7 +7,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { needEtcd } from '../etcd-binaries.js';
-import { etcdctl, killAll, runCommand } from '../integration/harness.js';
+import { etcdctl, killAll, postJson, runCommand } from '../integration/harness.js';
 import { TestCluster } from './cluster-harness.js';
 import { call, memberState } from './workload.js';
 
@@ -90,6 +90,16 @@ need.test(test, 'etcdctl member add --learner, promote, update, remove, move-lea
     assert.is(update.code, 0, update.stderr);
     // etcdctl prints ids with %16x: padded with spaces to 16 characters.
     assert.match(update.stdout, new RegExp(`Member +${hex(target.id)} updated in cluster`), update.stdout + update.stderr);
+
+    // The same over the JSON gateway: update with etcd's path and field names, MoveLeader refused off the leader.
+    const viaGateway = await postJson(port, '/v3/cluster/member/update', { ID: target.id.toString(), peerURLs: [cluster.peerUrl(2)] });
+    assert.is(viaGateway.status, 200, viaGateway.raw);
+    assert.is(viaGateway.json.members.length, 4);
+    assert.ok(viaGateway.json.members.some((m: { ID: string; peerURLs: string[] }) => m.ID === target.id.toString() && m.peerURLs[0] === cluster.peerUrl(2)));
+    const follower = [1, 2, added].find((i) => i !== added)!;
+    const notLeader = await postJson(cluster.slots[follower]!.clientPort, '/v3/maintenance/transfer-leadership', { targetID: cluster.slots[1]!.id.toString() });
+    assert.is(notLeader.status, 400, notLeader.raw);
+    assert.is(notLeader.json.error, 'etcdserver: not leader');
 
     // remove member 0: it stops itself; the rest keep serving.
     const remove = await etcdctl(port, ['member', 'remove', hex(cluster.slots[0]!.id)]);
