@@ -220,7 +220,8 @@ function goEnumName(enumType: protobuf.Enum): string {
 export function decodeMessage(type: protobuf.Type, value: unknown, depth = 1, depthMax = messageDepthMax(Limits.txnDepthMax)): any {
   if (value === null || value === undefined) return {};
   if (depth > depthMax) throw new KeyraftError('TooManyOps');
-  if (typeof value !== 'object' || Array.isArray(value)) throw typeError(value, 'map[string]json.RawMessage');
+  // A number from Go's scanner is a JsonNumber object: still a number, not a message.
+  if (typeof value !== 'object' || Array.isArray(value) || value instanceof JsonNumber) throw typeError(value, 'map[string]json.RawMessage');
   const table = fieldTable(type);
   const out: any = {};
   const source = value as Record<string, unknown>;
