@@ -163,7 +163,7 @@ export class Member implements MemberApi {
     this.memberId = identity.memberId;
     this.wait = new Wait(Limits.pendingProposalsMax, requestTimeoutMs(config));
     this.reads = new ReadIndexQueue(identity.memberId, requestTimeoutMs(config), READ_INDEX_RETRY_MS, Limits.pendingProposalsMax);
-    this.metrics = new MemberMetrics(registry, () => this.reads.slowRounds);
+    this.metrics = new MemberMetrics(registry, () => this.reads.slowRounds, () => this.wait.size);
   }
 
   /** Opens the data dir, recovers (backend, then the Raft log from the WAL), joins the peers, starts ticking. */
@@ -508,7 +508,6 @@ export class Member implements MemberApi {
     this.ownProposals.set(data, request);
     this.batchData.push(data);
     this.batchIds.push(id);
-    this.metrics.pending.inc();
     this.schedule();
     if (this.testFault === 'early-ack') {
       // Planted bug (tests only): answer before the entry is committed anywhere.
@@ -527,7 +526,7 @@ export class Member implements MemberApi {
       this.node.raft.proposeBatch(data);
     } catch (err) {
       const mapped = toKeyraftError(err);
-      for (const id of ids) if (this.wait.fail(id, mapped)) this.metrics.pending.dec();
+      for (const id of ids) this.wait.fail(id, mapped);
       this.metrics.failed.inc(ids.length);
     }
   }
@@ -619,14 +618,10 @@ export class Member implements MemberApi {
         throw err;
       }
       this.metrics.failed.inc();
-      if (mine) {
-        this.metrics.pending.dec();
-        this.wait.fail(request.id, err);
-      }
+      if (mine) this.wait.fail(request.id, err);
       return;
     }
     if (mine) {
-      this.metrics.pending.dec();
       response.header = this.header();
       this.wait.trigger(request.id, response);
     }
@@ -779,10 +774,7 @@ export class Member implements MemberApi {
 
   private failWaiters(err: () => Error): void {
     const n = this.wait.failAll(err);
-    if (n > 0) {
-      this.metrics.pending.dec(n);
-      this.metrics.failed.inc(n);
-    }
+    if (n > 0) this.metrics.failed.inc(n);
     this.reads.failAll(err);
   }
 
@@ -801,7 +793,7 @@ export class Member implements MemberApi {
   }
 
   private header(): ResponseHeader {
-    return { cluster_id: this.clusterId, member_id: this.memberId, revision: this.applier.currentRevision, raft_term: this.node.raft.status().term };
+    return { cluster_id: this.clusterId, member_id: this.memberId, revision: this.applier.currentRevision, raft_term: this.node.raft.term };
   }
 }
 
@@ -809,18 +801,22 @@ class MemberMetrics {
   readonly committed: Counter;
   readonly applied: Counter;
   readonly failed: Counter;
+  /** Proposals of this member waiting to be applied (read from the waiters when scraped). */
   readonly pending: Gauge;
   readonly hasLeader: Gauge;
   readonly isLeader: Gauge;
   readonly leaderChanges: Counter;
   readonly heartbeatSendFailures: Counter;
 
-  constructor(registry: Registry, slowReadIndexes: () => number) {
+  constructor(registry: Registry, slowReadIndexes: () => number, waiting: () => number) {
     const registers = [registry];
     this.committed = new Counter({ name: 'etcd_server_proposals_committed_total', help: 'The total number of consensus proposals committed.', registers });
     this.applied = new Counter({ name: 'etcd_server_proposals_applied_total', help: 'The total number of consensus proposals applied.', registers });
     this.failed = new Counter({ name: 'etcd_server_proposals_failed_total', help: 'The total number of failed proposals seen.', registers });
-    this.pending = new Gauge({ name: 'etcd_server_proposals_pending', help: 'The current number of pending proposals to commit.', registers });
+    this.pending = new Gauge({
+      name: 'etcd_server_proposals_pending', help: 'The current number of pending proposals to commit.', registers,
+      collect() { this.set(waiting()); },
+    });
     this.hasLeader = new Gauge({ name: 'etcd_server_has_leader', help: 'Whether or not a leader exists. 1 is existence, 0 is not.', registers });
     this.isLeader = new Gauge({ name: 'etcd_server_is_leader', help: 'Whether or not this member is a leader. 1 if is, 0 otherwise.', registers });
     this.leaderChanges = new Counter({ name: 'etcd_server_leader_changes_seen_total', help: 'The number of leader changes seen.', registers });
