@@ -17,12 +17,13 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer as createNetServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Registry } from 'prom-client';
+import { Limits } from '../platform/limits.js';
 import type { Logger } from '../platform/logger.js';
 import { packageRoot } from '../platform/package-root.js';
 import type { MemberApi } from '../server/raft-kv.js';
 import { ApiMetrics } from './api-metrics.js';
 import { Gateway } from './gateway.js';
-import { Http1FastConnection } from './http1-fast-path.js';
+import { Http1FastConnection, type Http1Timeouts } from './http1-fast-path.js';
 import { GrpcServer } from './grpc-server.js';
 import { addEtcdServices } from './grpc-services.js';
 import { addHealthService } from './health-service.js';
@@ -36,6 +37,9 @@ export interface ClientServerOptions {
   port: number;
   logger: Logger;
   metricsRegistry: Registry;
+  /** HTTP/1.1 head and body deadlines; Limits' values unless a test wants them short. */
+  httpHeadTimeoutMs?: number;
+  httpBodyIdleTimeoutMs?: number;
 }
 
 export interface ClientServer {
@@ -66,7 +70,13 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
 
   const endpoints = new HttpEndpoints(options.member, options.metricsRegistry, keyraftVersion, logger);
   const gateway = new Gateway(kv, endpoints, logger, metrics);
-  const httpServer: HttpServer = createHttpServer({ keepAliveTimeout: httpKeepAliveTimeoutMs }, gateway.handle);
+  const http1Timeouts: Http1Timeouts = {
+    idleMs: httpKeepAliveTimeoutMs,
+    headMs: options.httpHeadTimeoutMs ?? Limits.httpHeadTimeoutMs,
+    bodyIdleMs: options.httpBodyIdleTimeoutMs ?? Limits.httpBodyIdleTimeoutMs,
+  };
+  // node:http gets the same head deadline for the connections handed to it (its default is 60 s).
+  const httpServer: HttpServer = createHttpServer({ keepAliveTimeout: httpKeepAliveTimeoutMs, headersTimeout: http1Timeouts.headMs }, gateway.handle);
   httpServer.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     // Malformed HTTP: answer 400 if the socket can still take it, as Go's server does, and close.
     if (socket.writable && err.code !== 'ECONNRESET') socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request');
@@ -77,7 +87,7 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
   const netServer = createNetServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
-    classify(socket, grpcServer, gateway, httpServer, logger);
+    classify(socket, grpcServer, gateway, httpServer, http1Timeouts, logger);
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -112,7 +122,7 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
  * bytes put back. HTTP/1.x methods differ from "PRI" by the second byte at the latest, so only an
  * HTTP/2 client (or a client sending a prefix of the preface) waits for the full 24 bytes.
  */
-function classify(socket: Socket, grpcServer: GrpcServer, gateway: Gateway, httpServer: HttpServer, logger: Logger): void {
+function classify(socket: Socket, grpcServer: GrpcServer, gateway: Gateway, httpServer: HttpServer, http1Timeouts: Http1Timeouts, logger: Logger): void {
   let head: Buffer | undefined;
   const onData = (chunk: Buffer): void => {
     head = head === undefined ? chunk : Buffer.concat([head, chunk]);
@@ -128,7 +138,7 @@ function classify(socket: Socket, grpcServer: GrpcServer, gateway: Gateway, http
       grpcServer.injectConnection(socket, head);
     } else {
       // HTTP/1.x: the fast path takes the gateway's hot requests and hands anything else to node.
-      const fast = new Http1FastConnection(socket, gateway, (s, unread) => handToNodeHttp(s, unread, httpServer), httpKeepAliveTimeoutMs);
+      const fast = new Http1FastConnection(socket, gateway, (s, unread) => handToNodeHttp(s, unread, httpServer), http1Timeouts);
       fast.receive(head);
     }
   };

@@ -19,11 +19,13 @@
 import protobuf from 'protobufjs';
 import { messageType } from '../proto/codec.js';
 import type {
-  CompactionResponse, DeleteRangeResponse, KeyValue, Member, MemberListResponse, PutResponse, RangeResponse,
+  CompactionResponse, DeleteRangeResponse, KeyValue, Member, MemberListResponse, MemberAddResponse, MoveLeaderResponse, PutResponse, RangeResponse,
   ResponseHeader, ResponseOp, StatusResponse, TxnResponse,
 } from '../proto/etcd-types.js';
 import { Base64Error, decodeGoBase64 } from './go-base64.js';
-import { goJsonScan, goJsonSyntaxError } from './go-json-syntax.js';
+import { KeyraftError } from '../platform/errors.js';
+import { Limits } from '../platform/limits.js';
+import { JsonNumber, goJsonParse, isPlainJson } from './go-json-syntax.js';
 
 /** A body or field the gateway cannot decode; the message is Go's text, the answer code 3. */
 export class GatewayDecodeError extends Error {
@@ -89,6 +91,7 @@ function fieldTable(type: protobuf.Type): Map<string, FieldSpec> {
 
 function jsonKind(value: unknown): string {
   if (Array.isArray(value)) return 'array';
+  if (value instanceof JsonNumber) return 'number';
   switch (typeof value) {
     case 'string': return 'string';
     case 'number': return 'number';
@@ -107,20 +110,24 @@ const INT64_MAX = 2n ** 63n - 1n;
 const UINT64_MAX = 2n ** 64n - 1n;
 
 /**
- * An integer field from its JSON value, as jsonpb reads it: a number as is, a string's inner text
- * re-read as a JSON number (json.Unmarshal into the Go integer type).
+ * An integer field from its JSON value, as jsonpb reads it: a number by its text, a string's inner
+ * text re-read as JSON (json.Unmarshal into the Go integer type: white space around it is fine,
+ * a fraction or an exponent is not). Never through a double: 9223372036854775807 is an int64.
  */
 function decodeInteger(value: unknown, kind: 'int64' | 'uint64' | 'int32' | 'uint32', asBigInt: boolean): number | bigint {
   let text: string;
-  if (typeof value === 'number') {
+  if (value instanceof JsonNumber) {
+    text = value.text;
+  } else if (typeof value === 'number') {
+    // Only from a plain body (isPlainJson): an integer of at most 15 digits, held exactly.
     text = String(value);
   } else if (typeof value === 'string') {
     text = value;
     if (!INTEGER_TEXT.test(text)) {
-      const syntax = goJsonSyntaxError(Buffer.from(text, 'utf8'), 'unmarshal');
-      if (syntax !== undefined) throw new GatewayDecodeError(syntax);
-      const inner: unknown = JSON.parse(text);
-      if (typeof inner !== 'number') throw typeError(inner, kind);
+      const inner = goJsonParse(Buffer.from(text, 'utf8'), 'unmarshal');
+      if (inner.error !== undefined) throw new GatewayDecodeError(inner.error);
+      if (!(inner.value instanceof JsonNumber)) throw typeError(inner.value, kind);
+      text = inner.value.text;
     }
   } else {
     throw typeError(value, kind);
@@ -132,12 +139,13 @@ function decodeInteger(value: unknown, kind: 'int64' | 'uint64' | 'int32' | 'uin
       : kind === 'int32' ? [-(2n ** 31n), 2n ** 31n - 1n] : [0n, 2n ** 32n - 1n];
   if (big < min || big > max) throw new GatewayDecodeError(`json: cannot unmarshal number ${text} into Go value of type ${kind}`);
   if (asBigInt) return big;
-  // Revisions, counts and limits are numbers; beyond 2^53 they cannot be real values anyway, and
-  // the member rejects what it cannot have (a future revision).
+  // Revisions, counts and limits are numbers (CONVENTIONS); beyond 2^53 none can be a real value,
+  // and the nearest double keeps its meaning: 9223372036854775807 as a revision is still a future
+  // revision, as a limit still no limit.
   return Number(big);
 }
 
-function decodeScalar(spec: FieldSpec, value: unknown): unknown {
+function decodeScalar(spec: FieldSpec, value: unknown, depth: number, depthMax: number): unknown {
   switch (spec.kind) {
     case 'bytes':
       // encoding/json also fills a []byte from an array of numbers, one byte each.
@@ -156,6 +164,7 @@ function decodeScalar(spec: FieldSpec, value: unknown): unknown {
       if (typeof value !== 'string') throw typeError(value, 'string');
       return value;
     case 'double':
+      if (value instanceof JsonNumber) return Number(value.text);
       if (typeof value !== 'number') throw typeError(value, 'float64');
       return value;
     case 'enum': {
@@ -170,7 +179,7 @@ function decodeScalar(spec: FieldSpec, value: unknown): unknown {
       return decodeInteger(value, 'int32', false);
     }
     case 'message':
-      return decodeMessage(spec.messageType!, value);
+      return decodeMessage(spec.messageType!, value, depth + 1, depthMax);
     default:
       return decodeInteger(value, spec.kind, spec.asBigInt);
   }
@@ -181,9 +190,12 @@ function bytesFromArray(list: unknown[]): Buffer {
   for (let i = 0; i < list.length; i++) {
     const v = list[i];
     if (v === null) continue;
-    if (typeof v !== 'number') throw typeError(v, 'uint8');
-    if (!Number.isInteger(v) || v < 0 || v > 255) throw new GatewayDecodeError(`json: cannot unmarshal number ${v} into Go value of type uint8`);
-    out[i] = v;
+    let text: string;
+    if (v instanceof JsonNumber) text = v.text;
+    else if (typeof v === 'number') text = String(v);
+    else throw typeError(v, 'uint8');
+    if (!/^(?:0|[1-9][0-9]{0,2})$/.test(text) || Number(text) > 255) throw new GatewayDecodeError(`json: cannot unmarshal number ${text} into Go value of type uint8`);
+    out[i] = Number(text);
   }
   return out;
 }
@@ -200,10 +212,16 @@ function goEnumName(enumType: protobuf.Enum): string {
   return (pkg ? pkg + '.' : '') + parts.join('_');
 }
 
-/** Decodes one message from its JSON value (already JSON.parse'd) into the etcd-types shape. */
-export function decodeMessage(type: protobuf.Type, value: unknown): any {
+/**
+ * Decodes one message from its JSON value (already parsed) into the etcd-types shape. `depth` is
+ * the message's nesting (1 for the request); past `depthMax` the request is etcd's "too many
+ * operations" (only TxnRequest nests without end: see parseBody).
+ */
+export function decodeMessage(type: protobuf.Type, value: unknown, depth = 1, depthMax = messageDepthMax(Limits.txnDepthMax)): any {
   if (value === null || value === undefined) return {};
-  if (typeof value !== 'object' || Array.isArray(value)) throw typeError(value, 'map[string]json.RawMessage');
+  if (depth > depthMax) throw new KeyraftError('TooManyOps');
+  // A number from Go's scanner is a JsonNumber object: still a number, not a message.
+  if (typeof value !== 'object' || Array.isArray(value) || value instanceof JsonNumber) throw typeError(value, 'map[string]json.RawMessage');
   const table = fieldTable(type);
   const out: any = {};
   const source = value as Record<string, unknown>;
@@ -215,37 +233,51 @@ export function decodeMessage(type: protobuf.Type, value: unknown): any {
     if (spec.repeated) {
       if (!Array.isArray(fieldValue)) throw typeError(fieldValue, '[]json.RawMessage');
       const list = new Array(fieldValue.length);
-      for (let i = 0; i < fieldValue.length; i++) list[i] = decodeScalar(spec, fieldValue[i]);
+      for (let i = 0; i < fieldValue.length; i++) list[i] = decodeScalar(spec, fieldValue[i], depth, depthMax);
       out[spec.name] = list;
     } else {
-      out[spec.name] = decodeScalar(spec, fieldValue);
+      out[spec.name] = decodeScalar(spec, fieldValue, depth, depthMax);
     }
   }
   return out;
 }
 
 /**
+ * The deepest message nesting of a request whose txns nest `txnDepthMax` deep: a TxnRequest at
+ * level L is message 2L - 1 (RequestOp between levels), and its ops' requests one below the next
+ * level's. One level of slack: the deepest level etcd can accept holds no ops, and a level beyond
+ * it is refused by the op budget check just the same.
+ */
+export function messageDepthMax(txnDepthMax: number): number {
+  return 2 * txnDepthMax + 3;
+}
+
+/**
  * Parses a request body as etcd's gateway does: an empty body (or `null`) is an empty request;
  * malformed JSON reports Go's decoder error; only the first JSON value counts (json.Decoder).
+ * JSON.parse reads plain bodies (isPlainJson: the gateway's hot path); the rest go through Go's
+ * scanner, which keeps numbers' text and refuses nesting beyond Go's limit. Txns nested deeper
+ * than `txnDepthMax` are refused with etcd's "too many operations" (see Limits.txnDepthMax).
  */
-export function parseBody(type: protobuf.Type, body: Buffer): any {
+export function parseBody(type: protobuf.Type, body: Buffer, txnDepthMax: number = Limits.txnDepthMax): any {
   if (body.length === 0) return {};
   let parsed: unknown;
-  try {
-    parsed = JSON.parse(body.toString('utf8'));
-  } catch {
-    // Rare path: find out what Go would say, or where Go's first value ends.
-    const scan = goJsonScan(body, 'decoder');
-    if (scan.error !== undefined) throw new GatewayDecodeError(scan.error);
-    if (scan.empty) return {};
+  let plain = isPlainJson(body);
+  if (plain) {
     try {
-      parsed = JSON.parse(body.subarray(0, scan.end).toString('utf8'));
-    } catch (err) {
-      // Go's scanner accepted what V8's refuses: say so in Go's words for a bad value.
-      throw new GatewayDecodeError(`invalid character in JSON body: ${(err as Error).message}`);
+      parsed = JSON.parse(body.toString('utf8'));
+    } catch {
+      plain = false;
     }
   }
-  return decodeMessage(type, parsed);
+  if (!plain) {
+    // Rare path: what Go would say, or Go's first value, numbers kept as written.
+    const scan = goJsonParse(body, 'decoder');
+    if (scan.error !== undefined) throw new GatewayDecodeError(scan.error);
+    if (scan.empty) return {};
+    parsed = scan.value;
+  }
+  return decodeMessage(type, parsed, 1, messageDepthMax(txnDepthMax));
 }
 
 export const requestTypes = {
@@ -255,7 +287,12 @@ export const requestTypes = {
   txn: messageType('etcdserverpb.TxnRequest'),
   compaction: messageType('etcdserverpb.CompactionRequest'),
   memberList: messageType('etcdserverpb.MemberListRequest'),
+  memberAdd: messageType('etcdserverpb.MemberAddRequest'),
+  memberRemove: messageType('etcdserverpb.MemberRemoveRequest'),
+  memberUpdate: messageType('etcdserverpb.MemberUpdateRequest'),
+  memberPromote: messageType('etcdserverpb.MemberPromoteRequest'),
   status: messageType('etcdserverpb.StatusRequest'),
+  moveLeader: messageType('etcdserverpb.MoveLeaderRequest'),
 } as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -379,6 +416,21 @@ export function memberListResponseJson(r: MemberListResponse): string {
     s += ']';
   }
   return `{${s}}`;
+}
+
+/** MemberAddResponse: the added member, then every member (etcd's field order). */
+export function memberAddResponseJson(r: MemberAddResponse): string {
+  let s = '';
+  if (r.header) s += `"header":${headerJson(r.header)}`;
+  if (r.member) s += `${s ? ',' : ''}"member":${memberJson(r.member)}`;
+  const members = memberListResponseJson({ members: r.members });
+  if (members !== '{}') s += `${s ? ',' : ''}${members.slice(1, -1)}`;
+  return `{${s}}`;
+}
+
+/** MoveLeaderResponse: the header alone. */
+export function moveLeaderResponseJson(r: MoveLeaderResponse): string {
+  return r.header ? `{"header":${headerJson(r.header)}}` : '{}';
 }
 
 export function statusResponseJson(r: StatusResponse): string {

@@ -19,10 +19,11 @@ import type protobuf from 'protobufjs';
 import type { Logger } from '../platform/logger.js';
 import type { RangeRequest } from '../proto/etcd-types.js';
 import { GrpcCode, KeyraftError } from '../platform/errors.js';
+import { Limits } from '../platform/limits.js';
 import type { ApiMetrics } from './api-metrics.js';
 import { MessageTooLargeError, toApiFailure, httpStatusOfFailure } from './error-mapping.js';
 import {
-  GatewayDecodeError, compactionResponseJson, deleteRangeResponseJson, errorJson, memberListResponseJson, parseBody,
+  GatewayDecodeError, compactionResponseJson, deleteRangeResponseJson, errorJson, memberListResponseJson, memberAddResponseJson, moveLeaderResponseJson, parseBody,
   putResponseJson, rangeResponseJson, requestTypes, statusResponseJson, txnResponseJson,
 } from './gateway-json.js';
 import type { HttpEndpoints } from './http-endpoints.js';
@@ -44,7 +45,8 @@ class NodeReply implements ReplySink {
   }
 }
 
-type RouteKind = 'range' | 'put' | 'deleteRange' | 'txn' | 'compaction' | 'memberList' | 'status';
+type RouteKind = 'range' | 'put' | 'deleteRange' | 'txn' | 'compaction' | 'memberList' | 'status'
+  | 'memberAdd' | 'memberRemove' | 'memberUpdate' | 'memberPromote' | 'moveLeader';
 
 export interface Route {
   kind: RouteKind;
@@ -62,6 +64,11 @@ const routes = new Map<string, Route>([
   ['/v3/kv/compaction', { kind: 'compaction', type: requestTypes.compaction, service: 'etcdserverpb.KV', method: 'Compact' }],
   ['/v3/cluster/member/list', { kind: 'memberList', type: requestTypes.memberList, service: 'etcdserverpb.Cluster', method: 'MemberList' }],
   ['/v3/maintenance/status', { kind: 'status', type: requestTypes.status, service: 'etcdserverpb.Maintenance', method: 'Status' }],
+  ['/v3/cluster/member/add', { kind: 'memberAdd', type: requestTypes.memberAdd, service: 'etcdserverpb.Cluster', method: 'MemberAdd' }],
+  ['/v3/cluster/member/remove', { kind: 'memberRemove', type: requestTypes.memberRemove, service: 'etcdserverpb.Cluster', method: 'MemberRemove' }],
+  ['/v3/cluster/member/update', { kind: 'memberUpdate', type: requestTypes.memberUpdate, service: 'etcdserverpb.Cluster', method: 'MemberUpdate' }],
+  ['/v3/cluster/member/promote', { kind: 'memberPromote', type: requestTypes.memberPromote, service: 'etcdserverpb.Cluster', method: 'MemberPromote' }],
+  ['/v3/maintenance/transfer-leadership', { kind: 'moveLeader', type: requestTypes.moveLeader, service: 'etcdserverpb.Maintenance', method: 'MoveLeader' }],
 ]);
 
 /**
@@ -79,15 +86,10 @@ const unservedRoutes = new Map<string, string>([
   ['/v3/kv/lease/timetolive', 'etcdserverpb.Lease/LeaseTimeToLive'],
   ['/v3/lease/leases', 'etcdserverpb.Lease/LeaseLeases'],
   ['/v3/kv/lease/leases', 'etcdserverpb.Lease/LeaseLeases'],
-  ['/v3/cluster/member/add', 'etcdserverpb.Cluster/MemberAdd'],
-  ['/v3/cluster/member/remove', 'etcdserverpb.Cluster/MemberRemove'],
-  ['/v3/cluster/member/update', 'etcdserverpb.Cluster/MemberUpdate'],
-  ['/v3/cluster/member/promote', 'etcdserverpb.Cluster/MemberPromote'],
   ['/v3/maintenance/alarm', 'etcdserverpb.Maintenance/Alarm'],
   ['/v3/maintenance/defragment', 'etcdserverpb.Maintenance/Defragment'],
   ['/v3/maintenance/hash', 'etcdserverpb.Maintenance/HashKV'],
   ['/v3/maintenance/snapshot', 'etcdserverpb.Maintenance/Snapshot'],
-  ['/v3/maintenance/transfer-leadership', 'etcdserverpb.Maintenance/MoveLeader'],
   ['/v3/auth/enable', 'etcdserverpb.Auth/AuthEnable'],
   ['/v3/auth/disable', 'etcdserverpb.Auth/AuthDisable'],
   ['/v3/auth/authenticate', 'etcdserverpb.Auth/Authenticate'],
@@ -132,6 +134,7 @@ const gatewayJsonSlackBytes = 64 * 1024;
 
 export class Gateway {
   private readonly bodyBytesMax: number;
+  private readonly txnDepthMax: number;
 
   constructor(
     private readonly kv: KvService,
@@ -140,6 +143,8 @@ export class Gateway {
     private readonly metrics: ApiMetrics,
   ) {
     this.bodyBytesMax = Math.ceil((kv.grpcMaxReceiveBytes * 4 * gatewayBodyLimitFactor) / 3) + gatewayJsonSlackBytes;
+    // Nesting beyond max-txn-ops + 1 levels is always etcd's "too many operations" (Limits.txnDepthMax).
+    this.txnDepthMax = Math.min(kv.member.limits.maxTxnOps + 1, Limits.txnDepthMax);
   }
 
   /** The node:http 'request' listener. */
@@ -237,7 +242,7 @@ export class Gateway {
   serveBody(route: Route, body: Buffer, sink: ReplySink): void {
     let request: any;
     try {
-      request = parseBody(route.type, body);
+      request = parseBody(route.type, body, this.txnDepthMax);
     } catch (err) {
       this.fail(sink, err);
       return;
@@ -276,6 +281,12 @@ export class Gateway {
       case 'compaction': return this.kv.compact(request, size).then(compactionResponseJson);
       case 'memberList': return this.kv.memberList().then(memberListResponseJson);
       case 'status': return this.kv.status().then(statusResponseJson);
+      case 'memberAdd': return this.kv.member.memberAdd(request).then(memberAddResponseJson);
+      // MemberRemove, MemberUpdate and MemberPromote answer {header, members}: MemberList's shape.
+      case 'memberRemove': return this.kv.member.memberRemove(request).then(memberListResponseJson);
+      case 'memberUpdate': return this.kv.member.memberUpdate(request).then(memberListResponseJson);
+      case 'memberPromote': return this.kv.member.memberPromote(request).then(memberListResponseJson);
+      case 'moveLeader': return this.kv.member.moveLeader(request).then(moveLeaderResponseJson);
     }
   }
 

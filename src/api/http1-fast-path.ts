@@ -14,7 +14,16 @@
  * whole body, hand it to the gateway, and write the head and body of the answer in one write.
  * Bounded: at most one request is with the gateway per connection; reading stops while the
  * pipelined backlog exceeds one maximal request, and while the client does not read our answers
- * (the socket needs a drain), so a client cannot make us buffer without bound.
+ * (the socket needs a drain), so a client cannot make us buffer without bound. Bounded in time: a
+ * head must be complete within Limits.httpHeadTimeoutMs and a body may not stall longer than
+ * Limits.httpBodyIdleTimeoutMs (408, then close), so trickling clients cannot hold connections.
+ *
+ * As strict as node's parser where it matters: a head with a bare LF, a lone CR or another control
+ * byte is node's to refuse (400). Split only on CRLF, "X-A: a\nContent-Length: 5" hid the
+ * Content-Length from us and the body ran as a second request (smuggling).
+ *
+ * Half-close: a client may send its requests and then its FIN. The socket stays writable
+ * (allowHalfOpen), the complete requests are answered, and we end after the last answer.
  */
 import type { Socket } from 'node:net';
 import { corsHeaders } from './http-reply.js';
@@ -49,6 +58,23 @@ function currentDateLine(): string {
 
 export type HandOff = (socket: Socket, unread: Buffer | undefined) => void;
 
+/**
+ * Bytes node's parser refuses in a head and we must not read past: a CR not followed by LF, an LF
+ * not preceded by CR, and control bytes other than tab (NUL included).
+ */
+const UNSAFE_HEAD = /\r(?!\n)|(?<!\r)\n|[\0-\x08\x0b\x0c\x0e-\x1f\x7f]/;
+
+const REQUEST_TIMEOUT_REPLY = 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n';
+
+export interface Http1Timeouts {
+  /** Keep-alive: an idle connection (no request begun) is closed after this long. */
+  idleMs: number;
+  /** A request head must be complete this long after we start waiting for it. */
+  headMs: number;
+  /** A request body may not stall for longer than this between reads. */
+  bodyIdleMs: number;
+}
+
 /** What the head of one request told us. */
 interface RequestHead {
   route: Route;
@@ -67,9 +93,27 @@ export class Http1FastConnection implements ReplySink {
   private inFlight = false;
   private closeAfterReply = false;
   private handedOff = false;
+  /** The client half-closed: answer what is complete, then end. */
+  private readEnded = false;
+  /** Runs out when a head or a body takes too long (armed only while one is incomplete). */
+  private deadline: NodeJS.Timeout | undefined;
   private readonly onData = (chunk: Buffer): void => this.receive(chunk);
   private readonly onTimeout = (): void => {
     if (!this.inFlight) this.socket.destroy();
+  };
+  private readonly onDeadline = (): void => {
+    this.deadline = undefined;
+    if (this.inFlight || this.handedOff || this.socket.destroyed) return;
+    // As node answers its headersTimeout: 408, then close.
+    this.socket.off('data', this.onData);
+    this.socket.end(REQUEST_TIMEOUT_REPLY, () => this.socket.destroy());
+  };
+  private readonly onEnd = (): void => {
+    this.readEnded = true;
+    if (!this.inFlight) this.next();
+  };
+  private readonly onClose = (): void => {
+    this.clearDeadline();
   };
   private readonly onError = (): void => {
     this.socket.destroy();
@@ -83,11 +127,15 @@ export class Http1FastConnection implements ReplySink {
     private readonly socket: Socket,
     private readonly gateway: Gateway,
     private readonly handOff: HandOff,
-    idleTimeoutMs: number,
+    private readonly timeouts: Http1Timeouts,
   ) {
+    // Our own 'end' handling answers a half-closed client before ending (see the header).
+    socket.allowHalfOpen = true;
     socket.on('data', this.onData);
+    socket.on('end', this.onEnd);
+    socket.on('close', this.onClose);
     socket.on('error', this.onError);
-    socket.setTimeout(idleTimeoutMs);
+    socket.setTimeout(timeouts.idleMs);
     socket.on('timeout', this.onTimeout);
   }
 
@@ -101,8 +149,23 @@ export class Http1FastConnection implements ReplySink {
       return;
     }
     // A large body arrives in many chunks: join them once, when it is all here.
-    if (this.bufferedBytes < this.neededBytes) return;
+    if (this.bufferedBytes < this.neededBytes) {
+      this.deadline?.refresh(); // the body moves: its idle bound starts again
+      return;
+    }
     this.next();
+  }
+
+  private clearDeadline(): void {
+    if (this.deadline === undefined) return;
+    clearTimeout(this.deadline);
+    this.deadline = undefined;
+  }
+
+  /** Nothing more will arrive: the rest of the buffer can never become a request. */
+  private endAfterAnswers(): void {
+    this.clearDeadline();
+    this.socket.end();
   }
 
   /** The unconsumed bytes as one buffer. */
@@ -113,7 +176,11 @@ export class Http1FastConnection implements ReplySink {
 
   /** Starts the next complete request in the buffer, if any. */
   private next(): void {
-    if (this.bufferedBytes === 0 || this.handedOff) return;
+    if (this.handedOff) return;
+    if (this.bufferedBytes === 0) {
+      if (this.readEnded) this.endAfterAnswers();
+      return;
+    }
     if (this.socket.writableNeedDrain) {
       // The client is not reading our answers: serve nothing more until it does.
       this.socket.pause();
@@ -124,7 +191,13 @@ export class Http1FastConnection implements ReplySink {
     const headEnd = buffer.indexOf(CRLFCRLF);
     if (headEnd === -1) {
       // Bare-LF line endings and overlong heads are node's to judge.
-      if (buffer.length > headBytesMax || buffer.indexOf(LFLF) !== -1) this.giveUp();
+      if (buffer.length > headBytesMax || buffer.indexOf(LFLF) !== -1) {
+        this.giveUp();
+        return;
+      }
+      if (this.readEnded) this.endAfterAnswers();
+      // Not re-armed as bytes trickle in: the whole head has this long.
+      else this.deadline ??= setTimeout(this.onDeadline, this.timeouts.headMs);
       return;
     }
     const head = this.readHead(buffer, headEnd);
@@ -135,8 +208,15 @@ export class Http1FastConnection implements ReplySink {
     const total = head.headBytes + head.bodyBytes;
     if (buffer.length < total) {
       this.neededBytes = total; // the body is still arriving
+      if (this.readEnded) {
+        this.endAfterAnswers();
+        return;
+      }
+      this.clearDeadline();
+      this.deadline = setTimeout(this.onDeadline, this.timeouts.bodyIdleMs);
       return;
     }
+    this.clearDeadline();
     const body = buffer.subarray(head.headBytes, total);
     const rest = buffer.subarray(total);
     this.chunks = rest.length > 0 ? [rest] : [];
@@ -150,6 +230,7 @@ export class Http1FastConnection implements ReplySink {
   /** Reads the head if it is one the fast path serves; undefined hands the connection to node. */
   private readHead(buffer: Buffer, headEnd: number): RequestHead | undefined {
     const text = buffer.toString('latin1', 0, headEnd);
+    if (UNSAFE_HEAD.test(text)) return undefined;
     const lineEnd = text.indexOf('\r\n');
     const requestLine = lineEnd === -1 ? text : text.slice(0, lineEnd);
     // "POST /v3/kv/put HTTP/1.1": exactly this shape, anything else is node's to judge.
@@ -214,11 +295,11 @@ export class Http1FastConnection implements ReplySink {
     this.socket.write(head + json);
     this.inFlight = false;
     if (this.closeAfterReply) {
-      this.socket.end();
+      this.endAfterAnswers();
       return;
     }
     if (this.socket.isPaused()) this.socket.resume();
-    if (this.bufferedBytes > 0) this.next();
+    if (this.bufferedBytes > 0 || this.readEnded) this.next();
   }
 
   /** Hands the connection, with what is unread, to node:http. Only at a request boundary. */
@@ -226,10 +307,15 @@ export class Http1FastConnection implements ReplySink {
     this.handedOff = true;
     const socket = this.socket;
     socket.off('data', this.onData);
+    socket.off('end', this.onEnd);
+    socket.off('close', this.onClose);
     socket.off('error', this.onError);
     socket.off('timeout', this.onTimeout);
     socket.off('drain', this.onDrain);
     socket.setTimeout(0);
+    this.clearDeadline();
+    // node:http ends a half-closed connection itself (its default); give it the default back.
+    socket.allowHalfOpen = false;
     const unread = this.bufferedBytes > 0 ? this.joined() : undefined;
     this.chunks = [];
     this.bufferedBytes = 0;

@@ -11,8 +11,9 @@ import type {
 import { Limits } from '../platform/limits.js';
 import type { MemberApi } from '../server/raft-kv.js';
 import {
-  checkDeleteRequest, checkProposalSize, checkPutRequest, checkRangeRequest, checkTxnRequest, isTxnReadOnly,
+  checkDeleteRequest, checkProposalSize, checkPutRequest, checkRangeRequest, checkTxnRequest,
 } from './request-validation.js';
+import { isTxnReadOnly } from '../server/txn-write-checks.js';
 
 export class KvService {
   readonly member: MemberApi;

@@ -55,6 +55,7 @@ export const ErrorTable = {
   LeaseProvided: { grpc: GrpcCode.INVALID_ARGUMENT, message: 'etcdserver: lease is provided' },
   TooManyOps: { grpc: GrpcCode.INVALID_ARGUMENT, message: 'etcdserver: too many operations in txn request' },
   DuplicateKey: { grpc: GrpcCode.INVALID_ARGUMENT, message: 'etcdserver: duplicate key given in txn request' },
+  InvalidSortOption: { grpc: GrpcCode.INVALID_ARGUMENT, message: 'etcdserver: invalid sort option' },
   Compacted: { grpc: GrpcCode.OUT_OF_RANGE, message: 'etcdserver: mvcc: required revision has been compacted' },
   FutureRevision: { grpc: GrpcCode.OUT_OF_RANGE, message: 'etcdserver: mvcc: required revision is a future revision' },
   NoSpace: { grpc: GrpcCode.RESOURCE_EXHAUSTED, message: 'etcdserver: mvcc: database space exceeded' },

@@ -91,12 +91,19 @@ const defaultMaxCommittedBytesPerReady = 64 * 1024 * 1024;
 const defaultPendingReadIndexMax = 4096;
 const defaultUncommittedBytesMax = 64 * 1024 * 1024;
 
-interface OutstandingReady {
+/**
+ * What a Ready asked to persist, handed back by the driver once it is durable (persisted()).
+ * Opaque to the driver.
+ */
+export interface ReadyToken {
   readonly lastEntryIndex: number;
   readonly lastEntryTerm: number;
   readonly snapshotIndex: number;
-  readonly appliedTo: number;
   readonly hardStateTerm: number;
+}
+
+interface OutstandingReady extends ReadyToken {
+  readonly appliedTo: number;
 }
 
 export class Raft {
@@ -447,13 +454,30 @@ export class Raft {
 
   /** The driver carried out the last Ready: its snapshot, entries and hard state are durable and its entries applied. */
   advance(): void {
+    this.persisted(this.handOff());
+  }
+
+  /**
+   * Pipelined storage (etcd's asynchronous storage writes): the driver has taken the last Ready
+   * and will apply its committed entries in order; its write may still be running. ready() may be
+   * called again at once. The driver reports the write with persisted(token), in the order the
+   * Readies were handed off; until then nothing of it counts as durable (stable, the leader's own
+   * vote toward commit, the term its early messages may carry).
+   */
+  handOff(): ReadyToken {
     const done = this.outstanding;
-    assert(done !== null, 'advance() without an outstanding ready()');
+    assert(done !== null, 'advance() or handOff() without an outstanding ready()');
     this.outstanding = null;
+    if (done.appliedTo > this.log.applied) this.log.applied = Math.min(done.appliedTo, this.log.applying);
+    return done;
+  }
+
+  /** The write of a handed-off Ready is durable (see handOff). */
+  persisted(done: ReadyToken): void {
+    assert(done.hardStateTerm >= this.persistedTerm, () => `persisted() out of order: term ${done.hardStateTerm} after ${this.persistedTerm}`);
     this.persistedTerm = done.hardStateTerm;
     if (done.snapshotIndex > 0) this.log.stable = Math.max(this.log.stable, Math.min(done.snapshotIndex, this.log.lastIndex()));
     if (done.lastEntryIndex > 0) this.log.stableTo(done.lastEntryIndex, done.lastEntryTerm);
-    if (done.appliedTo > this.log.applied) this.log.applied = Math.min(done.appliedTo, this.log.applying);
     if (this.role === Role.Leader) {
       // The leader's own entries count toward commit only now that they are durable (DESIGN.md, "A write").
       const self = this.progress.get(this.id);

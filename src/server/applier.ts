@@ -11,6 +11,7 @@ import {
 } from '../proto/etcd-types.js';
 import { Backend } from '../storage/backend.js';
 import { applyCompares } from './txn-compare.js';
+import { checkPathWrites, isTxnReadOnly } from './txn-write-checks.js';
 
 /**
  * The applier: turns committed InternalRequests into MVCC reads and writes with etcd 3.4's exact
@@ -150,8 +151,7 @@ export class Applier {
     compareToPath(view, t, path);
     const cursor = { at: 0 };
     if (!isTxnReadOnly(t)) {
-      checkWriteConflicts(t, path, cursor, new Set(), []);
-      cursor.at = 0;
+      checkPathWrites(t, path);
       this.checkPuts(view, t, path, cursor);
     }
     cursor.at = 0;
@@ -212,8 +212,8 @@ export function rangeIn(view: ReadView, r: RangeRequest): RangeResponse {
   // kvs come in ascending key order; NONE keeps it, except that a target other than KEY with
   // NONE sorts ascending (etcd: "sort ASCEND by default only when target is not 'KEY'").
   if (sortTarget !== SortTarget.KEY && sortOrder === SortOrder.NONE) sortOrder = SortOrder.ASCEND;
-  // Unknown orders and targets leave key order (the API layer refuses them, as etcd's
-  // "invalid sort option"; etcd's applier would not sort either).
+  // Unknown orders and targets leave key order: the API layer refuses them with etcd 3.5's
+  // "invalid sort option" (checkRangeRequest), so only a log entry from elsewhere gets here.
   if (sortOrder === SortOrder.DESCEND && sortTarget === SortTarget.KEY) {
     kvs.reverse();
   } else if ((sortOrder === SortOrder.ASCEND || sortOrder === SortOrder.DESCEND) && sortTarget >= SortTarget.VERSION && sortTarget <= SortTarget.VALUE) {
@@ -288,15 +288,6 @@ function deleteIn(txn: TxnWrite, d: DeleteRangeRequest): DeleteRangeResponse {
 
 // ---- txn -----------------------------------------------------------------------------------------
 
-/** A txn with only range ops (nested txns count as writes, as etcd's isTxnReadonly). */
-function isTxnReadOnly(t: TxnRequest): boolean {
-  for (const ops of [t.success, t.failure]) {
-    if (ops === undefined) continue;
-    for (const op of ops) if (!op.request_range) return false;
-  }
-  return true;
-}
-
 /**
  * Appends the outcome of t's compares, then of each nested txn on the taken branch (depth-first,
  * in op order), to `path`, all against the pre-txn view (etcd's compareToPath).
@@ -307,39 +298,6 @@ function compareToPath(view: ReadView, t: TxnRequest, path: boolean[]): void {
   const ops = succeeded ? t.success : t.failure;
   if (ops === undefined) return;
   for (const op of ops) if (op.request_txn) compareToPath(view, op.request_txn, path);
-}
-
-/**
- * The store takes one write per key per revision. The API layer refuses txns that could write
- * a key twice (etcd's checkIntervals, over both branches); this re-checks the taken path so
- * that a request slipping past it fails with etcd's DuplicateKey instead of tripping the
- * store's assertion. O(puts x deletes) on at most maxTxnOps ops.
- */
-function checkWriteConflicts(t: TxnRequest, path: boolean[], cursor: { at: number }, puts: Set<string>, deletes: Array<[string, string | null]>): void {
-  const ops = path[cursor.at++] ? t.success : t.failure;
-  if (ops === undefined) return;
-  for (const op of ops) {
-    if (op.request_txn) {
-      checkWriteConflicts(op.request_txn, path, cursor, puts, deletes);
-    } else if (op.request_put) {
-      const key = (op.request_put.key ?? EMPTY).toString('latin1');
-      if (puts.has(key) || deletes.some(([from, to]) => inRange(key, from, to))) throw new KeyraftError('DuplicateKey');
-      puts.add(key);
-    } else if (op.request_delete_range) {
-      const d = op.request_delete_range;
-      const from = (d.key ?? EMPTY).toString('latin1');
-      const end = d.range_end;
-      // to: null = the single key `from`; '' = every key >= from ("\0"); else [from, to).
-      const to = end === undefined || end.length === 0 ? null : end.length === 1 && end[0] === 0 ? '' : end.toString('latin1');
-      for (const key of puts) if (inRange(key, from, to)) throw new KeyraftError('DuplicateKey');
-      deletes.push([from, to]);
-    }
-  }
-}
-
-function inRange(key: string, from: string, to: string | null): boolean {
-  if (to === null) return key === from;
-  return key >= from && (to === '' || key < to);
 }
 
 /** etcd's checkRange: a range at a revision must be readable in the pre-txn view. */

@@ -118,6 +118,13 @@ function requestTimeoutMs(config: MemberConfig): number {
   return 5000 + 2 * config.electionTimeoutMs;
 }
 
+/**
+ * Ready writes handed to the WAL at once (raft-node.ts, pipelined mode): the next Ready is built
+ * while earlier ones are being written, so the disk never waits for the main thread; the WAL
+ * writer merges what queues behind a running fdatasync into one write.
+ */
+const WAL_WRITES_IN_FLIGHT_MAX = 4;
+
 /** A follower's ReadIndex round that got no answer within this is asked again (etcd: 500 ms). */
 const READ_INDEX_RETRY_MS = 500;
 
@@ -168,7 +175,7 @@ export class Member implements MemberApi {
     this.memberId = identity.memberId;
     this.wait = new Wait(Limits.pendingProposalsMax, requestTimeoutMs(config));
     this.reads = new ReadIndexQueue(identity.memberId, requestTimeoutMs(config), READ_INDEX_RETRY_MS, Limits.pendingProposalsMax);
-    this.metrics = new MemberMetrics(registry, () => this.reads.slowRounds);
+    this.metrics = new MemberMetrics(registry, () => this.reads.slowRounds, () => this.wait.size);
   }
 
   /** Opens the data dir, recovers (backend, then the Raft log from the WAL), joins the peers, starts ticking. */
@@ -202,7 +209,7 @@ export class Member implements MemberApi {
     );
     const raft = member.recoverRaft(replay);
     const persistedLastIndex = replay.entries.length > 0 ? replay.entries[replay.entries.length - 1]!.index : (replay.snapshot?.index ?? 0);
-    member.node = new RaftNode(raft, new WalRaftStorage(wal), member.transport(), member.stateMachine(), (err) => member.fail(err), null, persistedLastIndex);
+    member.node = new RaftNode(raft, new WalRaftStorage(wal), member.transport(), member.stateMachine(), (err) => member.fail(err), null, persistedLastIndex, WAL_WRITES_IN_FLIGHT_MAX);
     if (options.network) {
       member.network = await options.network(identity, {
         step: (m) => member.step(m),
@@ -521,7 +528,6 @@ export class Member implements MemberApi {
     this.ownProposals.set(data, request);
     this.batchData.push(data);
     this.batchIds.push(id);
-    this.metrics.pending.inc();
     this.schedule();
     if (this.testFault === 'early-ack') {
       // Planted bug (tests only): answer before the entry is committed anywhere.
@@ -540,7 +546,7 @@ export class Member implements MemberApi {
       this.node.raft.proposeBatch(data);
     } catch (err) {
       const mapped = toKeyraftError(err);
-      for (const id of ids) if (this.wait.fail(id, mapped)) this.metrics.pending.dec();
+      for (const id of ids) this.wait.fail(id, mapped);
       this.metrics.failed.inc(ids.length);
     }
   }
@@ -680,14 +686,10 @@ export class Member implements MemberApi {
         throw err;
       }
       this.metrics.failed.inc();
-      if (mine) {
-        this.metrics.pending.dec();
-        this.wait.fail(request.id, err);
-      }
+      if (mine) this.wait.fail(request.id, err);
       return;
     }
     if (mine) {
-      this.metrics.pending.dec();
       response.header = this.header();
       this.wait.trigger(request.id, response);
     }
@@ -892,10 +894,7 @@ export class Member implements MemberApi {
 
   private failWaiters(err: () => Error): void {
     const n = this.wait.failAll(err);
-    if (n > 0) {
-      this.metrics.pending.dec(n);
-      this.metrics.failed.inc(n);
-    }
+    if (n > 0) this.metrics.failed.inc(n);
     this.reads.failAll(err);
   }
 
@@ -914,7 +913,7 @@ export class Member implements MemberApi {
   }
 
   private header(): ResponseHeader {
-    return { cluster_id: this.clusterId, member_id: this.memberId, revision: this.applier.currentRevision, raft_term: this.node.raft.status().term };
+    return { cluster_id: this.clusterId, member_id: this.memberId, revision: this.applier.currentRevision, raft_term: this.node.raft.term };
   }
 }
 
@@ -922,6 +921,7 @@ class MemberMetrics {
   readonly committed: Counter;
   readonly applied: Counter;
   readonly failed: Counter;
+  /** Proposals of this member waiting to be applied (read from the waiters when scraped). */
   readonly pending: Gauge;
   readonly hasLeader: Gauge;
   readonly isLeader: Gauge;
@@ -930,12 +930,15 @@ class MemberMetrics {
   readonly snapshotsSent: Counter;
   readonly snapshotsInstalled: Counter;
 
-  constructor(registry: Registry, slowReadIndexes: () => number) {
+  constructor(registry: Registry, slowReadIndexes: () => number, waiting: () => number) {
     const registers = [registry];
     this.committed = new Counter({ name: 'etcd_server_proposals_committed_total', help: 'The total number of consensus proposals committed.', registers });
     this.applied = new Counter({ name: 'etcd_server_proposals_applied_total', help: 'The total number of consensus proposals applied.', registers });
     this.failed = new Counter({ name: 'etcd_server_proposals_failed_total', help: 'The total number of failed proposals seen.', registers });
-    this.pending = new Gauge({ name: 'etcd_server_proposals_pending', help: 'The current number of pending proposals to commit.', registers });
+    this.pending = new Gauge({
+      name: 'etcd_server_proposals_pending', help: 'The current number of pending proposals to commit.', registers,
+      collect() { this.set(waiting()); },
+    });
     this.hasLeader = new Gauge({ name: 'etcd_server_has_leader', help: 'Whether or not a leader exists. 1 is existence, 0 is not.', registers });
     this.isLeader = new Gauge({ name: 'etcd_server_is_leader', help: 'Whether or not this member is a leader. 1 if is, 0 otherwise.', registers });
     this.leaderChanges = new Counter({ name: 'etcd_server_leader_changes_seen_total', help: 'The number of leader changes seen.', registers });

@@ -1,5 +1,5 @@
 import { assert } from '../platform/assert.js';
-import type { Raft } from '../raft/raft.js';
+import type { Raft, ReadyToken } from '../raft/raft.js';
 import type { Entry, HardState, Message, Ready, ReadState, Snapshot, SoftState } from '../raft/raft-types.js';
 
 /**
@@ -23,7 +23,25 @@ import type { Entry, HardState, Message, Ready, ReadState, Snapshot, SoftState }
  *   6. advance(): the core learns 3 and 5 are done; only then is ready() called again.
  * Only one Ready is outstanding at a time: while a save runs, inputs (step, tick, propose) go
  * into the core and come out together in the next Ready, which is the group commit.
+ *
+ * Pipelined mode (pipelineDepth > 1, the member's): the disk should never wait for the main
+ * thread. After step 3 the Ready is handed off (raft.handOff()) and the next one may start while
+ * up to pipelineDepth writes are in flight; the WAL writer merges writes that queue up behind a
+ * running fdatasync into one. Each write, once durable and in order: its messagesAfterPersist
+ * leave, the core is told (raft.persisted(token): only now do the entries count as stable and
+ * toward the leader's commit), and committed entries are applied up to what is durable here.
+ * Committed entries beyond the local disk wait in order (they are committed on a quorum, but
+ * applying one before it is on this disk could leave the backend ahead of the WAL after a crash).
+ * A Ready carrying a snapshot waits until nothing is in flight and is carried out as above.
  */
+
+/** One handed-off Ready whose write is in flight (pipelined mode). */
+interface InflightWrite {
+  readonly token: ReadyToken;
+  /** The last entry index it writes, lowered if a later Ready overwrites from below it; -1 if none. */
+  lastIndex: number;
+  readonly messagesAfterPersist: readonly Message[];
+}
 
 export interface RaftStorage {
   /**
@@ -61,6 +79,12 @@ export class RaftNode {
   private durableIndex: number;
   /** How many of the outstanding Ready's committed entries were applied before its save. */
   private appliedEarly = 0;
+  /** Pipelined mode: writes in flight, oldest first (they complete in this order). */
+  private readonly inflight: InflightWrite[] = [];
+  /** Pipelined mode: committed entries waiting for the local disk, in index order. */
+  private pendingApply: Entry[] = [];
+  /** Pipelined mode: a Ready with a snapshot, held until the writes before it are durable. */
+  private held: Ready | null = null;
   /** Readies carried out (for tests and metrics). */
   readies = 0;
 
@@ -76,6 +100,8 @@ export class RaftNode {
      */
     private readonly onAdvanced: (() => void) | null = null,
     persistedLastIndex = 0,
+    /** Writes in flight at once; 1 carries out one Ready at a time (the simulator's mode). */
+    private readonly pipelineDepth = 1,
   ) {
     this.durableIndex = persistedLastIndex;
   }
@@ -85,6 +111,10 @@ export class RaftNode {
    * snapshot install (that one continues by itself when the write completes).
    */
   process(): void {
+    if (this.pipelineDepth > 1) {
+      this.processPipelined();
+      return;
+    }
     while (!this.busy && !this.stopped && this.raft.hasReady()) {
       const rd = this.raft.ready();
       this.busy = true;
@@ -98,16 +128,17 @@ export class RaftNode {
       // that this write replaces is not the one on disk.
       if (rd.entries.length > 0 && rd.entries[0]!.index <= this.durableIndex) this.durableIndex = rd.entries[0]!.index - 1;
       this.appliedEarly = rd.snapshot === null ? countUpTo(rd.committedEntries, this.durableIndex) : 0;
-      if (this.appliedEarly > 0) {
-        this.stateMachine.applyEntries(this.appliedEarly === rd.committedEntries.length ? rd.committedEntries : rd.committedEntries.slice(0, this.appliedEarly));
-      }
-      // 3. One durable write for snapshot, entries and hard state.
+      // 3. One durable write for snapshot, entries and hard state. Started before the early apply
+      // below, so the disk works while the main thread applies and answers clients.
       let saved: Promise<void> | null;
       try {
         saved = this.storage.save(rd.snapshot, rd.entries, rd.hardState, rd.mustSync);
       } catch (err) {
         this.fail(err as Error);
         return;
+      }
+      if (this.appliedEarly > 0) {
+        this.stateMachine.applyEntries(this.appliedEarly === rd.committedEntries.length ? rd.committedEntries : rd.committedEntries.slice(0, this.appliedEarly));
       }
       // A save that throws (synchronously) is fatal like a rejected one; the simulator injects its
       // crashes this way: nothing after the save (acks, apply, advance) happens.
@@ -124,6 +155,102 @@ export class RaftNode {
       );
       return;
     }
+  }
+
+  private processPipelined(): void {
+    while (!this.busy && !this.stopped && this.inflight.length < this.pipelineDepth && this.raft.hasReady()) {
+      const rd = this.raft.ready();
+      this.readies++;
+      if (rd.softState !== null) this.stateMachine.onSoftState(rd.softState);
+      if (rd.messages.length > 0) this.transport.send(rd.messages);
+      if (rd.snapshot !== null) {
+        // Carried out alone, once everything before it is durable (busy holds the loop meanwhile).
+        this.held = rd;
+        this.busy = true;
+        break;
+      }
+      // An overwrite from below: what is durable there, or being written, is not what the core has.
+      if (rd.entries.length > 0) {
+        const below = rd.entries[0]!.index - 1;
+        if (below < this.durableIndex) this.durableIndex = below;
+        for (const w of this.inflight) if (w.lastIndex > below) w.lastIndex = below;
+      }
+      for (const e of rd.committedEntries) this.pendingApply.push(e);
+      let saved: Promise<void> | null;
+      try {
+        saved = this.storage.save(null, rd.entries, rd.hardState, rd.mustSync);
+      } catch (err) {
+        this.fail(err as Error);
+        return;
+      }
+      const write: InflightWrite = {
+        token: this.raft.handOff(),
+        lastIndex: rd.entries.length > 0 ? rd.entries[rd.entries.length - 1]!.index : -1,
+        messagesAfterPersist: rd.messagesAfterPersist,
+      };
+      if (rd.readStates.length > 0) this.stateMachine.onReadStates(rd.readStates);
+      if (saved === null) {
+        this.written(write);
+        continue;
+      }
+      this.inflight.push(write);
+      saved.then(
+        () => {
+          if (this.stopped) return;
+          assert(this.inflight[0] === write, 'pipelined writes completed out of order');
+          this.inflight.shift();
+          this.written(write);
+          this.process();
+        },
+        (err: Error) => this.fail(err),
+      );
+      // The disk has the write; apply what is already durable while it runs.
+      this.applyDurable();
+    }
+    // A held snapshot Ready whose predecessors are now durable.
+    if (this.held !== null && this.inflight.length === 0 && !this.stopped) {
+      const rd = this.held;
+      this.held = null;
+      this.carryOutAlone(rd);
+    }
+  }
+
+  /** Pipelined mode: a write is durable, in order. */
+  private written(write: InflightWrite): void {
+    if (write.lastIndex > this.durableIndex) this.durableIndex = write.lastIndex;
+    if (write.messagesAfterPersist.length > 0) this.transport.send(write.messagesAfterPersist);
+    this.raft.persisted(write.token);
+    this.applyDurable();
+    if (this.onAdvanced !== null) this.onAdvanced();
+  }
+
+  /** Pipelined mode: applies the committed entries that are durable here, in order. */
+  private applyDurable(): void {
+    const n = countUpTo(this.pendingApply, this.durableIndex);
+    if (n === 0) return;
+    const batch = n === this.pendingApply.length ? this.pendingApply : this.pendingApply.slice(0, n);
+    this.pendingApply = n === this.pendingApply.length ? [] : this.pendingApply.slice(n);
+    this.stateMachine.applyEntries(batch);
+  }
+
+  /** Pipelined mode: a snapshot Ready, with nothing in flight, carried out as in the one-at-a-time mode. */
+  private carryOutAlone(rd: Ready): void {
+    assert(this.inflight.length === 0 && this.pendingApply.length === 0, () => `snapshot Ready with ${this.inflight.length} writes and ${this.pendingApply.length} entries pending`);
+    this.busy = true; // until afterSave advances
+    this.appliedEarly = 0;
+    let saved: Promise<void> | null;
+    try {
+      saved = this.storage.save(rd.snapshot, rd.entries, rd.hardState, rd.mustSync);
+    } catch (err) {
+      this.fail(err as Error);
+      return;
+    }
+    const finish = () => {
+      if (this.stopped) return;
+      if (this.afterSave(rd)) this.process();
+    };
+    if (saved === null) finish();
+    else saved.then(finish, (err: Error) => this.fail(err));
   }
 
   /** Stops carrying out Readies (a save or install that is running completes, nothing follows). */

@@ -28,6 +28,9 @@ export class WalRaftStorage implements RaftStorage {
       // Marker first, then entries and hard state: the WAL keeps call order, and resolves in it.
       void this.wal.appendSnapshotMarker({ index, term, voters: confState.voters, learners: confState.learners }).catch(() => undefined);
     }
-    return this.wal.append(entries as Entry[], state);
+    const durable = this.wal.append(entries as Entry[], state);
+    // A Ready is one write: post it to the writer now, so its fsync runs while the member applies.
+    this.wal.flush();
+    return durable;
   }
 }

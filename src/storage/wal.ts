@@ -192,6 +192,14 @@ export class Wal {
     return this.enqueue(entries, hardState, undefined);
   }
 
+  /**
+   * Hands this turn's appends to the writer now instead of at the end of the turn: for a caller
+   * that has no more to append in this turn and wants the disk busy while it does other work.
+   */
+  flush(): void {
+    if (this.turnScheduled) this.flushTurn();
+  }
+
   /** Records that a snapshot covers the log up to marker.index: replay drops entries it covers. */
   appendSnapshotMarker(marker: SnapshotMarker): Promise<void> {
     // A snapshot received from the leader may be ahead of the whole log: entries continue after it.

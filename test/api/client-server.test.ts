@@ -140,8 +140,8 @@ test('gateway: etcd paths keyraft does not serve yet answer UNIMPLEMENTED (501),
   const lease = await post('/v3/lease/grant', { TTL: 5 });
   assert.is(lease.status, 501);
   assert.equal(lease.json, { error: 'unknown service etcdserverpb.Lease', message: 'unknown service etcdserverpb.Lease', code: 12 });
-  const add = await post('/v3/cluster/member/add', { peerURLs: ['http://x:1'] });
-  assert.is(add.json.error, 'unknown method MemberAdd for service etcdserverpb.Cluster');
+  const alarm = await post('/v3/maintenance/alarm', {});
+  assert.is(alarm.json.error, 'unknown method Alarm for service etcdserverpb.Maintenance');
   assert.is((await post('/v3/auth/authenticate', {})).json.error, 'unknown service etcdserverpb.Auth');
   assert.is((await post('/v3/watch', {})).status, 501);
 });
@@ -214,7 +214,7 @@ test('gRPC: every method not served answers UNIMPLEMENTED at once, streaming one
   });
   try {
     for (const path of ['/etcdserverpb.Lease/LeaseGrant', '/etcdserverpb.Auth/AuthEnable', '/etcdserverpb.Auth/Authenticate',
-      '/etcdserverpb.Cluster/MemberAdd', '/etcdserverpb.Maintenance/Defragment', '/etcdserverpb.NoSuch/Thing', '/foo.Bar/Baz']) {
+      '/etcdserverpb.Maintenance/HashKV', '/etcdserverpb.Maintenance/Defragment', '/etcdserverpb.NoSuch/Thing', '/foo.Bar/Baz']) {
       assert.is(await unaryCode(path), grpc.status.UNIMPLEMENTED, path);
     }
     for (const path of ['/etcdserverpb.Watch/Watch', '/etcdserverpb.Lease/LeaseKeepAlive']) {

@@ -2,8 +2,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { Agent, request } from 'node:http';
 import { Registry } from 'prom-client';
-import { startClientServer, type ClientServer } from '../../src/api/client-server.js';
-import { silentLogger } from '../../src/platform/logger.js';
+import { startClientServer, type ClientServer, type ClientServerOptions } from '../../src/api/client-server.js';
+import { silentLogger, type Logger } from '../../src/platform/logger.js';
 import type { ApiLimits } from '../../src/server/raft-kv.js';
 import { MemoryMember } from './memory-member.js';
 
@@ -13,10 +13,12 @@ export interface Running {
   registry: Registry;
 }
 
-export async function startWithMemoryMember(limits: Partial<ApiLimits> = {}): Promise<Running> {
+export async function startWithMemoryMember(
+  limits: Partial<ApiLimits> = {}, logger: Logger = silentLogger, options: Partial<ClientServerOptions> = {},
+): Promise<Running> {
   const member = new MemoryMember(limits);
   const registry = new Registry();
-  const server = await startClientServer({ member, host: '127.0.0.1', port: 0, logger: silentLogger, metricsRegistry: registry });
+  const server = await startClientServer({ member, host: '127.0.0.1', port: 0, logger, metricsRegistry: registry, ...options });
   return { server, member, registry };
 }
 
@@ -49,3 +51,36 @@ export function rawClient(port: number): grpc.Client {
 }
 
 export const identity = (b: Buffer): Buffer => b;
+
+/**
+ * Runs `attack` while asking GET /health over and over on a connection of its own, and reports the
+ * slowest health answer: how long the attack held the event loop, as another client sees it. The
+ * server runs in this process, so a stall freezes the prober too: each probe is timed from the end
+ * of the previous one, which a stall cannot hide.
+ */
+export async function worstHealthLatency<T>(port: number, attack: () => Promise<T>): Promise<{ result: T; worstMs: number; probes: number }> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  await httpRequest(port, 'GET', '/health', undefined, agent); // connected before the attack starts
+  let done = false;
+  let worstMs = 0;
+  let probes = 0;
+  const prober = (async () => {
+    let last = performance.now();
+    while (!done) {
+      const reply = await httpRequest(port, 'GET', '/health', undefined, agent);
+      if (reply.status !== 200) throw new Error(`/health answered ${reply.status}`);
+      const now = performance.now();
+      worstMs = Math.max(worstMs, now - last);
+      last = now;
+      probes++;
+    }
+  })();
+  try {
+    const result = await attack();
+    return { result, worstMs, probes };
+  } finally {
+    done = true;
+    await prober;
+    agent.destroy();
+  }
+}

@@ -2,8 +2,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  checkProposalSize, checkPutRequest, checkRangeRequest, checkTxnRequest, isTxnReadOnly, proposalSizeBytes,
+  checkProposalSize, checkPutRequest, checkRangeRequest, checkTxnRequest, proposalSizeBytes,
 } from '../../src/api/request-validation.js';
+import { isTxnReadOnly } from '../../src/server/txn-write-checks.js';
 import { KeyraftError, type ErrorCode } from '../../src/platform/errors.js';
 import type { RequestOp, TxnRequest } from '../../src/proto/etcd-types.js';
 
@@ -36,6 +37,19 @@ test('empty keys are refused everywhere etcd refuses them', () => {
   assert.is(codeOf(() => checkPutRequest({ key: k('a'), lease: 5n, ignore_lease: true })), 'LeaseProvided');
 });
 
+test('sort order or target outside its enum: etcd 3.5\'s "invalid sort option", in txn ranges too', () => {
+  const r = (sort_order: number, sort_target: number) => ({ key: k('a'), sort_order, sort_target } as never);
+  assert.is(codeOf(() => checkRangeRequest(r(2, 4))), 'ok');
+  assert.is(codeOf(() => checkRangeRequest(r(99, 0))), 'InvalidSortOption');
+  assert.is(codeOf(() => checkRangeRequest(r(-1, 0))), 'InvalidSortOption');
+  assert.is(codeOf(() => checkRangeRequest(r(0, 5))), 'InvalidSortOption');
+  assert.is(codeOf(() => checkRangeRequest(r(1, -1))), 'InvalidSortOption');
+  // The empty key is reported first, as etcd checks it first.
+  assert.is(codeOf(() => checkRangeRequest({ sort_order: 99 } as never)), 'EmptyKey');
+  assert.is(checkTxn({ success: [txn([{ request_range: r(0, 99) }])] }), 'InvalidSortOption');
+  assert.is(new KeyraftError('InvalidSortOption').message, 'etcdserver: invalid sort option');
+});
+
 test('too many ops: each list of a level against the max, nested txns get what the level left', () => {
   const ops = (n: number, prefix: string): RequestOp[] => Array.from({ length: n }, (_, i) => put(`${prefix}${i}`));
   assert.is(checkTxn({ success: ops(4, 's'), failure: ops(4, 'f') }, 4), 'ok');
@@ -60,6 +74,10 @@ test('duplicate keys among the writes of one branch (checkIntervals)', () => {
   assert.is(checkTxn({ success: [txn([put('a')]), txn([], [put('a')])] }), 'DuplicateKey');
   assert.is(checkTxn({ success: [del('a', 'z'), txn([put('m')])] }), 'DuplicateKey');
   assert.is(checkTxn({ success: [txn([del('a', 'z')]), put('m')] }), 'DuplicateKey');
+  // The delete's txn comes after the put's: etcd checks a nested txn's puts only against earlier deletes.
+  assert.is(checkTxn({ success: [txn([put('m')]), txn([del('a', 'z')])] }), 'ok');
+  assert.is(checkTxn({ success: [txn([del('a', 'z')]), txn([put('m')])] }), 'DuplicateKey');
+  assert.is(checkTxn({ success: [txn([put('m')], [del('a', 'z')])] }), 'ok');
   // As in etcd, a range_end of "\0" is compared as bytes there and overlaps nothing.
   assert.is(checkTxn({ success: [del('a', '\0'), put('m')] }), 'ok');
 });
@@ -70,8 +88,11 @@ test('proposal size: etcd 3.4.23 with --max-request-bytes 4096 accepts a 4080-by
   assert.is(codeOf(() => checkProposalSize(4081, 4096)), 'RequestTooLarge');
 });
 
-test('read-only txns are recognised (etcd serves them without a proposal)', () => {
-  assert.ok(isTxnReadOnly({ success: [range('a'), txn([range('b')])], failure: [range('c')] }));
+test("read-only txns are recognised as etcd's isTxnReadonly: ranges only, a nested txn counts as a write", () => {
+  assert.ok(isTxnReadOnly({ success: [range('a'), range('b')], failure: [range('c')] }));
+  assert.ok(isTxnReadOnly({}));
+  // etcd does not look inside a nested txn: this one is proposed, and its size checked.
+  assert.not.ok(isTxnReadOnly({ success: [range('a'), txn([range('b')])], failure: [range('c')] }));
   assert.not.ok(isTxnReadOnly({ success: [range('a')], failure: [txn([put('b')])] }));
 });
 

@@ -7,7 +7,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { needEtcd } from '../etcd-binaries.js';
-import { etcdctl, killAll, runCommand } from '../integration/harness.js';
+import { etcdctl, killAll, postJson, runCommand } from '../integration/harness.js';
 import { TestCluster } from './cluster-harness.js';
 import { call, memberState } from './workload.js';
 
@@ -53,7 +53,7 @@ need.test(test, 'etcdctl member add --learner, promote, update, remove, move-lea
     const added = await cluster.newSlot();
     const add = await etcdctl(port, ['member', 'add', 'm3', '--learner', `--peer-urls=${cluster.peerUrl(added)}`]);
     assert.is(add.code, 0, add.stderr);
-    assert.match(add.stdout, new RegExp(`^Member ${hex(cluster.slots[added]!.id)} added to cluster [0-9a-f]+\\n`));
+    assert.match(add.stdout, new RegExp(`^Member +${hex(cluster.slots[added]!.id)} added to cluster +[0-9a-f]+\\n`));
     assert.match(add.stdout, 'ETCD_INITIAL_CLUSTER_STATE="existing"');
     cluster.spawnJoining(added);
     await until('the learner serves the data', async () => (await cluster.status(added))?.appliedIndex === (await cluster.status(0))?.appliedIndex);
@@ -62,7 +62,7 @@ need.test(test, 'etcdctl member add --learner, promote, update, remove, move-lea
     // A learner does not take linearizable writes from clients, but it holds the data.
     const promote = await etcdctl(port, ['member', 'promote', hex(cluster.slots[added]!.id)]);
     assert.is(promote.code, 0, promote.stderr);
-    assert.match(promote.stdout, `Member ${hex(cluster.slots[added]!.id)} promoted in cluster`);
+    assert.match(promote.stdout, new RegExp(`Member +${hex(cluster.slots[added]!.id)} promoted in cluster`));
     const again = await etcdctl(port, ['member', 'promote', hex(cluster.slots[added]!.id)]);
     assert.match(again.stderr, 'etcdserver: can only promote a learner member');
 
@@ -81,19 +81,30 @@ need.test(test, 'etcdctl member add --learner, promote, update, remove, move-lea
     const leader = await cluster.waitLeader();
     const move = await etcdctl(cluster.slots[leader]!.clientPort, ['move-leader', hex(cluster.slots[added]!.id)]);
     assert.is(move.code, 0, move.stderr);
-    assert.match(move.stdout, `Leadership transferred from ${hex(cluster.slots[leader]!.id)} to ${hex(cluster.slots[added]!.id)}`);
+    assert.match(move.stdout, new RegExp(`Leadership transferred from +${hex(cluster.slots[leader]!.id)} to +${hex(cluster.slots[added]!.id)}`));
     assert.is(await cluster.waitLeader(), added);
 
     // update the peer URLs of a member (same URL set reordered plus none: etcd accepts any valid set)
     const target = cluster.slots[2]!;
     const update = await etcdctl(port, ['member', 'update', hex(target.id), `--peer-urls=${cluster.peerUrl(2)}`]);
     assert.is(update.code, 0, update.stderr);
-    assert.ok(update.stdout.includes(`Member ${hex(target.id)} updated in cluster`), update.stdout + update.stderr);
+    // etcdctl prints ids with %16x: padded with spaces to 16 characters.
+    assert.match(update.stdout, new RegExp(`Member +${hex(target.id)} updated in cluster`), update.stdout + update.stderr);
+
+    // The same over the JSON gateway: update with etcd's path and field names, MoveLeader refused off the leader.
+    const viaGateway = await postJson(port, '/v3/cluster/member/update', { ID: target.id.toString(), peerURLs: [cluster.peerUrl(2)] });
+    assert.is(viaGateway.status, 200, viaGateway.raw);
+    assert.is(viaGateway.json.members.length, 4);
+    assert.ok(viaGateway.json.members.some((m: { ID: string; peerURLs: string[] }) => m.ID === target.id.toString() && m.peerURLs[0] === cluster.peerUrl(2)));
+    const follower = [1, 2, added].find((i) => i !== added)!;
+    const notLeader = await postJson(cluster.slots[follower]!.clientPort, '/v3/maintenance/transfer-leadership', { targetID: cluster.slots[1]!.id.toString() });
+    assert.is(notLeader.status, 400, notLeader.raw);
+    assert.is(notLeader.json.error, 'etcdserver: not leader');
 
     // remove member 0: it stops itself; the rest keep serving.
     const remove = await etcdctl(port, ['member', 'remove', hex(cluster.slots[0]!.id)]);
     assert.is(remove.code, 0, remove.stderr);
-    assert.match(remove.stdout, `Member ${hex(cluster.slots[0]!.id)} removed from cluster`);
+    assert.match(remove.stdout, new RegExp(`Member +${hex(cluster.slots[0]!.id)} removed from cluster`));
     await until('the removed member exits', async () => cluster.slots[0]!.process!.child.exitCode !== null);
     assert.match(cluster.slots[0]!.process!.output(), 'permanently removed from the cluster');
     cluster.slots[0]!.process = null;

@@ -23,8 +23,16 @@ async function put(h: HistoryRecorder, cluster: TestCluster, i: number, key: str
   await h.record(i, 'put', { key, value }, () => call(cluster.kv(i), 'Put', { key: Buffer.from(key), value: Buffer.from(value) }, 1500)).catch(() => undefined);
 }
 
-async function get(h: HistoryRecorder, cluster: TestCluster, i: number, key: string): Promise<void> {
-  await h.record(i, 'get', { key }, async () => valueOf(await call(cluster.kv(i), 'Range', { key: Buffer.from(key) }, 1500))).catch(() => undefined);
+/** A get that is retried until it answers (failed tries are left out of the history: reads change nothing). */
+async function get(h: HistoryRecorder, cluster: TestCluster, i: number, key: string, tries = 1): Promise<void> {
+  for (let n = 0; n < tries; n++) {
+    try {
+      await h.record(i, 'get', { key }, async () => valueOf(await call(cluster.kv(i), 'Range', { key: Buffer.from(key) }, 1500)));
+      return;
+    } catch {
+      await sleep(100);
+    }
+  }
 }
 
 /** A follower cut off from the others, asked for a key written meanwhile through the leader. */
@@ -60,7 +68,7 @@ async function earlyAckScenario(fault: string | undefined): Promise<HistoryRecor
       if (s !== null && s.leader !== 0n && s.leader !== cluster.slots[leader]!.id) break;
       await sleep(50);
     }
-    await get(h, cluster, other, 'k');
+    await get(h, cluster, other, 'k', 30);
     return h;
   } finally {
     await cluster.close();
