@@ -79,6 +79,8 @@ export const ErrorTable = {
   ConfChangeInvalid: { grpc: GrpcCode.FAILED_PRECONDITION, message: 'etcdserver: re-configuration failed due to not enough started members' },
   MemberExist: { grpc: GrpcCode.FAILED_PRECONDITION, message: 'etcdserver: member ID already exist' },
   PeerURLExist: { grpc: GrpcCode.FAILED_PRECONDITION, message: 'etcdserver: Peer URLs already exists' },
+  // etcd 3.4's learner serves only serializable reads, Status and the member list (v3rpc interceptor).
+  NotSupportedForLearner: { grpc: GrpcCode.UNAVAILABLE, message: 'etcdserver: rpc not supported for learner' },
   MemberNotLearner: { grpc: GrpcCode.FAILED_PRECONDITION, message: 'etcdserver: can only promote a learner member' },
   LearnerNotReady: { grpc: GrpcCode.FAILED_PRECONDITION, message: 'etcdserver: can only promote a learner member which is in sync with leader' },
   TooManyLearners: { grpc: GrpcCode.FAILED_PRECONDITION, message: 'etcdserver: too many learner members in cluster' },

@@ -288,7 +288,10 @@ export class Member implements MemberApi {
 
   async range(request: RangeRequest): Promise<RangeResponse> {
     this.checkRunning();
-    if (request.serializable !== true && this.testFault !== 'stale-read') await this.readBarrier();
+    if (request.serializable !== true) {
+      this.checkNotLearner();
+      if (this.testFault !== 'stale-read') await this.readBarrier();
+    }
     if (this.installing !== null) await this.installing;
     const response = this.applier.range(request);
     response.header = this.header();
@@ -517,6 +520,8 @@ export class Member implements MemberApi {
 
   private propose(request: InternalRequest): Promise<ApplyResponse> {
     if (this.stopped) return Promise.reject(new KeyraftError('Stopped'));
+    // A learner's own attribute publication goes through; clients' writes do not (etcd 3.4).
+    if (request.publish === undefined && this.isLearnerNow()) return Promise.reject(new KeyraftError('NotSupportedForLearner'));
     if (this.leader === NONE) return Promise.reject(new KeyraftError('NoLeader'));
     if (this.wait.size + this.batchIds.length >= Limits.pendingProposalsMax) return Promise.reject(new KeyraftError('TooManyRequests'));
     const id = this.wait.newId();
@@ -906,6 +911,15 @@ export class Member implements MemberApi {
     this.node?.stop();
     this.failWaiters(() => new KeyraftError('Stopped'));
     this.onFatal(err);
+  }
+
+  /** Whether this member is a learner, as the applied membership says. */
+  private isLearnerNow(): boolean {
+    return this.membership.get(this.memberId)?.isLearner === true;
+  }
+
+  private checkNotLearner(): void {
+    if (this.isLearnerNow()) throw new KeyraftError('NotSupportedForLearner');
   }
 
   private checkRunning(): void {

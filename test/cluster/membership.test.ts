@@ -59,7 +59,12 @@ need.test(test, 'etcdctl member add --learner, promote, update, remove, move-lea
     await until('the learner serves the data', async () => (await cluster.status(added))?.appliedIndex === (await cluster.status(0))?.appliedIndex);
     const learnerList = await etcdctl(port, ['member', 'list']);
     assert.match(learnerList.stdout, new RegExp(`${hex(cluster.slots[added]!.id)}, started, m3, ${cluster.peerUrl(added)}, http://127.0.0.1:${cluster.slots[added]!.clientPort}, true`));
-    // A learner does not take linearizable writes from clients, but it holds the data.
+    // A learner serves serializable reads only, as etcd 3.4's.
+    const learnerPort = cluster.slots[added]!.clientPort;
+    const refused = await etcdctl(learnerPort, ['put', 'on-learner', 'x']);
+    assert.match(refused.stderr, 'etcdserver: rpc not supported for learner');
+    assert.match((await etcdctl(learnerPort, ['get', 'load/0'])).stderr, 'etcdserver: rpc not supported for learner');
+    assert.is((await etcdctl(learnerPort, ['get', 'load/0', '--consistency=s', '--print-value-only'])).stdout, 'x\n');
     const promote = await etcdctl(port, ['member', 'promote', hex(cluster.slots[added]!.id)]);
     assert.is(promote.code, 0, promote.stderr);
     assert.match(promote.stdout, new RegExp(`Member +${hex(cluster.slots[added]!.id)} promoted in cluster`));
