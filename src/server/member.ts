@@ -147,8 +147,14 @@ export class Member implements MemberApi {
   /** Proposals of this turn, handed to the core together. */
   private batchData: Uint8Array[] = [];
   private batchIds: number[] = [];
-  /** Requests this member proposed, by their entry data (the same object comes back on the leader: no decode). */
-  private readonly ownProposals = new WeakMap<Uint8Array, InternalRequest>();
+  /**
+   * Requests this member proposed, by their entry data: on the leader the same object comes back
+   * in the committed entry, so it is applied without a decode. A plain Map (a WeakMap's ephemeron
+   * bookkeeping cost more GC than the decode saves): an entry leaves it when applied, and the whole
+   * map is dropped on a leader change (what was not applied by then may never be) and whenever no
+   * proposal is waiting.
+   */
+  private ownProposals = new Map<Uint8Array, InternalRequest>();
   private readonly wait: Wait<ApplyResponse>;
   private readonly reads: ReadIndexQueue;
   private published = false;
@@ -645,6 +651,8 @@ export class Member implements MemberApi {
 
   private applyEntries(entries: readonly Entry[]): void {
     for (const entry of entries) this.applyEntry(entry);
+    // Proposals whose waiters timed out and that never came back are dropped once none wait.
+    if (this.wait.size === 0 && this.ownProposals.size > 0 && this.batchData.length === 0) this.ownProposals = new Map();
     // One backend batch for everything applied in this Ready, with the applied index inside it.
     this.applier.commit(this.appliedIndex);
     this.reads.applied(this.appliedIndex);
@@ -666,7 +674,9 @@ export class Member implements MemberApi {
       return;
     }
     if (entry.data.length === 0) return; // a new leader's no-op
-    const request = this.ownProposals.get(entry.data) ?? decode<InternalRequest>(internalRequestType, entry.data);
+    let request = this.ownProposals.get(entry.data);
+    if (request !== undefined) this.ownProposals.delete(entry.data);
+    else request = decode<InternalRequest>(internalRequestType, entry.data);
     const mine = request.member_id === this.memberId && this.wait.has(request.id);
     if (request.member_update) {
       const existing = this.membership.get(request.member_update.member_id);
@@ -898,6 +908,7 @@ export class Member implements MemberApi {
   // ---- failures --------------------------------------------------------------------------------
 
   private failWaiters(err: () => Error): void {
+    this.ownProposals = new Map();
     const n = this.wait.failAll(err);
     if (n > 0) this.metrics.failed.inc(n);
     this.reads.failAll(err);
