@@ -24,6 +24,7 @@ import { ApiMetrics } from './api-metrics.js';
 import { Gateway } from './gateway.js';
 import { Http1FastConnection } from './http1-fast-path.js';
 import { GrpcServer } from './grpc-server.js';
+import type { Http2Timing } from './http2-connection.js';
 import { addEtcdServices } from './grpc-services.js';
 import { addHealthService } from './health-service.js';
 import { HttpEndpoints } from './http-endpoints.js';
@@ -36,6 +37,8 @@ export interface ClientServerOptions {
   port: number;
   logger: Logger;
   metricsRegistry: Registry;
+  /** HTTP/2 deadlines (preface, trickled frames, keepalive): Limits unless given (tests shorten them). */
+  http2Timing?: Partial<Http2Timing>;
 }
 
 export interface ClientServer {
@@ -48,7 +51,7 @@ const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 /**
  * A connection that has sent nothing this long is closed before it is classified; afterwards the
  * HTTP/1.1 keep-alive timeout applies (fast path and node:http alike); HTTP/2 sessions stay open
- * until the client closes them, as etcd's do.
+ * until the client closes them or a keepalive deadline passes (http2-connection.ts), as etcd's do.
  */
 const firstBytesTimeoutMs = 30_000;
 /** How long an idle HTTP/1.1 keep-alive connection stays open (autocannon and curl reuse them). */
@@ -60,7 +63,7 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
   const keyraftVersion = await readKeyraftVersion();
 
   const metrics = new ApiMetrics(options.metricsRegistry);
-  const grpcServer = new GrpcServer(kv.grpcMaxReceiveBytes, logger, metrics);
+  const grpcServer = new GrpcServer(kv.grpcMaxReceiveBytes, logger, metrics, options.http2Timing);
   addEtcdServices(grpcServer, kv);
   addHealthService(grpcServer, options.member);
 

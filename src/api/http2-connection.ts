@@ -335,11 +335,8 @@ export class Http2Connection {
         this.readingPaused = false;
         this.socket.resume();
       }
-      if (this.waitingForDrain) {
-        this.waitingForDrain = false;
-        this.sendBlocked();
-      }
-      this.handler.onWritable();
+      this.waitingForDrain = false;
+      this.resumeSending();
     });
     // Our connection preface: SETTINGS, then the connection window opened to its full size.
     const settings = Buffer.alloc(18);
@@ -902,11 +899,11 @@ export class Http2Connection {
       this.trySend(stream);
       if (this.waitingForDrain) {
         // The socket is full again: the rest stay blocked, in order, without being looked at.
+        // (They still have `blocked` set: they were never taken out.)
         for (let j = i + 1; j < blocked.length; j++) {
-          if (!blocked[j]!.blocked && !blocked[j]!.closed) {
-            blocked[j]!.blocked = true;
-            this.blockedStreams.push(blocked[j]!);
-          }
+          const rest = blocked[j]!;
+          if (rest.closed) rest.blocked = false;
+          else this.blockedStreams.push(rest);
         }
         return;
       }
@@ -974,6 +971,18 @@ export class Http2Connection {
       this.readingPaused = true;
       this.socket.pause();
     }
+    if (this.waitingForDrain && !this.socket.writableNeedDrain) {
+      // The socket took it all at once (no 'drain' will come): go on after I/O has had its turn.
+      this.waitingForDrain = false;
+      setImmediate(resumeSending, this);
+    }
+  }
+
+  /** @internal The socket can take more: blocked DATA goes on, held-back work may start. */
+  resumeSending(): void {
+    if (this.dead) return;
+    this.sendBlocked();
+    this.handler.onWritable();
   }
 
   private connectionError(code: number, reason: string): void {
@@ -1011,6 +1020,10 @@ export class Http2Connection {
 
 function flushConnection(connection: Http2Connection): void {
   connection.flush();
+}
+
+function resumeSending(connection: Http2Connection): void {
+  connection.resumeSending();
 }
 
 /** An HPACK dynamic table size update (RFC 7541 6.3): 001 + 5-bit prefix integer. */

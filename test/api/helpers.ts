@@ -3,6 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Agent, request } from 'node:http';
 import { Registry } from 'prom-client';
 import { startClientServer, type ClientServer } from '../../src/api/client-server.js';
+import type { Http2Timing } from '../../src/api/http2-connection.js';
 import { silentLogger } from '../../src/platform/logger.js';
 import type { ApiLimits } from '../../src/server/raft-kv.js';
 import { MemoryMember } from './memory-member.js';
@@ -13,10 +14,10 @@ export interface Running {
   registry: Registry;
 }
 
-export async function startWithMemoryMember(limits: Partial<ApiLimits> = {}): Promise<Running> {
+export async function startWithMemoryMember(limits: Partial<ApiLimits> = {}, http2Timing?: Partial<Http2Timing>): Promise<Running> {
   const member = new MemoryMember(limits);
   const registry = new Registry();
-  const server = await startClientServer({ member, host: '127.0.0.1', port: 0, logger: silentLogger, metricsRegistry: registry });
+  const server = await startClientServer({ member, host: '127.0.0.1', port: 0, logger: silentLogger, metricsRegistry: registry, http2Timing });
   return { server, member, registry };
 }
 
