@@ -39,6 +39,8 @@ export interface ClientServerOptions {
   metricsRegistry: Registry;
   /** HTTP/2 deadlines (preface, trickled frames, keepalive): Limits unless given (tests shorten them). */
   http2Timing?: Partial<Http2Timing>;
+  /** Request bytes all HTTP/2 connections may hold at once: Limits.http2RequestBytesBufferedMax unless given. */
+  http2RequestBytesBufferedMax?: number;
 }
 
 export interface ClientServer {
@@ -63,7 +65,7 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
   const keyraftVersion = await readKeyraftVersion();
 
   const metrics = new ApiMetrics(options.metricsRegistry);
-  const grpcServer = new GrpcServer(kv.grpcMaxReceiveBytes, logger, metrics, options.http2Timing);
+  const grpcServer = new GrpcServer(kv.grpcMaxReceiveBytes, logger, metrics, options.http2Timing, options.http2RequestBytesBufferedMax);
   addEtcdServices(grpcServer, kv);
   addHealthService(grpcServer, options.member);
 

@@ -93,7 +93,7 @@ export class GrpcServer {
   private readonly services = new Set<string>();
   private readonly connections = new Set<Http2Connection>();
   readonly scheduler = new WorkScheduler(Limits.workSliceMs);
-  readonly budget = new Http2SharedBudget();
+  readonly budget: Http2SharedBudget;
   private deadlineTimer: NodeJS.Timeout | undefined;
   private readonly timing: Http2Timing;
 
@@ -102,8 +102,10 @@ export class GrpcServer {
     private readonly logger: Logger,
     private readonly metrics: ApiMetrics,
     timing: Partial<Http2Timing> = {},
+    requestBytesBufferedMax: number = Limits.http2RequestBytesBufferedMax,
   ) {
     this.timing = { ...DEFAULT_HTTP2_TIMING, ...timing };
+    this.budget = new Http2SharedBudget(requestBytesBufferedMax);
   }
 
   /** Registers a unary method at /<service>/<method>. */

@@ -14,10 +14,10 @@ export interface Running {
   registry: Registry;
 }
 
-export async function startWithMemoryMember(limits: Partial<ApiLimits> = {}, http2Timing?: Partial<Http2Timing>): Promise<Running> {
+export async function startWithMemoryMember(limits: Partial<ApiLimits> = {}, http2Timing?: Partial<Http2Timing>, http2RequestBytesBufferedMax?: number): Promise<Running> {
   const member = new MemoryMember(limits);
   const registry = new Registry();
-  const server = await startClientServer({ member, host: '127.0.0.1', port: 0, logger: silentLogger, metricsRegistry: registry, http2Timing });
+  const server = await startClientServer({ member, host: '127.0.0.1', port: 0, logger: silentLogger, metricsRegistry: registry, http2Timing, http2RequestBytesBufferedMax });
   return { server, member, registry };
 }
 

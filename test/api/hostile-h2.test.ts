@@ -25,7 +25,7 @@ import { Limits } from '../../src/platform/limits.js';
 import { encode } from '../../src/proto/codec.js';
 import { b64, httpRequest, startWithMemoryMember, type Running } from './helpers.js';
 import {
-  CONTINUATION, ENHANCE_YOUR_CALM, FLAG_ACK, FLAG_END_HEADERS, GOAWAY, HEADERS, PING, PREFACE, RST_STREAM, SETTINGS_INITIAL_WINDOW_SIZE,
+  CONTINUATION, ENHANCE_YOUR_CALM, REFUSED_STREAM, FLAG_ACK, FLAG_END_HEADERS, GOAWAY, HEADERS, PING, PREFACE, RST_STREAM, SETTINGS_INITIAL_WINDOW_SIZE,
   assertOk, dataFrame, field, frame, grpcMessage, headersFrame, openConnections, openRaw, pingFrame, putRequest, rangeType, readAnswer,
   requestHeaders, settingsFrame, WINDOW_UPDATE, type RawConnection,
 } from './http2-raw-client.js';
@@ -33,13 +33,16 @@ import {
 const HEALTH_BOUND_MS = 1000;
 const SHORT = { prefaceTimeoutMs: 300, frameTimeoutMs: 300, keepaliveIntervalMs: 300, keepaliveTimeoutMs: 300, keepaliveMinTimeMs: 5000 };
 
+const SHORT_REQUEST_BUDGET_BYTES = 8 * 1024 * 1024;
+
 let running: Running;
 /** A second server whose deadlines are short, for the idle-connection cases. */
 let short: Running;
 
 test.before(async () => {
   running = await startWithMemoryMember();
-  short = await startWithMemoryMember({}, SHORT);
+  // Its request-byte budget is small too: the member-wide bound is reached with a few calls.
+  short = await startWithMemoryMember({}, SHORT, SHORT_REQUEST_BUDGET_BYTES);
 });
 
 test.after(async () => {
@@ -264,6 +267,27 @@ test('a call declaring 10 bytes: its stream window is never credited past what t
 });
 const FRAME = 16_384;
 
+test('request bytes held across connections stay within the member budget: past it, streams are refused (REFUSED_STREAM)', async () => {
+  // Two connections, three calls each declaring 2 MiB and sending it all but never ending: 12 MiB
+  // would be held; the short server's budget is 8 MiB.
+  const chunk = Buffer.alloc(FRAME);
+  const connections = [openRaw(short.server.port), openRaw(short.server.port)];
+  const headers = encodeWithoutIndexing(requestHeaders('/etcdserverpb.KV/Put'));
+  for (const c of connections) {
+    for (const id of [1, 3, 5]) {
+      const prefix = Buffer.alloc(5);
+      prefix.writeUInt32BE(2 * 1024 * 1024, 1);
+      const frames = [headersFrame(id, headers), dataFrame(id, prefix)];
+      for (let sent = 0; sent < 2 * 1024 * 1024 - FRAME; sent += FRAME) frames.push(dataFrame(id, chunk));
+      c.send(...frames);
+    }
+  }
+  for (const c of connections) await c.roundTrip();
+  const refused = connections.flatMap((c) => c.frames.filter((f) => f.type === RST_STREAM && f.payload.readUInt32BE(0) === REFUSED_STREAM));
+  assert.ok(refused.length >= 1, `some stream refused: ${connections.map((c) => c.transcript()).join('\n')}`);
+  assert.ok(refused.length <= 3, `at most the calls past 8 MiB are refused: ${refused.length}`);
+});
+
 // ---------------------------------------------------------------------------------------------
 // Rapid reset, SETTINGS with many streams
 
@@ -376,11 +400,19 @@ test('a :path without its leading slash: UNIMPLEMENTED "malformed method name" w
 test('a connection that sends the preface but never its SETTINGS is closed after the preface deadline', async () => {
   const socket = connect(short.server.port, '127.0.0.1');
   socket.write(PREFACE);
-  await new Promise<void>((resolve) => {
-    socket.on('close', () => resolve());
-    socket.on('error', () => undefined);
-    socket.resume();
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('still open 5 s after the preface')), 5000);
+      socket.on('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      socket.on('error', () => undefined);
+      socket.resume();
+    });
+  } finally {
+    socket.destroy();
+  }
 });
 
 test('a frame trickled and never finished closes the connection after the frame deadline', async () => {

@@ -435,6 +435,9 @@ test('a GOAWAY from the client: the call in flight is still answered, then the s
 // ---------------------------------------------------------------------------------------------
 // 8. Seeded fuzz
 
+/** A pseudo frame type of the fuzz: one of the hostile patterns. */
+const ATTACK = 0x100;
+
 test('fuzz (seeded): 300 connections of random frames; each ends in a PING ACK or a close; the server serves afterwards', async () => {
   const rand = rng(20261201);
   const int = (n: number): number => Math.floor(rand() * n);
@@ -460,8 +463,10 @@ test('fuzz (seeded): 300 connections of random frames; each ends in a PING ACK o
       lastOpened = 1;
       out.push(headersFrame(1, block));
     }
-    // Well-formed frames: calls (HEADERS, DATA) weigh most; a client GOAWAY now and then.
-    const types = [DATA, DATA, DATA, HEADERS, HEADERS, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PING, PING, WINDOW_UPDATE, WINDOW_UPDATE, CONTINUATION, 0x0a];
+    // Well-formed frames: calls (HEADERS, DATA) weigh most; a client GOAWAY now and then; and the
+    // hostile patterns of issue 9 (ATTACK: runs of empty CONTINUATIONs, rapid resets, calls that
+    // overrun their declared length or carry odd grpc-timeout, compression, content-type, :path).
+    const types = [DATA, DATA, DATA, HEADERS, HEADERS, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PING, PING, WINDOW_UPDATE, WINDOW_UPDATE, CONTINUATION, 0x0a, ATTACK, ATTACK];
     for (let n = 0; n < count; n++) {
       const anyStream = streamIds[int(streamIds.length)]!;
       if (rand() < noise) {
@@ -512,6 +517,37 @@ test('fuzz (seeded): 300 connections of random frames; each ends in a PING ACK o
         case CONTINUATION:
           out.push(frame(CONTINUATION, rand() < 0.5 ? FLAG_END_HEADERS : 0, current, block.subarray(int(block.length))));
           break;
+        case ATTACK: {
+          const id = lastOpened + 2 - (lastOpened === 0 ? 1 : 0);
+          lastOpened = id;
+          const kind = int(4);
+          if (kind === 0) {
+            out.push(headersFrame(id, block, { endHeaders: false }));
+            for (let k = int(60); k > 0; k--) out.push(frame(CONTINUATION, 0, id));
+            if (rand() < 0.5) out.push(frame(CONTINUATION, FLAG_END_HEADERS, id));
+          } else if (kind === 1) {
+            for (let k = 0; k < 1 + int(5); k++) {
+              const rid = lastOpened + (k === 0 ? 0 : 2);
+              lastOpened = rid;
+              out.push(headersFrame(rid, block), dataFrame(rid, putRequest('h2c/fuzz-rr'), { endStream: true }), frame(RST_STREAM, 0, rid, Buffer.from([0, 0, 0, 8])));
+            }
+          } else if (kind === 2) {
+            const prefix = Buffer.alloc(5);
+            prefix[0] = int(2);
+            prefix.writeUInt32BE(int(40), 1);
+            out.push(headersFrame(id, block), dataFrame(id, Buffer.concat([prefix, bytes(int(60))]), { endStream: rand() < 0.5 }));
+          } else {
+            const odd: HeaderField[] = [
+              ['grpc-timeout', ['1n', '50m', 'abc', '', '123456789S', '-1S'][int(6)]!],
+              ['grpc-encoding', ['identity', 'gzip', ''][int(3)]!],
+            ];
+            const path = ['/etcdserverpb.KV/Put', 'etcdserverpb.KV/Put', '/', '', '/x'][int(5)]!;
+            const type = ['application/grpc', 'application/grpcXYZ', 'application/grpc+proto', 'text/plain'][int(4)]!;
+            const fields = requestHeaders(path).map(([n, v]): HeaderField => [n, n === 'content-type' ? type : v]);
+            out.push(headersFrame(id, encodeWithoutIndexing([...fields, ...odd])), dataFrame(id, putRequest('h2c/fuzz-odd'), { endStream: true }));
+          }
+          break;
+        }
         default:
           out.push(frame(type, int(256), anyStream, bytes(int(65))));
       }

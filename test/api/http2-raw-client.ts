@@ -43,6 +43,7 @@ export const FLOW_CONTROL_ERROR = 0x3;
 export const STREAM_CLOSED = 0x5;
 export const FRAME_SIZE_ERROR = 0x6;
 export const COMPRESSION_ERROR = 0x9;
+export const REFUSED_STREAM = 0x7;
 export const ENHANCE_YOUR_CALM = 0xb;
 
 export const TYPE_NAMES = ['DATA', 'HEADERS', 'PRIORITY', 'RST_STREAM', 'SETTINGS', 'PUSH_PROMISE', 'PING', 'GOAWAY', 'WINDOW_UPDATE', 'CONTINUATION'];
