@@ -69,6 +69,8 @@ export interface UnaryMethod<Req = any, Res = any> {
 /** Header blocks of every successful call, HPACK-encoded once. */
 const RESPONSE_HEADERS = encodeWithoutIndexing([[':status', '200'], ['content-type', 'application/grpc'], ['grpc-accept-encoding', 'identity']]);
 const OK_TRAILERS = encodeWithoutIndexing([['grpc-status', '0']]);
+/** The longest delay setTimeout takes as given. */
+const TIMER_MS_MAX = 2 ** 31 - 1;
 
 /** grpc-message is percent-encoded: bytes outside printable ASCII, and '%' itself. */
 export function percentEncodeGrpcMessage(message: string): string {
@@ -314,7 +316,8 @@ class UnaryCall implements Http2StreamHandler, WorkTask {
   ) {
     this.reader = new GrpcMessageReader(server.receiveLimitBytes);
     stream.receiveBytesWanted = MESSAGE_HEADER_BYTES;
-    if (timeoutMs !== undefined) {
+    // Past 2^31-1 ms (24.8 days) Node would fire a timer at once; such a deadline never comes.
+    if (timeoutMs !== undefined && timeoutMs <= TIMER_MS_MAX) {
       this.deadline = setTimeout(() => this.finish(GrpcCode.DEADLINE_EXCEEDED, 'context deadline exceeded'), timeoutMs);
       this.deadline.unref();
     }

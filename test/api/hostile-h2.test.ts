@@ -359,9 +359,15 @@ test('grpc-timeout: malformed values refused with INTERNAL as grpc-go; a call pa
   c.send(headersFrame(id, encodeWithoutIndexing([...requestHeaders('/etcdserverpb.KV/Put'), ['grpc-timeout', '50m']])));
   const late = await c.nextFrame((x) => x.type === HEADERS && x.streamId === id, 'DEADLINE_EXCEEDED');
   assert.is(field(late.headers!, 'grpc-status'), '4', JSON.stringify(late.headers));
-  // A well-formed timeout on a normal call changes nothing.
+  // A well-formed timeout on a normal call changes nothing, the longest one too (99999999 hours:
+  // past what setTimeout takes, which would otherwise fire at once).
   const ok = await trailersOf(c, id + 2, [['grpc-timeout', '10S']], putRequest('hostile/timeout-ok'));
   assert.is(field(ok, 'grpc-status'), '0');
+  const waiting = id + 4;
+  c.send(headersFrame(waiting, encodeWithoutIndexing([...requestHeaders('/etcdserverpb.KV/Put'), ['grpc-timeout', '99999999H']])));
+  await new Promise((resolve) => setTimeout(resolve, 100)); // checking that nothing comes: a wait is the point
+  await c.roundTrip();
+  assert.not.ok(c.frames.some((f) => f.streamId === waiting), `no answer on a stream with the longest deadline: ${c.transcript()}`);
 });
 
 test('compressed flag without grpc-encoding: INTERNAL as grpc-go; with an unknown encoding: UNIMPLEMENTED', async () => {
