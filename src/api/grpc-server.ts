@@ -96,6 +96,8 @@ export class GrpcServer {
   private readonly connections = new Set<Http2Connection>();
   readonly scheduler = new WorkScheduler(Limits.workSliceMs);
   readonly budget: Http2SharedBudget;
+  /** A lane was held back because the member's queued reply bytes reached their bound. */
+  memberOutputFull = false;
   private deadlineTimer: NodeJS.Timeout | undefined;
   private readonly timing: Http2Timing;
 
@@ -242,13 +244,23 @@ class ConnectionCalls implements Http2ConnectionHandler {
   }
 
   onWritable(): void {
-    this.server.scheduler.wake();
+    const server = this.server;
+    if (server.memberOutputFull && server.budget.replyBytes < Limits.grpcReplyBytesQueuedMax) {
+      // The member's output had filled up: every lane it held back may go on.
+      server.memberOutputFull = false;
+      server.scheduler.wake();
+    } else if (this.lane.parked && this.canRun()) {
+      server.scheduler.wake(this.lane);
+    }
   }
 
   /** New work may start only while this connection's client, and the member's, take their replies. */
   private canRun(): boolean {
-    return (this.connection?.outputBacklogBytes ?? 0) < Limits.grpcReplyBytesQueuedPerConnectionMax &&
-      this.server.budget.replyBytes < Limits.grpcReplyBytesQueuedMax;
+    if (this.server.budget.replyBytes >= Limits.grpcReplyBytesQueuedMax) {
+      this.server.memberOutputFull = true;
+      return false;
+    }
+    return (this.connection?.outputBacklogBytes ?? 0) < Limits.grpcReplyBytesQueuedPerConnectionMax;
   }
 
   /** A call whose request is whole: run it when a handler slot and the scheduler allow. */

@@ -139,7 +139,10 @@ export interface Http2ConnectionHandler {
    * to receive the body; its onEnd follows at once when the HEADERS frame ended the client side.
    */
   onStream(stream: Http2ServerStream, headers: RequestHeaders): void;
-  /** The socket drained: output queued on this connection went out, work held back may go on. */
+  /**
+   * Output queued on this connection went out (the socket drained, or took a write whole): work
+   * held back for it may go on. Called often: must be cheap.
+   */
   onWritable(): void;
 }
 
@@ -971,10 +974,15 @@ export class Http2Connection {
       this.readingPaused = true;
       this.socket.pause();
     }
-    if (this.waitingForDrain && !this.socket.writableNeedDrain) {
-      // The socket took it all at once (no 'drain' will come): go on after I/O has had its turn.
-      this.waitingForDrain = false;
-      setImmediate(resumeSending, this);
+    if (!this.socket.writableNeedDrain) {
+      if (this.waitingForDrain) {
+        // The socket took it all at once (no 'drain' will come): go on after I/O has had its turn.
+        this.waitingForDrain = false;
+        setImmediate(resumeSending, this);
+      } else {
+        // Output waiting on the client's windows went out: work held back for it may start.
+        this.handler.onWritable();
+      }
     }
   }
 

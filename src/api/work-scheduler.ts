@@ -80,16 +80,25 @@ export class WorkScheduler {
     this.parked.delete(lane);
   }
 
-  /** Output drained somewhere: parked lanes may run again. */
-  wake(): void {
-    if (this.parked.size === 0) return;
-    for (const lane of this.parked) {
-      lane.parked = false;
-      lane.scheduled = true;
-      this.ring.push(lane);
+  /** Output drained: the parked `lane` (every parked lane if none is given) may run again. */
+  wake(lane?: WorkLane): void {
+    if (lane !== undefined) {
+      if (!lane.parked) return;
+      this.parked.delete(lane);
+      this.unpark(lane);
+      this.scheduleRun();
+      return;
     }
+    if (this.parked.size === 0) return;
+    for (const parked of this.parked) this.unpark(parked);
     this.parked.clear();
     this.scheduleRun();
+  }
+
+  private unpark(lane: WorkLane): void {
+    lane.parked = false;
+    lane.scheduled = true;
+    this.ring.push(lane);
   }
 
   /** Whether the current turn of the event loop still has budget for inline work. */

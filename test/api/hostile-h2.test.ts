@@ -23,7 +23,7 @@ import { Agent } from 'node:http';
 import { encodeWithoutIndexing, type HeaderField } from '../../src/api/hpack.js';
 import { Limits } from '../../src/platform/limits.js';
 import { encode } from '../../src/proto/codec.js';
-import { b64, httpRequest, startWithMemoryMember, type Running } from './helpers.js';
+import { b64, httpRequest, identity, rawClient, startWithMemoryMember, type Running } from './helpers.js';
 import {
   CONTINUATION, ENHANCE_YOUR_CALM, REFUSED_STREAM, FLAG_ACK, FLAG_END_HEADERS, GOAWAY, HEADERS, PING, PREFACE, RST_STREAM, SETTINGS_INITIAL_WINDOW_SIZE,
   assertOk, dataFrame, field, frame, grpcMessage, headersFrame, openConnections, openRaw, pingFrame, putRequest, rangeType, readAnswer,
@@ -203,6 +203,21 @@ class EndScanner {
     return this.ended;
   }
 }
+
+test('a real client (grpc-js) whose windows pace 40 parallel 1 MB answers gets them all (held-back work resumes as output drains)', async () => {
+  await putTenMegabytes();
+  const client = rawClient(running.server.port);
+  try {
+    const sizes = await Promise.all(Array.from({ length: 40 }, (_, i) => new Promise<number>((resolve, reject) => {
+      const request = Buffer.from(encode(rangeType, { key: Buffer.from(`big/${i % 10}`) }));
+      client.makeUnaryRequest('/etcdserverpb.KV/Range', identity, identity, request, { deadline: Date.now() + 30_000 }, (err, reply) => (err ? reject(err) : resolve(reply!.length)));
+    })));
+    // Past Limits.grpcReplyBytesQueuedPerConnectionMax in all: the lane parked and had to wake.
+    assert.ok(sizes.every((n) => n > 1024 * 1024), JSON.stringify(sizes));
+  } finally {
+    client.close();
+  }
+});
 
 test('300 Range calls of 10 MB from a client that never reads, then goes: RSS stays bounded and the work stops', async () => {
   await putTenMegabytes();
