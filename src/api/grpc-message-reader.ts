@@ -4,10 +4,11 @@
  * received whatever the chunking: a call trickled as 20,000 one-byte DATA frames once cost a
  * concatenation of everything so far per frame (O(n²), 19 s of main thread for 200 KB).
  *
- * The prefix is read into its own 5 bytes; the payload is copied into a buffer that grows by
- * doubling up to the declared length, never allocated at the declared length up front (a client
- * declaring 2 MiB and sending one byte must not make us hold 2 MiB), and never pinning the
- * socket's read chunks the payloads are views of.
+ * The common case, a whole message in one DATA payload, costs no allocation or copy: the payload
+ * is kept as a view of that chunk. Otherwise the prefix is read into its own 5 bytes and the
+ * payload copied into a buffer that grows by doubling up to the declared length, never allocated
+ * at the declared length up front (a client declaring 2 MiB and sending one byte must not make us
+ * hold 2 MiB), and never pinning the many socket read chunks the payloads are views of.
  *
  * It refuses, as soon as the bytes show it: a declared length over the receive limit (before
  * buffering any of it), and bytes beyond the declared message (a unary request carries exactly
@@ -24,8 +25,10 @@ export type MessageReadProblem =
   | { kind: 'extra-bytes' };
 
 export class GrpcMessageReader {
-  private readonly header = Buffer.alloc(MESSAGE_HEADER_BYTES);
+  /** The prefix when it came split over chunks (allocated then only). */
+  private header: Buffer | undefined;
   private headerBytes = 0;
+  private flag = 0;
   /** Declared payload length, once the prefix is whole. */
   private declared = -1;
   private payload: Buffer | undefined;
@@ -38,18 +41,32 @@ export class GrpcMessageReader {
   push(chunk: Buffer): MessageReadProblem | undefined {
     let at = 0;
     if (this.headerBytes < MESSAGE_HEADER_BYTES) {
-      const n = Math.min(MESSAGE_HEADER_BYTES - this.headerBytes, chunk.length);
-      chunk.copy(this.header, this.headerBytes, 0, n);
-      this.headerBytes += n;
-      at = n;
-      if (this.headerBytes < MESSAGE_HEADER_BYTES) return undefined;
-      this.declared = this.header.readUInt32BE(1);
+      let prefix: Buffer;
+      if (this.headerBytes === 0 && chunk.length >= MESSAGE_HEADER_BYTES) {
+        prefix = chunk;
+        this.headerBytes = at = MESSAGE_HEADER_BYTES;
+      } else {
+        prefix = this.header ??= Buffer.alloc(MESSAGE_HEADER_BYTES);
+        const n = Math.min(MESSAGE_HEADER_BYTES - this.headerBytes, chunk.length);
+        chunk.copy(prefix, this.headerBytes, 0, n);
+        this.headerBytes += n;
+        at = n;
+        if (this.headerBytes < MESSAGE_HEADER_BYTES) return undefined;
+      }
+      this.flag = prefix[0]!;
+      this.declared = prefix.readUInt32BE(1);
       // Refuse an oversized message from its length prefix, before buffering it.
       if (this.declared > this.limitBytes) return { kind: 'too-large', declaredBytes: this.declared };
     }
     const n = chunk.length - at;
     if (n === 0) return undefined;
     if (this.payloadBytes + n > this.declared) return { kind: 'extra-bytes' };
+    if (this.payloadBytes === 0 && n === this.declared) {
+      // The whole payload in this chunk: keep a view, copy nothing.
+      this.payload = chunk.subarray(at);
+      this.payloadBytes = n;
+      return undefined;
+    }
     this.reserve(this.payloadBytes + n);
     chunk.copy(this.payload!, this.payloadBytes, at);
     this.payloadBytes += n;
@@ -65,7 +82,7 @@ export class GrpcMessageReader {
   /** The prefix's compressed flag (the prefix must be complete). */
   get compressed(): boolean {
     assert(this.declared >= 0, 'compressed flag read before the prefix');
-    return this.header[0] !== 0;
+    return this.flag !== 0;
   }
 
   get declaredBytes(): number {
