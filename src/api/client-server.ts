@@ -25,6 +25,7 @@ import { ApiMetrics } from './api-metrics.js';
 import { Gateway } from './gateway.js';
 import { Http1FastConnection, type Http1Timeouts } from './http1-fast-path.js';
 import { GrpcServer } from './grpc-server.js';
+import type { Http2Timing } from './http2-connection.js';
 import { addEtcdServices } from './grpc-services.js';
 import { addHealthService } from './health-service.js';
 import { HttpEndpoints } from './http-endpoints.js';
@@ -40,6 +41,10 @@ export interface ClientServerOptions {
   /** HTTP/1.1 head and body deadlines; Limits' values unless a test wants them short. */
   httpHeadTimeoutMs?: number;
   httpBodyIdleTimeoutMs?: number;
+  /** HTTP/2 deadlines (preface, trickled frames, keepalive): Limits unless given (tests shorten them). */
+  http2Timing?: Partial<Http2Timing>;
+  /** Request bytes all HTTP/2 connections may hold at once: Limits.http2RequestBytesBufferedMax unless given. */
+  http2RequestBytesBufferedMax?: number;
 }
 
 export interface ClientServer {
@@ -52,7 +57,7 @@ const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 /**
  * A connection that has sent nothing this long is closed before it is classified; afterwards the
  * HTTP/1.1 keep-alive timeout applies (fast path and node:http alike); HTTP/2 sessions stay open
- * until the client closes them, as etcd's do.
+ * until the client closes them or a keepalive deadline passes (http2-connection.ts), as etcd's do.
  */
 const firstBytesTimeoutMs = 30_000;
 /** How long an idle HTTP/1.1 keep-alive connection stays open (autocannon and curl reuse them). */
@@ -64,7 +69,7 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
   const keyraftVersion = await readKeyraftVersion();
 
   const metrics = new ApiMetrics(options.metricsRegistry);
-  const grpcServer = new GrpcServer(kv.grpcMaxReceiveBytes, logger, metrics);
+  const grpcServer = new GrpcServer(kv.grpcMaxReceiveBytes, logger, metrics, options.http2Timing, options.http2RequestBytesBufferedMax);
   addEtcdServices(grpcServer, kv);
   addHealthService(grpcServer, options.member);
 

@@ -23,21 +23,36 @@
  * still credited to the connection window), as RFC 9113 5.1 allows shortly after a close.
  *
  * Flow control, receive side: each stream's window is Limits.http2StreamWindowBytes, above the
- * gRPC receive limit, so a unary request never waits; a long-lived stream is credited back once
- * half its window is used. The connection window is Limits.http2ConnectionWindowBytes and bytes are
- * credited back only when the stream holding them closes: that bounds the request bytes one
- * connection can make us hold. Send side: DATA never exceeds the client's stream and connection
- * windows nor its SETTINGS_MAX_FRAME_SIZE; what does not fit waits, per stream, for WINDOW_UPDATE.
+ * gRPC receive limit, so a unary request never waits; a stream's window is credited back only as
+ * far as its owner still wants bytes (`receiveBytesWanted`: a unary call, the rest of its declared
+ * message), so a call declaring 10 bytes cannot have the client send megabytes. The connection
+ * window is Limits.http2ConnectionWindowBytes and bytes are credited back only when the stream
+ * holding them closes: that bounds the request bytes one connection can make us hold, and the
+ * shared budget (Limits.http2RequestBytesBufferedMax) bounds them across connections: a stream
+ * that sends past it is refused (REFUSED_STREAM) and its bytes dropped. Send side: DATA never
+ * exceeds the client's stream and connection windows nor its SETTINGS_MAX_FRAME_SIZE; what does
+ * not fit waits, per stream, for WINDOW_UPDATE. A stream's send window is kept relative to the
+ * client's SETTINGS_INITIAL_WINDOW_SIZE, so a change of that setting costs O(1), not a walk over
+ * every open stream per setting entry.
  *
  * Output is gathered and written once per tick (process.nextTick: after every promise hop of the
- * replies resolved in this turn); when the socket's buffer is full we stop reading the client
- * until it drains, so a client that does not read cannot make us queue without bound.
+ * replies resolved in this turn). DATA is handed to the socket only while fewer than
+ * Limits.http2SocketBytesInFlightMax bytes wait in it; the rest waits for 'drain' (a large reply
+ * goes out in chunks as the client reads). When the socket's buffer is full we also stop reading
+ * the client until it drains, so a client that does not read cannot make us queue without bound.
+ *
+ * Hostile clients (issue 9): a header block may span at most Limits.http2ContinuationFramesMax
+ * CONTINUATIONs; resets of streams still in progress draw on a token bucket (rapid reset) and
+ * GOAWAY ENHANCE_YOUR_CALM ends a client that keeps resetting; the preface, and every frame once
+ * begun, must arrive within a deadline; keepalive follows grpc-go's (server PING after an idle
+ * interval, closed if unanswered; a client pinging too often gets GOAWAY "too_many_pings").
  *
  * Errors: a connection error sends GOAWAY(last stream, code) and ends the socket; a stream error
  * sends RST_STREAM(code) and the connection goes on (RFC 9113 5.4).
  */
 import type { Socket } from 'node:net';
 import type { Logger } from '../platform/logger.js';
+import { assert } from '../platform/assert.js';
 import { Limits } from '../platform/limits.js';
 import { HpackDecoder, HpackError, type HeaderField } from './hpack.js';
 
@@ -97,6 +112,11 @@ const CONNECTION_CREDIT_BATCH_BYTES = 1024 * 1024;
 /** Output the socket may buffer before we stop reading the client. */
 const SOCKET_BUFFER_BYTES_MAX = 4 * 1024 * 1024;
 const UPPERCASE = /[A-Z]/;
+/** grpc-go's maxPingStrikes: the third ping too soon is tolerated, the next one is not. */
+const PING_STRIKES_MAX = 2;
+/** grpc-go: with no stream open (and PermitWithoutStream false, as etcd sets) one ping per 2 h. */
+const PING_WITHOUT_STREAMS_INTERVAL_MS = 2 * 60 * 60 * 1000;
+const GOAWAY_TOO_MANY_PINGS = Buffer.from('too_many_pings', 'latin1');
 /** After a GOAWAY of ours, the socket is destroyed if the client has not closed it by then. */
 const CLOSE_GRACE_MS = 1000;
 
@@ -119,6 +139,41 @@ export interface Http2ConnectionHandler {
    * to receive the body; its onEnd follows at once when the HEADERS frame ended the client side.
    */
   onStream(stream: Http2ServerStream, headers: RequestHeaders): void;
+  /**
+   * Output queued on this connection went out (the socket drained, or took a write whole): work
+   * held back for it may go on. Called often: must be cheap.
+   */
+  onWritable(): void;
+}
+
+/** Timings of the connection's deadlines; Limits by default, shorter in tests. */
+export interface Http2Timing {
+  prefaceTimeoutMs: number;
+  frameTimeoutMs: number;
+  keepaliveMinTimeMs: number;
+  keepaliveIntervalMs: number;
+  keepaliveTimeoutMs: number;
+}
+
+export const DEFAULT_HTTP2_TIMING: Http2Timing = {
+  prefaceTimeoutMs: Limits.http2PrefaceTimeoutMs,
+  frameTimeoutMs: Limits.http2FrameTimeoutMs,
+  keepaliveMinTimeMs: Limits.grpcKeepaliveMinTimeMs,
+  keepaliveIntervalMs: Limits.grpcKeepaliveIntervalMs,
+  keepaliveTimeoutMs: Limits.grpcKeepaliveTimeoutMs,
+};
+
+/**
+ * What all connections of a member hold together: request bytes received and not yet released,
+ * and reply bytes queued and not yet handed to a socket. One instance per client port.
+ */
+export class Http2SharedBudget {
+  /** Invariant: requestBytes >= 0 and is the sum of heldBytes over every open stream of every connection. */
+  requestBytes = 0;
+  /** Invariant: replyBytes >= 0 and is the sum of pendingBytes over every open stream of every connection. */
+  replyBytes = 0;
+
+  constructor(readonly requestBytesMax: number = Limits.http2RequestBytesBufferedMax) {}
 }
 
 class ConnectionError extends Error {
@@ -135,21 +190,31 @@ export class Http2ServerStream {
   /** We sent (or queued) END_STREAM or RST_STREAM. */
   localEnded = false;
   closed = false;
-  /** Invariant: may be negative after the client shrinks SETTINGS_INITIAL_WINDOW_SIZE (RFC 9113 6.9.2). */
-  sendWindow: number;
+  /**
+   * The send window less the client's SETTINGS_INITIAL_WINDOW_SIZE (WINDOW_UPDATE increments minus
+   * DATA sent): the window is peerInitialWindow + sendWindowDelta, so a new initial size applies to
+   * every stream at once. The window may be negative after the client shrinks it (RFC 9113 6.9.2).
+   */
+  sendWindowDelta = 0;
   recvWindow: number;
   /** Request bytes received on this stream not yet credited back to the connection window. */
   heldBytes = 0;
+  /**
+   * Bytes the owner still accepts: the stream window is credited back no further than this
+   * (0: never, so a stream gets Limits.http2StreamWindowBytes in all).
+   */
+  receiveBytesWanted = 0;
   /** DATA waiting for window, oldest first; `pendingOffset` bytes of the first already went. */
   pending: Buffer[] = [];
   pendingOffset = 0;
+  /** Bytes in `pending` not yet framed. */
+  pendingBytes = 0;
   /** Trailers to send (with END_STREAM) once `pending` has drained. */
   pendingTrailers: Buffer | undefined;
   /** In the connection's list of streams waiting for window. */
   blocked = false;
 
-  constructor(readonly id: number, private readonly connection: Http2Connection, sendWindow: number) {
-    this.sendWindow = sendWindow;
+  constructor(readonly id: number, private readonly connection: Http2Connection) {
     this.recvWindow = Limits.http2StreamWindowBytes;
   }
 
@@ -164,6 +229,7 @@ export class Http2ServerStream {
   write(data: Buffer): void {
     if (this.localEnded || data.length === 0) return;
     this.pending.push(data);
+    this.connection.addPending(this, data.length);
     this.connection.trySend(this);
   }
 
@@ -187,6 +253,8 @@ interface HeaderBlockInProgress {
   endStream: boolean;
   fragments: Buffer[];
   bytes: number;
+  /** CONTINUATION frames so far. */
+  continuations: number;
 }
 
 export class Http2Connection {
@@ -219,17 +287,44 @@ export class Http2Connection {
   /** Streams whose pending DATA waits for window, in the order they blocked. */
   private blockedStreams: Http2ServerStream[] = [];
 
+  /**
+   * An upper bound on sendWindowDelta over the open streams (exact after a walk): a SETTINGS
+   * increase walks the streams only when it might push a window past 2^31-1.
+   */
+  private sendWindowDeltaBound = 0;
+  /** Bytes in the pending DATA of every open stream (counted in the shared budget too). */
+  private pendingBytes = 0;
+
   private out: Buffer[] = [];
   private outBytes = 0;
   private flushScheduled = false;
   private readingPaused = false;
+  /** DATA waits for the socket's 'drain' (Limits.http2SocketBytesInFlightMax reached). */
+  private waitingForDrain = false;
   private goawayReceived = false;
   private dead = false;
+
+  // Deadlines (checkDeadlines, called about once a second by the owner).
+  private readonly openedAt = Date.now();
+  /** When the last bytes arrived. */
+  private lastReadAt = this.openedAt;
+  /** When the frame or header block now incomplete began, or 0. */
+  private incompleteSince = 0;
+  /** The keepalive PING we sent and await, and when. */
+  private keepalivePingData: Buffer | undefined;
+  private keepalivePingSentAt = 0;
+  private lastClientPingAt = 0;
+  private pingStrikes = 0;
+  /** Rapid reset: tokens left, and when they were last refilled. */
+  private resetTokens: number = Limits.http2ClientResetsBurst;
+  private resetTokensAt = this.openedAt;
 
   constructor(
     private readonly socket: Socket,
     private readonly handler: Http2ConnectionHandler,
     private readonly logger: Logger,
+    private readonly budget: Http2SharedBudget = new Http2SharedBudget(),
+    private readonly timing: Http2Timing = DEFAULT_HTTP2_TIMING,
   ) {
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
     socket.on('error', (err) => {
@@ -238,10 +333,13 @@ export class Http2Connection {
     });
     socket.on('close', () => this.teardown());
     socket.on('drain', () => {
-      if (this.readingPaused && !this.dead) {
+      if (this.dead) return;
+      if (this.readingPaused) {
         this.readingPaused = false;
         this.socket.resume();
       }
+      this.waitingForDrain = false;
+      this.resumeSending();
     });
     // Our connection preface: SETTINGS, then the connection window opened to its full size.
     const settings = Buffer.alloc(18);
@@ -259,6 +357,7 @@ export class Http2Connection {
   /** Bytes already read from the socket (the client port's classifier peeked them). */
   receive(chunk: Buffer): void {
     if (this.dead) return;
+    this.lastReadAt = Date.now();
     if (this.partialBytes > 0) {
       this.partial.push(chunk);
       this.partialBytes += chunk.length;
@@ -291,6 +390,7 @@ export class Http2Connection {
         at += FRAME_HEADER_BYTES + length;
         this.onFrame(type, flags, streamId, payload);
         if (this.dead) return;
+        this.incompleteSince = this.headerBlock === undefined ? 0 : this.incompleteSince || this.lastReadAt;
       }
       if (at < buf.length) {
         const rest = buf.subarray(at);
@@ -309,6 +409,51 @@ export class Http2Connection {
     this.partial = [bytes];
     this.partialBytes = bytes.length;
     this.partialNeeds = needs;
+    if (this.incompleteSince === 0) this.incompleteSince = this.lastReadAt;
+  }
+
+  /** Bytes of reply this connection holds that its client has not yet taken. */
+  get outputBacklogBytes(): number {
+    return this.pendingBytes + this.outBytes + this.socket.writableLength;
+  }
+
+  /**
+   * Closes the connection if a deadline passed: the preface, a frame begun and not finished, a
+   * keepalive PING unanswered; sends a keepalive PING after an idle interval.
+   */
+  checkDeadlines(now: number): void {
+    if (this.dead) return;
+    const t = this.timing;
+    if (!this.settingsSeen) {
+      if (now - this.openedAt > t.prefaceTimeoutMs) this.closeQuietly('no connection preface and SETTINGS in time');
+      return;
+    }
+    if (this.incompleteSince !== 0 && now - this.incompleteSince > t.frameTimeoutMs) {
+      this.closeQuietly('a frame begun and not finished in time');
+      return;
+    }
+    if (this.keepalivePingData !== undefined) {
+      if (now - this.keepalivePingSentAt > t.keepaliveTimeoutMs) {
+        // grpc-go closes the transport without a GOAWAY: the client is not answering anyway.
+        this.logger.debug('HTTP/2 keepalive PING unanswered: closing');
+        this.destroy();
+      }
+      return;
+    }
+    if (now - this.lastReadAt > t.keepaliveIntervalMs) {
+      const data = Buffer.allocUnsafe(8);
+      data.writeDoubleBE(now, 0);
+      this.keepalivePingData = data;
+      this.keepalivePingSentAt = now;
+      this.queueFrame(FrameType.PING, 0, 0, data);
+    }
+  }
+
+  /** GOAWAY(NO_ERROR) and close: the client broke no rule but a deadline of ours. */
+  private closeQuietly(reason: string): void {
+    this.logger.debug({ reason }, 'HTTP/2 connection closed');
+    this.queueGoaway(Http2ErrorCode.NO_ERROR);
+    this.endSocket();
   }
 
   /** Ends the connection at once (the client port is closing). */
@@ -341,7 +486,16 @@ export class Http2Connection {
       case FrameType.PING:
         if (streamId !== 0) throw new ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, 'PING on a stream');
         if (payload.length !== 8) throw new ConnectionError(Http2ErrorCode.FRAME_SIZE_ERROR, `PING of ${payload.length} bytes`);
-        if ((flags & FLAG_ACK) === 0) this.queueFrame(FrameType.PING, FLAG_ACK, 0, Buffer.from(payload));
+        if ((flags & FLAG_ACK) !== 0) {
+          if (this.keepalivePingData?.equals(payload)) this.keepalivePingData = undefined;
+          return;
+        }
+        if (this.tooManyPings()) {
+          this.queueGoaway(Http2ErrorCode.ENHANCE_YOUR_CALM, GOAWAY_TOO_MANY_PINGS);
+          this.endSocket();
+          return;
+        }
+        this.queueFrame(FrameType.PING, FLAG_ACK, 0, Buffer.from(payload));
         return;
       case FrameType.GOAWAY:
         if (streamId !== 0) throw new ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, 'GOAWAY on a stream');
@@ -354,6 +508,19 @@ export class Http2Connection {
       default:
         return; // unknown frame types are ignored (RFC 9113 4.1)
     }
+  }
+
+  /**
+   * grpc-go's keepalive enforcement (http2_server.go handlePing), with etcd's policy: a PING sooner
+   * than keepaliveMinTimeMs after the previous one (2 h when no stream is open) is a strike; strikes
+   * are forgiven when we send HEADERS or DATA; past PING_STRIKES_MAX the client is told to calm down.
+   */
+  private tooManyPings(): boolean {
+    const now = Date.now();
+    const interval = this.streams.size === 0 ? PING_WITHOUT_STREAMS_INTERVAL_MS : this.timing.keepaliveMinTimeMs;
+    if (this.lastClientPingAt !== 0 && now - this.lastClientPingAt < interval) this.pingStrikes++;
+    this.lastClientPingAt = now;
+    return this.pingStrikes > PING_STRIKES_MAX;
   }
 
   /** Strips padding (PADDED flag) and, for HEADERS, the priority fields. */
@@ -393,14 +560,22 @@ export class Http2Connection {
       this.resetStream(stream, Http2ErrorCode.FLOW_CONTROL_ERROR);
       return;
     }
+    if (this.budget.requestBytes + length > this.budget.requestBytesMax) {
+      // The member holds all the request bytes it may: this stream is refused, its bytes dropped.
+      this.creditConnection(length);
+      this.resetStream(stream, Http2ErrorCode.REFUSED_STREAM);
+      return;
+    }
     stream.recvWindow -= length;
     stream.heldBytes += length;
+    this.budget.requestBytes += length;
     const end = (flags & FLAG_END_STREAM) !== 0;
     if (end) stream.remoteEnded = true;
-    else if (stream.recvWindow < Limits.http2StreamWindowBytes / 2) {
-      // A long-lived stream: open its window again (unary requests never get here).
-      this.queueWindowUpdate(stream.id, Limits.http2StreamWindowBytes - stream.recvWindow);
-      stream.recvWindow = Limits.http2StreamWindowBytes;
+    else if (stream.recvWindow < Limits.http2StreamWindowBytes / 2 && stream.receiveBytesWanted > stream.recvWindow) {
+      // The owner wants more than the window left: open it, no further than it wants.
+      const target = Math.min(Limits.http2StreamWindowBytes, stream.receiveBytesWanted);
+      this.queueWindowUpdate(stream.id, target - stream.recvWindow);
+      stream.recvWindow = target;
     }
     if (data.length > 0) stream.handler?.onData(data);
     if (end && !stream.closed) {
@@ -412,7 +587,7 @@ export class Http2Connection {
   private onHeaders(flags: number, streamId: number, payload: Buffer): void {
     if (streamId === 0) throw new ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, 'HEADERS on stream 0');
     const fragment = this.unpad(flags, payload, flags & FLAG_PRIORITY ? 5 : 0);
-    const block: HeaderBlockInProgress = { streamId, endStream: (flags & FLAG_END_STREAM) !== 0, fragments: [fragment], bytes: fragment.length };
+    const block: HeaderBlockInProgress = { streamId, endStream: (flags & FLAG_END_STREAM) !== 0, fragments: [fragment], bytes: fragment.length, continuations: 0 };
     if (flags & FLAG_END_HEADERS) this.onHeaderBlock(block);
     else this.headerBlock = block;
   }
@@ -420,9 +595,11 @@ export class Http2Connection {
   private onContinuation(flags: number, streamId: number, payload: Buffer): void {
     const block = this.headerBlock;
     if (block === undefined || block.streamId !== streamId) throw new ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, 'CONTINUATION without a header block');
-    block.fragments.push(payload);
+    // Counted by frame as well as by byte: empty CONTINUATIONs add no bytes but cost a frame each.
+    if (++block.continuations > Limits.http2ContinuationFramesMax) throw new ConnectionError(Http2ErrorCode.ENHANCE_YOUR_CALM, `header block over ${Limits.http2ContinuationFramesMax} CONTINUATION frames`);
     block.bytes += payload.length;
     if (block.bytes > Limits.http2HeaderBlockBytesMax) throw new ConnectionError(Http2ErrorCode.ENHANCE_YOUR_CALM, `header block over ${Limits.http2HeaderBlockBytesMax} bytes`);
+    if (payload.length > 0) block.fragments.push(payload);
     if (flags & FLAG_END_HEADERS) {
       this.headerBlock = undefined;
       this.onHeaderBlock(block);
@@ -477,7 +654,7 @@ export class Http2Connection {
       this.sendReset(id, Http2ErrorCode.PROTOCOL_ERROR);
       return;
     }
-    const stream = new Http2ServerStream(id, this, this.peerInitialWindow);
+    const stream = new Http2ServerStream(id, this);
     stream.remoteEnded = block.endStream;
     this.streams.set(id, stream);
     this.handler.onStream(stream, headers);
@@ -493,8 +670,27 @@ export class Http2Connection {
     if (streamId > this.lastStreamId) throw new ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, `RST_STREAM on idle stream ${streamId}`);
     const stream = this.streams.get(streamId);
     if (stream === undefined) return;
+    const inProgress = !stream.localEnded;
     this.close(stream);
     stream.handler?.onAbort();
+    if (inProgress && !this.takeResetToken()) {
+      throw new ConnectionError(Http2ErrorCode.ENHANCE_YOUR_CALM, `over ${Limits.http2ClientResetsBurst} resets of streams in progress (rapid reset)`);
+    }
+  }
+
+  /**
+   * Rapid reset (CVE-2023-44487): a reset frees its stream's slot at once, so the stream limit
+   * alone never bounds a client that opens and resets in a loop. A token bucket as nghttp2's:
+   * Limits.http2ClientResetsBurst at once, refilled at Limits.http2ClientResetsPerSecond.
+   */
+  private takeResetToken(): boolean {
+    const now = Date.now();
+    const refill = ((now - this.resetTokensAt) / 1000) * Limits.http2ClientResetsPerSecond;
+    this.resetTokens = Math.min(Limits.http2ClientResetsBurst, this.resetTokens + refill);
+    this.resetTokensAt = now;
+    if (this.resetTokens < 1) return false;
+    this.resetTokens--;
+    return true;
   }
 
   private onSettings(flags: number, streamId: number, payload: Buffer): void {
@@ -504,6 +700,7 @@ export class Http2Connection {
       return;
     }
     if (payload.length % 6 !== 0) throw new ConnectionError(Http2ErrorCode.FRAME_SIZE_ERROR, `SETTINGS of ${payload.length} bytes`);
+    const initialWindowBefore = this.peerInitialWindow;
     for (let at = 0; at < payload.length; at += 6) {
       const id = payload.readUInt16BE(at);
       const value = payload.readUInt32BE(at + 2);
@@ -516,17 +713,11 @@ export class Http2Connection {
         case SETTINGS_ENABLE_PUSH:
           if (value > 1) throw new ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, `ENABLE_PUSH ${value}`);
           break;
-        case SETTINGS_INITIAL_WINDOW_SIZE: {
+        case SETTINGS_INITIAL_WINDOW_SIZE:
+          // Applied once the whole frame is read (below): stream windows follow it in O(1).
           if (value > WINDOW_BYTES_MAX) throw new ConnectionError(Http2ErrorCode.FLOW_CONTROL_ERROR, `INITIAL_WINDOW_SIZE ${value}`);
-          const delta = value - this.peerInitialWindow;
           this.peerInitialWindow = value;
-          for (const stream of this.streams.values()) {
-            stream.sendWindow += delta;
-            if (stream.sendWindow > WINDOW_BYTES_MAX) throw new ConnectionError(Http2ErrorCode.FLOW_CONTROL_ERROR, `stream ${stream.id} window over 2^31-1`);
-          }
-          if (delta > 0) this.sendBlocked();
           break;
-        }
         case SETTINGS_MAX_FRAME_SIZE:
           if (value < DEFAULT_FRAME_BYTES || value > FRAME_BYTES_LIMIT) throw new ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, `MAX_FRAME_SIZE ${value}`);
           this.peerMaxFrameBytes = value;
@@ -534,6 +725,16 @@ export class Http2Connection {
         default:
           break; // MAX_CONCURRENT_STREAMS, MAX_HEADER_LIST_SIZE (we open no streams; our headers are tiny), unknown
       }
+    }
+    if (this.peerInitialWindow > initialWindowBefore) {
+      // A larger initial window must not push any stream's window past 2^31-1 (RFC 9113 6.9.2).
+      if (this.peerInitialWindow + this.sendWindowDeltaBound > WINDOW_BYTES_MAX) {
+        let largest = 0;
+        for (const stream of this.streams.values()) largest = Math.max(largest, stream.sendWindowDelta);
+        this.sendWindowDeltaBound = largest;
+        if (this.peerInitialWindow + largest > WINDOW_BYTES_MAX) throw new ConnectionError(Http2ErrorCode.FLOW_CONTROL_ERROR, 'a stream window over 2^31-1 after INITIAL_WINDOW_SIZE');
+      }
+      this.sendBlocked();
     }
     this.queueFrame(FrameType.SETTINGS, FLAG_ACK, 0, Buffer.alloc(0));
   }
@@ -555,11 +756,12 @@ export class Http2Connection {
       this.resetStream(stream, Http2ErrorCode.PROTOCOL_ERROR);
       return;
     }
-    stream.sendWindow += increment;
-    if (stream.sendWindow > WINDOW_BYTES_MAX) {
+    stream.sendWindowDelta += increment;
+    if (this.peerInitialWindow + stream.sendWindowDelta > WINDOW_BYTES_MAX) {
       this.resetStream(stream, Http2ErrorCode.FLOW_CONTROL_ERROR);
       return;
     }
+    if (stream.sendWindowDelta > this.sendWindowDeltaBound) this.sendWindowDeltaBound = stream.sendWindowDelta;
     this.trySend(stream);
   }
 
@@ -591,12 +793,39 @@ export class Http2Connection {
     if (stream.closed) return;
     stream.closed = true;
     stream.localEnded = true;
-    stream.pending = [];
+    this.dropPending(stream);
     stream.pendingTrailers = undefined;
     this.streams.delete(stream.id);
-    this.creditConnection(stream.heldBytes);
-    stream.heldBytes = 0;
+    this.releaseHeld(stream);
     this.maybeFinishGoaway();
+  }
+
+  /** The stream's request bytes are no longer held: credit the connection, release the budget. */
+  private releaseHeld(stream: Http2ServerStream): void {
+    this.budget.requestBytes -= stream.heldBytes;
+    assert(this.budget.requestBytes >= 0, () => `shared request bytes ${this.budget.requestBytes} after releasing ${stream.heldBytes}`);
+    if (!this.dead) this.creditConnection(stream.heldBytes);
+    stream.heldBytes = 0;
+  }
+
+  /** @internal Reply bytes queued on a stream. */
+  addPending(stream: Http2ServerStream, bytes: number): void {
+    stream.pendingBytes += bytes;
+    this.pendingBytes += bytes;
+    this.budget.replyBytes += bytes;
+  }
+
+  private takePending(stream: Http2ServerStream, bytes: number): void {
+    stream.pendingBytes -= bytes;
+    this.pendingBytes -= bytes;
+    this.budget.replyBytes -= bytes;
+    assert(stream.pendingBytes >= 0 && this.pendingBytes >= 0 && this.budget.replyBytes >= 0, () => `pending reply bytes below 0 (stream ${stream.pendingBytes}, connection ${this.pendingBytes}, member ${this.budget.replyBytes})`);
+  }
+
+  private dropPending(stream: Http2ServerStream): void {
+    if (stream.pendingBytes > 0) this.takePending(stream, stream.pendingBytes);
+    stream.pending = [];
+    stream.pendingOffset = 0;
   }
 
   private maybeFinishGoaway(): void {
@@ -609,6 +838,7 @@ export class Http2Connection {
 
   /** @internal HEADERS (+ CONTINUATION) for a response or trailers. */
   sendHeaders(stream: Http2ServerStream, headerBlock: Buffer, endStream: boolean): void {
+    this.pingStrikes = 0; // grpc-go forgives ping strikes when it sends HEADERS or DATA
     let block = headerBlock;
     if (this.tableSizeUpdate !== undefined) {
       block = Buffer.concat([encodeTableSizeUpdate(this.tableSizeUpdate), headerBlock]);
@@ -631,8 +861,11 @@ export class Http2Connection {
   trySend(stream: Http2ServerStream): void {
     if (stream.closed) return;
     while (stream.pending.length > 0) {
-      const window = Math.min(stream.sendWindow, this.sendWindow);
-      if (window <= 0) {
+      const window = Math.min(this.peerInitialWindow + stream.sendWindowDelta, this.sendWindow);
+      // The socket takes a bounded amount at a time: a large reply goes out as the client reads.
+      const socketFull = this.outBytes + this.socket.writableLength >= Limits.http2SocketBytesInFlightMax;
+      if (window <= 0 || socketFull) {
+        if (socketFull) this.waitingForDrain = true;
         if (!stream.blocked) {
           stream.blocked = true;
           this.blockedStreams.push(stream);
@@ -642,8 +875,10 @@ export class Http2Connection {
       const first = stream.pending[0]!;
       const n = Math.min(first.length - stream.pendingOffset, window, this.peerMaxFrameBytes);
       this.queueFrame(FrameType.DATA, 0, stream.id, first.subarray(stream.pendingOffset, stream.pendingOffset + n));
-      stream.sendWindow -= n;
+      this.pingStrikes = 0;
+      stream.sendWindowDelta -= n;
       this.sendWindow -= n;
+      this.takePending(stream, n);
       stream.pendingOffset += n;
       if (stream.pendingOffset === first.length) {
         stream.pending.shift();
@@ -661,9 +896,20 @@ export class Http2Connection {
   private sendBlocked(): void {
     const blocked = this.blockedStreams;
     this.blockedStreams = [];
-    for (const stream of blocked) {
+    for (let i = 0; i < blocked.length; i++) {
+      const stream = blocked[i]!;
       stream.blocked = false;
       this.trySend(stream);
+      if (this.waitingForDrain) {
+        // The socket is full again: the rest stay blocked, in order, without being looked at.
+        // (They still have `blocked` set: they were never taken out.)
+        for (let j = i + 1; j < blocked.length; j++) {
+          const rest = blocked[j]!;
+          if (rest.closed) rest.blocked = false;
+          else this.blockedStreams.push(rest);
+        }
+        return;
+      }
     }
   }
 
@@ -689,10 +935,11 @@ export class Http2Connection {
     this.queueFrame(FrameType.WINDOW_UPDATE, 0, streamId, payload);
   }
 
-  private queueGoaway(code: number): void {
-    const payload = Buffer.allocUnsafe(8);
+  private queueGoaway(code: number, debugData?: Buffer): void {
+    const payload = Buffer.allocUnsafe(8 + (debugData?.length ?? 0));
     payload.writeUInt32BE(this.lastStreamId, 0);
     payload.writeUInt32BE(code, 4);
+    debugData?.copy(payload, 8);
     this.queueFrame(FrameType.GOAWAY, 0, 0, payload);
   }
 
@@ -727,6 +974,23 @@ export class Http2Connection {
       this.readingPaused = true;
       this.socket.pause();
     }
+    if (!this.socket.writableNeedDrain) {
+      if (this.waitingForDrain) {
+        // The socket took it all at once (no 'drain' will come): go on after I/O has had its turn.
+        this.waitingForDrain = false;
+        setImmediate(resumeSending, this);
+      } else {
+        // Output waiting on the client's windows went out: work held back for it may start.
+        this.handler.onWritable();
+      }
+    }
+  }
+
+  /** @internal The socket can take more: blocked DATA goes on, held-back work may start. */
+  resumeSending(): void {
+    if (this.dead) return;
+    this.sendBlocked();
+    this.handler.onWritable();
   }
 
   private connectionError(code: number, reason: string): void {
@@ -754,13 +1018,20 @@ export class Http2Connection {
     for (const stream of streams) {
       stream.closed = true;
       stream.localEnded = true;
+      this.dropPending(stream);
+      this.releaseHeld(stream);
       stream.handler?.onAbort();
     }
+    this.blockedStreams = [];
   }
 }
 
 function flushConnection(connection: Http2Connection): void {
   connection.flush();
+}
+
+function resumeSending(connection: Http2Connection): void {
+  connection.resumeSending();
 }
 
 /** An HPACK dynamic table size update (RFC 7541 6.3): 001 + 5-bit prefix integer. */

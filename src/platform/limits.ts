@@ -69,4 +69,45 @@ export const Limits = {
    * catch-up in bounded frames while a busy leader still packs hundreds of puts per message.
    */
   raftMessageBytesMax: 1024 * 1024,
+  /**
+   * HTTP/2: most CONTINUATION frames after one HEADERS (CVE-2024-27316 class: empty CONTINUATIONs
+   * add no bytes, yet each costs a frame). 16 KB frames fill the 256 KiB block in 16; nghttp2 allows 8.
+   */
+  http2ContinuationFramesMax: 32,
+  /**
+   * HTTP/2: request bytes (DATA received, not yet released by a finished call) held across all
+   * connections of the member. Each connection may hold its window (64 MiB); past this total a
+   * stream that sends more is refused (RST_STREAM REFUSED_STREAM) and its bytes are dropped.
+   */
+  http2RequestBytesBufferedMax: 256 * 1024 * 1024,
+  /**
+   * HTTP/2 rapid reset (CVE-2023-44487): a client may reset this many of its in-progress streams
+   * at once, then this many per second (a token bucket; nghttp2's defaults); past it, GOAWAY
+   * ENHANCE_YOUR_CALM.
+   */
+  http2ClientResetsBurst: 1000,
+  http2ClientResetsPerSecond: 33,
+  /** HTTP/2: reply bytes handed to one socket and not yet written; more waits for 'drain'. */
+  http2SocketBytesInFlightMax: 1024 * 1024,
+  /** HTTP/2: a connection must complete its preface and first SETTINGS within this. */
+  http2PrefaceTimeoutMs: 20_000,
+  /** HTTP/2: a frame (or a header block) whose first byte arrived must be whole within this (slow trickle). */
+  http2FrameTimeoutMs: 20_000,
+  /** etcd --grpc-keepalive-min-time: clients pinging more often get GOAWAY ENHANCE_YOUR_CALM "too_many_pings". */
+  grpcKeepaliveMinTimeMs: 5_000,
+  /** etcd --grpc-keepalive-interval: after this long with nothing from the client, the server pings. */
+  grpcKeepaliveIntervalMs: 2 * 60 * 60 * 1000,
+  /** etcd --grpc-keepalive-timeout: a server ping unanswered this long closes the connection. */
+  grpcKeepaliveTimeoutMs: 20_000,
+  /**
+   * Main-thread work per turn of the event loop (api/work-scheduler.ts): past this, queued calls and
+   * replies wait for the next turn, after I/O. One task may overrun it; the budget bounds what follows.
+   */
+  workSliceMs: 2,
+  /** gRPC: handlers running at once per connection (rapid reset: a reset frees the stream, not the handler). */
+  grpcHandlersPerConnectionMax: 256,
+  /** gRPC: encoded reply bytes queued on one connection (not yet taken by its socket) before new work there waits. */
+  grpcReplyBytesQueuedPerConnectionMax: 8 * 1024 * 1024,
+  /** gRPC: the same across the member. */
+  grpcReplyBytesQueuedMax: 256 * 1024 * 1024,
 } as const;

@@ -9,6 +9,7 @@ import { connect } from 'node:http2';
 import { createServer, type Server, type Socket } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { huffmanCode, huffmanDecode, HuffmanError, HUFFMAN_EOS } from '../../src/api/hpack-huffman.js';
 import { encodeWithoutIndexing, HpackDecoder, HpackError, type HeaderField } from '../../src/api/hpack.js';
 import { rng } from '../seeded-random.js';
 
@@ -166,6 +167,79 @@ test('encodeWithoutIndexing round-trips through the decoder and leaves its table
     assert.equal(decoder.decode(encodeWithoutIndexing(fields)), fields);
   }
   assert.is(decoder.dynamicTableBytes, 0);
+});
+
+/** Reference model: the bit-by-bit decoder the nibble table replaced (a code search per bit). */
+function naiveHuffmanDecode(input: Uint8Array): string | 'error' {
+  const codes = new Map<string, number>();
+  for (let symbol = 0; symbol <= HUFFMAN_EOS; symbol++) {
+    const { code, bits } = huffmanCode(symbol);
+    codes.set(`${bits}:${code}`, symbol);
+  }
+  let out = '';
+  let code = 0;
+  let bits = 0;
+  for (const byte of input) {
+    for (let b = 7; b >= 0; b--) {
+      code = code * 2 + ((byte >> b) & 1);
+      bits++;
+      const symbol = codes.get(`${bits}:${code}`);
+      if (symbol === HUFFMAN_EOS) return 'error';
+      if (symbol !== undefined) {
+        out += String.fromCharCode(symbol);
+        code = 0;
+        bits = 0;
+      }
+    }
+  }
+  if (bits > 7 || code !== 2 ** bits - 1) return 'error';
+  return out;
+}
+
+function huffmanEncode(text: Buffer, padding: number): Buffer {
+  let acc = 0n;
+  let n = 0;
+  for (const byte of text) {
+    const { code, bits } = huffmanCode(byte);
+    acc = (acc << BigInt(bits)) | BigInt(code);
+    n += bits;
+  }
+  const pad = (8 - (n % 8)) % 8;
+  acc = (acc << BigInt(pad)) | BigInt(padding & ((1 << pad) - 1));
+  n += pad;
+  const out = Buffer.alloc(n / 8);
+  for (let i = out.length - 1; i >= 0; i--) {
+    out[i] = Number(acc & 0xffn);
+    acc >>= 8n;
+  }
+  return out;
+}
+
+test('Huffman: the nibble-table decoder agrees with a bit-by-bit reference on 2,000 seeded strings, valid and not', () => {
+  const rand = rng(2024);
+  let valid = 0;
+  let refused = 0;
+  for (let i = 0; i < 2000; i++) {
+    let input: Buffer;
+    const kind = i % 3;
+    const text = Buffer.from(Array.from({ length: Math.floor(rand() * 40) }, () => (rand() < 0.7 ? 0x20 + Math.floor(rand() * 95) : Math.floor(rand() * 256))));
+    if (kind === 0) input = huffmanEncode(text, 0xff); // valid: all-ones padding
+    else if (kind === 1) input = huffmanEncode(text, Math.floor(rand() * 256)); // padding maybe not all ones
+    else input = Buffer.from(Array.from({ length: Math.floor(rand() * 30) }, () => (rand() < 0.5 ? 0xff : Math.floor(rand() * 256)))); // random, often EOS
+    const want = naiveHuffmanDecode(input);
+    let got: string;
+    try {
+      got = huffmanDecode(input, 0, input.length);
+    } catch (err) {
+      assert.instance(err, HuffmanError);
+      got = 'error';
+    }
+    assert.is(got, want, `input ${input.toString('hex')}`);
+    if (kind === 0) assert.is(got, text.toString('latin1'));
+    if (got === 'error') refused++;
+    else valid++;
+  }
+  assert.ok(valid > 700 && refused > 300, `both outcomes reached: ${valid} valid, ${refused} refused`);
 });
 
 test.run();
