@@ -70,6 +70,7 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
 
   const metrics = new ApiMetrics(options.metricsRegistry);
   const grpcServer = new GrpcServer(kv.grpcMaxReceiveBytes, logger, metrics, options.http2Timing, options.http2RequestBytesBufferedMax);
+  grpcServer.setLeaderCheck(() => options.member.hasLeader());
   addEtcdServices(grpcServer, kv);
   addHealthService(grpcServer, options.member);
 

@@ -35,7 +35,7 @@
  */
 import type { Socket } from 'node:net';
 import { assert } from '../platform/assert.js';
-import { GrpcCode } from '../platform/errors.js';
+import { ErrorTable, GrpcCode } from '../platform/errors.js';
 import { Limits } from '../platform/limits.js';
 import type { Logger } from '../platform/logger.js';
 import type { ApiMetrics } from './api-metrics.js';
@@ -112,6 +112,16 @@ export class GrpcServer {
     this.budget = new Http2SharedBudget(requestBytesBufferedMax);
   }
 
+  /**
+   * etcd's "require leader" check: a call carrying the metadata `hasleader: true` (Kubernetes'
+   * API server sends it) is refused with "etcdserver: no leader" while the member knows none.
+   */
+  private hasLeader: () => boolean = () => true;
+
+  setLeaderCheck(hasLeader: () => boolean): void {
+    this.hasLeader = hasLeader;
+  }
+
   /** Registers a unary method at /<service>/<method>. */
   addMethod(m: UnaryMethod): void {
     this.methods.set(`/${m.service}/${m.method}`, m);
@@ -178,6 +188,10 @@ export class GrpcServer {
     const method = this.methods.get(path);
     if (method === undefined) {
       this.trailersOnly(stream, GrpcCode.UNIMPLEMENTED, this.unimplementedMessage(path));
+      return;
+    }
+    if (headers.get('hasleader') === 'true' && !this.hasLeader()) {
+      this.trailersOnly(stream, ErrorTable.NoLeader.grpc, ErrorTable.NoLeader.message);
       return;
     }
     // A request that ended with its headers carried no message: the stream's onEnd answers it.

@@ -71,6 +71,21 @@ test('a unary call: headers, one length-prefixed message, grpc-status 0 in trail
   assert.is(response.header.member_id, running.member.memberId);
 });
 
+test('hasleader metadata: "etcdserver: no leader" (UNAVAILABLE) while the member knows no leader, as Kubernetes expects', async () => {
+  const range = frame(encode(messageType('etcdserverpb.RangeRequest'), { key: Buffer.from('k') }));
+  running.member.healthy = false;
+  try {
+    const refused = await call('/etcdserverpb.KV/Range', [range], { hasleader: 'true' });
+    assert.is(statusOf(refused), '14');
+    assert.is(messageOf(refused), 'etcdserver: no leader');
+    // Without the metadata the call goes to the member as usual.
+    assert.is(statusOf(await call('/etcdserverpb.KV/Range', [range])), '0');
+  } finally {
+    running.member.healthy = true;
+  }
+  assert.is(statusOf(await call('/etcdserverpb.KV/Range', [range], { hasleader: 'true' })), '0');
+});
+
 test('failures are trailers-only with etcd\'s code and message', async () => {
   const answer = await call('/etcdserverpb.KV/Range', [frame(encode(messageType('etcdserverpb.RangeRequest'), {}))]);
   assert.is(answer.body.length, 0);
