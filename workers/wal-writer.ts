@@ -119,6 +119,8 @@ function open(): void {
     }
     usedBuffers.push(rehomeEntries(log.entries, bytes, scan.validEnd));
   }
+  const incomplete = log.checkComplete();
+  if (incomplete !== undefined) throw new WalCorruptionError(found[0]?.fileName ?? dir, 0, incomplete);
   batchSeq = previousSeq;
   hardState = log.hardState;
   snapshot = log.snapshot;

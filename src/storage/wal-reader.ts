@@ -66,6 +66,8 @@ export class LogAssembler {
   entries: WalEntry[] = [];
   hardState: HardState | undefined;
   snapshot: SnapshotMarker | undefined;
+  /** Marker index after which entries started with a gap (only at the start of the log); a later marker must close it. */
+  private gapAfter: number | null = null;
 
   /** Returns a reason when the entry cannot follow the log (a gap or a term going back). */
   addEntry(entry: WalEntry): string | undefined {
@@ -73,7 +75,14 @@ export class LogAssembler {
     const entries = this.entries;
     if (entries.length === 0) {
       if (this.snapshot && entry.index !== this.snapshot.index + 1) {
-        return `entry ${entry.index} does not follow snapshot marker at ${this.snapshot.index}`;
+        // Legal only at the start of what survives a release: the first remaining segment's header
+        // carries the marker that was latest when it was created, and the marker that covers the
+        // released entries comes later in the log (release follows the marker it releases up to).
+        // checkComplete() verifies at the end that a later marker closed the gap.
+        if (this.gapAfter !== null || entry.index < this.snapshot.index + 1) {
+          return `entry ${entry.index} does not follow snapshot marker at ${this.snapshot.index}`;
+        }
+        this.gapAfter = this.snapshot.index;
       }
       entries.push(entry);
       return undefined;
@@ -98,6 +107,15 @@ export class LogAssembler {
     this.snapshot = marker;
     const keepFrom = this.entries.findIndex((e) => e.index > marker.index);
     this.entries = keepFrom < 0 ? [] : this.entries.slice(keepFrom);
+    const first = this.entries[0];
+    if (this.gapAfter !== null && (first === undefined || first.index === marker.index + 1)) this.gapAfter = null;
+  }
+
+  /** Once every segment is read: a gap left at the start of the log must be covered by a marker by now. */
+  checkComplete(): string | undefined {
+    const first = this.entries[0];
+    if (this.gapAfter === null || this.snapshot === undefined || first === undefined || first.index === this.snapshot.index + 1) return undefined;
+    return `entries start at ${first.index} but the latest snapshot marker is at ${this.snapshot.index}: entries ${this.snapshot.index + 1}..${first.index - 1} are missing`;
   }
 }
 

@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { readdirSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Wal, type HardState, type WalEntry } from '../../src/storage/wal.js';
@@ -302,6 +303,47 @@ test('fdatasync latency and bytes written are exported under etcd\'s metric name
   } finally {
     await wal.close();
   }
+}));
+
+test('a release past a segment whose header carries an older marker still replays: the later marker covers the gap', () => withDir(async (dir) => {
+  // Segments of 16 KiB, entries of ~100 B: each segment holds about 130 entries.
+  let { wal } = await Wal.open(dir, { segmentSizeBytes: smallSegmentBytes });
+  const conf = { voters: [1n], learners: [] };
+  await wal.append(range(1, 100, 1, 100));
+  await wal.appendSnapshotMarker({ index: 50, term: 1, ...conf });
+  // Later segments are created while marker 50 is the latest: their headers carry it.
+  for (let i = 101; i <= 1000; i += 50) await wal.append(range(i, i + 49, 1, 100));
+  // The member compacts far ahead (as after a long run) and releases up to there: every segment
+  // whose entries are all <= 900 goes, and the first one left starts past its header's marker.
+  await wal.appendSnapshotMarker({ index: 900, term: 1, ...conf });
+  await wal.releaseTo(900);
+  await wal.append(range(1001, 1010, 1, 100));
+  await wal.close();
+  let replay;
+  ({ wal, replay } = await Wal.open(dir, { segmentSizeBytes: smallSegmentBytes }));
+  await wal.close();
+  assert.is(replay.snapshot?.index, 900);
+  assert.is(replay.entries[0]!.index, 901);
+  assertLog(replay.entries, range(901, 1010, 1, 100));
+}));
+
+test('a gap at the start of the log that no later marker covers is corruption, named', () => withDir(async (dir) => {
+  let { wal } = await Wal.open(dir, { segmentSizeBytes: smallSegmentBytes });
+  await wal.append(range(1, 100, 1, 100));
+  await wal.appendSnapshotMarker({ index: 50, term: 1, voters: [1n], learners: [] });
+  for (let i = 101; i <= 600; i += 50) await wal.append(range(i, i + 49, 1, 100));
+  await wal.close();
+  // Lose the oldest segments by hand (no release, no covering marker).
+  const names = readdirSync(dir).filter((n) => n.endsWith('.wal')).sort();
+  for (const name of names.slice(0, 2)) unlinkSync(join(dir, name));
+  let error: Error | undefined;
+  try {
+    ({ wal } = await Wal.open(dir, { segmentSizeBytes: smallSegmentBytes }));
+    await wal.close();
+  } catch (err) {
+    error = err as Error;
+  }
+  assert.match(error?.message ?? 'opened', /entries start at \d+ but the latest snapshot marker is at 50: entries 51\.\.\d+ are missing/);
 }));
 
 test.run();
