@@ -6,6 +6,7 @@
  * not written unless it is a set oneof member; a present message is, even empty.
  */
 import protobuf from 'protobufjs';
+import { bigVarintSize, varintSize } from '../proto/varint.js';
 
 interface SizeField {
   name: string;
@@ -19,25 +20,6 @@ interface SizeField {
 
 const plans = new Map<protobuf.Type, SizeField[]>();
 
-export function varintSize(n: number): number {
-  if (n < 0) return 10;
-  let size = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    size++;
-  }
-  return size;
-}
-
-function bigVarintSize(n: bigint): number {
-  let v = BigInt.asUintN(64, n);
-  let size = 1;
-  while (v >= 0x80n) {
-    v >>= 7n;
-    size++;
-  }
-  return size;
-}
 
 function planFor(type: protobuf.Type): SizeField[] {
   let plan = plans.get(type);

@@ -5,6 +5,7 @@
  * error table maps to etcd's gRPC status and message.
  */
 import { KeyraftError } from '../platform/errors.js';
+import { varintSize } from '../proto/varint.js';
 import { checkBranchWrites } from '../server/txn-write-checks.js';
 import {
   SortOrder, SortTarget, type DeleteRangeRequest, type PutRequest, type RangeRequest, type RequestOp, type TxnRequest,
@@ -18,15 +19,6 @@ import {
  * "request is too large" (13 + 1 + 2 + 4080 = 4096).
  */
 export const raftRequestHeaderBytes = 13;
-
-function varintSize(n: number): number {
-  let size = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    size++;
-  }
-  return size;
-}
 
 /** Size etcd compares with --max-request-bytes for a write whose encoded request is `requestBytes`. */
 export function proposalSizeBytes(requestBytes: number): number {

@@ -2,6 +2,7 @@ import protobuf from 'protobufjs';
 import { isAbsolute, join } from 'node:path';
 import { protocolDir } from '../platform/package-root.js';
 import { assert } from '../platform/assert.js';
+import { varintSize } from '../proto/varint.js';
 
 /**
  * Frames of the peer protocol (protocol/peer/peer.proto) and their encoding.
@@ -229,10 +230,6 @@ export function encodeRawEnvelopeFrame(envelope: object): Buffer {
   return frame(envelope);
 }
 
-function varintBytes(n: number): number {
-  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5;
-}
-
 function writeVarint(buf: Buffer, pos: number, n: number): number {
   while (n >= 0x80) {
     buf[pos++] = (n & 0x7f) | 0x80;
@@ -247,12 +244,12 @@ const RAFT_BATCH_MESSAGES_TAG = (1 << 3) | 2; // RaftBatch.messages, length-deli
 
 /** Bytes one message adds to a RaftBatch body. */
 export function raftMessageEncodedBytes(messageBytes: number): number {
-  return 1 + varintBytes(messageBytes) + messageBytes;
+  return 1 + varintSize(messageBytes) + messageBytes;
 }
 
 /** Frame bytes of a RaftBatch whose body (sum of raftMessageEncodedBytes) is bodyBytes. */
 export function raftBatchFrameBytes(bodyBytes: number): number {
-  return FRAME_HEADER_BYTES + 1 + varintBytes(bodyBytes) + bodyBytes;
+  return FRAME_HEADER_BYTES + 1 + varintSize(bodyBytes) + bodyBytes;
 }
 
 /**
@@ -287,7 +284,7 @@ export function encodeRaftBatchFrames(messages: readonly Uint8Array[], start: nu
   let i = start;
   for (let f = 0; f < cuts.length; f++) {
     const frameBody = bodies[f]!;
-    out.writeUInt32BE(1 + varintBytes(frameBody) + frameBody, pos);
+    out.writeUInt32BE(1 + varintSize(frameBody) + frameBody, pos);
     pos += FRAME_HEADER_BYTES;
     out[pos++] = ENVELOPE_RAFT_BATCH_TAG;
     pos = writeVarint(out, pos, frameBody);

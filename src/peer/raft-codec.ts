@@ -1,4 +1,5 @@
 import { assert } from '../platform/assert.js';
+import { bigVarintSize, varintSize } from '../proto/varint.js';
 import {
   makeMessage, type ConfState, type Entry, type EntryType, type Message, type MessageType, type Snapshot,
 } from '../raft/raft-types.js';
@@ -23,35 +24,17 @@ export class RaftDecodeError extends Error {
 
 // ---- encode ------------------------------------------------------------------------------------
 
-function varintBytes(value: number): number {
-  let n = 1;
-  while (value >= 128) {
-    value = Math.floor(value / 128);
-    n++;
-  }
-  return n;
-}
-
-function bigVarintBytes(value: bigint): number {
-  let n = 1;
-  while (value >= 128n) {
-    value >>= 7n;
-    n++;
-  }
-  return n;
-}
-
 /** Key + varint of a numeric field, 0 when the value is the default (omitted). */
 function numFieldBytes(value: number): number {
-  return value === 0 ? 0 : 1 + varintBytes(value);
+  return value === 0 ? 0 : 1 + varintSize(value);
 }
 
 function idFieldBytes(value: bigint): number {
-  return value === 0n ? 0 : 1 + bigVarintBytes(value);
+  return value === 0n ? 0 : 1 + bigVarintSize(value);
 }
 
 function bytesFieldBytes(length: number): number {
-  return length === 0 ? 0 : 1 + varintBytes(length) + length;
+  return length === 0 ? 0 : 1 + varintSize(length) + length;
 }
 
 function entryBodyBytes(e: Entry): number {
@@ -60,19 +43,19 @@ function entryBodyBytes(e: Entry): number {
 
 function confStateBodyBytes(c: ConfState): number {
   let n = 0;
-  for (const id of c.voters) n += 1 + bigVarintBytes(id);
-  for (const id of c.learners) n += 1 + bigVarintBytes(id);
+  for (const id of c.voters) n += 1 + bigVarintSize(id);
+  for (const id of c.learners) n += 1 + bigVarintSize(id);
   return n;
 }
 
 function metadataBodyBytes(s: Snapshot): number {
   const conf = confStateBodyBytes(s.metadata.confState);
-  return numFieldBytes(s.metadata.index) + numFieldBytes(s.metadata.term) + 1 + varintBytes(conf) + conf;
+  return numFieldBytes(s.metadata.index) + numFieldBytes(s.metadata.term) + 1 + varintSize(conf) + conf;
 }
 
 function snapshotBodyBytes(s: Snapshot): number {
   const meta = metadataBodyBytes(s);
-  return 1 + varintBytes(meta) + meta + bytesFieldBytes(s.data.length);
+  return 1 + varintSize(meta) + meta + bytesFieldBytes(s.data.length);
 }
 
 class Writer {
@@ -132,10 +115,10 @@ export function encodeRaftMessage(m: Message): Uint8Array {
   for (let i = 0; i < m.entries.length; i++) {
     const body = entryBodyBytes(m.entries[i]!);
     entrySizes[i] = body;
-    size += 1 + varintBytes(body) + body;
+    size += 1 + varintSize(body) + body;
   }
   const snapBody = m.snapshot !== null ? snapshotBodyBytes(m.snapshot) : 0;
-  if (m.snapshot !== null) size += 1 + varintBytes(snapBody) + snapBody;
+  if (m.snapshot !== null) size += 1 + varintSize(snapBody) + snapBody;
 
   const w = new Writer(Buffer.allocUnsafe(size));
   w.num(1, m.type);

@@ -130,13 +130,8 @@ export class RaftNode {
       this.appliedEarly = rd.snapshot === null ? countUpTo(rd.committedEntries, this.durableIndex) : 0;
       // 3. One durable write for snapshot, entries and hard state. Started before the early apply
       // below, so the disk works while the main thread applies and answers clients.
-      let saved: Promise<void> | null;
-      try {
-        saved = this.storage.save(rd.snapshot, rd.entries, rd.hardState, rd.mustSync);
-      } catch (err) {
-        this.fail(err as Error);
-        return;
-      }
+      const saved = this.save(rd, rd.snapshot);
+      if (saved === FAILED) return;
       if (this.appliedEarly > 0) {
         this.stateMachine.applyEntries(this.appliedEarly === rd.committedEntries.length ? rd.committedEntries : rd.committedEntries.slice(0, this.appliedEarly));
       }
@@ -176,13 +171,8 @@ export class RaftNode {
         for (const w of this.inflight) if (w.lastIndex > below) w.lastIndex = below;
       }
       for (const e of rd.committedEntries) this.pendingApply.push(e);
-      let saved: Promise<void> | null;
-      try {
-        saved = this.storage.save(null, rd.entries, rd.hardState, rd.mustSync);
-      } catch (err) {
-        this.fail(err as Error);
-        return;
-      }
+      const saved = this.save(rd, null);
+      if (saved === FAILED) return;
       const write: InflightWrite = {
         token: this.raft.handOff(),
         lastIndex: rd.entries.length > 0 ? rd.entries[rd.entries.length - 1]!.index : -1,
@@ -238,13 +228,8 @@ export class RaftNode {
     assert(this.inflight.length === 0 && this.pendingApply.length === 0, () => `snapshot Ready with ${this.inflight.length} writes and ${this.pendingApply.length} entries pending`);
     this.busy = true; // until afterSave advances
     this.appliedEarly = 0;
-    let saved: Promise<void> | null;
-    try {
-      saved = this.storage.save(rd.snapshot, rd.entries, rd.hardState, rd.mustSync);
-    } catch (err) {
-      this.fail(err as Error);
-      return;
-    }
+    const saved = this.save(rd, rd.snapshot);
+    if (saved === FAILED) return;
     const finish = () => {
       if (this.stopped) return;
       if (this.afterSave(rd)) this.process();
@@ -305,12 +290,28 @@ export class RaftNode {
     if (this.onAdvanced !== null) this.onAdvanced();
   }
 
+  /**
+   * Hands a Ready's write to storage. A save that throws is fatal like a rejected one (the
+   * simulator injects its crashes this way): FAILED tells the caller to do nothing more.
+   */
+  private save(rd: Ready, snapshot: Snapshot | null): Promise<void> | null | typeof FAILED {
+    try {
+      return this.storage.save(snapshot, rd.entries, rd.hardState, rd.mustSync);
+    } catch (err) {
+      this.fail(err as Error);
+      return FAILED;
+    }
+  }
+
   private fail(err: Error): void {
     if (this.stopped) return;
     this.stopped = true;
     this.onFatal(err);
   }
 }
+
+/** What save() returns when storage threw. */
+const FAILED = Symbol('save failed');
 
 /** How many of the (index-ordered) entries have index <= limit. */
 function countUpTo(entries: readonly Entry[], limit: number): number {

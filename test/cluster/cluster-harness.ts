@@ -212,7 +212,12 @@ export class TestCluster {
       const up = statuses.filter((s): s is MemberStatus => s !== null);
       if (up.length === this.slots.filter((_, i) => this.isUp(i)).length
         && up.every((s) => s.appliedIndex === up[0]!.appliedIndex && s.revision === up[0]!.revision)) return up;
-      if (Date.now() > deadline) throw new Error(`members did not converge: ${JSON.stringify(statuses, (_, v) => (typeof v === 'bigint' ? v.toString() : v))}`);
+      if (Date.now() > deadline) {
+        throw new Error(`members did not converge: ${JSON.stringify(statuses, (_, v) => (typeof v === 'bigint' ? v.toString() : v))}\n`
+          + this.slots.map((s, i) => (statuses[i] === null
+            ? `--- ${s.name} (no status; exit ${s.process?.child.exitCode ?? 'n/a'} signal ${s.process?.child.signalCode ?? 'n/a'})\n${s.process?.output().slice(-4000) ?? '(down)'}`
+            : '')).join('\n'));
+      }
       await new Promise((r) => setTimeout(r, 50));
     }
   }

@@ -1,0 +1,24 @@
+/**
+ * Sizes of protobuf varints, the one home for them (the API's request sizing, the peer frames and
+ * the raftpb codec all count them). A varint carries 7 bits per byte; a negative int64 takes 10.
+ */
+export function varintSize(n: number): number {
+  if (n < 0) return 10;
+  let size = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 128);
+    size++;
+  }
+  return size;
+}
+
+/** The same for a 64-bit value held as a bigint (two's complement for negatives, as protobuf writes them). */
+export function bigVarintSize(n: bigint): number {
+  let v = BigInt.asUintN(64, n);
+  let size = 1;
+  while (v >= 0x80n) {
+    v >>= 7n;
+    size++;
+  }
+  return size;
+}
