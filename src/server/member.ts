@@ -58,6 +58,7 @@ import { WalRaftStorage } from './raft-storage.js';
 import { StateImages } from './state-images.js';
 import type { ApiLimits, MemberApi } from './raft-kv.js';
 import { ReadIndexQueue } from './read-index-queue.js';
+import { isTxnReadOnly } from './txn-write-checks.js';
 import { Wait } from './wait.js';
 
 /** The etcd version keyraft speaks; clients gate features on it. */
@@ -312,8 +313,20 @@ export class Member implements MemberApi {
     return this.propose({ id: 0, delete_range: request }) as Promise<DeleteRangeResponse>;
   }
 
-  txn(request: TxnRequest): Promise<TxnResponse> {
-    return this.propose({ id: 0, txn: request }) as Promise<TxnResponse>;
+  /**
+   * A txn whose ops are all ranges (etcd's isTxnReadonly: a nested txn counts as a write) is a
+   * read, as in etcd: after the ReadIndex barrier it is evaluated against local state, without a
+   * log entry; it changes nothing, so no revision is taken. Anything else goes through the log.
+   */
+  async txn(request: TxnRequest): Promise<TxnResponse> {
+    if (!isTxnReadOnly(request)) return this.propose({ id: 0, txn: request }) as Promise<TxnResponse>;
+    this.checkRunning();
+    this.checkNotLearner();
+    await this.readBarrier();
+    if (this.installing !== null) await this.installing;
+    const response = this.applier.apply({ id: 0, txn: request }) as TxnResponse;
+    response.header = this.header();
+    return response;
   }
 
   async compact(request: CompactionRequest): Promise<CompactionResponse> {
