@@ -32,7 +32,7 @@ import { clusterMemberArgs, memberHealthy, type ClusterMember } from '../../src/
 import { freePort, keyraftBin, killAll, postJson, spawnTracked, tempDir } from '../../test/integration/harness.js';
 import { binaryOrThrow, findBinary, missingReason } from '../../test/etcd-binaries.js';
 import { runGrpcLoad } from '../kv/grpc-load.js';
-import { median, type Measurement } from '../kv/side-by-side.js';
+import { forEachArg, median, type Measurement } from '../kv/side-by-side.js';
 
 export interface ClusterBenchOptions {
   vsEtcd: boolean;
@@ -372,13 +372,7 @@ function parseCli(argv: string[]): ClusterBenchOptions {
     if (!(n > 0)) throw new Error(`${arg}: expected a positive number, got "${text}"`);
     return n;
   };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const value = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${arg} needs a value`);
-      return v;
-    };
+  forEachArg(argv, (arg, value) => {
     if (arg === '--vs-etcd') options.vsEtcd = true;
     else if (arg === '--smoke') Object.assign(options, SMOKE_SIZE);
     else if (arg === '--duration') options.durationSeconds = positive(arg, value());
@@ -386,8 +380,9 @@ function parseCli(argv: string[]): ClusterBenchOptions {
     else if (arg === '--failover-rounds') options.failoverRounds = positive(arg, value());
     else if (arg === '--members') options.members = positive(arg, value());
     else if (arg === '--inflight') options.inflight = value().split(',').map((v) => positive(arg, v));
-    else throw new Error(`unknown option ${arg}`);
-  }
+    else return false;
+    return true;
+  });
   return options;
 }
 

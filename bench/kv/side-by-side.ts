@@ -106,6 +106,23 @@ export function formatTable(results: ScenarioResult[]): string {
  * --scenarios); `extra` handles the rest and returns false for an unknown option.
  */
 export function parseCommonArgs<T extends CommonOptions>(argv: string[], options: T, extra: (arg: string, value: () => string) => boolean = () => false): T {
+  forEachArg(argv, (arg, value) => {
+    if (arg === '--vs-etcd') options.vsEtcd = true;
+    else if (arg === '--duration') options.durationSeconds = Number(value());
+    else if (arg === '--connections') options.connections = Number(value());
+    else if (arg === '--rounds') options.rounds = Number(value());
+    else if (arg === '--scenarios') options.scenarioNames = value().split(',');
+    else return extra(arg, value);
+    return true;
+  });
+  return options;
+}
+
+/**
+ * The benchmarks' one argument loop: `handle` takes each option (calling `value()` for the next
+ * argument when it needs one) and returns false for an option it does not know.
+ */
+export function forEachArg(argv: string[], handle: (arg: string, value: () => string) => boolean): void {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const value = () => {
@@ -113,12 +130,6 @@ export function parseCommonArgs<T extends CommonOptions>(argv: string[], options
       if (v === undefined) throw new Error(`${arg} needs a value`);
       return v;
     };
-    if (arg === '--vs-etcd') options.vsEtcd = true;
-    else if (arg === '--duration') options.durationSeconds = Number(value());
-    else if (arg === '--connections') options.connections = Number(value());
-    else if (arg === '--rounds') options.rounds = Number(value());
-    else if (arg === '--scenarios') options.scenarioNames = value().split(',');
-    else if (!extra(arg, value)) throw new Error(`unknown option ${arg}`);
+    if (!handle(arg, value)) throw new Error(`unknown option ${arg}`);
   }
-  return options;
 }
