@@ -6,20 +6,19 @@
  * And the two ways the gateway reads JSON (JSON.parse for plain bodies, Go's scanner for the rest)
  * decode every plain body alike.
  */
-import pino from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { decodeMessage, messageDepthMax, requestTypes } from '../../src/api/gateway-json.js';
 import { goJsonParse, isPlainJson } from '../../src/api/go-json-syntax.js';
 import { Limits } from '../../src/platform/limits.js';
-import { b64, httpRequest, startWithMemoryMember, type Running } from './helpers.js';
+import { b64, httpRequest, startWithLogCapture, type Running } from './helpers.js';
 import { rng } from '../seeded-random.js';
 
 let running: Running;
-const logged: string[] = [];
+let logged: string[] = [];
 
 test.before(async () => {
-  running = await startWithMemoryMember({}, pino({ level: 'warn' }, { write: (line: string) => logged.push(line) }));
+  ({ running, logged } = await startWithLogCapture());
 });
 
 test.after(async () => {

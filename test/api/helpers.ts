@@ -1,6 +1,7 @@
 /** Shared by the API tests: start the client server over a MemoryMember, HTTP and gRPC helpers. */
 import * as grpc from '@grpc/grpc-js';
 import { Agent, request } from 'node:http';
+import pino from 'pino';
 import { Registry } from 'prom-client';
 import { startClientServer, type ClientServer, type ClientServerOptions } from '../../src/api/client-server.js';
 import { silentLogger, type Logger } from '../../src/platform/logger.js';
@@ -11,6 +12,16 @@ export interface Running {
   server: ClientServer;
   member: MemoryMember;
   registry: Registry;
+}
+
+/**
+ * A member whose client server logs at warn and above into `logged`: the hostile-input suites
+ * check that bad input is answered and never logged as a failure.
+ */
+export async function startWithLogCapture(): Promise<{ running: Running; logged: string[] }> {
+  const logged: string[] = [];
+  const running = await startWithMemoryMember({}, pino({ level: 'warn' }, { write: (line: string) => logged.push(line) }));
+  return { running, logged };
 }
 
 export async function startWithMemoryMember(

@@ -3,18 +3,17 @@
  * JSON gateway and, where the check is shared, through gRPC.
  */
 import * as grpc from '@grpc/grpc-js';
-import pino from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KvClient, unary } from './grpc-clients.js';
-import { b64, httpRequest, startWithMemoryMember, type Running } from './helpers.js';
+import { b64, httpRequest, startWithLogCapture, type Running } from './helpers.js';
 
 let running: Running;
 /** What the server logged at warn level or above: bad input must not log stack traces as errors. */
-const logged: string[] = [];
+let logged: string[] = [];
 
 test.before(async () => {
-  running = await startWithMemoryMember({}, pino({ level: 'warn' }, { write: (line: string) => logged.push(line) }));
+  ({ running, logged } = await startWithLogCapture());
 });
 
 test.after(async () => {

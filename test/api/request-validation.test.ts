@@ -5,6 +5,7 @@ import {
   checkProposalSize, checkPutRequest, checkRangeRequest, checkTxnRequest, proposalSizeBytes,
 } from '../../src/api/request-validation.js';
 import { isTxnReadOnly } from '../../src/server/txn-write-checks.js';
+import { codeOf } from '../error-code.js';
 import { KeyraftError, type ErrorCode } from '../../src/platform/errors.js';
 import type { RequestOp, TxnRequest } from '../../src/proto/etcd-types.js';
 
@@ -13,16 +14,6 @@ const put = (key: string): RequestOp => ({ request_put: { key: k(key), value: k(
 const del = (key: string, end?: string): RequestOp => ({ request_delete_range: { key: k(key), range_end: end === undefined ? undefined : k(end) } });
 const range = (key: string): RequestOp => ({ request_range: { key: k(key) } });
 const txn = (success: RequestOp[], failure: RequestOp[] = []): RequestOp => ({ request_txn: { success, failure } });
-
-function codeOf(fn: () => void): ErrorCode | 'ok' {
-  try {
-    fn();
-    return 'ok';
-  } catch (err) {
-    assert.instance(err, KeyraftError);
-    return (err as KeyraftError).code;
-  }
-}
 
 const checkTxn = (r: TxnRequest, max = 128): ErrorCode | 'ok' => codeOf(() => checkTxnRequest(r, max));
 

@@ -10,6 +10,7 @@ import { KeyCoverage } from '../../src/mvcc/key-coverage.js';
 import { KeyraftError } from '../../src/platform/errors.js';
 import type { RequestOp, TxnRequest } from '../../src/proto/etcd-types.js';
 import { checkBranchWrites, checkPathWrites } from '../../src/server/txn-write-checks.js';
+import { codeOf } from '../error-code.js';
 import { rng } from '../seeded-random.js';
 
 // ---- naive models -------------------------------------------------------------------------------
@@ -78,16 +79,6 @@ function naivePath(t: TxnRequest, path: boolean[]): void {
   }
 }
 
-function outcome(fn: () => void): string {
-  try {
-    fn();
-    return 'ok';
-  } catch (err) {
-    assert.instance(err, KeyraftError);
-    return (err as KeyraftError).code;
-  }
-}
-
 // ---- random txns --------------------------------------------------------------------------------
 
 /** Few distinct keys (a..h, some two bytes long, "\0" now and then) so that collisions are common. */
@@ -135,8 +126,8 @@ test('checkBranchWrites decides as etcd\'s checkIntervals on 20,000 seeded rando
   const seen = new Map<string, number>();
   for (let i = 0; i < 20_000; i++) {
     const ops = randomOps(rand, 0, { ops: 40 });
-    const want = outcome(() => naiveBranch(ops));
-    const got = outcome(() => checkBranchWrites(ops));
+    const want = codeOf(() => naiveBranch(ops));
+    const got = codeOf(() => checkBranchWrites(ops));
     seen.set(want, (seen.get(want) ?? 0) + 1);
     if (got !== want) assert.unreachable(`case ${i}: ${got}, model ${want}: ${JSON.stringify(ops, (_k, v) => (v?.type === 'Buffer' ? Buffer.from(v.data).toString('latin1') : v))}`);
   }
@@ -150,9 +141,9 @@ test('checkPathWrites decides as the pairwise check on the taken path, 20,000 se
   for (let i = 0; i < 20_000; i++) {
     const t: TxnRequest = { success: randomOps(rand, 0, { ops: 30 }), failure: randomOps(rand, 0, { ops: 30 }) };
     const path = countPaths(t, rand);
-    const want = outcome(() => naivePath(t, path));
+    const want = codeOf(() => naivePath(t, path));
     seen.set(want, (seen.get(want) ?? 0) + 1);
-    assert.is(outcome(() => checkPathWrites(t, path)), want, `case ${i}`);
+    assert.is(codeOf(() => checkPathWrites(t, path)), want, `case ${i}`);
   }
   assert.ok((seen.get('ok') ?? 0) > 2000 && (seen.get('DuplicateKey') ?? 0) > 2000, JSON.stringify([...seen]));
 });
@@ -204,7 +195,7 @@ test('41,600 nested ops are judged in n log n: a few hundred ms, where the old c
   checkBranchWrites(ops);
   // A put under a delete of an earlier nested txn is still found.
   (ops[39]!.request_txn!.success![39]!.request_txn!.success as RequestOp[]).push({ request_put: { key: Buffer.from('d/0/0/5x'), value: Buffer.from('v') } });
-  assert.is(outcome(() => checkBranchWrites(ops)), 'DuplicateKey');
+  assert.is(codeOf(() => checkBranchWrites(ops)), 'DuplicateKey');
   const ms = performance.now() - started;
   // Generous for a loaded 2-core machine (~0.3 s each measured under load; the old code: minutes).
   assert.ok(ms < 5000, `${ms.toFixed(0)} ms`);
