@@ -13,7 +13,6 @@ import { TestCluster } from './cluster-harness.js';
 import { checkLinearizable } from './linearizability.js';
 import { memberState, Workload } from './workload.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function verify(cluster: TestCluster, load: Workload, label: string): Promise<void> {
   const history = load.recorder.history();
@@ -41,45 +40,52 @@ test.after(async () => {
   await killAll();
 });
 
+/** The members other than `i`. */
+const others = (cluster: TestCluster, i: number) => cluster.slots.map((_, k) => k).filter((k) => k !== i);
+
+// Each fault stays on until the members reacted to it (a new leader) and the load made progress
+// through it; conditions, not fixed sleeps, so the run is as short as the cluster allows.
 test('3 members: kill -9 of leader and follower, SIGSTOP of the leader, leader and follower partitions; no lost or stale write', async () => {
   const cluster = await TestCluster.start({ members: 3 });
   const load = new Workload(cluster, { clients: 8, keys: 24, seed: 1 });
   try {
-    await sleep(800);
+    await load.progress(100);
     // kill -9 the leader, then bring it back
     let leader = await cluster.waitLeader();
     await cluster.kill9(leader);
     await cluster.waitLeader();
-    await sleep(600);
+    await load.progress(50);
     cluster.spawn(leader);
-    await sleep(800);
+    await load.progress(50);
     // kill -9 a follower
     leader = await cluster.waitLeader();
     const follower = (leader + 1) % 3;
     await cluster.kill9(follower);
-    await sleep(600);
+    await load.progress(50);
     cluster.spawn(follower);
-    await sleep(800);
-    // pause the leader past an election timeout
+    await load.progress(50);
+    // pause the leader until the others elected another (past an election timeout)
     leader = await cluster.waitLeader();
     cluster.pause(leader);
-    await sleep(1500);
+    await cluster.waitLeader(20_000, others(cluster, leader));
+    await load.progress(50);
     cluster.resume(leader);
     await cluster.waitLeader();
-    await sleep(600);
-    // isolate the leader, then heal
+    await load.progress(50);
+    // isolate the leader until the majority elected another, then heal
     leader = await cluster.waitLeader();
     await cluster.links.isolate(leader);
-    await sleep(1500);
+    await cluster.waitLeader(20_000, others(cluster, leader));
+    await load.progress(50);
     cluster.links.heal();
     await cluster.waitLeader();
-    await sleep(600);
-    // isolate a follower, then heal
+    await load.progress(50);
+    // isolate a follower while the load goes on, then heal
     leader = await cluster.waitLeader();
     await cluster.links.isolate((leader + 2) % 3);
-    await sleep(1200);
+    await load.progress(100);
     cluster.links.heal();
-    await sleep(800);
+    await load.progress(50);
     await load.stop();
     await cluster.waitLeader();
     await verify(cluster, load, '3 members');
@@ -93,17 +99,18 @@ test('5 members: a follower and then the leader killed (quorum of 3 left), both 
   const cluster = await TestCluster.start({ members: 5 });
   const load = new Workload(cluster, { clients: 8, keys: 24, seed: 2 });
   try {
-    await sleep(600);
+    await load.progress(100);
     const leader = await cluster.waitLeader();
     const follower = (leader + 1) % 5;
     await cluster.kill9(follower);
-    await sleep(600);
+    await load.progress(50);
     await cluster.kill9(leader);
     await cluster.waitLeader();
-    await sleep(800);
+    await load.progress(50);
     cluster.spawn(follower);
     cluster.spawn(leader);
-    await sleep(1200);
+    await cluster.waitLeader();
+    await load.progress(100);
     await load.stop();
     await cluster.waitLeader();
     await verify(cluster, load, '5 members');
@@ -117,7 +124,7 @@ test('the whole cluster killed with kill -9 at once under load, then restarted: 
   const cluster = await TestCluster.start({ members: 3 });
   const load = new Workload(cluster, { clients: 8, keys: 24, seed: 3 });
   try {
-    await sleep(2000);
+    await load.progress(200);
     await Promise.all(cluster.slots.map((_, i) => cluster.kill9(i)));
     await load.stop();
     for (let i = 0; i < 3; i++) cluster.spawn(i);

@@ -47,6 +47,16 @@ export class Workload {
     for (let c = 0; c < options.clients; c++) this.loops.push(this.client(c, options.keys, seededRng(options.seed * 1000 + c + 1)));
   }
 
+  /** Waits until `n` more operations have succeeded: the load made progress under whatever fault is on. */
+  async progress(n: number, timeoutMs = 20_000): Promise<void> {
+    const target = this.ops.ok + n;
+    const deadline = Date.now() + timeoutMs;
+    while (this.ops.ok < target) {
+      if (Date.now() > deadline) throw new Error(`the load made ${n - (target - this.ops.ok)} of ${n} operations in ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
   async stop(): Promise<void> {
     this.running = false;
     await Promise.all(this.loops);
