@@ -23,14 +23,16 @@ export class WalRaftStorage implements RaftStorage {
     if (!mustSync && snapshot === null && entries.length === 0) return null;
     const state = this.pendingHardState ?? undefined;
     this.pendingHardState = null;
+    // Marker first, then entries and hard state: the WAL keeps call order, and resolves in it.
+    let marker: Promise<void> | null = null;
     if (snapshot !== null) {
       const { index, term, confState } = snapshot.metadata;
-      // Marker first, then entries and hard state: the WAL keeps call order, and resolves in it.
-      void this.wal.appendSnapshotMarker({ index, term, voters: confState.voters, learners: confState.learners }).catch(() => undefined);
+      marker = this.wal.appendSnapshotMarker({ index, term, voters: confState.voters, learners: confState.learners });
     }
-    const durable = this.wal.append(entries as Entry[], state);
+    const appended = this.wal.append(entries as Entry[], state);
     // A Ready is one write: post it to the writer now, so its fsync runs while the member applies.
     this.wal.flush();
-    return durable;
+    // Both settle together (one group commit); either failing fails the save.
+    return marker === null ? appended : Promise.all([marker, appended]).then(() => undefined);
   }
 }
