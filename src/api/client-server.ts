@@ -3,9 +3,9 @@
  * and grpc-js clients connect) and the JSON gateway (HTTP/1.1) on the same TCP listener.
  *
  * Each accepted connection is peeked: a connection that opens with the HTTP/2 client preface
- * ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") goes to our gRPC server (grpc-server.ts, on our own
- * HTTP/2 in http2-connection.ts) with the bytes already read;
- * anything else is HTTP/1.x: the gateway's fast path reads it (http1-fast-path.ts) and hands the
+ * ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") goes to our gRPC server (grpc/grpc-server.ts, on our own
+ * HTTP/2 in http/http2-connection.ts) with the bytes already read;
+ * anything else is HTTP/1.x: the gateway's fast path reads it (http/http1-fast-path.ts) and hands the
  * connection to a node:http server at the first request it does not serve itself. Peeked or
  * unread bytes are put back (socket.unshift) before a connection changes hands, so no server knows.
  *
@@ -23,9 +23,10 @@ import { packageRoot } from '../platform/package-root.js';
 import type { MemberApi } from '../server/raft-kv.js';
 import { ApiMetrics } from './api-metrics.js';
 import { Gateway } from './gateway.js';
-import { Http1FastConnection, type Http1Timeouts } from './http1-fast-path.js';
-import { GrpcServer } from './grpc-server.js';
-import type { Http2Timing } from './http2-connection.js';
+import { Http1FastConnection, type Http1Timeouts } from '../http/http1-fast-path.js';
+import { GrpcServer } from '../grpc/grpc-server.js';
+import { HTTP2_PREFACE, type Http2Timing } from '../http/http2-connection.js';
+import { toApiFailure } from './error-mapping.js';
 import { addEtcdServices } from './grpc-services.js';
 import { addHealthService } from './health-service.js';
 import { HttpEndpoints } from './http-endpoints.js';
@@ -52,8 +53,6 @@ export interface ClientServer {
   close(): Promise<void>;
 }
 
-const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
-
 /**
  * A connection that has sent nothing this long is closed before it is classified; afterwards the
  * HTTP/1.1 keep-alive timeout applies (fast path and node:http alike); HTTP/2 sessions stay open
@@ -69,7 +68,7 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
   const keyraftVersion = await readKeyraftVersion();
 
   const metrics = new ApiMetrics(options.metricsRegistry);
-  const grpcServer = new GrpcServer(kv.grpcMaxReceiveBytes, logger, metrics, options.http2Timing, options.http2RequestBytesBufferedMax);
+  const grpcServer = new GrpcServer(kv.grpcMaxReceiveBytes, logger, metrics, (err, context) => toApiFailure(err, logger, context), options.http2Timing, options.http2RequestBytesBufferedMax);
   grpcServer.setLeaderCheck(() => options.member.hasLeader());
   addEtcdServices(grpcServer, kv);
   addHealthService(grpcServer, options.member);

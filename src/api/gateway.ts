@@ -28,13 +28,10 @@ import {
 } from './gateway-json.js';
 import type { HttpEndpoints } from './http-endpoints.js';
 import { corsHeaders, sendJson, sendPlainError } from './http-reply.js';
+import type { Http1RequestHandler, ReplySink } from '../http/http1-fast-path.js';
 import type { KvService } from './kv-service.js';
 import { protoSizeOf } from './proto-size.js';
 
-/** Where a gateway answer goes: a node:http response, or the fast HTTP/1.1 path's connection. */
-export interface ReplySink {
-  replyJson(status: number, json: string): void;
-}
 
 /** A node:http response as a ReplySink. */
 class NodeReply implements ReplySink {
@@ -132,7 +129,11 @@ function unimplemented(fullMethod: string): KeyraftError {
 const gatewayBodyLimitFactor = 2;
 const gatewayJsonSlackBytes = 64 * 1024;
 
-export class Gateway {
+/** etcd's CORS headers as raw header lines, for the HTTP/1.1 fast path's replies. */
+const CORS_LINES = `${corsHeaders[0]}: ${corsHeaders[1]}\r\n${corsHeaders[2]}: ${corsHeaders[3]}\r\n${corsHeaders[4]}: ${corsHeaders[5]}\r\n`;
+
+export class Gateway implements Http1RequestHandler<Route> {
+  readonly replyHeaderLines = CORS_LINES;
   private readonly bodyBytesMax: number;
   private readonly txnDepthMax: number;
 

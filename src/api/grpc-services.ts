@@ -8,7 +8,7 @@
  */
 import type protobuf from 'protobufjs';
 import { decode, encode, messageType } from '../proto/codec.js';
-import type { GrpcServer, UnaryMethod } from './grpc-server.js';
+import type { GrpcServer, UnaryMethod } from '../grpc/grpc-server.js';
 import type { KvService } from './kv-service.js';
 
 /** The gRPC methods keyraft serves: [service, method, request type, response type]. */

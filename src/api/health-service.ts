@@ -9,7 +9,7 @@
  */
 import { KeyraftError } from '../platform/errors.js';
 import type { MemberApi } from '../server/raft-kv.js';
-import type { GrpcServer } from './grpc-server.js';
+import type { GrpcServer } from '../grpc/grpc-server.js';
 
 export const HealthStatus = { SERVING: 1, NOT_SERVING: 2 } as const;
 

@@ -100,7 +100,7 @@ export const Limits = {
   /** etcd --grpc-keepalive-timeout: a server ping unanswered this long closes the connection. */
   grpcKeepaliveTimeoutMs: 20_000,
   /**
-   * Main-thread work per turn of the event loop (api/work-scheduler.ts): past this, queued calls and
+   * Main-thread work per turn of the event loop (grpc/work-scheduler.ts): past this, queued calls and
    * replies wait for the next turn, after I/O. One task may overrun it; the budget bounds what follows.
    */
   workSliceMs: 2,

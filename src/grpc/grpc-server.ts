@@ -1,5 +1,5 @@
 /**
- * gRPC for unary methods on our own HTTP/2 connections (http2-connection.ts): the framing of the
+ * gRPC calls on our own HTTP/2 connections (http/http2-connection.ts): the framing of the
  * gRPC HTTP/2 protocol (https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md) and nothing
  * more, with our protobufjs codecs. History, measured on this 2-core machine: @grpc/grpc-js's
  * server spent 104-116 µs of CPU per Put over an in-memory member, the same calls on node:http2
@@ -38,12 +38,10 @@ import { assert } from '../platform/assert.js';
 import { ErrorTable, GrpcCode } from '../platform/errors.js';
 import { Limits } from '../platform/limits.js';
 import type { Logger } from '../platform/logger.js';
-import type { ApiMetrics } from './api-metrics.js';
-import { toApiFailure } from './error-mapping.js';
+import { encodeWithoutIndexing, type HeaderField } from '../http/hpack.js';
 import { goQuote } from './go-quote.js';
 import { GrpcMessageReader, MESSAGE_HEADER_BYTES } from './grpc-message-reader.js';
 import { parseGrpcTimeout } from './grpc-timeout.js';
-import { encodeWithoutIndexing, type HeaderField } from './hpack.js';
 import {
   DEFAULT_HTTP2_TIMING,
   Http2Connection,
@@ -53,7 +51,7 @@ import {
   type Http2StreamHandler,
   type Http2Timing,
   type RequestHeaders,
-} from './http2-connection.js';
+} from '../http/http2-connection.js';
 import { WorkScheduler, type WorkLane, type WorkTask } from './work-scheduler.js';
 
 /** One unary method: how to read its request, run it and write its response. */
@@ -65,6 +63,27 @@ export interface UnaryMethod<Req = any, Res = any> {
   /** `requestBytes`: the wire size of the request message. May throw or reject with a failure. */
   handle(request: Req, requestBytes: number): Promise<Res>;
 }
+
+/**
+ * What the call layer counts (the API's metrics implement it): a call started, a call answered
+ * with a gRPC code. Called on every call: must be cheap.
+ */
+export interface CallMetrics {
+  start(service: string, method: string): void;
+  handle(service: string, method: string, code: number): void;
+}
+
+/** A failure as a client sees it: gRPC code and message. */
+export interface CallFailure {
+  grpcCode: number;
+  message: string;
+}
+
+/**
+ * Turns what a handler threw or rejected with into its status (the API's error table); `context`
+ * names the method, for a log line when the failure is a bug.
+ */
+export type FailureMapper = (err: unknown, context: string) => CallFailure;
 
 /** Header blocks of every successful call, HPACK-encoded once. */
 const RESPONSE_HEADERS = encodeWithoutIndexing([[':status', '200'], ['content-type', 'application/grpc'], ['grpc-accept-encoding', 'identity']]);
@@ -104,7 +123,8 @@ export class GrpcServer {
   constructor(
     private readonly maxReceiveBytes: number,
     private readonly logger: Logger,
-    private readonly metrics: ApiMetrics,
+    private readonly metrics: CallMetrics,
+    readonly failureOf: FailureMapper,
     timing: Partial<Http2Timing> = {},
     requestBytesBufferedMax: number = Limits.http2RequestBytesBufferedMax,
   ) {
@@ -227,7 +247,7 @@ export class GrpcServer {
     return this.logger;
   }
 
-  get counters(): ApiMetrics {
+  get counters(): CallMetrics {
     return this.metrics;
   }
 }
@@ -467,7 +487,7 @@ class UnaryCall implements Http2StreamHandler, WorkTask {
 
   private fail(err: unknown): void {
     const m = this.method;
-    const failure = toApiFailure(err, this.server.log, `${m.service}/${m.method}`);
+    const failure = this.server.failureOf(err, `${m.service}/${m.method}`);
     this.server.counters.handle(m.service, m.method, failure.grpcCode);
     this.finish(failure.grpcCode, failure.message);
   }

@@ -1,7 +1,8 @@
 /**
  * The server side of one HTTP/2 connection (RFC 9113), as much as gRPC needs: frames, HPACK,
- * streams and flow control in both directions, over a plain socket. grpc-server.ts builds gRPC
- * calls on the streams this hands out.
+ * streams and flow control in both directions, over a plain socket. The gRPC call layer
+ * (grpc/grpc-server.ts) builds calls on the streams this hands out; this folder knows nothing of
+ * gRPC or etcd (layering: api -> grpc -> http -> platform).
  *
  * Why our own and not node:http2: node:http2 (nghttp2 plus its JS stream objects) cost about
  * 60 µs of CPU per unary call on these machines, more than the whole gateway put path, so gRPC
