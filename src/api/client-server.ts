@@ -27,8 +27,7 @@ import { Http1FastConnection, type Http1Timeouts } from '../http/http1-fast-path
 import { GrpcServer } from '../grpc/grpc-server.js';
 import { HTTP2_PREFACE, type Http2Timing } from '../http/http2-connection.js';
 import { toApiFailure } from './error-mapping.js';
-import { addEtcdServices } from './grpc-services.js';
-import { addHealthService } from './health-service.js';
+import { grpcMethodOf, methodTable, type MethodDeps } from './methods.js';
 import { HttpEndpoints } from './http-endpoints.js';
 import { KvService } from './kv-service.js';
 
@@ -70,8 +69,11 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
   const metrics = new ApiMetrics(options.metricsRegistry);
   const grpcServer = new GrpcServer(kv.grpcMaxReceiveBytes, logger, metrics, (err, context) => toApiFailure(err, logger, context), options.http2Timing, options.http2RequestBytesBufferedMax);
   grpcServer.setLeaderCheck(() => options.member.hasLeader());
-  addEtcdServices(grpcServer, kv);
-  addHealthService(grpcServer, options.member);
+  const deps: MethodDeps = { member: options.member, kv };
+  for (const row of methodTable) {
+    const method = grpcMethodOf(row, deps);
+    if (method !== undefined) grpcServer.addMethod(method);
+  }
 
   const endpoints = new HttpEndpoints(options.member, options.metricsRegistry, keyraftVersion, logger);
   const gateway = new Gateway(kv, endpoints, logger, metrics);

@@ -53,16 +53,9 @@ import {
   type RequestHeaders,
 } from '../http/http2-connection.js';
 import { WorkScheduler, type WorkLane, type WorkTask } from './work-scheduler.js';
+import type { GrpcMethod, UnaryMethod } from './grpc-method.js';
 
-/** One unary method: how to read its request, run it and write its response. */
-export interface UnaryMethod<Req = any, Res = any> {
-  service: string;
-  method: string;
-  decode(bytes: Buffer): Req;
-  encode(response: Res): Uint8Array;
-  /** `requestBytes`: the wire size of the request message. May throw or reject with a failure. */
-  handle(request: Req, requestBytes: number): Promise<Res>;
-}
+export type { UnaryMethod } from './grpc-method.js';
 
 /**
  * What the call layer counts (the API's metrics implement it): a call started, a call answered
@@ -110,7 +103,7 @@ export function isGrpcContentType(contentType: string): boolean {
 }
 
 export class GrpcServer {
-  private readonly methods = new Map<string, UnaryMethod>();
+  private readonly methods = new Map<string, GrpcMethod>();
   private readonly services = new Set<string>();
   private readonly connections = new Set<Http2Connection>();
   readonly scheduler = new WorkScheduler(Limits.workSliceMs);
@@ -142,8 +135,9 @@ export class GrpcServer {
     this.hasLeader = hasLeader;
   }
 
-  /** Registers a unary method at /<service>/<method>. */
-  addMethod(m: UnaryMethod): void {
+  /** Registers a method at /<service>/<method>. */
+  addMethod(m: GrpcMethod): void {
+    assert(m.kind === undefined || m.kind === 'unary', () => `streaming method ${m.service}/${m.method}: not served yet`);
     this.methods.set(`/${m.service}/${m.method}`, m);
     this.services.add(m.service);
   }
@@ -215,7 +209,7 @@ export class GrpcServer {
       return;
     }
     // A request that ended with its headers carried no message: the stream's onEnd answers it.
-    stream.handler = new UnaryCall(this, calls, stream, method, headers.get('grpc-encoding') ?? '', timeoutMs);
+    stream.handler = new UnaryCall(this, calls, stream, method as UnaryMethod, headers.get('grpc-encoding') ?? '', timeoutMs);
   }
 
   private unimplementedMessage(path: string): string {
