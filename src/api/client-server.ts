@@ -27,7 +27,7 @@ import { Http1FastConnection, type Http1Timeouts } from '../http/http1-fast-path
 import { GrpcServer } from '../grpc/grpc-server.js';
 import { HTTP2_PREFACE, type Http2Timing } from '../http/http2-connection.js';
 import { toApiFailure } from './error-mapping.js';
-import { grpcMethodOf, methodTable, type MethodDeps } from './methods.js';
+import { grpcMethodOf, methodTable, type MethodDeps, type MethodRow } from './methods.js';
 import { HttpEndpoints } from './http-endpoints.js';
 import { KvService } from './kv-service.js';
 
@@ -43,6 +43,8 @@ export interface ClientServerOptions {
   httpBodyIdleTimeoutMs?: number;
   /** HTTP/2 deadlines (preface, trickled frames, keepalive): Limits unless given (tests shorten them). */
   http2Timing?: Partial<Http2Timing>;
+  /** The RPCs served: methods.ts's table unless given (tests add rows of their own). */
+  methods?: readonly MethodRow[];
   /** Request bytes all HTTP/2 connections may hold at once: Limits.http2RequestBytesBufferedMax unless given. */
   http2RequestBytesBufferedMax?: number;
 }
@@ -70,13 +72,14 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
   const grpcServer = new GrpcServer(kv.grpcMaxReceiveBytes, logger, metrics, (err, context) => toApiFailure(err, logger, context), options.http2Timing, options.http2RequestBytesBufferedMax);
   grpcServer.setLeaderCheck(() => options.member.hasLeader());
   const deps: MethodDeps = { member: options.member, kv };
-  for (const row of methodTable) {
+  const rows = options.methods ?? methodTable;
+  for (const row of rows) {
     const method = grpcMethodOf(row, deps);
     if (method !== undefined) grpcServer.addMethod(method);
   }
 
   const endpoints = new HttpEndpoints(options.member, options.metricsRegistry, keyraftVersion, logger);
-  const gateway = new Gateway(kv, endpoints, logger, metrics);
+  const gateway = new Gateway(kv, endpoints, logger, metrics, rows);
   const http1Timeouts: Http1Timeouts = {
     idleMs: httpKeepAliveTimeoutMs,
     headMs: options.httpHeadTimeoutMs ?? Limits.httpHeadTimeoutMs,

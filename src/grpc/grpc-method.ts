@@ -34,6 +34,8 @@ export interface ServerStreamCall<Res> {
   /** Called once if the client resets the stream, the connection closes, or the deadline passes; no more sends after it. */
   onCancel(listener: () => void): void;
   readonly cancelled: boolean;
+  /** The call is over (ended by its handler, by a failure such as an output bound, or cancelled): sends are dropped. */
+  readonly ended: boolean;
   /** Request metadata (lower-cased header names). */
   readonly metadata: ReadonlyMap<string, string>;
 }
@@ -45,6 +47,28 @@ export interface StreamHandler<Req> {
   /** The client ended its side (END_STREAM). */
   onHalfClose?(): void;
 }
+
+/**
+ * What the call layer counts (the API's metrics implement it): a call started, a call answered
+ * with a gRPC code. Called on every call: must be cheap.
+ */
+export interface CallMetrics {
+  /** `grpcType`: go-grpc-prometheus's label (grpcTypeLabel); 'unary' when absent. */
+  start(service: string, method: string, grpcType?: string): void;
+  handle(service: string, method: string, code: number, grpcType?: string): void;
+}
+
+/** A failure as a client sees it: gRPC code and message. */
+export interface CallFailure {
+  grpcCode: number;
+  message: string;
+}
+
+/**
+ * Turns what a handler threw or rejected with into its status (the API's error table); `context`
+ * names the method, for a log line when the failure is a bug.
+ */
+export type FailureMapper = (err: unknown, context: string) => CallFailure;
 
 interface MethodName {
   /** Full service name, e.g. etcdserverpb.KV. */

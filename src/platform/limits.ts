@@ -110,4 +110,17 @@ export const Limits = {
   grpcReplyBytesQueuedPerConnectionMax: 8 * 1024 * 1024,
   /** gRPC: the same across the member. */
   grpcReplyBytesQueuedMax: 256 * 1024 * 1024,
+  /**
+   * A streaming call's queued output (response bytes waiting for the client's windows or the
+   * socket): at this high-water mark `send` returns false; onDrain fires once it is back under the
+   * low-water mark (and the connection and member are under their bounds above).
+   */
+  grpcStreamReplyBytesHighWater: 1024 * 1024,
+  grpcStreamReplyBytesLowWater: 256 * 1024,
+  /**
+   * A producer that goes on sending after `send` said false: past this much queued output on one
+   * call (or twice grpcReplyBytesQueuedPerConnectionMax on its connection) the call ends with
+   * RESOURCE_EXHAUSTED rather than buffering without bound.
+   */
+  grpcStreamReplyBytesQueuedMax: 16 * 1024 * 1024,
 } as const;
