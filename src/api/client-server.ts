@@ -79,14 +79,16 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
   }
 
   const endpoints = new HttpEndpoints(options.member, options.metricsRegistry, keyraftVersion, logger);
-  const gateway = new Gateway(kv, endpoints, logger, metrics, rows);
+  const gateway = new Gateway(kv, endpoints, logger, metrics, rows, options.httpBodyIdleTimeoutMs ?? Limits.httpBodyIdleTimeoutMs);
   const http1Timeouts: Http1Timeouts = {
     idleMs: httpKeepAliveTimeoutMs,
     headMs: options.httpHeadTimeoutMs ?? Limits.httpHeadTimeoutMs,
     bodyIdleMs: options.httpBodyIdleTimeoutMs ?? Limits.httpBodyIdleTimeoutMs,
   };
   // node:http gets the same head deadline for the connections handed to it (its default is 60 s).
-  const httpServer: HttpServer = createHttpServer({ keepAliveTimeout: httpKeepAliveTimeoutMs, headersTimeout: http1Timeouts.headMs }, gateway.handle);
+  // Its whole-request deadline (requestTimeout, 300 s) is off: a streaming gateway call (a watch)
+  // sends its body for as long as it lasts; the gateway bounds a unary body's stalls itself.
+  const httpServer: HttpServer = createHttpServer({ keepAliveTimeout: httpKeepAliveTimeoutMs, headersTimeout: http1Timeouts.headMs, requestTimeout: 0 }, gateway.handle);
   httpServer.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     // Malformed HTTP: answer 400 if the socket can still take it, as Go's server does, and close.
     if (socket.writable && err.code !== 'ECONNRESET') socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request');

@@ -26,6 +26,9 @@ import { GatewayDecodeError, errorJson, parseBody } from './gateway-json.js';
 import type { HttpEndpoints } from './http-endpoints.js';
 import { corsHeaders, sendJson, sendPlainError } from './http-reply.js';
 import type { Http1RequestHandler, ReplySink } from '../http/http1-fast-path.js';
+import { assert } from '../platform/assert.js';
+import { messageType } from '../proto/codec.js';
+import { GatewayStreamCall, type StreamRoute } from './gateway-stream.js';
 import type { KvService } from './kv-service.js';
 import { protoSizeOf } from './proto-size.js';
 import {
@@ -99,6 +102,7 @@ export class Gateway implements Http1RequestHandler<Route> {
     private readonly logger: Logger,
     private readonly metrics: ApiMetrics,
     rows: readonly MethodRow[] = methodTable,
+    private readonly bodyIdleMs: number = Limits.httpBodyIdleTimeoutMs,
   ) {
     const deps: MethodDeps = { member: kv.member, kv };
     const served = servedServices(rows);
@@ -133,7 +137,8 @@ export class Gateway implements Http1RequestHandler<Route> {
     const route = this.routes.get(path);
     if (route !== undefined) {
       if (req.method === 'POST') {
-        this.readBody(route, req, res);
+        if (route.open !== undefined) this.serveStream(route, req, res);
+        else this.readBody(route, req, res);
       } else if (req.method === 'GET' && route.service === 'etcdserverpb.KV' && route.method === 'Range') {
         this.rangeFromQuery(q === -1 ? '' : url.slice(q + 1), req, res);
       } else if (req.method === 'OPTIONS') {
@@ -163,6 +168,22 @@ export class Gateway implements Http1RequestHandler<Route> {
     sendPlainError(res, 404, notFoundText(path));
   };
 
+  /** A streaming method: requests and responses as JSON over one long request and reply (gateway-stream.ts). */
+  private serveStream(route: Route, req: IncomingMessage, res: ServerResponse): void {
+    const row = route.row;
+    assert(row.kind !== 'unary' && route.open !== undefined, () => `${route.service}/${route.method} is not a streaming route`);
+    const streamRoute: StreamRoute = {
+      service: route.service,
+      method: route.method,
+      kind: row.kind,
+      requestType: route.type,
+      responseType: messageType(`etcdserverpb.${row.responseType}`),
+      open: route.open,
+      json: route.json,
+    };
+    new GatewayStreamCall(streamRoute, req, res, this.bodyBytesMax, this.txnDepthMax, this.logger, this.metrics).start();
+  }
+
   private preflight(req: IncomingMessage, res: ServerResponse): void {
     drain(req);
     res.writeHead(200, [...corsHeaders, 'Content-Length', '0']);
@@ -178,6 +199,14 @@ export class Gateway implements Http1RequestHandler<Route> {
     let first: Buffer | undefined;
     let rest: Buffer[] | undefined;
     let received = 0;
+    // node:http's requestTimeout is off (streaming bodies last as long as their calls): a body
+    // here may not stall longer than the fast path allows (408, then close).
+    req.setTimeout(this.bodyIdleMs, () => {
+      if (res.headersSent) return;
+      res.writeHead(408, ['Connection', 'close', 'Content-Length', '0']);
+      res.end();
+      res.once('finish', () => req.socket.destroy());
+    });
     req.on('data', (chunk: Buffer) => {
       received += chunk.length;
       if (received > this.bodyBytesMax) {
@@ -188,6 +217,7 @@ export class Gateway implements Http1RequestHandler<Route> {
       else (rest ??= [first]).push(chunk);
     });
     req.on('end', () => {
+      req.setTimeout(0);
       if (res.headersSent) return;
       this.serveBody(route, rest !== undefined ? Buffer.concat(rest) : first ?? Buffer.alloc(0), new NodeReply(res));
     });
