@@ -28,6 +28,7 @@ import { corsHeaders, sendJson, sendPlainError } from './http-reply.js';
 import type { Http1RequestHandler, ReplySink } from '../http/http1-fast-path.js';
 import { assert } from '../platform/assert.js';
 import { messageType } from '../proto/codec.js';
+import { prefixEnd } from '../proto/key-range.js';
 import { GatewayStreamCall, type StreamRoute } from './gateway-stream.js';
 import type { KvService } from './kv-service.js';
 import { protoSizeOf } from './proto-size.js';
@@ -335,21 +336,4 @@ export function rangeRequestFromQuery(params: URLSearchParams): RangeRequest {
     request[name] = text === 'true';
   }
   return request;
-}
-
-/**
- * The end of the range holding every key that starts with `key` (etcd's GetPrefixRangeEnd): the
- * key with its last byte below 0xff incremented and what follows dropped; "\0" (to the end of
- * the keyspace) when every byte is 0xff or the key is empty.
- * Example: "plain/" -> "plain0"; "a\xff" -> "b".
- */
-export function prefixEnd(key: Buffer): Buffer {
-  for (let i = key.length - 1; i >= 0; i--) {
-    if (key[i]! < 0xff) {
-      const end = Buffer.from(key.subarray(0, i + 1));
-      end[i] = end[i]! + 1;
-      return end;
-    }
-  }
-  return Buffer.from([0]);
 }
