@@ -268,6 +268,10 @@ class ConnectionCalls implements Http2ConnectionHandler, StreamCallHost {
     this.server.drainWaiters.add(call);
   }
 
+  forget(call: StreamCall<any, any>): void {
+    this.server.drainWaiters.delete(call);
+  }
+
   onStream(stream: Http2ServerStream, headers: RequestHeaders): void {
     this.server.route(this, stream, headers);
   }

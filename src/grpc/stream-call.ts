@@ -49,7 +49,12 @@ export interface StreamCallHost {
   readonly log: Logger;
   /** Calls `call.checkDrain()` when output may have drained, until it returns true. */
   waitForDrain(call: StreamCall): void;
+  /** The call ended: it waits for nothing any more. */
+  forget(call: StreamCall): void;
 }
+
+/** Messages up to this size are copied behind their prefix; larger ones are written as they are. */
+const SMALL_MESSAGE_BYTES = 16 * 1024;
 
 const enum ItemKind {
   Open,
@@ -267,11 +272,21 @@ export class StreamCall<Req = unknown, Res = unknown> implements Http2StreamHand
       this.headersSent = true;
       stream.respond(RESPONSE_HEADERS, false);
     }
-    const prefix = Buffer.allocUnsafe(MESSAGE_HEADER_BYTES);
-    prefix[0] = 0;
-    prefix.writeUInt32BE(message.length, 1);
-    stream.write(prefix);
-    stream.write(Buffer.isBuffer(message) ? message : Buffer.from(message.buffer, message.byteOffset, message.byteLength));
+    if (message.length <= SMALL_MESSAGE_BYTES) {
+      // Prefix and message in one buffer: one DATA frame (a copy of a small message costs less than a frame).
+      const framed = Buffer.allocUnsafe(MESSAGE_HEADER_BYTES + message.length);
+      framed[0] = 0;
+      framed.writeUInt32BE(message.length, 1);
+      framed.set(message, MESSAGE_HEADER_BYTES);
+      stream.write(framed);
+    } else {
+      // A large (possibly shared) message is not copied: its prefix goes ahead of it.
+      const prefix = Buffer.allocUnsafe(MESSAGE_HEADER_BYTES);
+      prefix[0] = 0;
+      prefix.writeUInt32BE(message.length, 1);
+      stream.write(prefix);
+      stream.write(Buffer.isBuffer(message) ? message : Buffer.from(message.buffer, message.byteOffset, message.byteLength));
+    }
     if (this.underHighWater()) return true;
     if (!this.wantsDrain) {
       this.wantsDrain = true;
@@ -358,6 +373,7 @@ export class StreamCall<Req = unknown, Res = unknown> implements Http2StreamHand
     const listeners = this.cancelListeners;
     this.cancelListeners = [];
     this.drainListeners = [];
+    this.host.forget(this);
     for (const listener of listeners) {
       try {
         listener();
@@ -375,6 +391,7 @@ export class StreamCall<Req = unknown, Res = unknown> implements Http2StreamHand
     this.clearDeadline();
     this.cancelListeners = [];
     this.drainListeners = [];
+    this.host.forget(this);
     this.host.counters.handle(this.method.service, this.method.method, code, this.grpcType);
     this.respondStatus(code, message);
   }
