@@ -41,7 +41,7 @@ import { Limits } from '../platform/limits.js';
 import type { Logger } from '../platform/logger.js';
 import { encodeWithoutIndexing } from '../http/hpack.js';
 import { OK_TRAILERS, RESPONSE_HEADERS, respondTrailersOnly } from './grpc-status.js';
-import { goQuote } from './go-quote.js';
+import { goQuote } from '../platform/go-quote.js';
 import { GrpcMessageReader, MESSAGE_HEADER_BYTES } from './grpc-message-reader.js';
 import { parseGrpcTimeout } from './grpc-timeout.js';
 import {
