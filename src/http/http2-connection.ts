@@ -47,7 +47,9 @@
  * CONTINUATIONs; resets of streams still in progress draw on a token bucket (rapid reset) and
  * GOAWAY ENHANCE_YOUR_CALM ends a client that keeps resetting; the preface, and every frame once
  * begun, must arrive within a deadline; keepalive follows grpc-go's (server PING after an idle
- * interval, closed if unanswered; a client pinging too often gets GOAWAY "too_many_pings").
+ * interval, closed if unanswered; a client pinging too often gets GOAWAY "too_many_pings"; the
+ * times are etcd's --grpc-keepalive-* flags); and output that does not move for writeStallMs (a
+ * client that stops reading, or never opens its windows) closes the connection, releasing it all.
  *
  * Errors: a connection error sends GOAWAY(last stream, code) and ends the socket; a stream error
  * sends RST_STREAM(code) and the connection goes on (RFC 9113 5.4).

@@ -10,7 +10,8 @@ import { connect, type Socket } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { encodeWithoutIndexing } from '../../src/http/hpack.js';
-import { encode } from '../../src/proto/codec.js';
+import { encode, messageType } from '../../src/proto/codec.js';
+import { probe, resetProbe, tableWithEcho } from './echo-methods.js';
 import { b64, httpRequest, startWithMemoryMember, type Running } from './helpers.js';
 import {
   PREFACE, SETTINGS_INITIAL_WINDOW_SIZE, WINDOW_UPDATE, dataFrame, frame, grpcMessage, headersFrame, rangeType, requestHeaders, settingsFrame,
@@ -24,7 +25,7 @@ let running: Running;
 const sockets = new Set<Socket>();
 
 test.before(async () => {
-  running = await startWithMemoryMember({}, undefined, { http2Timing: { writeStallMs: STALL_MS }, clientConnectionsMax: 50 });
+  running = await startWithMemoryMember({}, undefined, { http2Timing: { writeStallMs: STALL_MS }, clientConnectionsMax: 50, methods: tableWithEcho });
   // 12 MB under big/: one Range (or its JSON, 16 MB) is more than the socket buffers take.
   const value = Buffer.alloc(VALUE_BYTES, 'v');
   for (let i = 0; i < VALUES; i++) {
@@ -105,6 +106,21 @@ test('HTTP/2: a client that never opens its windows (default 64 KiB) holds the r
     headersFrame(1, encodeWithoutIndexing(requestHeaders('/etcdserverpb.KV/Range'))), dataFrame(1, grpcMessage(bigRange), { endStream: true }),
   ]));
   await assertClosedForStall(before, c);
+});
+
+test('a streaming call (Echo/Chat flooding, as a watch with many events) whose client never reads: the connection is closed, the call canceled, its output released', async () => {
+  resetProbe();
+  const before = await stalls();
+  const putType = messageType('etcdserverpb.PutRequest');
+  const flood = grpcMessage(encode(putType, { key: Buffer.from('flood'), value: Buffer.from('100000') }));
+  const c = neverReading(Buffer.concat([
+    PREFACE, settingsFrame(),
+    headersFrame(1, encodeWithoutIndexing(requestHeaders('/etcdserverpb.Echo/Chat'))), dataFrame(1, flood),
+  ]));
+  // The producer filled the call's output to its high-water mark and waits for a drain that never comes.
+  await waitFor('the flood to wait for a drain', async () => probe.sendFalse > 0);
+  await assertClosedForStall(before, c);
+  assert.is(probe.cancels, 1, 'the handler heard the call end');
 });
 
 const rangeJson = JSON.stringify({ key: b64('big/'), range_end: b64('big0') });
