@@ -83,6 +83,7 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
   const metrics = new ApiMetrics(options.metricsRegistry);
   const closures = new ConnectionClosures(logger);
   registerClosureMetric(options.metricsRegistry, closures);
+  // One write-stall bound for the port: HTTP/2 connections take it from their timing, HTTP/1.1 from here.
   const writeStallMs = options.http2Timing?.writeStallMs ?? Limits.clientWriteStallMs;
   const grpcServer = new GrpcServer(kv.grpcMaxReceiveBytes, logger, metrics, (err, context) => toApiFailure(err, logger, context), options.http2Timing, options.http2RequestBytesBufferedMax, closures);
   grpcServer.setLeaderCheck(() => options.member.hasLeader());
