@@ -43,6 +43,12 @@ export async function startKeyraft(
         port: Number(url.port),
         logger: options.logger,
         metricsRegistry: metrics,
+        http2Timing: {
+          keepaliveMinTimeMs: config.grpcKeepaliveMinTimeMs,
+          keepaliveIntervalMs: config.grpcKeepaliveIntervalMs,
+          keepaliveTimeoutMs: config.grpcKeepaliveTimeoutMs,
+        },
+        clientConnectionsMax: config.maxClientConnections,
       }));
     }
   } catch (err) {

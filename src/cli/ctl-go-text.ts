@@ -10,6 +10,8 @@
  * - go-humanize's Bytes() ("20 kB"), including Go's round-half-to-even in `%.0f`.
  */
 
+import { GoDurationError, parseGoDurationMs } from '../platform/go-duration.js';
+
 /**
  * strconv.Quote: a double-quoted Go string literal. Worked example: `a"b\n` -> `"a\"b\n"`.
  * Bytes that are not valid UTF-8 print as \xNN, as Go prints a []byte converted to string.
@@ -173,34 +175,17 @@ function fraction(n: bigint, digits: number): string {
   return frac ? `${whole}.${frac}` : `${whole}`;
 }
 
-const DURATION_UNITS_NS: Record<string, number> = {
-  ns: 1, us: 1e3, 'µs': 1e3, 'μs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9,
-};
-
-/** time.ParseDuration, returning milliseconds. Throws GoSyntaxError("time: invalid duration ..."). */
+/**
+ * time.ParseDuration, returning milliseconds (platform/go-duration.ts parses); its failures as
+ * GoSyntaxError with Go's text, quoted as strconv.Quote does.
+ */
 export function goParseDurationMs(text: string): number {
-  const bad = () => new GoSyntaxError(`time: invalid duration ${goQuote(text)}`);
-  let rest = text;
-  let sign = 1;
-  if (rest.startsWith('-') || rest.startsWith('+')) {
-    if (rest.startsWith('-')) sign = -1;
-    rest = rest.slice(1);
+  try {
+    return parseGoDurationMs(text);
+  } catch (err) {
+    if (!(err instanceof GoDurationError)) throw err;
+    throw new GoSyntaxError(err.kind === 'invalid' ? `time: invalid duration ${goQuote(text)}` : `time: missing unit in duration ${goQuote(text)}`);
   }
-  if (rest === '0') return 0;
-  if (rest === '') throw bad();
-  let totalNs = 0;
-  const part = /^([0-9]*(?:\.[0-9]*)?)(ns|us|µs|μs|ms|s|m|h)/;
-  while (rest.length > 0) {
-    const m = part.exec(rest);
-    if (!m || m[1] === '' || m[1] === '.') {
-      if (m && (m[1] === '' || m[1] === '.')) throw bad();
-      if (/^[0-9.]+$/.test(rest)) throw new GoSyntaxError(`time: missing unit in duration ${goQuote(text)}`);
-      throw bad();
-    }
-    totalNs += Number(m[1]) * DURATION_UNITS_NS[m[2]!]!;
-    rest = rest.slice(m[0].length);
-  }
-  return (sign * totalNs) / 1e6;
 }
 
 const HUMANIZE_SIZES = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB'];

@@ -41,7 +41,7 @@ import { Limits } from '../platform/limits.js';
 import type { Logger } from '../platform/logger.js';
 import { encodeWithoutIndexing } from '../http/hpack.js';
 import { OK_TRAILERS, RESPONSE_HEADERS, respondTrailersOnly } from './grpc-status.js';
-import { goQuote } from './go-quote.js';
+import { goQuote } from '../platform/go-quote.js';
 import { GrpcMessageReader, MESSAGE_HEADER_BYTES } from './grpc-message-reader.js';
 import { parseGrpcTimeout } from './grpc-timeout.js';
 import {
@@ -54,6 +54,7 @@ import {
   type Http2Timing,
   type RequestHeaders,
 } from '../http/http2-connection.js';
+import type { ConnectionClosures } from '../http/connection-closures.js';
 import { WorkScheduler, type WorkLane, type WorkTask } from './work-scheduler.js';
 import type { CallMetrics, FailureMapper, GrpcMethod, UnaryMethod } from './grpc-method.js';
 import { StreamCall, type StreamCallHost } from './stream-call.js';
@@ -92,6 +93,7 @@ export class GrpcServer {
     readonly failureOf: FailureMapper,
     timing: Partial<Http2Timing> = {},
     requestBytesBufferedMax: number = Limits.http2RequestBytesBufferedMax,
+    private readonly closures?: ConnectionClosures,
   ) {
     this.timing = { ...DEFAULT_HTTP2_TIMING, ...timing };
     this.budget = new Http2SharedBudget(requestBytesBufferedMax);
@@ -119,7 +121,7 @@ export class GrpcServer {
    */
   injectConnection(socket: Socket, head: Buffer): void {
     const calls = new ConnectionCalls(this);
-    const connection = new Http2Connection(socket, calls, this.logger, this.budget, this.timing);
+    const connection = new Http2Connection(socket, calls, this.logger, this.budget, this.timing, this.closures);
     calls.attach(connection);
     this.connections.add(connection);
     this.startDeadlineTimer();
@@ -143,7 +145,7 @@ export class GrpcServer {
   private startDeadlineTimer(): void {
     if (this.deadlineTimer !== undefined) return;
     const t = this.timing;
-    const everyMs = Math.max(10, Math.min(1000, t.prefaceTimeoutMs / 4, t.frameTimeoutMs / 4, t.keepaliveTimeoutMs / 4, t.keepaliveIntervalMs / 4));
+    const everyMs = Math.max(10, Math.min(1000, t.prefaceTimeoutMs / 4, t.frameTimeoutMs / 4, t.keepaliveTimeoutMs / 4, t.keepaliveIntervalMs / 4, t.writeStallMs / 4));
     this.deadlineTimer = setInterval(() => {
       const now = Date.now();
       for (const connection of this.connections) connection.checkDeadlines(now);

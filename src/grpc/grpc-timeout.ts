@@ -7,7 +7,7 @@
  *   "100m" -> 100 ms; "5S" -> 5000 ms; "1n" -> 0.000001 ms; "" -> too short; "123456789S" -> too
  *   long; "10x" -> unit not recognized; "-5S" / "1.5S" -> strconv.ParseInt's invalid syntax.
  */
-import { goQuote } from './go-quote.js';
+import { goQuote } from '../platform/go-quote.js';
 
 const UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 };
 /** grpc-go: "Spec allows for 8 digits plus the unit." */

@@ -47,7 +47,9 @@
  * CONTINUATIONs; resets of streams still in progress draw on a token bucket (rapid reset) and
  * GOAWAY ENHANCE_YOUR_CALM ends a client that keeps resetting; the preface, and every frame once
  * begun, must arrive within a deadline; keepalive follows grpc-go's (server PING after an idle
- * interval, closed if unanswered; a client pinging too often gets GOAWAY "too_many_pings").
+ * interval, closed if unanswered; a client pinging too often gets GOAWAY "too_many_pings"; the
+ * times are etcd's --grpc-keepalive-* flags); and output that does not move for writeStallMs (a
+ * client that stops reading, or never opens its windows) closes the connection, releasing it all.
  *
  * Errors: a connection error sends GOAWAY(last stream, code) and ends the socket; a stream error
  * sends RST_STREAM(code) and the connection goes on (RFC 9113 5.4).
@@ -57,6 +59,8 @@ import type { Logger } from '../platform/logger.js';
 import { assert } from '../platform/assert.js';
 import { Limits } from '../platform/limits.js';
 import { HpackDecoder, HpackError, type HeaderField } from './hpack.js';
+import type { ConnectionClosures } from './connection-closures.js';
+import { WriteStall } from './write-stall.js';
 
 const FRAME_HEADER_BYTES = 9;
 export const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -155,6 +159,8 @@ export interface Http2Timing {
   keepaliveMinTimeMs: number;
   keepaliveIntervalMs: number;
   keepaliveTimeoutMs: number;
+  /** Queued output that does not move for this long closes the connection (Limits.clientWriteStallMs). */
+  writeStallMs: number;
 }
 
 export const DEFAULT_HTTP2_TIMING: Http2Timing = {
@@ -163,6 +169,7 @@ export const DEFAULT_HTTP2_TIMING: Http2Timing = {
   keepaliveMinTimeMs: Limits.grpcKeepaliveMinTimeMs,
   keepaliveIntervalMs: Limits.grpcKeepaliveIntervalMs,
   keepaliveTimeoutMs: Limits.grpcKeepaliveTimeoutMs,
+  writeStallMs: Limits.clientWriteStallMs,
 };
 
 /**
@@ -328,6 +335,9 @@ export class Http2Connection {
   private keepalivePingSentAt = 0;
   private lastClientPingAt = 0;
   private pingStrikes = 0;
+  /** DATA payload bytes framed so far: the write-stall check's sign that the client's windows open. */
+  private dataBytesFramed = 0;
+  private readonly writeStall = new WriteStall();
   /** Rapid reset: tokens left, and when they were last refilled. */
   private resetTokens: number = Limits.http2ClientResetsBurst;
   private resetTokensAt = this.openedAt;
@@ -338,6 +348,7 @@ export class Http2Connection {
     private readonly logger: Logger,
     private readonly budget: Http2SharedBudget = new Http2SharedBudget(),
     private readonly timing: Http2Timing = DEFAULT_HTTP2_TIMING,
+    private readonly closures?: ConnectionClosures,
   ) {
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
     socket.on('error', (err) => {
@@ -432,11 +443,20 @@ export class Http2Connection {
 
   /**
    * Closes the connection if a deadline passed: the preface, a frame begun and not finished, a
-   * keepalive PING unanswered; sends a keepalive PING after an idle interval.
+   * keepalive PING unanswered, queued output that has not moved (write stall); sends a keepalive
+   * PING after an idle interval.
    */
   checkDeadlines(now: number): void {
     if (this.dead) return;
     const t = this.timing;
+    // Output we hold for a client that does not take it: in the socket, or waiting for windows the
+    // client never opens. Destroyed, not GOAWAY'd: the client is not reading anyway. A stream
+    // blocked on its own window (a watch whose reader stopped) counts too, while nothing else moves.
+    if (this.writeStall.stalled(this.socket, this.pendingBytes + this.outBytes + this.socket.writableLength, this.dataBytesFramed, now, t.writeStallMs)) {
+      this.closures?.record('write_stall', { protocol: 'h2', queuedBytes: this.outputBacklogBytes, streams: this.streams.size });
+      this.destroy();
+      return;
+    }
     if (!this.settingsSeen) {
       if (now - this.openedAt > t.prefaceTimeoutMs) this.closeQuietly('no connection preface and SETTINGS in time');
       return;
@@ -908,6 +928,7 @@ export class Http2Connection {
       const n = Math.min(first.length - stream.pendingOffset, window, this.peerMaxFrameBytes);
       this.queueFrame(FrameType.DATA, 0, stream.id, first.subarray(stream.pendingOffset, stream.pendingOffset + n));
       this.pingStrikes = 0;
+      this.dataBytesFramed += n;
       stream.sendWindowDelta -= n;
       this.sendWindow -= n;
       this.takePending(stream, n);

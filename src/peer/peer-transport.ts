@@ -10,7 +10,7 @@ import { PeerError } from './peer-error.js';
 import { defaultPeerLimits, type PeerLimits } from './peer-limits.js';
 import { idLabel, PeerMetrics } from './peer-metrics.js';
 import { loadPeerTls, type PeerTlsContext, type PeerTlsOptions } from './peer-tls.js';
-import { SampledWarnings } from './sampled-warnings.js';
+import { SampledWarnings } from '../platform/sampled-warnings.js';
 import { sendSnapshot, type SnapshotSource } from './snapshot-sender.js';
 import type { PeerHandler, TransportContext } from './transport-context.js';
 

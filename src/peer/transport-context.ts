@@ -2,7 +2,7 @@ import type { ConnectionOptions } from 'node:tls';
 import type { Logger } from '../platform/logger.js';
 import type { PeerLimits } from './peer-limits.js';
 import type { PeerMetrics } from './peer-metrics.js';
-import type { SampledWarnings } from './sampled-warnings.js';
+import type { SampledWarnings } from '../platform/sampled-warnings.js';
 
 /** A snapshot that arrived whole and matched its checksum. */
 export interface ReceivedSnapshot {

@@ -93,11 +93,28 @@ export const Limits = {
   http2PrefaceTimeoutMs: 20_000,
   /** HTTP/2: a frame (or a header block) whose first byte arrived must be whole within this (slow trickle). */
   http2FrameTimeoutMs: 20_000,
-  /** etcd --grpc-keepalive-min-time: clients pinging more often get GOAWAY ENHANCE_YOUR_CALM "too_many_pings". */
+  /**
+   * A client connection whose queued output (reply bytes we hold for it: in the socket, or waiting
+   * for its HTTP/2 windows) has not moved at all for this long is closed and its memory released:
+   * a client that stops reading, or never opens its windows, must not hold replies (a 10 MB range,
+   * a watch's events) forever. Not a total: a slow reader that takes a byte now and then stays.
+   * etcd (grpc-go, net/http) has no such bound. Shorter in tests.
+   */
+  clientWriteStallMs: 30_000,
+  /**
+   * Client connections open at once on one client port (HTTP/2 and HTTP/1.1, classified or not).
+   * Past it a new connection is closed at accept, counted
+   * (keyraft_client_connections_closed_total{reason="connection_limit"}) and logged, rate-limited.
+   * etcd has no cap (its listener accepts until the process runs out of fds); each idle connection
+   * costs us a socket, its buffers and a few objects, and 100,000 of them exhaust fds or memory.
+   * Configurable (--max-client-connections).
+   */
+  clientConnectionsMax: 20_000,
+  /** etcd --grpc-keepalive-min-time (configurable): clients pinging more often get GOAWAY ENHANCE_YOUR_CALM "too_many_pings". */
   grpcKeepaliveMinTimeMs: 5_000,
-  /** etcd --grpc-keepalive-interval: after this long with nothing from the client, the server pings. */
+  /** etcd --grpc-keepalive-interval (configurable): after this long with nothing from the client, the server pings. */
   grpcKeepaliveIntervalMs: 2 * 60 * 60 * 1000,
-  /** etcd --grpc-keepalive-timeout: a server ping unanswered this long closes the connection. */
+  /** etcd --grpc-keepalive-timeout (configurable): a server ping unanswered this long closes the connection. */
   grpcKeepaliveTimeoutMs: 20_000,
   /**
    * Main-thread work per turn of the event loop (grpc/work-scheduler.ts): past this, queued calls and

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { GoDurationError, parseGoDurationMs } from '../platform/go-duration.js';
 import { Limits } from '../platform/limits.js';
 
 /**
@@ -30,6 +31,21 @@ export interface MemberConfig {
   /** Peer TLS (--peer-cert-file, --peer-key-file, --peer-trusted-ca-file, --peer-client-cert-auth); absent = plain TCP. */
   peerTls?: { certFile: string; keyFile: string; trustedCaFile?: string; clientCertAuth: boolean };
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'panic' | 'fatal';
+  /**
+   * --grpc-keepalive-min-time, ms: a client pinging more often (with a call open; once per 2 h
+   * without) gets GOAWAY ENHANCE_YOUR_CALM "too_many_pings". 0 or less: grpc-go's own 5 min, as
+   * etcd then sets no enforcement policy.
+   */
+  grpcKeepaliveMinTimeMs: number;
+  /**
+   * --grpc-keepalive-interval and --grpc-keepalive-timeout, ms: the server pings a connection idle
+   * this long and closes it if the ping is unanswered that long. Either 0 or less: grpc-go's own
+   * 2 h and 20 s, as etcd then sets no keepalive parameters.
+   */
+  grpcKeepaliveIntervalMs: number;
+  grpcKeepaliveTimeoutMs: number;
+  /** --max-client-connections (keyraft's own; etcd has no cap): connections past it are closed at accept. */
+  maxClientConnections: number;
 }
 
 export class ConfigError extends Error {
@@ -57,6 +73,10 @@ const FLAGS = {
   'peer-trusted-ca-file': { type: 'string' },
   'peer-client-cert-auth': { type: 'boolean' },
   'log-level': { type: 'string' },
+  'grpc-keepalive-min-time': { type: 'string' },
+  'grpc-keepalive-interval': { type: 'string' },
+  'grpc-keepalive-timeout': { type: 'string' },
+  'max-client-connections': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
 } as const;
@@ -89,6 +109,10 @@ Every flag may also be set by its environment variable: --max-txn-ops <-> ETCD_M
   --peer-trusted-ca-file ''                 path to the peer server TLS trusted CA file
   --peer-client-cert-auth false             enable peer client cert authentication
   --log-level 'info'                        debug, info, warn, error, panic or fatal
+  --grpc-keepalive-min-time 5s              minimum interval a client should wait before pinging the server
+  --grpc-keepalive-interval 2h              frequency of server-to-client pings to check if a connection is alive (0 to disable)
+  --grpc-keepalive-timeout 20s              additional wait before closing a non-responsive connection (0 to disable)
+  --max-client-connections ${Limits.clientConnectionsMax}            client connections open at once; more are closed at accept (keyraft only)
   --version                                 print the version and exit
   -h, --help                                print this help and exit
 `;
@@ -127,6 +151,21 @@ function parseNonNegativeInt(flag: string, value: string): number {
   if (!Number.isSafeInteger(n)) throw new ConfigError(`--${flag}: "${value}" is too large`);
   return n;
 }
+
+/** A Go duration flag (time.ParseDuration syntax: "5s", "2h", "1m30s"), in ms. */
+function parseDurationMs(flag: string, value: string): number {
+  try {
+    return parseGoDurationMs(value);
+  } catch (err) {
+    if (err instanceof GoDurationError) throw new ConfigError(`--${flag}: ${err.message}`);
+    throw err;
+  }
+}
+
+/** grpc-go's fallbacks when etcd passes it no keepalive option (see MemberConfig). */
+const GRPC_GO_KEEPALIVE_MIN_TIME_MS = 5 * 60 * 1000;
+const GRPC_GO_KEEPALIVE_INTERVAL_MS = 2 * 60 * 60 * 1000;
+const GRPC_GO_KEEPALIVE_TIMEOUT_MS = 20_000;
 
 function parseInitialCluster(value: string): Map<string, string[]> {
   const cluster = new Map<string, string[]>();
@@ -192,6 +231,14 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   }
   const snapshotCount = parseNonNegativeInt('snapshot-count', get('snapshot-count') ?? '100000');
   if (snapshotCount === 0) throw new ConfigError('--snapshot-count: must be greater than 0');
+  // etcd (embed/etcd.go) hands grpc-go a keepalive option only for values above 0; grpc-go falls
+  // back to its own defaults otherwise, which differ from etcd's flag defaults for the min time.
+  const minTimeMs = parseDurationMs('grpc-keepalive-min-time', get('grpc-keepalive-min-time') ?? '5s');
+  const intervalMs = parseDurationMs('grpc-keepalive-interval', get('grpc-keepalive-interval') ?? '2h');
+  const timeoutMs = parseDurationMs('grpc-keepalive-timeout', get('grpc-keepalive-timeout') ?? '20s');
+  const keepaliveSet = intervalMs > 0 && timeoutMs > 0;
+  const maxClientConnections = parseNonNegativeInt('max-client-connections', get('max-client-connections') ?? String(Limits.clientConnectionsMax));
+  if (maxClientConnections === 0) throw new ConfigError('--max-client-connections: must be greater than 0');
 
   const config: MemberConfig = {
     name,
@@ -210,6 +257,10 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     electionTimeoutMs,
     snapshotCount,
     logLevel: logLevel as MemberConfig['logLevel'],
+    grpcKeepaliveMinTimeMs: minTimeMs > 0 ? minTimeMs : GRPC_GO_KEEPALIVE_MIN_TIME_MS,
+    grpcKeepaliveIntervalMs: keepaliveSet ? intervalMs : GRPC_GO_KEEPALIVE_INTERVAL_MS,
+    grpcKeepaliveTimeoutMs: keepaliveSet ? timeoutMs : GRPC_GO_KEEPALIVE_TIMEOUT_MS,
+    maxClientConnections,
   };
   if (!config.initialCluster.has(name)) {
     throw new ConfigError(`--initial-cluster: has no entry for this member's --name "${name}"`);

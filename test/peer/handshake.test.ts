@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { encodeHandshakeFrame, encodeRawEnvelopeFrame, PROTOCOL_VERSION, StreamKind } from '../../src/peer/peer-codec.js';
 import { checkHandshake } from '../../src/peer/handshake.js';
-import { SampledWarnings } from '../../src/peer/sampled-warnings.js';
+import { SampledWarnings } from '../../src/platform/sampled-warnings.js';
 import { PeerTransport } from '../../src/peer/peer-transport.js';
 import { CLUSTER, Inbox, metricValue, RawPeer, startTransport, waitFor, waitForAsync } from './peer-test-helpers.js';
 

@@ -1,6 +1,7 @@
 /** The member's flags as etcd checks them: timeouts, the initial cluster, peer TLS. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { Limits } from '../../src/platform/limits.js';
 import { ConfigError, parseConfig, type MemberConfig } from '../../src/server/config.js';
 
 function run(args: string[]): MemberConfig {
@@ -51,5 +52,36 @@ test('peer TLS: cert and key together, https peer URLs with them and only with t
   // Client URLs stay plain until client TLS exists.
   assert.match(refusal(['--listen-client-urls', 'https://127.0.0.1:2379']), 'client TLS');
 });
+
+test('--grpc-keepalive-*: Go durations, etcd defaults; 0 or less falls back to grpc-go defaults, as etcd then sets no option', () => {
+  const c = run([]);
+  assert.is(c.grpcKeepaliveMinTimeMs, 5000);
+  assert.is(c.grpcKeepaliveIntervalMs, 2 * 3600 * 1000);
+  assert.is(c.grpcKeepaliveTimeoutMs, 20_000);
+  const set = run(['--grpc-keepalive-min-time', '1m30s', '--grpc-keepalive-interval', '1.5s', '--grpc-keepalive-timeout', '250ms']);
+  assert.is(set.grpcKeepaliveMinTimeMs, 90_000);
+  assert.is(set.grpcKeepaliveIntervalMs, 1500);
+  assert.is(set.grpcKeepaliveTimeoutMs, 250);
+  // grpc-go's EnforcementPolicy MinTime default is 5 min; Time/Timeout 2 h and 20 s, both or neither.
+  assert.is(run(['--grpc-keepalive-min-time', '0']).grpcKeepaliveMinTimeMs, 5 * 60 * 1000);
+  const half = run(['--grpc-keepalive-interval', '10s', '--grpc-keepalive-timeout', '0s']);
+  assert.is(half.grpcKeepaliveIntervalMs, 2 * 3600 * 1000);
+  assert.is(half.grpcKeepaliveTimeoutMs, 20_000);
+  assert.is(parseConfigEnv({ ETCD_GRPC_KEEPALIVE_TIMEOUT: '3s' }).grpcKeepaliveTimeoutMs, 3000);
+  assert.is(refusal(['--grpc-keepalive-min-time', '5']), '--grpc-keepalive-min-time: time: missing unit in duration "5"');
+  assert.is(refusal(['--grpc-keepalive-interval', 'soon']), '--grpc-keepalive-interval: time: invalid duration "soon"');
+});
+
+test('--max-client-connections: keyraft-only cap, Limits by default, above 0', () => {
+  assert.is(run([]).maxClientConnections, Limits.clientConnectionsMax);
+  assert.is(run(['--max-client-connections', '100']).maxClientConnections, 100);
+  assert.match(refusal(['--max-client-connections', '0']), '--max-client-connections');
+});
+
+function parseConfigEnv(env: NodeJS.ProcessEnv): MemberConfig {
+  const parsed = parseConfig([], env);
+  if (parsed.kind !== 'run') throw new Error(parsed.kind);
+  return parsed.config;
+}
 
 test.run();

@@ -1,7 +1,8 @@
-import type { Logger } from '../platform/logger.js';
+import type { Logger } from './logger.js';
 
 /**
- * Warnings about hostile or broken dialers, rate-limited per message text. Anyone who can reach
+ * Warnings about hostile or broken clients and dialers, rate-limited per message text (the peer port
+ * and the client port use it). Anyone who can reach
  * the peer port can make us refuse a connection, and each refusal deserves a line in the log, but
  * not 4,000 lines for 3,000 connections of an attack (measured before this existed, by
  * test/cluster/hostile-peers.test.ts): log writes are main-thread work and disk the attacker
