@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { Limits } from '../platform/limits.js';
+import { parseGoDuration, parseRetention, type AutoCompactionMode } from './auto-compactor.js';
 
 /**
  * The member's configuration, from etcd's flag names and defaults and the matching ETCD_*
@@ -30,6 +31,13 @@ export interface MemberConfig {
   /** Peer TLS (--peer-cert-file, --peer-key-file, --peer-trusted-ca-file, --peer-client-cert-auth); absent = plain TCP. */
   peerTls?: { certFile: string; keyFile: string; trustedCaFile?: string; clientCertAuth: boolean };
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'panic' | 'fatal';
+  /** --auto-compaction-mode and --auto-compaction-retention (ms for periodic, revisions for revision; 0 = off). */
+  autoCompactionMode: AutoCompactionMode;
+  autoCompactionRetention: number;
+  /** --experimental-initial-corrupt-check (default true here; etcd's is false). */
+  initialCorruptCheck: boolean;
+  /** --experimental-corrupt-check-time in ms (default 5 min here; 0 = off, etcd's default). */
+  corruptCheckTimeMs: number;
 }
 
 export class ConfigError extends Error {
@@ -57,6 +65,10 @@ const FLAGS = {
   'peer-trusted-ca-file': { type: 'string' },
   'peer-client-cert-auth': { type: 'boolean' },
   'log-level': { type: 'string' },
+  'auto-compaction-mode': { type: 'string' },
+  'auto-compaction-retention': { type: 'string' },
+  'experimental-initial-corrupt-check': { type: 'string' },
+  'experimental-corrupt-check-time': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
 } as const;
@@ -89,6 +101,10 @@ Every flag may also be set by its environment variable: --max-txn-ops <-> ETCD_M
   --peer-trusted-ca-file ''                 path to the peer server TLS trusted CA file
   --peer-client-cert-auth false             enable peer client cert authentication
   --log-level 'info'                        debug, info, warn, error, panic or fatal
+  --auto-compaction-mode 'periodic'         'periodic' (retention a duration, bare number = hours) or 'revision'
+  --auto-compaction-retention '0'           auto-compaction retention (0 = off)
+  --experimental-initial-corrupt-check true compare HashKV with the peers at start-up
+  --experimental-corrupt-check-time 5m      period of the leader's HashKV comparison (0 = off)
   --version                                 print the version and exit
   -h, --help                                print this help and exit
 `;
@@ -148,7 +164,9 @@ export type ParsedCommand = { kind: 'help' } | { kind: 'version' } | { kind: 'ru
 export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): ParsedCommand {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options: FLAGS, strict: true, allowPositionals: false });
+    // Go's flag package takes a bare boolean flag as true: give the one string-typed boolean its value.
+    const args = argv.map((a) => (a === '--experimental-initial-corrupt-check' ? '--experimental-initial-corrupt-check=true' : a));
+    parsed = parseArgs({ args, options: FLAGS, strict: true, allowPositionals: false });
   } catch (err) {
     throw new ConfigError((err as Error).message);
   }
@@ -193,6 +211,23 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   const snapshotCount = parseNonNegativeInt('snapshot-count', get('snapshot-count') ?? '100000');
   if (snapshotCount === 0) throw new ConfigError('--snapshot-count: must be greater than 0');
 
+  const autoCompactionMode = get('auto-compaction-mode') ?? 'periodic';
+  if (autoCompactionMode !== 'periodic' && autoCompactionMode !== 'revision') {
+    throw new ConfigError(`--auto-compaction-mode: unknown auto-compaction-mode "${autoCompactionMode}"`);
+  }
+  let autoCompactionRetention: number;
+  let corruptCheckTimeMs: number;
+  try {
+    autoCompactionRetention = parseRetention(autoCompactionMode, get('auto-compaction-retention') ?? '0');
+    corruptCheckTimeMs = parseGoDuration(get('experimental-corrupt-check-time') ?? '5m', 'experimental-corrupt-check-time');
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  const initialCheckText = get('experimental-initial-corrupt-check') ?? 'true';
+  if (initialCheckText !== 'true' && initialCheckText !== 'false') {
+    throw new ConfigError(`--experimental-initial-corrupt-check: must be true or false, got "${initialCheckText}"`);
+  }
+
   const config: MemberConfig = {
     name,
     dataDir: get('data-dir') ?? `${name}.keyraft`,
@@ -210,6 +245,10 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     electionTimeoutMs,
     snapshotCount,
     logLevel: logLevel as MemberConfig['logLevel'],
+    autoCompactionMode,
+    autoCompactionRetention,
+    initialCorruptCheck: initialCheckText === 'true',
+    corruptCheckTimeMs,
   };
   if (!config.initialCluster.has(name)) {
     throw new ConfigError(`--initial-cluster: has no entry for this member's --name "${name}"`);

@@ -191,7 +191,19 @@ export class Member implements MemberApi {
       memberId: identity.memberId,
       applier: () => this.applier,
       proposeAlarm: (request) => this.propose({ id: 0, alarm: request }) as Promise<AlarmResponse>,
-    }, { dbDir: join(config.dataDir, 'member', 'db'), quotaBackendBytes: config.quotaBackendBytes, registry, logger });
+      hasLeader: () => !this.stopped && this.leader !== NONE,
+      isLeader: () => !this.stopped && this.role === Role.Leader,
+      compact: async (revision) => { await this.compact({ revision }); },
+      peers: () => this.membership.all()
+        .filter((m) => m.id !== this.memberId && m.clientURLs.length > 0)
+        .map((m) => ({ id: m.id, clientUrl: m.clientURLs[0]! })),
+      peerHashKV: (clientUrl, revision) => forwardUnary<HashKVResponse>(clientUrl, '/etcdserverpb.Maintenance/HashKV',
+        messageType('etcdserverpb.HashKVRequest'), messageType('etcdserverpb.HashKVResponse'), { revision }, requestTimeoutMs(config)),
+    }, {
+      dbDir: join(config.dataDir, 'member', 'db'), quotaBackendBytes: config.quotaBackendBytes,
+      autoCompactionMode: config.autoCompactionMode, autoCompactionRetention: config.autoCompactionRetention,
+      initialCorruptCheck: config.initialCorruptCheck, corruptCheckTimeMs: config.corruptCheckTimeMs, registry, logger,
+    });
   }
 
   /** Opens the data dir, recovers (backend, then the Raft log from the WAL), joins the peers, starts ticking. */

@@ -2,11 +2,13 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { KeyraftError } from '../platform/errors.js';
 import type { Logger } from '../platform/logger.js';
 import {
-  AlarmAction, AlarmType, type AlarmRequest, type AlarmResponse, type InternalRequest,
+  AlarmAction, AlarmType, type AlarmRequest, type AlarmResponse, type HashKVResponse, type InternalRequest,
 } from '../proto/etcd-types.js';
 import type { HashKVResult } from '../mvcc/hash.js';
 import type { Applier } from './applier.js';
 import { Alarms, alarmText } from './alarms.js';
+import { AutoCompactor, type AutoCompactionMode } from './auto-compactor.js';
+import { CorruptCheck } from './corrupt-check.js';
 import { BackendQuota, costPut, costTxn, QUOTA_MEASURE_INTERVAL_MS } from './quota.js';
 import { isTxnReadOnly } from './txn-write-checks.js';
 
@@ -23,11 +25,22 @@ export interface OperationsHost {
   applier(): Applier;
   /** Proposes an AlarmRequest through the log and resolves with its applied response. */
   proposeAlarm(request: AlarmRequest): Promise<AlarmResponse>;
+  hasLeader(): boolean;
+  isLeader(): boolean;
+  /** Proposes a compaction (auto-compaction); resolves once applied. */
+  compact(revision: number): Promise<void>;
+  /** The other members with a published client URL (corrupt check). */
+  peers(): Array<{ id: bigint; clientUrl: string }>;
+  peerHashKV(clientUrl: string, revision: number): Promise<HashKVResponse>;
 }
 
 export interface OperationsOptions {
   dbDir: string;
   quotaBackendBytes: number;
+  autoCompactionMode: AutoCompactionMode;
+  autoCompactionRetention: number;
+  initialCorruptCheck: boolean;
+  corruptCheckTimeMs: number;
   registry: Registry;
   logger: Logger;
 }
@@ -44,11 +57,28 @@ export class Operations {
   /** Logged once per NOSPACE episode: the size came back under the quota. */
   private underQuotaLogged = false;
   private defragging: Promise<void> | null = null;
+  readonly autoCompactor: AutoCompactor;
+  readonly corruptCheck: CorruptCheck;
+  private initialCheckTimer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly host: OperationsHost, options: OperationsOptions) {
+  constructor(private readonly host: OperationsHost, private readonly options: OperationsOptions) {
     this.logger = options.logger.child({ component: 'operations' });
     this.quota = new BackendQuota(options.dbDir, options.quotaBackendBytes);
     this.metrics = new OperationsMetrics(options.registry, this.quota);
+    this.autoCompactor = new AutoCompactor(options.autoCompactionMode, options.autoCompactionRetention, {
+      isLeader: () => host.isLeader(),
+      currentRevision: () => host.applier().currentRevision,
+      compact: (revision) => host.compact(revision),
+    }, this.logger.child({ component: 'compactor' }));
+    this.corruptCheck = new CorruptCheck({
+      memberId: host.memberId,
+      isLeader: () => host.isLeader(),
+      hashKV: (revision) => this.hashKV(revision),
+      peers: () => host.peers(),
+      peerHashKV: (url, revision) => host.peerHashKV(url, revision),
+      raiseCorrupt: (id) => this.raise(AlarmType.CORRUPT, id),
+      count: (result) => this.countCheck(result),
+    }, options.corruptCheckTimeMs, this.logger.child({ component: 'corrupt-check' }));
   }
 
   /** Loads the alarms and hooks the metrics into the backend; again after an image install. */
@@ -68,11 +98,36 @@ export class Operations {
   start(): void {
     this.measureTimer = setInterval(() => this.measureSoon(), QUOTA_MEASURE_INTERVAL_MS);
     this.measureTimer.unref();
+    this.autoCompactor.start();
+    this.corruptCheck.start();
+    if (this.options.initialCorruptCheck) this.scheduleInitialCheck(0);
+  }
+
+  /**
+   * The initial corrupt check runs once a leader is known and some peer has published a client
+   * URL; a fresh cluster's peers publish theirs moments after the election, so it retries a few
+   * times while no peer could be asked.
+   */
+  private scheduleInitialCheck(attempt: number): void {
+    const INITIAL_CHECK_ATTEMPTS = 20;
+    const INITIAL_CHECK_RETRY_MS = 500;
+    this.initialCheckTimer = setTimeout(() => {
+      this.initialCheckTimer = null;
+      if (!this.host.hasLeader() || (this.host.peers().length === 0 && attempt < INITIAL_CHECK_ATTEMPTS)) {
+        if (attempt < INITIAL_CHECK_ATTEMPTS * 10) this.scheduleInitialCheck(attempt + 1);
+        return;
+      }
+      this.corruptCheck.initial().catch((err: Error) => this.logger.warn({ err: err.message }, 'initial corrupt check could not run'));
+    }, attempt === 0 ? 0 : INITIAL_CHECK_RETRY_MS);
+    this.initialCheckTimer.unref();
   }
 
   async stop(): Promise<void> {
     if (this.measureTimer) clearInterval(this.measureTimer);
     this.measureTimer = null;
+    if (this.initialCheckTimer) clearTimeout(this.initialCheckTimer);
+    this.autoCompactor.stop();
+    this.corruptCheck.stop();
     await this.measuring;
     await this.defragging;
   }
