@@ -31,7 +31,7 @@ import { Limits } from '../platform/limits.js';
 import type { Logger } from '../platform/logger.js';
 import { encode, decode, messageType } from '../proto/codec.js';
 import type {
-  AlarmRequest, AlarmResponse, DefragmentResponse, HashKVRequest, HashKVResponse, HashResponse,
+  AlarmMember, AlarmRequest, AlarmResponse, DefragmentResponse, HashKVRequest, HashKVResponse, HashResponse,
   CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, InternalRequest,
   MemberAddRequest, MemberAddResponse, MemberListResponse, MemberPromoteRequest, MemberRemoveRequest,
   MembersResponse, MemberUpdateRequest, MoveLeaderRequest, MoveLeaderResponse, PutRequest, PutResponse,
@@ -388,6 +388,10 @@ export class Member implements MemberApi {
   async alarm(request: AlarmRequest): Promise<AlarmResponse> {
     const response = (await this.propose({ id: 0, alarm: { action: request.action ?? 0, memberID: request.memberID ?? 0n, alarm: request.alarm ?? 0 } })) as AlarmResponse;
     return { header: this.header(), alarms: response.alarms };
+  }
+
+  activeAlarms(): AlarmMember[] {
+    return this.ops.alarms.list();
   }
 
   /** etcd's Maintenance.Defragment: this member's backend only, served while it runs. */

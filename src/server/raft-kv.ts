@@ -1,5 +1,5 @@
 import type {
-  AlarmRequest, AlarmResponse, DefragmentResponse, HashKVRequest, HashKVResponse, HashResponse,
+  AlarmMember, AlarmRequest, AlarmResponse, DefragmentResponse, HashKVRequest, HashKVResponse, HashResponse,
   CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, MemberAddRequest,
   MemberAddResponse, MemberListResponse, MemberPromoteRequest, MemberRemoveRequest, MembersResponse,
   MemberUpdateRequest, MoveLeaderRequest, MoveLeaderResponse, PutRequest, PutResponse, RangeRequest,
@@ -41,6 +41,8 @@ export interface MaintenanceInfo {
   hashKV(request: HashKVRequest): Promise<HashKVResponse>;
   /** Hash of the whole backend, from local state. */
   hash(): Promise<HashResponse>;
+  /** The active alarms as this member applied them (no log entry: /health, /readyz). */
+  activeAlarms(): AlarmMember[];
 }
 
 /** Limits the API layer enforces before a request reaches the member (from flags). */
