@@ -18,6 +18,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
+import { ETCD_CLUSTER_VERSION, ETCD_SERVER_VERSION } from '../platform/etcd-version.js';
 import type { Logger } from '../platform/logger.js';
 import { AlarmType } from '../proto/etcd-types.js';
 import type { MemberApi } from '../server/raft-kv.js';
@@ -43,10 +44,6 @@ const CHECKS: Record<'livez' | 'readyz', ReadonlyArray<[string, HealthCheck]>> =
 
 const ALARM_NAMES = ['NONE', 'NOSPACE', 'CORRUPT'];
 
-/** The etcd server and cluster API versions keyraft is compatible with. */
-export const etcdServerVersion = '3.4.23';
-export const etcdClusterVersion = '3.4.0';
-
 export class HttpEndpoints {
   private readonly versionBody: string;
 
@@ -56,7 +53,7 @@ export class HttpEndpoints {
     keyraftVersion: string,
     private readonly logger: Logger,
   ) {
-    this.versionBody = JSON.stringify({ etcdserver: etcdServerVersion, etcdcluster: etcdClusterVersion, keyraft: keyraftVersion });
+    this.versionBody = JSON.stringify({ etcdserver: ETCD_SERVER_VERSION, etcdcluster: ETCD_CLUSTER_VERSION, keyraft: keyraftVersion });
   }
 
   /** Answers `path` if it is one of ours; returns false otherwise. */
