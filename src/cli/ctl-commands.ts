@@ -142,7 +142,7 @@ interface AlarmResponse {
 /** etcdctl 3.4's `endpoint hashkv`: HashKV of each endpoint at --rev; failures on stderr, exit 1 after the rest. */
 async function runEndpointHashKV(ctx: CommandContext): Promise<ExitCode> {
   const results: EndpointHashKVResult[] = [];
-  let failed = false;
+  let failure: CtlError | undefined;
   const revision = Number(ctx.flags.int('rev'));
   for (const endpoint of await endpointsFromCluster(ctx)) {
     try {
@@ -150,12 +150,14 @@ async function runEndpointHashKV(ctx: CommandContext): Promise<ExitCode> {
       results.push({ endpoint, hashKV });
     } catch (err) {
       if (!(err instanceof CtlError)) throw err;
-      failed = true;
+      failure = err;
       ctx.out.stderr(`Failed to get the hash of endpoint ${endpoint} (${err.message})\n`);
     }
   }
   ctx.printer.endpointHashKV(results);
-  return failed ? ExitCode.Error : ExitCode.Success;
+  // etcdctl 3.4 then exits with the last error ("Error: ..."), after printing what it got.
+  if (failure !== undefined) throw new CtlError(ExitCode.Error, failure.message);
+  return ExitCode.Success;
 }
 
 async function runAlarmList(ctx: CommandContext): Promise<ExitCode> {

@@ -273,17 +273,19 @@ export class Printer {
     }
   }
 
-  /** alarm list / disarm. etcdctl's table printer has no alarm table and falls back to simple. */
+  /** alarm list / disarm (etcdctl 3.4 has no alarm table: "table not supported as output format"). */
   alarm(resp: AlarmResponse): void {
     switch (this.format) {
       case 'simple':
-      case 'table':
         for (const a of resp.alarms ?? []) this.out.stdout(`${alarmMemberText(a)}\n`);
         return;
       case 'fields':
-        this.fieldsHeader(resp.header);
+        // etcd's Alarm answer has no header, and etcdctl's fields printer prints none for it.
+        if (resp.header) this.fieldsHeader(resp.header);
         for (const a of resp.alarms ?? []) this.out.stdout(`"MemberID" : ${BigInt.asUintN(64, a.memberID ?? 0n)}\n"AlarmType" : ${ALARM_NAMES[a.alarm ?? 0] ?? a.alarm}\n`);
         return;
+      case 'table':
+        throw new CtlError(ExitCode.BadFeature, 'table not supported as output format');
       default:
         this.structured(types.alarm, resp);
     }
@@ -292,13 +294,14 @@ export class Printer {
   moveLeader(leader: bigint, target: bigint, resp: MoveLeaderResponse): void {
     switch (this.format) {
       case 'simple':
-      case 'table':
         this.out.stdout(`Leadership transferred from ${leader.toString(16)} to ${target.toString(16)}\n`);
         return;
       case 'fields':
         this.fieldsHeader(resp.header);
         this.out.stdout(`"Leader" : ${leader}\n"Target" : ${target}\n`);
         return;
+      case 'table':
+        throw new CtlError(ExitCode.BadFeature, 'table not supported as output format');
       default:
         this.structured(types.moveLeader, resp);
     }

@@ -123,9 +123,13 @@ async function hashRecords(reader: BackendSnapshotReader, index: BPlusTree<KeyIn
       revKey.writeUInt32BE(Math.floor(sub / 0x1_0000_0000), REVISION_BYTES + 1);
       revKey.writeUInt32BE(sub >>> 0, REVISION_BYTES + 5);
       sub++;
-      const tombstone = isTombstoneRecord(v);
-      h = crc32c(tombstone ? revKey : revKey.subarray(0, REVISION_BYTES * 2 + 1), h);
-      h = crc32c(tombstone ? marshalKeyValue(userKey, 0, 0, 0, EMPTY, 0n) : marshalRecord(userKey, main, v), h);
+      if (isTombstoneRecord(v)) {
+        h = crc32c(revKey, h);
+        h = crc32c(marshalKeyValue(userKey, 0, 0, 0, EMPTY, 0n), h);
+      } else {
+        h = crc32c(revKey.subarray(0, REVISION_BYTES * 2 + 1), h);
+        h = hashPutRecord(h, userKey, main, v);
+      }
     }
   }
   return h;
@@ -140,10 +144,46 @@ function anyKept(index: BPlusTree<KeyIndex>, at: number): boolean {
 
 const EMPTY = Buffer.alloc(0);
 
-/** The mvccpb.KeyValue of a put record (kv-record.ts layout). */
-function marshalRecord(key: Buffer, modRevision: number, record: Buffer): Buffer {
-  const lease = record.readUInt32BE(16) === 0 && record.readUInt32BE(20) === 0 ? 0n : record.readBigInt64BE(16);
-  return marshalKeyValue(key, readUint64(record, 0), modRevision, readUint64(record, 8), record.subarray(RECORD_HEADER_BYTES), lease);
+/** Scratch for the marshalled fields around a value; grows for long keys, never shrinks. */
+let scratch = Buffer.allocUnsafe(4096);
+
+/**
+ * Continues CRC `h` over the mvccpb.KeyValue of a put record (kv-record.ts layout), as
+ * marshalKeyValue would write it, without building it: the fields before the value go through
+ * a scratch buffer, the value is hashed in place, then the lease. Per record: no allocation.
+ */
+function hashPutRecord(h: number, key: Buffer, modRevision: number, record: Buffer): number {
+  const valueBytes = record.length - RECORD_HEADER_BYTES;
+  if (scratch.length < key.length + 64) scratch = Buffer.allocUnsafe(key.length + 64);
+  const out = scratch;
+  let o = 0;
+  if (key.length > 0) {
+    out[o++] = 0x0a;
+    o = writeVarint(out, o, key.length);
+    o += key.copy(out, o);
+  }
+  const createRevision = readUint64(record, 0);
+  const version = readUint64(record, 8);
+  if (createRevision !== 0) { out[o++] = 0x10; o = writeVarint(out, o, createRevision); }
+  if (modRevision !== 0) { out[o++] = 0x18; o = writeVarint(out, o, modRevision); }
+  if (version !== 0) { out[o++] = 0x20; o = writeVarint(out, o, version); }
+  if (valueBytes > 0) {
+    out[o++] = 0x2a;
+    o = writeVarint(out, o, valueBytes);
+    h = crc32c(out.subarray(0, o), h);
+    h = crc32c(record.subarray(RECORD_HEADER_BYTES), h);
+    o = 0;
+  }
+  if (record.readUInt32BE(16) !== 0 || record.readUInt32BE(20) !== 0) {
+    out[o++] = 0x30;
+    let v = BigInt.asUintN(64, record.readBigInt64BE(16));
+    while (v >= 0x80n) {
+      out[o++] = Number(v & 0x7fn) | 0x80;
+      v >>= 7n;
+    }
+    out[o++] = Number(v);
+  }
+  return o > 0 ? crc32c(out.subarray(0, o), h) : h;
 }
 
 /**

@@ -158,7 +158,8 @@ export class Operations {
     if (this.raising.has(type) || this.alarms.list().some((m) => m.memberID === memberID && m.alarm === type)) return;
     this.raising.add(type);
     this.host.proposeAlarm({ action: AlarmAction.ACTIVATE, memberID, alarm: type })
-      .catch((err: Error) => this.logger.warn({ err: err.message, alarm: type }, 'raising an alarm failed; retrying on the next check'))
+      // Debug: a member without a leader (or a learner) fails here on every check until that changes.
+      .catch((err: Error) => this.logger.debug({ err: err.message, alarm: type }, 'raising an alarm failed; retrying on the next check'))
       .finally(() => this.raising.delete(type));
   }
 

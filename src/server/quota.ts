@@ -10,8 +10,9 @@ import type { PutRequest, TxnRequest } from '../proto/etcd-types.js';
  * and etcd_mvcc_db_total_size_in_bytes, measured every QUOTA_MEASURE_INTERVAL_MS and after a
  * compaction or a defrag. The WAL (member/wal) and state images (member/snap) do not count, as
  * etcd counts only its bbolt file. db_size_in_use is LevelDB's estimate of the table-file bytes
- * of our key range (approximateSize): what the records take once the memtable is flushed, still
- * counting overwritten records until LevelDB compacts them.
+ * of our key range (approximateSize) plus its write-ahead log files (NNNNNN.log, the records of
+ * the memtable not yet in a table): the records as stored, still counting overwritten ones until
+ * LevelDB compacts them; never above db_size.
  *
  * What shrinks it: a compaction removes history records (deletes in LevelDB, reclaimed when
  * LevelDB compacts the tables holding them, which it does on its own over time); a defrag
@@ -60,10 +61,10 @@ export class BackendQuota {
 
   /** Measures the backend: its files' sizes, and the in-use estimate from `approximateSize`. */
   async measure(approximateSize: () => Promise<number>): Promise<void> {
-    const size = await directorySize(this.dbDir);
+    const { total: size, logBytes } = await directorySizes(this.dbDir);
     let inUse = size;
     try {
-      inUse = await approximateSize();
+      inUse = (await approximateSize()) + logBytes;
     } catch {
       // The backend closed under us (an image install swaps it): keep the file size alone.
     }
@@ -74,21 +75,29 @@ export class BackendQuota {
 
 /** Sum of the sizes of the files directly in `dir` (0 if it does not exist). */
 export async function directorySize(dir: string): Promise<number> {
+  return (await directorySizes(dir)).total;
+}
+
+/** The sizes of the files in a LevelDB directory: all of them, and its write-ahead logs (*.log). */
+async function directorySizes(dir: string): Promise<{ total: number; logBytes: number }> {
   let total = 0;
+  let logBytes = 0;
   let names: string[];
   try {
     names = await readdir(dir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { total: 0, logBytes: 0 };
     throw err;
   }
   for (const name of names) {
     try {
-      total += (await stat(join(dir, name))).size;
+      const size = (await stat(join(dir, name))).size;
+      total += size;
+      if (name.endsWith('.log')) logBytes += size;
     } catch (err) {
       // LevelDB deletes obsolete files as it compacts: a file listed a moment ago may be gone.
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
   }
-  return total;
+  return { total, logBytes };
 }
