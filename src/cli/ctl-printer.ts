@@ -297,11 +297,9 @@ export class Printer {
         this.out.stdout(`Leadership transferred from ${leader.toString(16)} to ${target.toString(16)}\n`);
         return;
       case 'fields':
-        this.fieldsHeader(resp.header);
-        this.out.stdout(`"Leader" : ${leader}\n"Target" : ${target}\n`);
-        return;
       case 'table':
-        throw new CtlError(ExitCode.BadFeature, 'table not supported as output format');
+        // etcdctl 3.4's fields and table printers have no move-leader output.
+        throw new CtlError(ExitCode.BadFeature, `${this.format} not supported as output format`);
       default:
         this.structured(types.moveLeader, resp);
     }

@@ -321,9 +321,11 @@ need.test(cluster, 'endpoint hashkv, alarm list|disarm, defrag, move-leader in e
   await compare({ args: ['alarm', 'disarm', 'extra'] });
   await compare({ args: ['defrag'] });
   await compare({ args: ['defrag', '--cluster'] });
-  const status = JSON.parse((await fx.etcdctl(['endpoint', 'status', '-w', 'json'])).stdout) as Array<{ Status: { header: { member_id: number | string } } }>;
-  const self = BigInt(status[0]!.Status.header.member_id).toString(16);
+  // The hex id from `endpoint status` (a JSON number would lose the low bits of a 64-bit id).
+  const self = (await fx.etcdctl(['endpoint', 'status'])).stdout.split(', ')[1]!;
+  assert.match((await fx.keyraftctl(['move-leader', self], '')).stdout, `Leadership transferred from ${self} to ${self}\n`);
   for (const w of ['simple', 'json', 'fields', 'table', 'protobuf']) await compare({ args: ['move-leader', self, '-w', w] });
+  await compare({ args: ['move-leader', '1234abcd'] });
   await compare({ args: ['move-leader'] });
   await compare({ args: ['move-leader', 'zz'] });
   await compare({ args: ['move-leader', 'abc'] });

@@ -3,7 +3,8 @@
  *   - the same writes (puts, deletes of one and of several keys, a txn writing keys in key order,
  *     a compaction) give the same HashKV VALUE on both, at the current revision and at older ones:
  *     same revisions, same KeyValue bytes, same CRC-32C (src/mvcc/hash.ts);
- *   - `endpoint hashkv` (simple, table, json), `alarm list`, `alarm disarm`, `defrag`: same output;
+ *   - `endpoint hashkv` (simple, table, json), `alarm list`, `alarm disarm`, `defrag`,
+ *     `move-leader` (to itself, to an unknown id, bad arguments): same output;
  *   - NOSPACE with a 4 MiB quota: fill until a put is refused, then the same outputs for the
  *     refused put, `alarm list`, `endpoint status`'s errors, reads, a delete, compaction, defrag,
  *     disarm and the put that works again. How many puts fit differs (bbolt and LevelDB grow
@@ -78,6 +79,15 @@ needBoth.test(test, 'the same writes give the same HashKV value as etcd 3.4; has
   await same(servers, ['alarm', 'disarm']);
   await same(servers, ['defrag']);
   await same(servers, ['alarm', 'list', 'extra']);
+  // move-leader on a lone member: to itself (etcd answers at once), to a stranger, bad arguments.
+  // The hex id from `endpoint status` (JSON numbers would lose the low bits of a 64-bit id).
+  const selfIds = await Promise.all(servers.map(async (s) => (await etcdctl(s.clientPort, ['endpoint', 'status'])).stdout.split(', ')[1]!));
+  const [etcdSelf, keyraftSelf] = await Promise.all(servers.map((s, i) => etcdctl(s.clientPort, ['move-leader', selfIds[i]!])));
+  assert.is(normalize(keyraftSelf!, servers[1]), normalize(etcdSelf!, servers[0]));
+  assert.is(keyraftSelf!.stdout, `Leadership transferred from ${selfIds[1]} to ${selfIds[1]}\n`);
+  await same(servers, ['move-leader', '1234abcd']);
+  await same(servers, ['move-leader']);
+  await same(servers, ['move-leader', 'xyz']);
 });
 
 needBoth.test(test, 'NOSPACE with a 4 MiB quota: refused put, alarm, reads, delete, compaction, defrag, disarm as etcd', async () => {

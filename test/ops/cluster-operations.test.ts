@@ -13,10 +13,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { needEtcd } from '../etcd-binaries.js';
 import { httpRequest, keyraftctlBin, killAll, runCommand } from '../integration/harness.js';
-import { TestCluster } from './cluster-harness.js';
-import { call } from './workload.js';
+import { TestCluster } from '../cluster/cluster-harness.js';
+import { call } from '../cluster/workload.js';
 
-const needEtcdctl = needEtcd('cluster/operations', ['etcdctl']);
+const needEtcdctl = needEtcd('ops/cluster-operations', ['etcdctl']);
 
 test.after(async () => {
   await killAll();
