@@ -19,6 +19,7 @@
 import protobuf from 'protobufjs';
 import { messageType } from '../proto/codec.js';
 import type {
+  AlarmResponse, DefragmentResponse, HashKVResponse, HashResponse,
   CompactionResponse, DeleteRangeResponse, KeyValue, Member, MemberListResponse, MemberAddResponse, MoveLeaderResponse, PutResponse, RangeResponse,
   ResponseHeader, ResponseOp, StatusResponse, TxnResponse,
 } from '../proto/etcd-types.js';
@@ -445,6 +446,41 @@ export function statusResponseJson(r: StatusResponse): string {
   if (r.errors && r.errors.length) s += `${s ? ',' : ''}"errors":${stringListJson(r.errors)}`;
   if (r.dbSizeInUse) s += `${s ? ',' : ''}"dbSizeInUse":"${r.dbSizeInUse}"`;
   if (r.isLearner) s += `${s ? ',' : ''}"isLearner":true`;
+  return `{${s}}`;
+}
+
+const ALARM_TYPE_NAMES = ['NONE', 'NOSPACE', 'CORRUPT'];
+
+/** AlarmResponse as jsonpb writes it: memberID as a string, the alarm type by name, zeros omitted. */
+export function alarmResponseJson(r: AlarmResponse): string {
+  let s = r.header ? `"header":${headerJson(r.header)}` : '';
+  if (r.alarms && r.alarms.length) {
+    const alarms = r.alarms.map((a) => {
+      let m = a.memberID ? `"memberID":"${uint64Text(a.memberID)}"` : '';
+      if (a.alarm) m += `${m ? ',' : ''}"alarm":${goQuote(ALARM_TYPE_NAMES[a.alarm] ?? String(a.alarm))}`;
+      return `{${m}}`;
+    });
+    s += `${s ? ',' : ''}"alarms":[${alarms.join(',')}]`;
+  }
+  return `{${s}}`;
+}
+
+export function defragmentResponseJson(r: DefragmentResponse): string {
+  return r.header ? `{"header":${headerJson(r.header)}}` : '{}';
+}
+
+/** HashResponse: hash is a uint32, a JSON number. */
+export function hashResponseJson(r: HashResponse): string {
+  let s = r.header ? `"header":${headerJson(r.header)}` : '';
+  if (r.hash) s += `${s ? ',' : ''}"hash":${r.hash}`;
+  return `{${s}}`;
+}
+
+/** HashKVResponse: hash a number, compact_revision (int64) a string. */
+export function hashKVResponseJson(r: HashKVResponse): string {
+  let s = r.header ? `"header":${headerJson(r.header)}` : '';
+  if (r.hash) s += `${s ? ',' : ''}"hash":${r.hash}`;
+  if (r.compact_revision) s += `${s ? ',' : ''}"compact_revision":"${r.compact_revision}"`;
   return `{${s}}`;
 }
 

@@ -21,6 +21,7 @@ import { decode, encode, messageType } from '../proto/codec.js';
 import type { MemberApi } from '../server/raft-kv.js';
 import type { GrpcMethod, ServerStreamCall, StreamHandler, StreamingKind } from '../grpc/grpc-method.js';
 import {
+  alarmResponseJson, defragmentResponseJson, hashKVResponseJson, hashResponseJson,
   compactionResponseJson, deleteRangeResponseJson, memberAddResponseJson, memberListResponseJson, moveLeaderResponseJson,
   putResponseJson, rangeResponseJson, statusResponseJson, txnResponseJson,
 } from './gateway-json.js';
@@ -96,11 +97,11 @@ export const methodTable: readonly MethodRow[] = [
   { kind: 'unary', service: 'Cluster', method: 'MemberList', gatewayPaths: ['/v3/cluster/member/list'], requestType: 'MemberListRequest', responseType: 'MemberListResponse', jsonEncoder: memberListResponseJson, serve: ({ kv }) => () => kv.memberList() },
   { kind: 'unary', service: 'Cluster', method: 'MemberPromote', gatewayPaths: ['/v3/cluster/member/promote'], requestType: 'MemberPromoteRequest', responseType: 'MemberPromoteResponse', jsonEncoder: memberListResponseJson, serve: ({ member }) => (r) => member.memberPromote(r) },
   // Maintenance
-  unserved('unary', 'Maintenance', 'Alarm', 'AlarmRequest', 'AlarmResponse', ['/v3/maintenance/alarm']),
+  { kind: 'unary', service: 'Maintenance', method: 'Alarm', gatewayPaths: ['/v3/maintenance/alarm'], requestType: 'AlarmRequest', responseType: 'AlarmResponse', jsonEncoder: alarmResponseJson, serve: ({ member }) => (r) => member.alarm(r) },
   { kind: 'unary', service: 'Maintenance', method: 'Status', gatewayPaths: ['/v3/maintenance/status'], requestType: 'StatusRequest', responseType: 'StatusResponse', jsonEncoder: statusResponseJson, serve: ({ kv }) => () => kv.status() },
-  unserved('unary', 'Maintenance', 'Defragment', 'DefragmentRequest', 'DefragmentResponse', ['/v3/maintenance/defragment']),
-  unserved('unary', 'Maintenance', 'Hash', 'HashRequest', 'HashResponse'),
-  unserved('unary', 'Maintenance', 'HashKV', 'HashKVRequest', 'HashKVResponse', ['/v3/maintenance/hash']),
+  { kind: 'unary', service: 'Maintenance', method: 'Defragment', gatewayPaths: ['/v3/maintenance/defragment'], requestType: 'DefragmentRequest', responseType: 'DefragmentResponse', jsonEncoder: defragmentResponseJson, serve: ({ member }) => () => member.defragment() },
+  { kind: 'unary', service: 'Maintenance', method: 'Hash', gatewayPaths: [], requestType: 'HashRequest', responseType: 'HashResponse', jsonEncoder: hashResponseJson, serve: ({ member }) => () => member.hash() },
+  { kind: 'unary', service: 'Maintenance', method: 'HashKV', gatewayPaths: ['/v3/maintenance/hash'], requestType: 'HashKVRequest', responseType: 'HashKVResponse', jsonEncoder: hashKVResponseJson, serve: ({ member }) => (r) => member.hashKV(r) },
   unserved('server-stream', 'Maintenance', 'Snapshot', 'SnapshotRequest', 'SnapshotResponse', ['/v3/maintenance/snapshot']),
   { kind: 'unary', service: 'Maintenance', method: 'MoveLeader', gatewayPaths: ['/v3/maintenance/transfer-leadership'], requestType: 'MoveLeaderRequest', responseType: 'MoveLeaderResponse', jsonEncoder: moveLeaderResponseJson, serve: ({ member }) => (r) => member.moveLeader(r) },
   // Auth

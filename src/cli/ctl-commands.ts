@@ -4,15 +4,15 @@
  * error a bad command line gets (argument checks, then the RPC, then output-format checks).
  */
 import type {
-  CompactionRequest, DeleteRangeResponse, MemberListResponse, PutResponse, RangeResponse,
-  StatusResponse, TxnResponse,
+  AlarmMember, CompactionRequest, DeleteRangeResponse, HashKVResponse, MemberListResponse, MoveLeaderResponse,
+  PutResponse, RangeResponse, StatusResponse, TxnResponse,
 } from '../proto/etcd-types.js';
 import type { CommandSpec, FlagSpec, ParsedFlags } from './ctl-args.js';
 import { EtcdClient } from './ctl-client.js';
 import { CtlError, ExitCode } from './ctl-exit.js';
 import { goDuration, goParseInt, GoSyntaxError } from './ctl-go-text.js';
 import { buildDeleteRequest, buildPutRequest, buildRangeRequest, DEL_FLAGS, GET_FLAGS, PUT_FLAGS } from './ctl-kv-ops.js';
-import type { EndpointHealthResult, EndpointStatusResult, Output, Printer } from './ctl-printer.js';
+import type { EndpointHashKVResult, EndpointHealthResult, EndpointStatusResult, Output, Printer } from './ctl-printer.js';
 import type { StdinReader } from './ctl-stdin.js';
 import { readTxnRequest } from './ctl-txn.js';
 
@@ -135,7 +135,94 @@ async function runEndpointStatus(ctx: CommandContext): Promise<ExitCode> {
 }
 
 interface AlarmResponse {
+  header?: StatusResponse['header'];
   alarms?: { memberID?: bigint; alarm?: number }[];
+}
+
+/** etcdctl 3.4's `endpoint hashkv`: HashKV of each endpoint at --rev; failures on stderr, exit 1 after the rest. */
+async function runEndpointHashKV(ctx: CommandContext): Promise<ExitCode> {
+  const results: EndpointHashKVResult[] = [];
+  let failure: CtlError | undefined;
+  const revision = Number(ctx.flags.int('rev'));
+  for (const endpoint of await endpointsFromCluster(ctx)) {
+    try {
+      const hashKV = await ctx.clientFor(endpoint).call<object, HashKVResponse>('Maintenance', 'HashKV', { revision }, { deadlineMs: ctx.deadline() });
+      results.push({ endpoint, hashKV });
+    } catch (err) {
+      if (!(err instanceof CtlError)) throw err;
+      failure = err;
+      ctx.out.stderr(`Failed to get the hash of endpoint ${endpoint} (${err.message})\n`);
+    }
+  }
+  ctx.printer.endpointHashKV(results);
+  // etcdctl 3.4 then exits with the last error ("Error: ..."), after printing what it got.
+  if (failure !== undefined) throw new CtlError(ExitCode.Error, failure.message);
+  return ExitCode.Success;
+}
+
+async function runAlarmList(ctx: CommandContext): Promise<ExitCode> {
+  if (ctx.args.length !== 0) throw new CtlError(ExitCode.BadArgs, 'alarm list command accepts no arguments');
+  const resp = await ctx.client().call<object, AlarmResponse>('Maintenance', 'Alarm', { action: 0 }, { deadlineMs: ctx.deadline() });
+  ctx.printer.alarm({ header: resp.header, alarms: (resp.alarms ?? []) as AlarmMember[] });
+  return ExitCode.Success;
+}
+
+/** clientv3's AlarmDisarm of the empty member: list, then deactivate each alarm listed. */
+async function runAlarmDisarm(ctx: CommandContext): Promise<ExitCode> {
+  if (ctx.args.length !== 0) throw new CtlError(ExitCode.BadArgs, 'alarm disarm command accepts no arguments');
+  const deadlineMs = ctx.deadline();
+  const client = ctx.client();
+  const listed = await client.call<object, AlarmResponse>('Maintenance', 'Alarm', { action: 0 }, { deadlineMs });
+  const disarmed: AlarmMember[] = [];
+  for (const a of listed.alarms ?? []) {
+    const resp = await client.call<object, AlarmResponse>('Maintenance', 'Alarm', { action: 2, memberID: a.memberID ?? 0n, alarm: a.alarm ?? 0 }, { deadlineMs });
+    disarmed.push(...((resp.alarms ?? []) as AlarmMember[]));
+  }
+  ctx.printer.alarm({ alarms: disarmed });
+  return ExitCode.Success;
+}
+
+/** etcdctl 3.4's online defrag, one endpoint after another. */
+async function runDefrag(ctx: CommandContext): Promise<ExitCode> {
+  if (ctx.flags.string('data-dir')) throw new CtlError(ExitCode.BadFeature, 'offline defrag (--data-dir) is not supported: keyraft defragments online without blocking');
+  let failures = 0;
+  for (const endpoint of await endpointsFromCluster(ctx)) {
+    try {
+      await ctx.clientFor(endpoint).call<object, object>('Maintenance', 'Defragment', {}, { deadlineMs: ctx.deadline() });
+      ctx.out.stdout(`Finished defragmenting etcd member[${endpoint}]\n`);
+    } catch (err) {
+      if (!(err instanceof CtlError)) throw err;
+      failures++;
+      ctx.out.stderr(`Failed to defragment etcd member[${endpoint}] (${err.message})\n`);
+    }
+  }
+  return failures !== 0 ? ExitCode.Error : ExitCode.Success;
+}
+
+/** etcdctl 3.4's move-leader: find the leader among --endpoints (Status), ask it to transfer. */
+async function runMoveLeader(ctx: CommandContext): Promise<ExitCode> {
+  if (ctx.args.length !== 1) throw new CtlError(ExitCode.BadArgs, 'move-leader command needs 1 argument');
+  const text = ctx.args[0]!;
+  if (!/^[0-9a-fA-F]+$/.test(text) || BigInt(`0x${text}`) > 0xffffffffffffffffn) {
+    throw new CtlError(ExitCode.BadArgs, `strconv.ParseUint: parsing ${JSON.stringify(text)}: ${/^[0-9a-fA-F]+$/.test(text) ? 'value out of range' : 'invalid syntax'}`);
+  }
+  const target = BigInt(`0x${text}`);
+  const endpoints = ctx.flags.stringSlice('endpoints');
+  const deadlineMs = ctx.deadline();
+  let leaderEndpoint: string | undefined;
+  let leaderId = 0n;
+  for (const endpoint of endpoints) {
+    const status = await ctx.clientFor(endpoint).call<object, StatusResponse>('Maintenance', 'Status', {}, { deadlineMs });
+    if ((status.header?.member_id ?? 0n) === status.leader) {
+      leaderEndpoint = endpoint;
+      leaderId = status.leader;
+      break;
+    }
+  }
+  if (leaderEndpoint === undefined) throw new CtlError(ExitCode.BadArgs, `no leader endpoint given at [${endpoints.join(' ')}]`);
+  const resp = await ctx.clientFor(leaderEndpoint).call<object, MoveLeaderResponse>('Maintenance', 'MoveLeader', { targetID: target }, { deadlineMs });
+  ctx.printer.moveLeader(leaderId, target, resp);
+  return ExitCode.Success;
 }
 
 /**
@@ -205,6 +292,17 @@ export const COMMANDS: Command[] = [
   },
   { spec: { path: ['endpoint', 'status'], use: 'endpoint status [flags]', summary: 'Prints out the status of endpoints specified in `--endpoints` flag', flags: ENDPOINT_FLAGS }, usesPrinter: true, run: runEndpointStatus },
   { spec: { path: ['endpoint', 'health'], use: 'endpoint health [flags]', summary: 'Checks the healthiness of endpoints specified in `--endpoints` flag', flags: ENDPOINT_FLAGS }, usesPrinter: true, run: runEndpointHealth },
+  {
+    spec: { path: ['endpoint', 'hashkv'], use: 'endpoint hashkv [flags]', summary: 'Prints the KV history hash for each endpoint in --endpoints', flags: [...ENDPOINT_FLAGS, { name: 'rev', kind: 'int', defaultText: '0', usage: 'maximum revision to hash (default: all revisions)' }] },
+    usesPrinter: true, run: runEndpointHashKV,
+  },
+  { spec: { path: ['alarm', 'list'], use: 'alarm list', summary: 'Lists all alarms', flags: [] }, usesPrinter: true, run: runAlarmList },
+  { spec: { path: ['alarm', 'disarm'], use: 'alarm disarm', summary: 'Disarms all alarms', flags: [] }, usesPrinter: true, run: runAlarmDisarm },
+  {
+    spec: { path: ['defrag'], use: 'defrag', summary: 'Defragments the storage of the etcd members with given endpoints', flags: [...ENDPOINT_FLAGS, { name: 'data-dir', kind: 'string', defaultText: '', usage: 'Optional. If present, defragments a data directory not in use by etcd.' }] },
+    usesPrinter: false, run: runDefrag,
+  },
+  { spec: { path: ['move-leader'], use: 'move-leader <transferee-member-id>', summary: 'Transfers leadership to another etcd cluster member.', flags: [] }, usesPrinter: true, run: runMoveLeader },
   { spec: { path: ['member', 'list'], use: 'member list', summary: 'Lists all members in the cluster', flags: [] }, usesPrinter: true, run: runMemberList },
   { spec: { path: ['version'], use: 'version', summary: 'Prints the version of keyraftctl', flags: [] }, usesPrinter: false, run: runVersion },
 ];

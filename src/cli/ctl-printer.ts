@@ -10,6 +10,7 @@
  *   "table not supported as output format" (exit 4), as etcdctl does.
  * - protobuf: the response's wire bytes, for the KV calls and member list.
  */
+import type { AlarmResponse, HashKVResponse, MoveLeaderResponse } from '../proto/etcd-types.js';
 import type { DeleteRangeResponse, KeyValue, MemberListResponse, PutResponse, RangeResponse, ResponseHeader, StatusResponse, TxnResponse } from '../proto/etcd-types.js';
 import { encode, messageType } from '../proto/codec.js';
 import { CtlError, ExitCode } from './ctl-exit.js';
@@ -51,7 +52,26 @@ const types = {
   txn: messageType('etcdserverpb.TxnResponse'),
   memberList: messageType('etcdserverpb.MemberListResponse'),
   status: messageType('etcdserverpb.StatusResponse'),
+  alarm: messageType('etcdserverpb.AlarmResponse'),
+  hashKV: messageType('etcdserverpb.HashKVResponse'),
+  moveLeader: messageType('etcdserverpb.MoveLeaderResponse'),
 };
+
+/** One `endpoint hashkv` result (etcdctl's epHashKV). */
+export interface EndpointHashKVResult {
+  endpoint: string;
+  hashKV: HashKVResponse;
+}
+
+const ALARM_NAMES = ['NONE', 'NOSPACE', 'CORRUPT'];
+
+/** etcd's AlarmMember.String() (gogoproto compact text), which etcdctl prints with %+v. */
+function alarmMemberText(m: { memberID?: bigint; alarm?: number }): string {
+  const fields: string[] = [];
+  if ((m.memberID ?? 0n) !== 0n) fields.push(`memberID:${BigInt.asUintN(64, m.memberID!)}`);
+  if ((m.alarm ?? 0) !== 0) fields.push(`alarm:${ALARM_NAMES[m.alarm!] ?? m.alarm}`);
+  return fields.map((f) => `${f} `).join('');
+}
 
 /** "\x66\x6f\x6f": etcdctl's --hex form of a byte string. */
 function hexBytes(bytes: Buffer): string {
@@ -228,6 +248,60 @@ export class Printer {
         return;
       default:
         throw new CtlError(ExitCode.BadFeature, `${this.format} not supported as output format`);
+    }
+  }
+
+  endpointHashKV(results: readonly EndpointHashKVResult[]): void {
+    switch (this.format) {
+      case 'simple':
+        for (const r of results) this.out.stdout(`${r.endpoint}, ${r.hashKV.hash ?? 0}\n`);
+        return;
+      case 'table':
+        this.out.stdout(renderTable(['endpoint', 'hash'], results.map((r) => [r.endpoint, String(r.hashKV.hash ?? 0)])));
+        return;
+      case 'json':
+        this.out.stdout(`[${results.map((r) => `{"Endpoint":${goJsonString(r.endpoint)},"HashKV":${marshalGoJson(types.hashKV, r.hashKV)}}`).join(',')}]\n`);
+        return;
+      case 'fields':
+        for (const r of results) {
+          this.fieldsHeader(r.hashKV.header);
+          this.out.stdout(`"Endpoint" : ${goQuote(r.endpoint)}\n"Hash" : ${r.hashKV.hash ?? 0}\n\n`);
+        }
+        return;
+      default:
+        throw new CtlError(ExitCode.BadFeature, `${this.format} not supported as output format`);
+    }
+  }
+
+  /** alarm list / disarm (etcdctl 3.4 has no alarm table: "table not supported as output format"). */
+  alarm(resp: AlarmResponse): void {
+    switch (this.format) {
+      case 'simple':
+        for (const a of resp.alarms ?? []) this.out.stdout(`${alarmMemberText(a)}\n`);
+        return;
+      case 'fields':
+        // etcd's Alarm answer has no header, and etcdctl's fields printer prints none for it.
+        if (resp.header) this.fieldsHeader(resp.header);
+        for (const a of resp.alarms ?? []) this.out.stdout(`"MemberID" : ${BigInt.asUintN(64, a.memberID ?? 0n)}\n"AlarmType" : ${ALARM_NAMES[a.alarm ?? 0] ?? a.alarm}\n`);
+        return;
+      case 'table':
+        throw new CtlError(ExitCode.BadFeature, 'table not supported as output format');
+      default:
+        this.structured(types.alarm, resp);
+    }
+  }
+
+  moveLeader(leader: bigint, target: bigint, resp: MoveLeaderResponse): void {
+    switch (this.format) {
+      case 'simple':
+        this.out.stdout(`Leadership transferred from ${leader.toString(16)} to ${target.toString(16)}\n`);
+        return;
+      case 'fields':
+      case 'table':
+        // etcdctl 3.4's fields and table printers have no move-leader output.
+        throw new CtlError(ExitCode.BadFeature, `${this.format} not supported as output format`);
+      default:
+        this.structured(types.moveLeader, resp);
     }
   }
 

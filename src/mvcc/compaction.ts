@@ -40,6 +40,9 @@ export class Compactor {
   removedRevisions = 0;
   /** Keys dropped from the index so far. */
   removedKeys = 0;
+  /** Told when a pass finishes: its revision and how long it ran, start to end (metrics, logs). */
+  passObserver: ((revision: number, ms: number) => void) | null = null;
+  private passStarted = 0;
 
   constructor(index: BPlusTree<KeyIndex>, backend: Backend, logger: Logger) {
     this.index = index;
@@ -72,6 +75,7 @@ export class Compactor {
   private startPass(): void {
     this.passRevision = this.targetRevision;
     this.resumeAfter = null;
+    this.passStarted = performance.now();
     setImmediate(this.onTurn);
   }
 
@@ -118,6 +122,8 @@ export class Compactor {
     if (lastKey !== null) this.resumeAfter = lastKey;
     if (!finished) return;
     this.logger.debug({ revision: rev, removedRevisions: this.removedRevisions }, 'compaction pass done');
+    this.passObserver?.(rev, performance.now() - this.passStarted);
+    this.passStarted = performance.now();
     if (this.targetRevision > rev) {
       this.passRevision = this.targetRevision;
       this.resumeAfter = null;

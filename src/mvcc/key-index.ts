@@ -170,6 +170,36 @@ export class KeyIndex {
     this.closed = kept.length > 0 ? kept : null;
   }
 
+  /**
+   * etcd's keyIndex.keep: the revision of this key that a compaction at `atRev` would keep at or
+   * below atRev (the latest one in the generation holding atRev), or undefined when it keeps
+   * none: the key did not exist at atRev, or what it would keep is the tombstone that ended a
+   * generation (a lone tombstone is dropped). Never returns a tombstone. HashKV (hash.ts) uses it
+   * to pick which revisions at or below the compacted revision it hashes. Example, from the
+   * header's history {1, 2, 3t} {4, 5, 6t} {}: keptAt(2) = rev 2, keptAt(3) = none (the
+   * tombstone), keptAt(5) = rev 5, keptAt(9) = none.
+   */
+  keptAt(atRev: number): KeyValue | undefined {
+    const closed = this.closed;
+    let g = this.current;
+    let last = true;
+    if (closed !== null) {
+      // The first generation that holds atRev or starts after it (the open one if none).
+      for (let gi = 0; gi < closed.length; gi++) {
+        const c = closed[gi]!;
+        if (c[c.length - 1]!.mod_revision > atRev) {
+          g = c;
+          last = false;
+          break;
+        }
+      }
+    }
+    if (g.length === 0 || g[0]!.mod_revision > atRev) return undefined;
+    const revIndex = lastAtOrBelow(g, atRev);
+    if (!last && revIndex === g.length - 1) return undefined;
+    return g[revIndex];
+  }
+
   /** True when no revision is left: the store removes the key from its index. */
   isEmpty(): boolean {
     return this.closed === null && this.current.length === 0;

@@ -5,6 +5,7 @@ import type { KeyValue } from '../proto/etcd-types.js';
 import { Bucket, type Backend } from '../storage/backend.js';
 import { BPlusTree, BPlusTreeCursor } from './b-plus-tree.js';
 import { Compactor } from './compaction.js';
+import { hashBackend, hashKV, type HashKVResult } from './hash.js';
 import type { ChangeListener, KV, RangeOptions, RangeResult, ReadView, TxnWrite } from './kv.js';
 import { decodePutRecord, encodePutRecord, encodeTombstoneRecord, isTombstoneRecord, RECORD_HEADER_BYTES } from './kv-record.js';
 import { KeyIndex } from './key-index.js';
@@ -103,6 +104,23 @@ export class KvStore implements KV {
 
   get compaction(): Compactor {
     return this.compactor;
+  }
+
+  /** etcd's HashKV at `revision` (0 = current); hash.ts says what it covers. */
+  hashKV(revision: number): Promise<HashKVResult> {
+    // Getters: hashKV re-reads the revisions after its awaits.
+    const store = this;
+    return hashKV({
+      index: this.index,
+      backend: this.backend,
+      get currentRevision() { return store.revision; },
+      get compactedRevision() { return store.compacted; },
+    }, revision);
+  }
+
+  /** etcd's Hash: the whole backend's content (hash.ts). */
+  hashBackend(): Promise<number> {
+    return hashBackend(this.backend);
   }
 
   /** Registers the one listener told about each transaction's changes (the watch hub). */

@@ -180,7 +180,24 @@ export interface InternalRequest {
   compaction?: CompactionRequest;
   publish?: MemberAttributes;
   member_update?: MemberPeerUpdate;
+  alarm?: AlarmRequest;
 }
+
+/** etcdserverpb.AlarmType. */
+export const AlarmType = { NONE: 0, NOSPACE: 1, CORRUPT: 2 } as const;
+export type AlarmType = (typeof AlarmType)[keyof typeof AlarmType];
+/** etcdserverpb.AlarmRequest.AlarmAction. */
+export const AlarmAction = { GET: 0, ACTIVATE: 1, DEACTIVATE: 2 } as const;
+export type AlarmAction = (typeof AlarmAction)[keyof typeof AlarmAction];
+
+export interface AlarmRequest { action?: AlarmAction; memberID?: bigint; alarm?: AlarmType }
+export interface AlarmMember { memberID: bigint; alarm: AlarmType }
+export interface AlarmResponse { header?: ResponseHeader; alarms: AlarmMember[] }
+export interface DefragmentResponse { header?: ResponseHeader }
+export interface HashRequest {}
+export interface HashResponse { header?: ResponseHeader; hash: number }
+export interface HashKVRequest { revision?: number }
+export interface HashKVResponse { header?: ResponseHeader; hash: number; compact_revision: number }
 
 /** keyraftpb.MemberPeerUpdate: MemberUpdate's new peer URLs (not a Raft configuration change). */
 export interface MemberPeerUpdate {

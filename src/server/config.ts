@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { GoDurationError, parseGoDurationMs } from '../platform/go-duration.js';
 import { Limits } from '../platform/limits.js';
+import { parseGoDuration, parseRetention, type AutoCompactionMode } from './auto-compactor.js';
 
 /**
  * The member's configuration, from etcd's flag names and defaults and the matching ETCD_*
@@ -46,6 +47,13 @@ export interface MemberConfig {
   grpcKeepaliveTimeoutMs: number;
   /** --max-client-connections (keyraft's own; etcd has no cap): connections past it are closed at accept. */
   maxClientConnections: number;
+  /** --auto-compaction-mode and --auto-compaction-retention (ms for periodic, revisions for revision; 0 = off). */
+  autoCompactionMode: AutoCompactionMode;
+  autoCompactionRetention: number;
+  /** --experimental-initial-corrupt-check (default true here; etcd's is false). */
+  initialCorruptCheck: boolean;
+  /** --experimental-corrupt-check-time in ms (default 5 min here; 0 = off, etcd's default). */
+  corruptCheckTimeMs: number;
 }
 
 export class ConfigError extends Error {
@@ -77,6 +85,10 @@ const FLAGS = {
   'grpc-keepalive-interval': { type: 'string' },
   'grpc-keepalive-timeout': { type: 'string' },
   'max-client-connections': { type: 'string' },
+  'auto-compaction-mode': { type: 'string' },
+  'auto-compaction-retention': { type: 'string' },
+  'experimental-initial-corrupt-check': { type: 'string' },
+  'experimental-corrupt-check-time': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
 } as const;
@@ -113,6 +125,10 @@ Every flag may also be set by its environment variable: --max-txn-ops <-> ETCD_M
   --grpc-keepalive-interval 2h              frequency of server-to-client pings to check if a connection is alive (0 to disable)
   --grpc-keepalive-timeout 20s              additional wait before closing a non-responsive connection (0 to disable)
   --max-client-connections ${Limits.clientConnectionsMax}            client connections open at once; more are closed at accept (keyraft only)
+  --auto-compaction-mode 'periodic'         'periodic' (retention a duration, bare number = hours) or 'revision'
+  --auto-compaction-retention '0'           auto-compaction retention (0 = off)
+  --experimental-initial-corrupt-check true compare HashKV with the peers at start-up
+  --experimental-corrupt-check-time 5m      period of the leader's HashKV comparison (0 = off)
   --version                                 print the version and exit
   -h, --help                                print this help and exit
 `;
@@ -187,7 +203,9 @@ export type ParsedCommand = { kind: 'help' } | { kind: 'version' } | { kind: 'ru
 export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): ParsedCommand {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options: FLAGS, strict: true, allowPositionals: false });
+    // Go's flag package takes a bare boolean flag as true: give the one string-typed boolean its value.
+    const args = argv.map((a) => (a === '--experimental-initial-corrupt-check' ? '--experimental-initial-corrupt-check=true' : a));
+    parsed = parseArgs({ args, options: FLAGS, strict: true, allowPositionals: false });
   } catch (err) {
     throw new ConfigError((err as Error).message);
   }
@@ -240,6 +258,23 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   const maxClientConnections = parseNonNegativeInt('max-client-connections', get('max-client-connections') ?? String(Limits.clientConnectionsMax));
   if (maxClientConnections === 0) throw new ConfigError('--max-client-connections: must be greater than 0');
 
+  const autoCompactionMode = get('auto-compaction-mode') ?? 'periodic';
+  if (autoCompactionMode !== 'periodic' && autoCompactionMode !== 'revision') {
+    throw new ConfigError(`--auto-compaction-mode: unknown auto-compaction-mode "${autoCompactionMode}"`);
+  }
+  let autoCompactionRetention: number;
+  let corruptCheckTimeMs: number;
+  try {
+    autoCompactionRetention = parseRetention(autoCompactionMode, get('auto-compaction-retention') ?? '0');
+    corruptCheckTimeMs = parseGoDuration(get('experimental-corrupt-check-time') ?? '5m', 'experimental-corrupt-check-time');
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  const initialCheckText = get('experimental-initial-corrupt-check') ?? 'true';
+  if (initialCheckText !== 'true' && initialCheckText !== 'false') {
+    throw new ConfigError(`--experimental-initial-corrupt-check: must be true or false, got "${initialCheckText}"`);
+  }
+
   const config: MemberConfig = {
     name,
     dataDir: get('data-dir') ?? `${name}.keyraft`,
@@ -261,6 +296,10 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     grpcKeepaliveIntervalMs: keepaliveSet ? intervalMs : GRPC_GO_KEEPALIVE_INTERVAL_MS,
     grpcKeepaliveTimeoutMs: keepaliveSet ? timeoutMs : GRPC_GO_KEEPALIVE_TIMEOUT_MS,
     maxClientConnections,
+    autoCompactionMode,
+    autoCompactionRetention,
+    initialCorruptCheck: initialCheckText === 'true',
+    corruptCheckTimeMs,
   };
   if (!config.initialCluster.has(name)) {
     throw new ConfigError(`--initial-cluster: has no entry for this member's --name "${name}"`);

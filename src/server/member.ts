@@ -31,6 +31,7 @@ import { Limits } from '../platform/limits.js';
 import type { Logger } from '../platform/logger.js';
 import { encode, decode, messageType } from '../proto/codec.js';
 import type {
+  AlarmMember, AlarmRequest, AlarmResponse, DefragmentResponse, HashKVRequest, HashKVResponse, HashResponse,
   CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, InternalRequest,
   MemberAddRequest, MemberAddResponse, MemberListResponse, MemberPromoteRequest, MemberRemoveRequest,
   MembersResponse, MemberUpdateRequest, MoveLeaderRequest, MoveLeaderResponse, PutRequest, PutResponse,
@@ -52,6 +53,7 @@ import { computeMemberId, loadOrCreateIdentity, type ClusterIdDiscovery, type Cl
 import { forwardUnary } from './leader-forward.js';
 import type { MemberConfig } from './config.js';
 import { Membership } from './membership.js';
+import { Operations } from './operations.js';
 import { toKeyraftError } from './raft-error-map.js';
 import { RaftNode, type RaftTransport } from './raft-node.js';
 import { WalRaftStorage } from './raft-storage.js';
@@ -65,7 +67,7 @@ import { ETCD_SERVER_VERSION } from '../platform/etcd-version.js';
 
 const internalRequestType = messageType('keyraftpb.InternalRequest');
 
-type ApplyResponse = PutResponse | DeleteRangeResponse | TxnResponse | CompactionResponse;
+type ApplyResponse = PutResponse | DeleteRangeResponse | TxnResponse | CompactionResponse | AlarmResponse;
 
 /** What the member needs from the peer network (main.ts adapts the peer transport to it). */
 export interface MemberNetwork {
@@ -163,6 +165,8 @@ export class Member implements MemberApi {
   private flushedIndex = 0;
   private appliedSinceCompact = 0;
   private readonly metrics: MemberMetrics;
+  /** Alarms, quota, defrag, hashes (operations.ts). */
+  readonly ops: Operations;
 
   private constructor(
     private readonly config: MemberConfig,
@@ -182,6 +186,23 @@ export class Member implements MemberApi {
     this.wait = new Wait(Limits.pendingProposalsMax, requestTimeoutMs(config));
     this.reads = new ReadIndexQueue(identity.memberId, requestTimeoutMs(config), READ_INDEX_RETRY_MS, Limits.pendingProposalsMax);
     this.metrics = new MemberMetrics(registry, () => this.reads.slowRounds, () => this.wait.size);
+    this.ops = new Operations({
+      memberId: identity.memberId,
+      applier: () => this.applier,
+      proposeAlarm: (request) => this.propose({ id: 0, alarm: request }) as Promise<AlarmResponse>,
+      hasLeader: () => !this.stopped && this.leader !== NONE,
+      isLeader: () => !this.stopped && this.role === Role.Leader,
+      compact: async (revision) => { await this.compact({ revision }); },
+      peers: () => this.membership.all()
+        .filter((m) => m.id !== this.memberId && m.clientURLs.length > 0)
+        .map((m) => ({ id: m.id, clientUrl: m.clientURLs[0]! })),
+      peerHashKV: (clientUrl, revision) => forwardUnary<HashKVResponse>(clientUrl, '/etcdserverpb.Maintenance/HashKV',
+        messageType('etcdserverpb.HashKVRequest'), messageType('etcdserverpb.HashKVResponse'), { revision }, requestTimeoutMs(config)),
+    }, {
+      dbDir: join(config.dataDir, 'member', 'db'), quotaBackendBytes: config.quotaBackendBytes,
+      autoCompactionMode: config.autoCompactionMode, autoCompactionRetention: config.autoCompactionRetention,
+      initialCorruptCheck: config.initialCorruptCheck, corruptCheckTimeMs: config.corruptCheckTimeMs, registry, logger,
+    });
   }
 
   /** Opens the data dir, recovers (backend, then the Raft log from the WAL), joins the peers, starts ticking. */
@@ -213,6 +234,7 @@ export class Member implements MemberApi {
       options.onFatal ?? ((err) => { throw err; }),
       options.testFault, registry,
     );
+    await member.ops.attach();
     const raft = member.recoverRaft(replay);
     const persistedLastIndex = replay.entries.length > 0 ? replay.entries[replay.entries.length - 1]!.index : (replay.snapshot?.index ?? 0);
     member.node = new RaftNode(raft, new WalRaftStorage(wal), member.transport(), member.stateMachine(), (err) => member.fail(err), null, persistedLastIndex, WAL_WRITES_IN_FLIGHT_MAX);
@@ -229,6 +251,7 @@ export class Member implements MemberApi {
     // A lone voter wins its election at once: no election timeout at start-up.
     if (status.conf.voters.length === 1 && status.conf.voters[0] === identity.memberId) raft.campaign();
     member.startTicker();
+    member.ops.start();
     member.schedule();
     logger.info({
       memberId: identity.memberId.toString(16), clusterId: identity.clusterId.toString(16),
@@ -305,7 +328,7 @@ export class Member implements MemberApi {
   }
 
   put(request: PutRequest): Promise<PutResponse> {
-    return this.propose({ id: 0, put: request }) as Promise<PutResponse>;
+    return this.proposeWrite({ id: 0, put: request }) as Promise<PutResponse>;
   }
 
   deleteRange(request: DeleteRangeRequest): Promise<DeleteRangeResponse> {
@@ -318,7 +341,7 @@ export class Member implements MemberApi {
    * log entry; it changes nothing, so no revision is taken. Anything else goes through the log.
    */
   async txn(request: TxnRequest): Promise<TxnResponse> {
-    if (!isTxnReadOnly(request)) return this.propose({ id: 0, txn: request }) as Promise<TxnResponse>;
+    if (!isTxnReadOnly(request)) return this.proposeWrite({ id: 0, txn: request }) as Promise<TxnResponse>;
     this.checkRunning();
     this.checkNotLearner();
     await this.readBarrier();
@@ -342,7 +365,7 @@ export class Member implements MemberApi {
 
   async status(): Promise<StatusResponse> {
     this.checkRunning();
-    const dbSize = await directorySize(join(this.config.dataDir, 'member', 'db'));
+    const { dbSize, dbSizeInUse, errors } = await this.ops.statusFields();
     const s = this.node.raft.status();
     return {
       header: this.header(),
@@ -352,10 +375,51 @@ export class Member implements MemberApi {
       raftIndex: s.lastIndex,
       raftTerm: s.term,
       raftAppliedIndex: this.appliedIndex,
-      errors: [],
-      dbSizeInUse: dbSize,
+      errors,
+      dbSizeInUse,
       isLearner: s.conf.learners.includes(this.memberId),
     };
+  }
+
+  // ---- operations: alarms, defrag, hashes (operations.ts) ---------------------------------------
+
+  /**
+   * etcd's Maintenance.Alarm: every action goes through the log, as etcd 3.4's. Its answer has no
+   * header (etcd 3.4's applier builds a bare AlarmResponse and nothing fills it: `alarm list -w
+   * json` prints {} there).
+   */
+  async alarm(request: AlarmRequest): Promise<AlarmResponse> {
+    const response = (await this.propose({ id: 0, alarm: { action: request.action ?? 0, memberID: request.memberID ?? 0n, alarm: request.alarm ?? 0 } })) as AlarmResponse;
+    return { alarms: response.alarms };
+  }
+
+  activeAlarms(): AlarmMember[] {
+    return this.ops.alarms.list();
+  }
+
+  /** etcd's Maintenance.Defragment: this member's backend only, served while it runs. */
+  async defragment(): Promise<DefragmentResponse> {
+    this.checkRunning();
+    if (this.installing !== null) await this.installing;
+    await this.ops.defragment();
+    return { header: this.header() };
+  }
+
+  /** etcd's Maintenance.HashKV: served from local state, as etcd (no ReadIndex). */
+  async hashKV(request: HashKVRequest): Promise<HashKVResponse> {
+    this.checkRunning();
+    if (this.installing !== null) await this.installing;
+    const r = await this.ops.hashKV(request.revision ?? 0);
+    return { header: { ...this.header(), revision: r.currentRevision }, hash: r.hash, compact_revision: r.compactRevision };
+  }
+
+  /** etcd's Maintenance.Hash: the whole backend (hash.ts). */
+  async hash(): Promise<HashResponse> {
+    this.checkRunning();
+    if (this.installing !== null) await this.installing;
+    const revision = this.applier.currentRevision;
+    const hash = await this.ops.hash();
+    return { header: { ...this.header(), revision }, hash };
   }
 
   // ---- membership (etcd's Cluster service) and MoveLeader ---------------------------------------
@@ -431,7 +495,8 @@ export class Member implements MemberApi {
         await new Promise((r) => setTimeout(r, this.config.heartbeatIntervalMs));
       }
     }
-    return { header: this.header() };
+    // etcd 3.4 answers an empty MoveLeaderResponse, without a header (`move-leader -w json` prints {}).
+    return {};
   }
 
   private isLeader(): boolean {
@@ -488,6 +553,7 @@ export class Member implements MemberApi {
     // Let a save or apply that is running finish before the files close.
     for (let i = 0; i < 1000 && !this.node.idle; i++) await new Promise((resolve) => setTimeout(resolve, 1));
     this.node.stop();
+    await this.ops.stop();
     await this.network?.close();
     this.applier.commit(this.appliedIndex);
     await this.applier.flush();
@@ -535,6 +601,16 @@ export class Member implements MemberApi {
   }
 
   // ---- write path ------------------------------------------------------------------------------
+
+  /** A write that grows the backend: the space quota is checked first (operations.ts). */
+  private proposeWrite(request: InternalRequest): Promise<ApplyResponse> {
+    try {
+      this.ops.checkPut(request);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.propose(request);
+  }
 
   private propose(request: InternalRequest): Promise<ApplyResponse> {
     if (this.stopped) return Promise.reject(new KeyraftError('Stopped'));
@@ -634,8 +710,10 @@ export class Member implements MemberApi {
     const path = await this.images.find(index);
     assert(path !== null, () => `install snapshot at ${index}: no state image for it in ${this.images.dir}`);
     const started = performance.now();
+    await this.ops.idle();
     this.applier = await swapInImage(this.applier, path, index, join(this.config.dataDir, 'member'), this.logger);
     this.membership = await Membership.load(this.applier.backend, this.identity.initialMembers);
+    await this.ops.attach();
     for (const m of this.membership.all()) if (m.id !== this.memberId) this.network?.addPeer(m.id, m.peerURLs);
     this.appliedIndex = index;
     this.flushedIndex = index;
@@ -702,6 +780,18 @@ export class Member implements MemberApi {
     if (request.publish) {
       this.applyPublish(request);
       if (mine) this.wait.trigger(request.id, {} as ApplyResponse);
+      return;
+    }
+    if (request.alarm) {
+      const alarmResponse = this.ops.applyAlarm(request.alarm);
+      if (mine) this.wait.trigger(request.id, alarmResponse);
+      return;
+    }
+    // Under an alarm, writes fail on every member alike (etcd's capped and corrupt appliers).
+    const refused = this.ops.refusal(request);
+    if (refused !== null) {
+      this.metrics.failed.inc();
+      if (mine) this.wait.fail(request.id, refused);
       return;
     }
     let response: ApplyResponse;
@@ -1046,14 +1136,4 @@ async function reinstallIfBehind(applier: Applier, markerIndex: number, memberDi
 
 function urlText(url: URL): string {
   return `${url.protocol}//${url.host}`;
-}
-
-async function directorySize(dir: string): Promise<number> {
-  let total = 0;
-  try {
-    for (const name of await readdir(dir)) total += (await stat(join(dir, name))).size;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  return total;
 }

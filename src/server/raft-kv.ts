@@ -1,4 +1,5 @@
 import type {
+  AlarmMember, AlarmRequest, AlarmResponse, DefragmentResponse, HashKVRequest, HashKVResponse, HashResponse,
   CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, MemberAddRequest,
   MemberAddResponse, MemberListResponse, MemberPromoteRequest, MemberRemoveRequest, MembersResponse,
   MemberUpdateRequest, MoveLeaderRequest, MoveLeaderResponse, PutRequest, PutResponse, RangeRequest,
@@ -32,6 +33,16 @@ export interface ClusterInfo {
 export interface MaintenanceInfo {
   status(): Promise<StatusResponse>;
   moveLeader(request: MoveLeaderRequest): Promise<MoveLeaderResponse>;
+  /** Alarm list / activate / deactivate, through the log (etcd 3.4). */
+  alarm(request: AlarmRequest): Promise<AlarmResponse>;
+  /** Reclaims this member's backend space; reads and writes go on meanwhile. */
+  defragment(): Promise<DefragmentResponse>;
+  /** HashKV at a revision (0 = current), from local state. */
+  hashKV(request: HashKVRequest): Promise<HashKVResponse>;
+  /** Hash of the whole backend, from local state. */
+  hash(): Promise<HashResponse>;
+  /** The active alarms as this member applied them (no log entry: /health, /readyz). */
+  activeAlarms(): AlarmMember[];
 }
 
 /** Limits the API layer enforces before a request reaches the member (from flags). */

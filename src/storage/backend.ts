@@ -18,6 +18,8 @@ import type { Logger } from '../platform/logger.js';
  *   0x03 lease    reserved for the lessor
  *   0x04 auth     reserved for auth (users, roles, enabled flag)
  *   0x05 members  reserved for membership
+ *   0x06 alarm    active alarms: member id (8 bytes BE) + alarm type (1 byte) -> empty
+ *                 (src/server/alarms.ts)
  *   0x7f sync     one fixed key rewritten with {sync: true} by flush() as a durability barrier
  *
  * Write path. Callers stage puts and deletes (`put`, `del`); `commit()` hands everything staged
@@ -38,6 +40,7 @@ export const Bucket = {
   lease: 0x03,
   auth: 0x04,
   members: 0x05,
+  alarm: 0x06,
   sync: 0x7f,
 } as const;
 export type Bucket = (typeof Bucket)[keyof typeof Bucket];
@@ -84,6 +87,8 @@ export class Backend {
   private closed = false;
   /** Operations committed so far (for metrics and tests). */
   committedOps = 0;
+  /** Told how long each batch took LevelDB to write (etcd_disk_backend_commit_duration_seconds). */
+  commitObserver: ((seconds: number) => void) | null = null;
 
   private constructor(db: ClassicLevel<Buffer, Buffer>, logger: Logger) {
     this.db = db;
@@ -216,6 +221,27 @@ export class Backend {
     return new BackendSnapshotReader(iterator);
   }
 
+  /**
+   * Defragment: LevelDB's full-range compaction (compactRange), which flushes the memtable and
+   * rewrites every table file, dropping deleted and overwritten records. It runs in LevelDB's
+   * thread (classic-level hands it to the libuv pool), so reads and writes go on meanwhile;
+   * LevelDB may slow writes down while level 0 is full, never stops them for the whole run.
+   */
+  async defragment(): Promise<void> {
+    assert(!this.closed, 'backend defragment after close');
+    await this.db.compactRange(Buffer.from([0x00]), Buffer.from([0xff]));
+  }
+
+  /**
+   * LevelDB's estimate of the table-file bytes holding the backend's records (every bucket):
+   * db_size_in_use. It leaves out the write-ahead log and the memtable not yet flushed, and
+   * counts overwritten and deleted records until a compaction drops them.
+   */
+  approximateSize(): Promise<number> {
+    assert(!this.closed, 'backend size after close');
+    return this.db.approximateSize(Buffer.from([0x00]), Buffer.from([0xff]));
+  }
+
   /** Writes what is committed, waits for it, and closes LevelDB. Staged operations are dropped. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -244,6 +270,7 @@ export class Backend {
     // fsync of the log also covers every batch written before it.
     if (sync) ops.push({ type: 'put', key: SYNC_KEY, value: SYNC_VALUE });
     this.writing = true;
+    const started = performance.now();
     let written: Promise<void>;
     try {
       // A chained batch copies each operation straight into LevelDB's native WriteBatch; the
@@ -263,6 +290,7 @@ export class Backend {
       () => {
         this.writing = false;
         this.committedOps += ops.length;
+        this.commitObserver?.((performance.now() - started) / 1000);
         for (const w of waiters) w.resolve();
         this.writeNext();
       },

@@ -140,8 +140,8 @@ test('gateway: etcd paths keyraft does not serve yet answer UNIMPLEMENTED (501),
   const lease = await post('/v3/lease/grant', { TTL: 5 });
   assert.is(lease.status, 501);
   assert.equal(lease.json, { error: 'unknown service etcdserverpb.Lease', message: 'unknown service etcdserverpb.Lease', code: 12 });
-  const alarm = await post('/v3/maintenance/alarm', {});
-  assert.is(alarm.json.error, 'unknown method Alarm for service etcdserverpb.Maintenance');
+  const snapshot = await post('/v3/maintenance/snapshot', {});
+  assert.is(snapshot.json.error, 'unknown method Snapshot for service etcdserverpb.Maintenance');
   assert.is((await post('/v3/auth/authenticate', {})).json.error, 'unknown service etcdserverpb.Auth');
   assert.is((await post('/v3/watch', {})).status, 501);
 });

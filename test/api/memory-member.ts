@@ -190,6 +190,29 @@ export class MemoryMember implements MemberApi {
     throw new KeyraftError('Unimplemented', 'the in-memory member has no cluster');
   }
 
+  /** Alarms the health endpoints see (tests set them). */
+  alarms: Array<{ memberID: bigint; alarm: 0 | 1 | 2 }> = [];
+
+  activeAlarms() {
+    return this.alarms;
+  }
+
+  async alarm(): Promise<never> {
+    throw new KeyraftError('Unimplemented', 'the in-memory member has no alarms');
+  }
+
+  async defragment(): Promise<never> {
+    throw new KeyraftError('Unimplemented', 'the in-memory member has no backend');
+  }
+
+  async hashKV(): Promise<never> {
+    throw new KeyraftError('Unimplemented', 'the in-memory member has no backend');
+  }
+
+  async hash(): Promise<never> {
+    throw new KeyraftError('Unimplemented', 'the in-memory member has no backend');
+  }
+
   async status(): Promise<StatusResponse> {
     this.enter('status', {});
     return {
