@@ -37,15 +37,8 @@ import { checkPathWrites, isTxnReadOnly } from './txn-write-checks.js';
 export type ApplyResponse = PutResponse | DeleteRangeResponse | TxnResponse | CompactionResponse
   | LeaseGrantResponse | LeaseRevokeResponse | LeaseCheckpointResponse;
 
-/** What the applier needs to know about leases: whether one exists (a lessor, or a test's stand-in). */
-export interface LeaseLookup {
-  exists(id: bigint): boolean;
-}
-
 export interface ApplierOptions {
   logger: Logger;
-  /** A stand-in for the lessor (tests of the KV semantics); without it the applier owns a Lessor. */
-  leases?: LeaseLookup;
   /** The lessor's options (minimum TTL, clock, metrics); defaults to etcd's 2 s minimum. */
   lessor?: Partial<LessorOptions>;
 }
@@ -60,15 +53,13 @@ export class Applier {
   /** Shared with the layers that store their state next to mvcc (lease, auth): they stage into
    * their bucket, and the next commit() writes it in the same batch as the applied index. */
   readonly backend: Backend;
-  private readonly leases: LeaseLookup;
-  /** The leases (lessor.ts); lease entries and key attachment go through it. */
+  /** The leases (lessor.ts); lease entries, lease checks and key attachment go through it. */
   readonly lessor: Lessor;
 
-  constructor(store: KvStore, backend: Backend, lessor: Lessor, leases: LeaseLookup = lessor) {
+  constructor(store: KvStore, backend: Backend, lessor: Lessor) {
     this.store = store;
     this.backend = backend;
     this.lessor = lessor;
-    this.leases = leases;
   }
 
   /** Opens (or creates) the backend at `path` and rebuilds the store and the leases from it. */
@@ -77,7 +68,7 @@ export class Applier {
     try {
       const store = await KvStore.open(backend, { logger: options.logger });
       const lessor = await Lessor.load(backend, () => allLiveKvs(store), { minTtlSeconds: DEFAULT_MIN_TTL_SECONDS, ...options.lessor });
-      return new Applier(store, backend, lessor, options.leases);
+      return new Applier(store, backend, lessor);
     } catch (err) {
       await backend.close();
       throw err;
@@ -135,7 +126,7 @@ export class Applier {
   private applyPut(p: PutRequest): PutResponse {
     checkPutFlags(p);
     const lease = p.lease ?? 0n;
-    if (lease !== 0n && !this.leases.exists(lease)) throw new KeyraftError('LeaseNotFound');
+    if (lease !== 0n && !this.lessor.exists(lease)) throw new KeyraftError('LeaseNotFound');
     const txn = this.store.write();
     try {
       return putIn(txn, p);
@@ -231,7 +222,7 @@ export class Applier {
         throw new KeyraftError('KeyNotFound');
       }
       const lease = p.lease ?? 0n;
-      if (lease !== 0n && !this.leases.exists(lease)) throw new KeyraftError('LeaseNotFound');
+      if (lease !== 0n && !this.lessor.exists(lease)) throw new KeyraftError('LeaseNotFound');
     }
   }
 }
