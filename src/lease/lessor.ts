@@ -128,7 +128,8 @@ export class Lessor {
 
   /** etcd's Grant. Returns the lease (its TTL raised to the minimum). */
   grant(id: bigint, ttlSeconds: number): Lease {
-    if (id <= 0n) throw new KeyraftError('InvalidArgument', `etcdserver: lease id ${id} is not positive`);
+    // etcd's lessor: id 0 is "no lease" (the proposer replaces a requested 0 with a fresh id).
+    if (id === 0n) throw new KeyraftError('LeaseNotFound');
     if (ttlSeconds > MAX_LEASE_TTL_SECONDS) throw new KeyraftError('LeaseTTLTooLarge');
     if (this.leases.has(id)) throw new KeyraftError('LeaseExist');
     const ttl = Math.max(ttlSeconds, this.minTtlSeconds);

@@ -1,6 +1,8 @@
 import type {
   CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, MemberAddRequest,
   MemberAddResponse, MemberListResponse, MemberPromoteRequest, MemberRemoveRequest, MembersResponse,
+  LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseLeasesResponse,
+  LeaseRevokeRequest, LeaseRevokeResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
   MemberUpdateRequest, MoveLeaderRequest, MoveLeaderResponse, PutRequest, PutResponse, RangeRequest,
   RangeResponse, StatusResponse, TxnRequest, TxnResponse,
 } from '../proto/etcd-types.js';
@@ -32,6 +34,20 @@ export interface ClusterInfo {
 export interface MaintenanceInfo {
   status(): Promise<StatusResponse>;
   moveLeader(request: MoveLeaderRequest): Promise<MoveLeaderResponse>;
+}
+
+/**
+ * etcd's Lease service. Grants and revocations go through the log; keep-alives and time-to-live
+ * are answered by the leader, which alone tracks expiry (a follower forwards them to it).
+ */
+export interface LeaseApi {
+  leaseGrant(request: LeaseGrantRequest): Promise<LeaseGrantResponse>;
+  leaseRevoke(request: LeaseRevokeRequest): Promise<LeaseRevokeResponse>;
+  /** One keep-alive of a LeaseKeepAlive stream: TTL is the granted TTL, 0 for an unknown or expired lease. */
+  leaseKeepAlive(request: LeaseKeepAliveRequest): Promise<LeaseKeepAliveResponse>;
+  /** TTL -1 for an unknown lease, as etcd. */
+  leaseTimeToLive(request: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse>;
+  leaseLeases(): Promise<LeaseLeasesResponse>;
 }
 
 /** Limits the API layer enforces before a request reaches the member (from flags). */
