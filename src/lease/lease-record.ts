@@ -22,6 +22,8 @@ export function leaseKey(id: bigint): Buffer {
 }
 
 export function encodeLeaseRecord(ttlSeconds: number, remainingTtlSeconds: number): Buffer {
+  assert(Number.isSafeInteger(ttlSeconds) && Number.isSafeInteger(remainingTtlSeconds),
+    () => `lease record with TTL ${ttlSeconds} and remaining TTL ${remainingTtlSeconds}`);
   const value = Buffer.allocUnsafe(LEASE_RECORD_BYTES);
   value.writeBigInt64BE(BigInt(ttlSeconds), 0);
   value.writeBigInt64BE(BigInt(remainingTtlSeconds), 8);

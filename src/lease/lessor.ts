@@ -65,8 +65,10 @@ export interface LessorOptions {
 }
 
 export interface LeaseCheckpoint {
-  ID: bigint;
-  remaining_TTL: number;
+  /** Absent when 0 (proto3; no lease has id 0). */
+  ID?: bigint;
+  /** Absent when 0 (proto3). */
+  remaining_TTL?: number;
 }
 
 export class Lessor {
@@ -169,9 +171,10 @@ export class Lessor {
   /** etcd's Checkpoint: records the remaining TTL the leader saw (0 clears it). Unknown ids are skipped. */
   checkpoint(checkpoints: readonly LeaseCheckpoint[]): void {
     for (const c of checkpoints) {
-      const lease = this.leases.get(c.ID);
+      const lease = this.leases.get(c.ID ?? 0n);
       if (lease === undefined) continue;
-      lease.remainingTtlSeconds = Math.max(0, c.remaining_TTL);
+      // proto3 leaves a 0 out on the wire: a decoded "clear" checkpoint has no remaining_TTL.
+      lease.remainingTtlSeconds = Math.max(0, c.remaining_TTL ?? 0);
       this.persist(lease);
     }
   }

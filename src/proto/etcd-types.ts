@@ -208,7 +208,7 @@ export interface LeaseRevokeResponse {
 }
 
 export interface LeaseCheckpointRequest {
-  checkpoints?: Array<{ ID: bigint; remaining_TTL: number }>;
+  checkpoints?: Array<{ ID?: bigint; remaining_TTL?: number }>;
 }
 
 export interface LeaseCheckpointResponse {

@@ -94,6 +94,7 @@ test('kill -9 of the leader: a kept-alive lease survives, one left alone expires
       if (now - tookOver > 20_000) break;
       await sleep(50);
     }
+    console.log(`  lease-failover: left alone revoked ${(aloneGoneAt - tookOver).toFixed(0)} ms, checkpointed 10 s lease ${(longGoneAt - tookOver).toFixed(0)} ms after the new leader was seen`);
     assert.ok(aloneGoneAt > 0 && aloneGoneAt - tookOver <= 3000 + ELECTION_MS + SLACK_MS,
       `the lease left alone was revoked ${(aloneGoneAt - tookOver).toFixed(0)} ms after the failover (TTL 3 s + election 0.5 s)`);
     // `long` had about 7 s left at its last checkpoint before the kill (10 s TTL, 4 s in, checkpoints
@@ -124,6 +125,10 @@ test('kill -9 of the leader: a kept-alive lease survives, one left alone expires
     assert.is((await nl.timeToLive(kept)).TTL, -1);
     const converged = await cluster.waitConverged();
     assert.is(converged.length, 2);
+  } catch (err) {
+    // The members' own account of what happened, for a failure here.
+    (err as Error).message += '\n' + cluster.slots.map((s) => `--- ${s.name}\n${s.process?.output().slice(-3000) ?? '(down)'}`).join('\n');
+    throw err;
   } finally {
     keeping = false;
     for (const c of clients.values()) c.close();

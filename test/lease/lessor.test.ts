@@ -5,7 +5,8 @@ import { Lessor, MAX_LEASE_TTL_SECONDS } from '../../src/lease/lessor.js';
 import { Applier } from '../../src/server/applier.js';
 import { silentLogger } from '../../src/platform/logger.js';
 import type { LeaseGrantResponse, LeaseTimeToLiveResponse, PutRequest, TxnResponse } from '../../src/proto/etcd-types.js';
-import { CompareResult, CompareTarget } from '../../src/proto/etcd-types.js';
+import { CompareResult, CompareTarget, type InternalRequest } from '../../src/proto/etcd-types.js';
+import { decode, encode, messageType } from '../../src/proto/codec.js';
 import { b, throwsCode, withTempDir } from '../mvcc/helpers.js';
 
 /** A clock the test moves by hand. */
@@ -186,6 +187,21 @@ test('restart: leases and their keys come back from the backend; checkpoints too
     assert.equal(a.lessor.findExpired(10), []);
     clock.advance(51_000);
     assert.equal(a.lessor.findExpired(10), [2n]);
+  } finally {
+    await a.close();
+  }
+}));
+
+test('a checkpoint that went through the log: remaining 0 (left out on the wire) clears it', () => withTempDir(async (dir) => {
+  const a = await open(dir, manualClock().now);
+  try {
+    grant(a, 5n, 600);
+    const type = messageType('keyraftpb.InternalRequest');
+    const through = (remaining: number) => decode<InternalRequest>(type, encode(type, { id: 1, lease_checkpoint: { checkpoints: [{ ID: 5n, remaining_TTL: remaining }] } }));
+    a.apply(through(42));
+    assert.is(a.lessor.get(5n)!.remainingTtlSeconds, 42);
+    a.apply(through(0));
+    assert.is(a.lessor.get(5n)!.remainingTtlSeconds, 0);
   } finally {
     await a.close();
   }
