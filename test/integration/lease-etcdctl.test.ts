@@ -125,6 +125,11 @@ needBoth.test(test, 'JSON gateway: /v3/lease/* and the /v3/kv/lease/* aliases an
       const ids = (list.json.leases as Array<{ ID: string }>).map((l) => l.ID);
       out.push(`${list.status} ${normalizeIds(JSON.stringify(list.json.header))} ours listed: ${ids.includes(id) && ids.includes('77')}`);
     }
+    // The keep-alive stream over HTTP: one {"result":...} line per request.
+    const kept = await postJson(port, '/v3/lease/keepalive', { ID: id });
+    out.push(`${kept.status} ${norm(kept.raw)}`);
+    const unknown = await postJson(port, '/v3/lease/keepalive', { ID: '12345' });
+    out.push(`${unknown.status} ${norm(unknown.raw)}`);
     const revoke = await postJson(port, '/v3/lease/revoke', { ID: id });
     out.push(`${revoke.status} ${norm(revoke.raw)}`);
     const revoke2 = await postJson(port, '/v3/kv/lease/revoke', { ID: id });
