@@ -378,16 +378,24 @@ export class Member implements MemberApi, LeaseApi {
     return this.leases.leaseRevoke(request);
   }
 
-  leaseKeepAlive(request: LeaseKeepAliveRequest): Promise<LeaseKeepAliveResponse> {
+  // A learner serves no Lease RPC (etcd 3.4's learner interceptor); grants and revokes are
+  // refused by propose().
+
+  async leaseKeepAlive(request: LeaseKeepAliveRequest): Promise<LeaseKeepAliveResponse> {
+    this.checkRunning();
+    this.checkNotLearner();
     return this.leases.leaseKeepAlive(request);
   }
 
-  leaseTimeToLive(request: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> {
+  async leaseTimeToLive(request: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> {
+    this.checkRunning();
+    this.checkNotLearner();
     return this.leases.leaseTimeToLive(request);
   }
 
-  leaseLeases(): Promise<LeaseLeasesResponse> {
+  async leaseLeases(): Promise<LeaseLeasesResponse> {
     this.checkRunning();
+    this.checkNotLearner();
     return this.leases.leaseLeases();
   }
 
