@@ -127,6 +127,20 @@ test('1,000 leases of 2 s: all revoked with their keys within TTL + the rate lim
   assert.ok(took <= 5000, `all 1,000 revoked ${took.toFixed(0)} ms after the grants`);
 }, ['--lease-revoke-rate', '500']));
 
+test('--lease-revoke-rate 100: 300 leases expiring together are revoked over about 3 s, not at once', () => withMember(async (m) => {
+  await Promise.all(Array.from({ length: 300 }, () => m.leaseGrant({ TTL: 2 })));
+  let first = 0;
+  for (;;) {
+    const left = (await m.leaseLeases()).leases.length;
+    if (left < 300 && first === 0) first = performance.now();
+    if (left === 0) break;
+    await sleep(20);
+  }
+  const span = performance.now() - first;
+  // 10 per 100 ms tick: the last goes at least 2.9 s after the first.
+  assert.ok(span >= 2000, `300 revocations spread over ${span.toFixed(0)} ms`);
+}, ['--lease-revoke-rate', '100']));
+
 test('restart: leases and keys persist; the restarted member gives them a fresh TTL instead of expiring them', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'keyraft-lease-'));
   try {
