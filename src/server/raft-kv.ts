@@ -57,7 +57,7 @@ export interface ApiLimits {
 }
 
 /** Everything the client-facing API serves. The member implements it. */
-export interface MemberApi extends RaftKV, ClusterInfo, MaintenanceInfo {
+export interface MemberApi extends RaftKV, ClusterInfo, MaintenanceInfo, LeaseApi {
   readonly limits: ApiLimits;
   /** Cluster and member id and current term for headers built outside the member (errors, health). */
   readonly clusterId: bigint;
