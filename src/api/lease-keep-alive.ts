@@ -1,3 +1,4 @@
+import type { ServerStreamCall, StreamHandler } from '../grpc/grpc-method.js';
 import type { LeaseKeepAliveRequest, LeaseKeepAliveResponse } from '../proto/etcd-types.js';
 import type { LeaseApi } from '../server/raft-kv.js';
 
@@ -12,15 +13,7 @@ import type { LeaseApi } from '../server/raft-kv.js';
  * order anyway; on a follower each is forwarded to the leader. etcd answers one at a time.
  */
 
-/** The part of a streaming call this handler uses (grpc's ServerStreamCall has this shape). */
-export interface KeepAliveCall {
-  send(response: LeaseKeepAliveResponse): boolean;
-  end(error?: unknown): void;
-  onCancel(listener: () => void): void;
-  readonly cancelled: boolean;
-}
-
-export function openKeepAlive(member: LeaseApi, call: KeepAliveCall): { onMessage(request: LeaseKeepAliveRequest): void; onHalfClose(): void } {
+export function openKeepAlive(member: LeaseApi, call: ServerStreamCall<LeaseKeepAliveResponse>): StreamHandler<LeaseKeepAliveRequest> {
   let inFlight = 0;
   let halfClosed = false;
   let ended = false;
