@@ -45,11 +45,9 @@ test('kill -9 of the leader: a kept-alive lease survives, one left alone expires
     const followers = [0, 1, 2].filter((i) => i !== leader);
     const f = clients.get(followers[0]!)!;
     const kept = (await f.grant(3)).ID;
-    const alone = (await f.grant(3)).ID;
+    const longSent = performance.now();
     const long = (await f.grant(10)).ID;
-    const granted = performance.now();
     await f.put('kept/k', 'v', kept);
-    await f.put('alone/k', 'v', alone);
     await f.put('long/k', 'v', long);
     const keptBefore = (await f.get('kept/k'))!;
 
@@ -75,11 +73,19 @@ test('kill -9 of the leader: a kept-alive lease survives, one left alone expires
       for (const s of streams.values()) s.close();
     })();
 
-    await sleep(2500);
-    assert.ok((await f.get('alone/k')) !== undefined, 'the lease left alone still lives 2.5 s into its 3 s TTL');
-    // Let a checkpoint of `long` land, then fail over 4 s into its 10 s TTL.
-    await sleep(1500);
+    // Let checkpoints of `long` land, then fail over about 4 s into its 10 s TTL, with `alone`
+    // granted just before: it is alive when the leader dies, and nobody renews it.
+    await sleep(Math.max(0, longSent + 4000 - performance.now()));
+    const aloneSent = performance.now();
+    const alone = (await f.grant(3)).ID;
+    await f.put('alone/k', 'v', alone);
+    const aloneNow = await f.get('alone/k');
+    const readEnded = performance.now();
+    // Gone from a read that ended before 3 s after the grant was sent: revoked before its TTL.
+    assert.ok(aloneNow !== undefined || readEnded - aloneSent >= 3000,
+      `the lease left alone was gone ${(readEnded - aloneSent).toFixed(0)} ms after its grant was sent, before its 3 s TTL`);
     await cluster.kill9(leader);
+    const killed = performance.now();
     const newLeader = await cluster.waitLeader(20_000, followers);
     const tookOver = performance.now();
     const nl = clients.get(newLeader)!;
@@ -97,11 +103,14 @@ test('kill -9 of the leader: a kept-alive lease survives, one left alone expires
     console.log(`  lease-failover: left alone revoked ${(aloneGoneAt - tookOver).toFixed(0)} ms, checkpointed 10 s lease ${(longGoneAt - tookOver).toFixed(0)} ms after the new leader was seen`);
     assert.ok(aloneGoneAt > 0 && aloneGoneAt - tookOver <= 3000 + ELECTION_MS + SLACK_MS,
       `the lease left alone was revoked ${(aloneGoneAt - tookOver).toFixed(0)} ms after the failover (TTL 3 s + election 0.5 s)`);
+    assert.ok(aloneGoneAt - aloneSent >= 3000, `the lease left alone was revoked ${(aloneGoneAt - aloneSent).toFixed(0)} ms after its grant, before its TTL`);
+    // It was alive at the kill, so the new leader is the one that revoked it.
+    assert.ok(aloneGoneAt > killed, 'the lease left alone outlived the old leader');
     // `long` had about 7 s left at its last checkpoint before the kill (10 s TTL, 4 s in, checkpoints
     // each second): the new leader gives it that plus 0.5 s, not a fresh 10 s.
     assert.ok(longGoneAt > 0 && longGoneAt - tookOver <= 7000 + ELECTION_MS + SLACK_MS,
       `the checkpointed 10 s lease was revoked ${(longGoneAt - tookOver).toFixed(0)} ms after the failover; without its checkpoint it would live about 10.5 s`);
-    assert.ok(longGoneAt - granted >= 10_000, `the 10 s lease was revoked ${(longGoneAt - granted).toFixed(0)} ms after its grant, before its TTL`);
+    assert.ok(longGoneAt - longSent >= 10_000, `the 10 s lease was revoked ${(longGoneAt - longSent).toFixed(0)} ms after its grant was sent, before its TTL`);
 
     // `kept` lived through all of it: never answered TTL 0, its key never deleted (same create
     // revision and version as before the failover), and it is still listed.
