@@ -8,8 +8,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { httpRequest, killAll, postJson } from '../integration/harness.js';
-import { TestCluster } from './cluster-harness.js';
-import { LeaseGrpc } from './lease-grpc.js';
+import { TestCluster } from '../cluster/cluster-harness.js';
+import { LeaseGrpc } from '../cluster/lease-grpc.js';
 
 test.after(async () => {
   await killAll();

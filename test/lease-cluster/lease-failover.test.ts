@@ -12,8 +12,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { killAll } from '../integration/harness.js';
-import { TestCluster } from './cluster-harness.js';
-import { LeaseGrpc } from './lease-grpc.js';
+import { TestCluster } from '../cluster/cluster-harness.js';
+import { LeaseGrpc } from '../cluster/lease-grpc.js';
 
 const ELECTION_MS = 500;
 const SLACK_MS = 1000;
