@@ -6,7 +6,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Etcd3, EtcdLeaseInvalidError } from 'etcd3';
-import { killAll, startKeyraft, type ServerProcess } from './harness.js';
+import { killAll, startKeyraft, type ServerProcess } from '../integration/harness.js';
 
 const test = suite('lease-etcd3');
 let keyraft: ServerProcess;

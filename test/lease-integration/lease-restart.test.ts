@@ -6,7 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { LeaseGrpc } from '../cluster/lease-grpc.js';
-import { killAll, startKeyraft } from './harness.js';
+import { killAll, startKeyraft } from '../integration/harness.js';
 
 test.after(async () => {
   await killAll();
