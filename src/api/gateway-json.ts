@@ -22,6 +22,7 @@ import type {
   AlarmResponse, DefragmentResponse, HashKVResponse, HashResponse,
   CompactionResponse, DeleteRangeResponse, KeyValue, Member, MemberListResponse, MemberAddResponse, MoveLeaderResponse, PutResponse, RangeResponse,
   ResponseHeader, ResponseOp, StatusResponse, TxnResponse,
+  LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse,
 } from '../proto/etcd-types.js';
 import { Base64Error, decodeGoBase64 } from './go-base64.js';
 import { KeyraftError } from '../platform/errors.js';
@@ -488,4 +489,47 @@ export function hashKVResponseJson(r: HashKVResponse): string {
 export function errorJson(message: string, grpcCode: number): string {
   const quoted = goQuote(message);
   return `{"error":${quoted},"message":${quoted},"code":${grpcCode}}`;
+}
+
+// ---- Lease -------------------------------------------------------------------------------------
+// etcd's gateway prints lease ids and TTLs as signed int64 strings under their .proto names
+// (ID, TTL, grantedTTL), omitting zero values: a TTL of -1 (unknown lease) is printed.
+
+function int64Field(name: string, v: bigint | number | undefined, s: string): string {
+  if (v === undefined || v === 0 || v === 0n) return s;
+  return `${s}${s ? ',' : ''}"${name}":"${v}"`;
+}
+
+export function leaseGrantResponseJson(r: LeaseGrantResponse): string {
+  let s = r.header ? `"header":${headerJson(r.header)}` : '';
+  s = int64Field('ID', r.ID, s);
+  s = int64Field('TTL', r.TTL, s);
+  if (r.error) s += `${s ? ',' : ''}"error":${goQuote(r.error)}`;
+  return `{${s}}`;
+}
+
+export function leaseRevokeResponseJson(r: LeaseRevokeResponse): string {
+  return r.header ? `{"header":${headerJson(r.header)}}` : '{}';
+}
+
+export function leaseKeepAliveResponseJson(r: LeaseKeepAliveResponse): string {
+  let s = r.header ? `"header":${headerJson(r.header)}` : '';
+  s = int64Field('ID', r.ID, s);
+  s = int64Field('TTL', r.TTL, s);
+  return `{${s}}`;
+}
+
+export function leaseTimeToLiveResponseJson(r: LeaseTimeToLiveResponse): string {
+  let s = r.header ? `"header":${headerJson(r.header)}` : '';
+  s = int64Field('ID', r.ID, s);
+  s = int64Field('TTL', r.TTL, s);
+  s = int64Field('grantedTTL', r.grantedTTL, s);
+  if (r.keys && r.keys.length) s += `${s ? ',' : ''}"keys":[${r.keys.map((k) => `"${base64(k)}"`).join(',')}]`;
+  return `{${s}}`;
+}
+
+export function leaseLeasesResponseJson(r: LeaseLeasesResponse): string {
+  let s = r.header ? `"header":${headerJson(r.header)}` : '';
+  if (r.leases.length) s += `${s ? ',' : ''}"leases":[${r.leases.map((l) => (l.ID ? `{"ID":"${l.ID}"}` : '{}')).join(',')}]`;
+  return `{${s}}`;
 }

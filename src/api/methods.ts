@@ -22,11 +22,13 @@ import type { MemberApi } from '../server/raft-kv.js';
 import type { GrpcMethod, ServerStreamCall, StreamHandler, StreamingKind } from '../grpc/grpc-method.js';
 import {
   alarmResponseJson, defragmentResponseJson, hashKVResponseJson, hashResponseJson,
-  compactionResponseJson, deleteRangeResponseJson, memberAddResponseJson, memberListResponseJson, moveLeaderResponseJson,
+  compactionResponseJson, deleteRangeResponseJson, leaseGrantResponseJson, leaseKeepAliveResponseJson, leaseLeasesResponseJson,
+  leaseRevokeResponseJson, leaseTimeToLiveResponseJson, memberAddResponseJson, memberListResponseJson, moveLeaderResponseJson,
   putResponseJson, rangeResponseJson, statusResponseJson, txnResponseJson,
 } from './gateway-json.js';
 import { healthRequestService, HealthStatus } from './health-service.js';
 import type { KvService } from './kv-service.js';
+import { openKeepAlive } from './lease-keep-alive.js';
 
 /** What handlers are built from: the member's interfaces and the API's checked front of them. */
 export interface MethodDeps {
@@ -85,11 +87,11 @@ export const methodTable: readonly MethodRow[] = [
   // Watch
   unserved('bidi', 'Watch', 'Watch', 'WatchRequest', 'WatchResponse', ['/v3/watch']),
   // Lease
-  unserved('unary', 'Lease', 'LeaseGrant', 'LeaseGrantRequest', 'LeaseGrantResponse', ['/v3/lease/grant']),
-  unserved('unary', 'Lease', 'LeaseRevoke', 'LeaseRevokeRequest', 'LeaseRevokeResponse', ['/v3/lease/revoke', '/v3/kv/lease/revoke']),
-  unserved('bidi', 'Lease', 'LeaseKeepAlive', 'LeaseKeepAliveRequest', 'LeaseKeepAliveResponse', ['/v3/lease/keepalive']),
-  unserved('unary', 'Lease', 'LeaseTimeToLive', 'LeaseTimeToLiveRequest', 'LeaseTimeToLiveResponse', ['/v3/lease/timetolive', '/v3/kv/lease/timetolive']),
-  unserved('unary', 'Lease', 'LeaseLeases', 'LeaseLeasesRequest', 'LeaseLeasesResponse', ['/v3/lease/leases', '/v3/kv/lease/leases']),
+  { kind: 'unary', service: 'Lease', method: 'LeaseGrant', gatewayPaths: ['/v3/lease/grant'], requestType: 'LeaseGrantRequest', responseType: 'LeaseGrantResponse', jsonEncoder: leaseGrantResponseJson, serve: ({ member }) => (r) => member.leaseGrant(r) },
+  { kind: 'unary', service: 'Lease', method: 'LeaseRevoke', gatewayPaths: ['/v3/lease/revoke', '/v3/kv/lease/revoke'], requestType: 'LeaseRevokeRequest', responseType: 'LeaseRevokeResponse', jsonEncoder: leaseRevokeResponseJson, serve: ({ member }) => (r) => member.leaseRevoke(r) },
+  { kind: 'bidi', service: 'Lease', method: 'LeaseKeepAlive', gatewayPaths: ['/v3/lease/keepalive'], requestType: 'LeaseKeepAliveRequest', responseType: 'LeaseKeepAliveResponse', jsonEncoder: leaseKeepAliveResponseJson, serve: ({ member }) => (call) => openKeepAlive(member, call) },
+  { kind: 'unary', service: 'Lease', method: 'LeaseTimeToLive', gatewayPaths: ['/v3/lease/timetolive', '/v3/kv/lease/timetolive'], requestType: 'LeaseTimeToLiveRequest', responseType: 'LeaseTimeToLiveResponse', jsonEncoder: leaseTimeToLiveResponseJson, serve: ({ member }) => (r) => member.leaseTimeToLive(r) },
+  { kind: 'unary', service: 'Lease', method: 'LeaseLeases', gatewayPaths: ['/v3/lease/leases', '/v3/kv/lease/leases'], requestType: 'LeaseLeasesRequest', responseType: 'LeaseLeasesResponse', jsonEncoder: leaseLeasesResponseJson, serve: ({ member }) => () => member.leaseLeases() },
   // Cluster. MemberRemove, MemberUpdate and MemberPromote answer {header, members}: MemberList's JSON shape.
   { kind: 'unary', service: 'Cluster', method: 'MemberAdd', gatewayPaths: ['/v3/cluster/member/add'], requestType: 'MemberAddRequest', responseType: 'MemberAddResponse', jsonEncoder: memberAddResponseJson, serve: ({ member }) => (r) => member.memberAdd(r) },
   { kind: 'unary', service: 'Cluster', method: 'MemberRemove', gatewayPaths: ['/v3/cluster/member/remove'], requestType: 'MemberRemoveRequest', responseType: 'MemberRemoveResponse', jsonEncoder: memberListResponseJson, serve: ({ member }) => (r) => member.memberRemove(r) },

@@ -102,6 +102,19 @@ export class EtcdClient {
     });
   }
 
+  /** One bidirectional stream (LeaseKeepAlive); messages in etcd-types.ts shape. */
+  async stream<Req extends object, Res>(service: EtcdService, method: string, options: CallOptions): Promise<grpc.ClientDuplexStream<Req, Res>> {
+    const codec = methodCodec(service, method);
+    const channel = await this.readyChannel(options.deadlineMs);
+    return channel.makeBidiStreamRequest<Req, Res>(
+      codec.path,
+      (value) => Buffer.from(encode(codec.requestType, value)),
+      (bytes) => decode<Res>(codec.responseType, bytes),
+      new grpc.Metadata(),
+      {},
+    );
+  }
+
   close(): void {
     for (const channel of this.channels) channel.close();
   }

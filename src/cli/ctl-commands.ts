@@ -14,6 +14,7 @@ import { goDuration, goParseInt, GoSyntaxError } from './ctl-go-text.js';
 import { buildDeleteRequest, buildPutRequest, buildRangeRequest, DEL_FLAGS, GET_FLAGS, PUT_FLAGS } from './ctl-kv-ops.js';
 import type { EndpointHashKVResult, EndpointHealthResult, EndpointStatusResult, Output, Printer } from './ctl-printer.js';
 import type { StdinReader } from './ctl-stdin.js';
+import { runLeaseGrant, runLeaseKeepAlive, runLeaseList, runLeaseRevoke, runLeaseTimeToLive } from './ctl-lease.js';
 import { readTxnRequest } from './ctl-txn.js';
 
 export const GLOBAL_FLAGS: FlagSpec[] = [
@@ -303,6 +304,17 @@ export const COMMANDS: Command[] = [
     usesPrinter: false, run: runDefrag,
   },
   { spec: { path: ['move-leader'], use: 'move-leader <transferee-member-id>', summary: 'Transfers leadership to another etcd cluster member.', flags: [] }, usesPrinter: true, run: runMoveLeader },
+  { spec: { path: ['lease', 'grant'], use: 'lease grant <ttl>', summary: 'Creates leases', flags: [] }, usesPrinter: true, run: runLeaseGrant },
+  { spec: { path: ['lease', 'revoke'], use: 'lease revoke <leaseID>', summary: 'Revokes leases', flags: [] }, usesPrinter: true, run: runLeaseRevoke },
+  {
+    spec: { path: ['lease', 'timetolive'], use: 'lease timetolive <leaseID> [options]', summary: 'Get lease information', flags: [{ name: 'keys', kind: 'bool', defaultText: 'false', usage: 'Get keys attached to this lease' }] },
+    usesPrinter: true, run: runLeaseTimeToLive,
+  },
+  { spec: { path: ['lease', 'list'], use: 'lease list', summary: 'List all active leases', flags: [] }, usesPrinter: true, run: runLeaseList },
+  {
+    spec: { path: ['lease', 'keep-alive'], use: 'lease keep-alive [options] <leaseID>', summary: 'Keeps leases alive (renew)', flags: [{ name: 'once', kind: 'bool', defaultText: 'false', usage: 'Resets the keep-alive time to its original value and exits immediately' }] },
+    usesPrinter: true, run: runLeaseKeepAlive,
+  },
   { spec: { path: ['member', 'list'], use: 'member list', summary: 'Lists all members in the cluster', flags: [] }, usesPrinter: true, run: runMemberList },
   { spec: { path: ['version'], use: 'version', summary: 'Prints the version of keyraftctl', flags: [] }, usesPrinter: false, run: runVersion },
 ];

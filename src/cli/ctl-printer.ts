@@ -11,7 +11,10 @@
  * - protobuf: the response's wire bytes, for the KV calls and member list.
  */
 import type { AlarmResponse, HashKVResponse, MoveLeaderResponse } from '../proto/etcd-types.js';
-import type { DeleteRangeResponse, KeyValue, MemberListResponse, PutResponse, RangeResponse, ResponseHeader, StatusResponse, TxnResponse } from '../proto/etcd-types.js';
+import type {
+  DeleteRangeResponse, KeyValue, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseRevokeResponse,
+  LeaseTimeToLiveResponse, MemberListResponse, PutResponse, RangeResponse, ResponseHeader, StatusResponse, TxnResponse,
+} from '../proto/etcd-types.js';
 import { encode, messageType } from '../proto/codec.js';
 import { CtlError, ExitCode } from './ctl-exit.js';
 import { goQuote, humanizeBytes } from './ctl-go-text.js';
@@ -305,6 +308,92 @@ export class Printer {
     }
   }
 
+  // ---- leases: etcdctl 3.4 prints clientv3's lease responses, whose JSON flattens the header
+  // (encoding/json of an embedded *pb.ResponseHeader) and names some fields its own way
+  // ("id", "ttl", "granted-ttl" for time-to-live). The protobuf format writes the header only.
+
+  leaseGrant(resp: LeaseGrantResponse): void {
+    const id = resp.ID ?? 0n;
+    switch (this.format) {
+      case 'simple': this.out.stdout(`lease ${leaseHex(id)} granted with TTL(${resp.TTL ?? 0}s)\n`); return;
+      case 'json': this.out.stdout(`{${flatHeaderJson(resp.header)},"ID":${id},"TTL":${resp.TTL ?? 0},"Error":${goJsonString(resp.error ?? '')}}\n`); return;
+      case 'fields': this.fieldsHeader(resp.header); this.out.stdout(`"ID" : ${id}\n"TTL" : ${resp.TTL ?? 0}\n`); return;
+      default: this.leaseHeaderOnly(resp.header);
+    }
+  }
+
+  leaseRevoke(id: bigint, resp: LeaseRevokeResponse): void {
+    switch (this.format) {
+      case 'simple': this.out.stdout(`lease ${leaseHex(id)} revoked\n`); return;
+      case 'json': this.out.stdout(`{"header":{${flatHeaderJson(resp.header)}}}\n`); return;
+      case 'fields': this.fieldsHeader(resp.header); return;
+      case 'protobuf': throw new CtlError(ExitCode.BadFeature, `marshal unsupported for type clientv3.LeaseRevokeResponse`);
+      default: throw new CtlError(ExitCode.BadFeature, `${this.format} not supported as output format`);
+    }
+  }
+
+  leaseKeepAlive(resp: LeaseKeepAliveResponse): void {
+    const id = resp.ID ?? 0n;
+    switch (this.format) {
+      case 'simple': this.out.stdout(`lease ${leaseHex(id)} keepalived with TTL(${resp.TTL ?? 0})\n`); return;
+      case 'json': this.out.stdout(`{${flatHeaderJson(resp.header)},"ID":${id},"TTL":${resp.TTL ?? 0}}\n`); return;
+      case 'fields': this.fieldsHeader(resp.header); this.out.stdout(`"ID" : ${id}\n"TTL" : ${resp.TTL ?? 0}\n`); return;
+      default: this.leaseHeaderOnly(resp.header);
+    }
+  }
+
+  leaseTimeToLive(resp: LeaseTimeToLiveResponse, keys: boolean): void {
+    const id = resp.ID ?? 0n;
+    const ttl = resp.TTL ?? 0;
+    const granted = resp.grantedTTL ?? 0;
+    const attached = resp.keys ?? [];
+    switch (this.format) {
+      case 'simple': {
+        if (granted === 0 && ttl === -1) {
+          this.out.stdout(`lease ${leaseHex(id)} already expired\n`);
+          return;
+        }
+        let text = `lease ${leaseHex(id)} granted with TTL(${granted}s), remaining(${ttl}s)`;
+        if (keys) text += `, attached keys([${attached.map((k) => k.toString('utf8')).join(' ')}])`;
+        this.out.stdout(Buffer.from(`${text}\n`));
+        return;
+      }
+      case 'json': {
+        const keysJson = attached.length === 0 ? 'null' : `[${attached.map((k) => `"${k.toString('base64')}"`).join(',')}]`;
+        this.out.stdout(`{${flatHeaderJson(resp.header)},"id":${id},"ttl":${ttl},"granted-ttl":${granted},"keys":${keysJson}}\n`);
+        return;
+      }
+      case 'fields':
+        this.fieldsHeader(resp.header);
+        this.out.stdout(`"ID" : ${id}\n"TTL" : ${ttl}\n"GrantedTTL" : ${granted}\n`);
+        for (const k of attached) this.out.stdout(`"Key" : ${goQuote(k)}\n`);
+        return;
+      default: this.leaseHeaderOnly(resp.header);
+    }
+  }
+
+  leaseList(resp: LeaseLeasesResponse): void {
+    const leases = resp.leases ?? [];
+    switch (this.format) {
+      case 'simple':
+        this.out.stdout(`found ${leases.length} leases\n${leases.map((l) => `${leaseHex(l.ID ?? 0n)}\n`).join('')}`);
+        return;
+      case 'json':
+        this.out.stdout(`{${flatHeaderJson(resp.header)},"leases":[${leases.map((l) => `{"id":${l.ID ?? 0n}}`).join(',')}]}\n`);
+        return;
+      case 'fields':
+        this.fieldsHeader(resp.header);
+        for (const l of leases) this.out.stdout(`"ID" : ${l.ID ?? 0n}\n`);
+        return;
+      default: this.leaseHeaderOnly(resp.header);
+    }
+  }
+
+  private leaseHeaderOnly(header: ResponseHeader | undefined): void {
+    if (this.format !== 'protobuf') throw new CtlError(ExitCode.BadFeature, `${this.format} not supported as output format`);
+    this.out.stdout(Buffer.from(encode(messageType('etcdserverpb.ResponseHeader'), header ?? {})));
+  }
+
   private simpleKv(kv: KeyValue, valueOnly: boolean): void {
     const key = kv.key ?? Buffer.alloc(0);
     const value = kv.value ?? Buffer.alloc(0);
@@ -341,4 +430,19 @@ export class Printer {
         throw new CtlError(ExitCode.BadFeature, `${this.format} not supported as output format`);
     }
   }
+}
+
+/** A lease id as etcdctl prints it: %016x of the int64. */
+export function leaseHex(id: bigint): string {
+  return BigInt.asUintN(64, id).toString(16).padStart(16, '0');
+}
+
+/** The header's fields as encoding/json writes an embedded *pb.ResponseHeader (omitempty). */
+function flatHeaderJson(h: ResponseHeader | undefined): string {
+  const parts: string[] = [];
+  if (h?.cluster_id) parts.push(`"cluster_id":${BigInt.asUintN(64, h.cluster_id)}`);
+  if (h?.member_id) parts.push(`"member_id":${BigInt.asUintN(64, h.member_id)}`);
+  if (h?.revision) parts.push(`"revision":${h.revision}`);
+  if (h?.raft_term) parts.push(`"raft_term":${h.raft_term}`);
+  return parts.join(',');
 }

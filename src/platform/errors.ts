@@ -38,7 +38,8 @@ export function httpStatusOf(code: GrpcCode): number {
     case GrpcCode.PERMISSION_DENIED: return 403;
     case GrpcCode.UNAUTHENTICATED: return 401;
     case GrpcCode.RESOURCE_EXHAUSTED: return 429;
-    case GrpcCode.FAILED_PRECONDITION: return 400;
+    // grpc-gateway v1 as etcd 3.4.23 ships it (checked side by side: 'lease already exists' is 412).
+    case GrpcCode.FAILED_PRECONDITION: return 412;
     case GrpcCode.ABORTED: return 409;
     case GrpcCode.OUT_OF_RANGE: return 400;
     case GrpcCode.UNIMPLEMENTED: return 501;

@@ -181,6 +181,67 @@ export interface InternalRequest {
   publish?: MemberAttributes;
   member_update?: MemberPeerUpdate;
   alarm?: AlarmRequest;
+  lease_grant?: LeaseGrantRequest;
+  lease_revoke?: LeaseRevokeRequest;
+  lease_checkpoint?: LeaseCheckpointRequest;
+}
+
+// ---- Lease service (etcdserverpb) ----------------------------------------------------------------
+
+export interface LeaseGrantRequest {
+  TTL?: number;
+  ID?: bigint;
+}
+
+export interface LeaseGrantResponse {
+  header?: ResponseHeader;
+  ID?: bigint;
+  TTL?: number;
+  error?: string;
+}
+
+export interface LeaseRevokeRequest {
+  ID?: bigint;
+}
+
+export interface LeaseRevokeResponse {
+  header?: ResponseHeader;
+}
+
+export interface LeaseCheckpointRequest {
+  checkpoints?: Array<{ ID?: bigint; remaining_TTL?: number }>;
+}
+
+export interface LeaseCheckpointResponse {
+  header?: ResponseHeader;
+}
+
+export interface LeaseKeepAliveRequest {
+  ID?: bigint;
+}
+
+export interface LeaseKeepAliveResponse {
+  header?: ResponseHeader;
+  ID?: bigint;
+  TTL?: number;
+}
+
+export interface LeaseTimeToLiveRequest {
+  ID?: bigint;
+  keys?: boolean;
+}
+
+export interface LeaseTimeToLiveResponse {
+  header?: ResponseHeader;
+  ID?: bigint;
+  TTL?: number;
+  grantedTTL?: number;
+  keys?: Buffer[];
+}
+
+export interface LeaseLeasesResponse {
+  header?: ResponseHeader;
+  leases: Array<{ ID: bigint }>;
 }
 
 /** etcdserverpb.AlarmType. */

@@ -1,12 +1,14 @@
 import type { ReadView, TxnWrite } from '../mvcc/kv.js';
 import { KvStore } from '../mvcc/kv-store.js';
+import { Lessor, type LessorOptions } from '../lease/lessor.js';
 import { assert } from '../platform/assert.js';
 import { KeyraftError } from '../platform/errors.js';
 import type { Logger } from '../platform/logger.js';
 import {
   SortOrder, SortTarget,
   type CompactionRequest, type CompactionResponse, type DeleteRangeRequest, type DeleteRangeResponse,
-  type InternalRequest, type KeyValue, type PutRequest, type PutResponse, type RangeRequest,
+  type InternalRequest, type KeyValue, type LeaseCheckpointResponse, type LeaseGrantRequest, type LeaseGrantResponse,
+  type LeaseRevokeRequest, type LeaseRevokeResponse, type PutRequest, type PutResponse, type RangeRequest,
   type RangeResponse, type RequestOp, type ResponseHeader, type ResponseOp, type TxnRequest, type TxnResponse,
 } from '../proto/etcd-types.js';
 import { Backend } from '../storage/backend.js';
@@ -32,20 +34,17 @@ import { checkPathWrites, isTxnReadOnly } from './txn-write-checks.js';
  * Inner responses carry a header holding only the revision, nested txns an empty header, as etcd.
  */
 
-export type ApplyResponse = PutResponse | DeleteRangeResponse | TxnResponse | CompactionResponse;
-
-/** What the applier needs to know about leases (the lessor, once it exists). */
-export interface LeaseLookup {
-  exists(id: bigint): boolean;
-}
-
-/** Until the lessor exists no lease does: a put naming one fails as etcd's would for an unknown id. */
-const NO_LEASES: LeaseLookup = { exists: () => false };
+export type ApplyResponse = PutResponse | DeleteRangeResponse | TxnResponse | CompactionResponse
+  | LeaseGrantResponse | LeaseRevokeResponse | LeaseCheckpointResponse;
 
 export interface ApplierOptions {
   logger: Logger;
-  leases?: LeaseLookup;
+  /** The lessor's options (minimum TTL, clock, metrics); defaults to etcd's 2 s minimum. */
+  lessor?: Partial<LessorOptions>;
 }
+
+/** etcd's minimum lease TTL with its default 1 s election timeout: ceil(1.5 x 1 s). */
+const DEFAULT_MIN_TTL_SECONDS = 2;
 
 const EMPTY = Buffer.alloc(0);
 
@@ -54,20 +53,22 @@ export class Applier {
   /** Shared with the layers that store their state next to mvcc (lease, auth): they stage into
    * their bucket, and the next commit() writes it in the same batch as the applied index. */
   readonly backend: Backend;
-  private readonly leases: LeaseLookup;
+  /** The leases (lessor.ts); lease entries, lease checks and key attachment go through it. */
+  readonly lessor: Lessor;
 
-  constructor(store: KvStore, backend: Backend, leases: LeaseLookup = NO_LEASES) {
+  constructor(store: KvStore, backend: Backend, lessor: Lessor) {
     this.store = store;
     this.backend = backend;
-    this.leases = leases;
+    this.lessor = lessor;
   }
 
-  /** Opens (or creates) the backend at `path` and rebuilds the store from it. */
+  /** Opens (or creates) the backend at `path` and rebuilds the store and the leases from it. */
   static async open(path: string, options: ApplierOptions): Promise<Applier> {
     const backend = await Backend.open(path, { logger: options.logger });
     try {
       const store = await KvStore.open(backend, { logger: options.logger });
-      return new Applier(store, backend, options.leases);
+      const lessor = await Lessor.load(backend, () => allLiveKvs(store), { minTtlSeconds: DEFAULT_MIN_TTL_SECONDS, ...options.lessor });
+      return new Applier(store, backend, lessor);
     } catch (err) {
       await backend.close();
       throw err;
@@ -96,6 +97,12 @@ export class Applier {
     if (request.delete_range) return this.applyDeleteRange(request.delete_range);
     if (request.txn) return this.applyTxn(request.txn);
     if (request.compaction) return this.applyCompaction(request.compaction);
+    if (request.lease_grant) return this.applyLeaseGrant(request.lease_grant);
+    if (request.lease_revoke) return this.applyLeaseRevoke(request.lease_revoke);
+    if (request.lease_checkpoint) {
+      this.lessor.checkpoint(request.lease_checkpoint.checkpoints ?? []);
+      return {};
+    }
     throw new KeyraftError('InvalidArgument', 'etcdserver: empty internal request');
   }
 
@@ -119,12 +126,12 @@ export class Applier {
   private applyPut(p: PutRequest): PutResponse {
     checkPutFlags(p);
     const lease = p.lease ?? 0n;
-    if (lease !== 0n && !this.leases.exists(lease)) throw new KeyraftError('LeaseNotFound');
+    if (lease !== 0n && !this.lessor.exists(lease)) throw new KeyraftError('LeaseNotFound');
     const txn = this.store.write();
     try {
       return putIn(txn, p);
     } finally {
-      txn.end();
+      this.endWrite(txn);
     }
   }
 
@@ -133,8 +140,43 @@ export class Applier {
     try {
       return deleteIn(txn, d);
     } finally {
-      txn.end();
+      this.endWrite(txn);
     }
+  }
+
+  /** Ends a write transaction and moves the keys it wrote between leases. */
+  private endWrite(txn: TxnWrite): void {
+    const changes = txn.changes;
+    txn.end();
+    this.lessor.attachChanges(changes);
+  }
+
+  // ---- leases ----------------------------------------------------------------------------------
+
+  /** etcd's LeaseGrant apply: the proposer picked the id (ID 0 is replaced before proposing). */
+  private applyLeaseGrant(g: LeaseGrantRequest): LeaseGrantResponse {
+    const lease = this.lessor.grant(g.ID ?? 0n, g.TTL ?? 0);
+    return { ID: lease.id, TTL: lease.ttlSeconds, error: '' };
+  }
+
+  /**
+   * etcd's LeaseRevoke apply: every attached key is deleted in one write transaction (one
+   * revision, so watchers see one DELETE per key at that revision), then the lease is forgotten;
+   * both land in the same backend batch.
+   */
+  private applyLeaseRevoke(r: LeaseRevokeRequest): LeaseRevokeResponse {
+    const id = r.ID ?? 0n;
+    const keys = this.lessor.keysOf(id);
+    if (keys.length > 0) {
+      const txn = this.store.write();
+      try {
+        for (const key of keys) txn.deleteRange(key, undefined);
+      } finally {
+        this.endWrite(txn);
+      }
+    }
+    this.lessor.removeLease(id);
+    return {};
   }
 
   private applyCompaction(c: CompactionRequest): CompactionResponse {
@@ -161,7 +203,7 @@ export class Applier {
       cursor.at = 0;
       return txnIn(txn, t, path, cursor);
     } finally {
-      txn.end();
+      this.endWrite(txn);
     }
   }
 
@@ -180,9 +222,14 @@ export class Applier {
         throw new KeyraftError('KeyNotFound');
       }
       const lease = p.lease ?? 0n;
-      if (lease !== 0n && !this.leases.exists(lease)) throw new KeyraftError('LeaseNotFound');
+      if (lease !== 0n && !this.lessor.exists(lease)) throw new KeyraftError('LeaseNotFound');
     }
   }
+}
+
+/** Every live key at the current revision (start-up only: attaching keys to their leases). */
+function allLiveKvs(store: KvStore): KeyValue[] {
+  return store.read().range(Buffer.from([0]), Buffer.from([0])).kvs;
 }
 
 // ---- range ---------------------------------------------------------------------------------------

@@ -29,6 +29,14 @@ export interface MemberConfig {
   electionTimeoutMs: number;
   /** --snapshot-count: applied entries between two snapshots (log compaction and WAL release). */
   snapshotCount: number;
+  /** --lease-revoke-rate: expired leases the leader revokes per second at most (etcd's leaseRevokeRate). */
+  leaseRevokeRate: number;
+  /**
+   * --lease-checkpoint-interval, ms: how often the leader checkpoints the remaining TTL of leases
+   * longer than this through the log (etcd's --experimental-lease-checkpoint-interval; on here by
+   * default). 0 turns checkpoints off.
+   */
+  leaseCheckpointIntervalMs: number;
   /** Peer TLS (--peer-cert-file, --peer-key-file, --peer-trusted-ca-file, --peer-client-cert-auth); absent = plain TCP. */
   peerTls?: { certFile: string; keyFile: string; trustedCaFile?: string; clientCertAuth: boolean };
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'panic' | 'fatal';
@@ -76,6 +84,8 @@ const FLAGS = {
   'heartbeat-interval': { type: 'string' },
   'election-timeout': { type: 'string' },
   'snapshot-count': { type: 'string' },
+  'lease-revoke-rate': { type: 'string' },
+  'lease-checkpoint-interval': { type: 'string' },
   'peer-cert-file': { type: 'string' },
   'peer-key-file': { type: 'string' },
   'peer-trusted-ca-file': { type: 'string' },
@@ -116,6 +126,8 @@ Every flag may also be set by its environment variable: --max-txn-ops <-> ETCD_M
   --heartbeat-interval 100                  time (in milliseconds) of a heartbeat interval
   --election-timeout 1000                   time (in milliseconds) for an election to timeout
   --snapshot-count 100000                   number of committed transactions to trigger a snapshot
+  --lease-revoke-rate 1000                  most expired leases revoked per second
+  --lease-checkpoint-interval 300000        ms between checkpoints of remaining lease TTLs (0 = off)
   --peer-cert-file ''                       path to the peer server TLS cert file
   --peer-key-file ''                        path to the peer server TLS key file
   --peer-trusted-ca-file ''                 path to the peer server TLS trusted CA file
@@ -274,6 +286,9 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   if (initialCheckText !== 'true' && initialCheckText !== 'false') {
     throw new ConfigError(`--experimental-initial-corrupt-check: must be true or false, got "${initialCheckText}"`);
   }
+  const leaseRevokeRate = parseNonNegativeInt('lease-revoke-rate', get('lease-revoke-rate') ?? '1000');
+  if (leaseRevokeRate === 0) throw new ConfigError('--lease-revoke-rate: must be greater than 0');
+  const leaseCheckpointIntervalMs = parseNonNegativeInt('lease-checkpoint-interval', get('lease-checkpoint-interval') ?? '300000');
 
   const config: MemberConfig = {
     name,
@@ -291,6 +306,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     heartbeatIntervalMs,
     electionTimeoutMs,
     snapshotCount,
+    leaseRevokeRate,
+    leaseCheckpointIntervalMs,
     logLevel: logLevel as MemberConfig['logLevel'],
     grpcKeepaliveMinTimeMs: minTimeMs > 0 ? minTimeMs : GRPC_GO_KEEPALIVE_MIN_TIME_MS,
     grpcKeepaliveIntervalMs: keepaliveSet ? intervalMs : GRPC_GO_KEEPALIVE_INTERVAL_MS,

@@ -30,9 +30,12 @@ import { KeyraftError, isKeyraftError } from '../platform/errors.js';
 import { Limits } from '../platform/limits.js';
 import type { Logger } from '../platform/logger.js';
 import { encode, decode, messageType } from '../proto/codec.js';
+import { LeaseMetrics } from '../lease/lease-metrics.js';
 import type {
   AlarmMember, AlarmRequest, AlarmResponse, DefragmentResponse, HashKVRequest, HashKVResponse, HashResponse,
   CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, InternalRequest,
+  LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseLeasesResponse,
+  LeaseRevokeRequest, LeaseRevokeResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
   MemberAddRequest, MemberAddResponse, MemberListResponse, MemberPromoteRequest, MemberRemoveRequest,
   MembersResponse, MemberUpdateRequest, MoveLeaderRequest, MoveLeaderResponse, PutRequest, PutResponse,
   RangeRequest, RangeResponse, ResponseHeader, StatusResponse, TxnRequest, TxnResponse,
@@ -48,9 +51,11 @@ import { readAppliedIndex } from '../mvcc/kv-store.js';
 import { UNKNOWN_TERM } from '../raft/raft-log.js';
 import { installStateImage } from '../storage/state-image.js';
 import { Wal } from '../storage/wal.js';
-import { Applier } from './applier.js';
+import { Applier, type ApplierOptions, type ApplyResponse as AppliedResponse } from './applier.js';
+import { LEASE_GRANT_COST_BYTES } from './quota.js';
 import { computeMemberId, loadOrCreateIdentity, type ClusterIdDiscovery, type ClusterIdentity } from './cluster-identity.js';
 import { forwardUnary } from './leader-forward.js';
+import { LeaseKeeper } from './lease-keeper.js';
 import type { MemberConfig } from './config.js';
 import { Membership } from './membership.js';
 import { Operations } from './operations.js';
@@ -58,7 +63,7 @@ import { toKeyraftError } from './raft-error-map.js';
 import { RaftNode, type RaftTransport } from './raft-node.js';
 import { WalRaftStorage } from './raft-storage.js';
 import { StateImages } from './state-images.js';
-import type { ApiLimits, MemberApi } from './raft-kv.js';
+import type { ApiLimits, LeaseApi, MemberApi } from './raft-kv.js';
 import { ReadIndexQueue } from './read-index-queue.js';
 import { isTxnReadOnly } from './txn-write-checks.js';
 import { Wait } from './wait.js';
@@ -67,7 +72,8 @@ import { ETCD_SERVER_VERSION } from '../platform/etcd-version.js';
 
 const internalRequestType = messageType('keyraftpb.InternalRequest');
 
-type ApplyResponse = PutResponse | DeleteRangeResponse | TxnResponse | CompactionResponse | AlarmResponse;
+/** What an applied entry answers: the applier's responses, and the alarms the member applies itself (operations.ts). */
+type ApplyResponse = AppliedResponse | AlarmResponse;
 
 /** What the member needs from the peer network (main.ts adapts the peer transport to it). */
 export interface MemberNetwork {
@@ -133,7 +139,21 @@ const READ_INDEX_RETRY_MS = 500;
 /** Entries the leader keeps after a compaction so a slightly slow follower needs no snapshot (etcd's SnapshotCatchUpEntries). */
 const SNAPSHOT_CATCH_UP_ENTRIES = 5000;
 
-export class Member implements MemberApi {
+/**
+ * etcd's minimum lease TTL: (3 x election ticks / 2) heartbeats, in whole seconds rounded up
+ * (2 s with the default 100 ms heartbeat and 1 s election timeout).
+ */
+export function minLeaseTtlSeconds(config: Pick<MemberConfig, 'electionTimeoutMs' | 'heartbeatIntervalMs'>): number {
+  const electionTicks = Math.max(2, Math.round(config.electionTimeoutMs / config.heartbeatIntervalMs));
+  return Math.ceil((Math.floor((3 * electionTicks) / 2) * config.heartbeatIntervalMs) / 1000);
+}
+
+/** How the applier is opened (at start-up and after a state image install): the lessor's options. */
+function applierOptions(config: MemberConfig, logger: Logger, leaseMetrics: LeaseMetrics): ApplierOptions {
+  return { logger, lessor: { minTtlSeconds: minLeaseTtlSeconds(config), metrics: leaseMetrics } };
+}
+
+export class Member implements MemberApi, LeaseApi {
   readonly limits: ApiLimits;
   readonly clusterId: bigint;
   readonly memberId: bigint;
@@ -167,6 +187,8 @@ export class Member implements MemberApi {
   private readonly metrics: MemberMetrics;
   /** Alarms, quota, defrag, hashes (operations.ts). */
   readonly ops: Operations;
+  /** The Lease service and the leader's expiry and checkpoint rounds. */
+  private readonly leases: LeaseKeeper;
 
   private constructor(
     private readonly config: MemberConfig,
@@ -179,6 +201,7 @@ export class Member implements MemberApi {
     private readonly onFatal: (err: Error) => void,
     private readonly testFault: TestFault,
     registry: Registry,
+    private readonly leaseMetrics: LeaseMetrics,
   ) {
     this.limits = { maxRequestBytes: config.maxRequestBytes, maxTxnOps: config.maxTxnOps };
     this.clusterId = identity.clusterId;
@@ -203,6 +226,17 @@ export class Member implements MemberApi {
       autoCompactionMode: config.autoCompactionMode, autoCompactionRetention: config.autoCompactionRetention,
       initialCorruptCheck: config.initialCorruptCheck, corruptCheckTimeMs: config.corruptCheckTimeMs, registry, logger,
     });
+    this.leases = new LeaseKeeper({
+      lessor: () => this.applier.lessor,
+      propose: (request) => this.propose(request),
+      isLeader: () => this.isLeader(),
+      leaderCaughtUp: () => this.leaderCaughtUp(),
+      forwardLease: (method, requestType, responseType, request) => this.forward('Lease', method, requestType, responseType, request),
+      header: () => this.header(),
+    }, {
+      revokeRate: config.leaseRevokeRate, checkpointIntervalMs: config.leaseCheckpointIntervalMs,
+      heartbeatIntervalMs: config.heartbeatIntervalMs, logger: logger.child({ component: 'lease' }),
+    });
   }
 
   /** Opens the data dir, recovers (backend, then the Raft log from the WAL), joins the peers, starts ticking. */
@@ -215,14 +249,15 @@ export class Member implements MemberApi {
     // Components take their own child of the caller's logger, so their `component` field is theirs.
     const images = new StateImages(join(memberDir, 'snap'), options.logger.child({ component: 'state-image' }));
     await images.open();
-    let applier = await Applier.open(join(memberDir, 'db'), { logger: options.logger });
+    const leaseMetrics = new LeaseMetrics(registry);
+    let applier = await Applier.open(join(memberDir, 'db'), applierOptions(config, options.logger, leaseMetrics));
     let wal: Wal;
     let replay;
     let walOpened: Wal | undefined;
     try {
       ({ wal, replay } = await Wal.open(join(memberDir, 'wal'), { logger: options.logger, metrics: registry }));
       walOpened = wal;
-      applier = await reinstallIfBehind(applier, replay.snapshot?.index ?? 0, memberDir, images, logger);
+      applier = await reinstallIfBehind(applier, replay.snapshot?.index ?? 0, memberDir, images, logger, applierOptions(config, options.logger, leaseMetrics));
     } catch (err) {
       await walOpened?.close();
       await applier.close();
@@ -232,7 +267,7 @@ export class Member implements MemberApi {
     const member = new Member(
       config, identity, wal, applier, membership, images, logger,
       options.onFatal ?? ((err) => { throw err; }),
-      options.testFault, registry,
+      options.testFault, registry, leaseMetrics,
     );
     await member.ops.attach();
     const raft = member.recoverRaft(replay);
@@ -356,6 +391,54 @@ export class Member implements MemberApi {
     // physical: answer only once the compaction has reached the backend.
     if (request.physical) await this.applier.flush();
     return response;
+  }
+
+  // ---- leases (lease-keeper.ts) -----------------------------------------------------------------
+
+  leaseGrant(request: LeaseGrantRequest): Promise<LeaseGrantResponse> {
+    // A grant grows the backend: refused past the quota, as etcd's quota check and capped applier do.
+    try {
+      this.ops.checkQuota(LEASE_GRANT_COST_BYTES);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.leases.leaseGrant(request);
+  }
+
+  leaseRevoke(request: LeaseRevokeRequest): Promise<LeaseRevokeResponse> {
+    return this.leases.leaseRevoke(request);
+  }
+
+  // A learner serves no Lease RPC (etcd 3.4's learner interceptor); grants and revokes are
+  // refused by propose().
+
+  async leaseKeepAlive(request: LeaseKeepAliveRequest): Promise<LeaseKeepAliveResponse> {
+    this.checkRunning();
+    this.checkNotLearner();
+    return this.leases.leaseKeepAlive(request);
+  }
+
+  async leaseTimeToLive(request: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> {
+    this.checkRunning();
+    this.checkNotLearner();
+    return this.leases.leaseTimeToLive(request);
+  }
+
+  async leaseLeases(): Promise<LeaseLeasesResponse> {
+    this.checkRunning();
+    this.checkNotLearner();
+    return this.leases.leaseLeases();
+  }
+
+  /**
+   * Resolves once this leader has applied an entry of its own term, and so everything earlier
+   * terms committed (etcd's waitAppliedIndex before a lease renewal): before that it may not
+   * know a lease a client already holds.
+   */
+  private leaderCaughtUp(): Promise<void> {
+    const raft = this.node.raft;
+    if (this.appliedIndex >= raft.log.offset && raft.log.term(this.appliedIndex) === raft.term) return Promise.resolve();
+    return this.readBarrier();
   }
 
   async memberList(): Promise<MemberListResponse> {
@@ -583,6 +666,7 @@ export class Member implements MemberApi {
       if (this.stopped) return;
       this.node.raft.tick();
       this.reads.retryDue(performance.now(), (ctx) => this.issueReadIndex(ctx));
+      if (this.role === Role.Leader) this.leases.tick();
       this.schedule();
     }, this.config.heartbeatIntervalMs);
   }
@@ -663,8 +747,10 @@ export class Member implements MemberApi {
 
   private onSoftState(s: SoftState): void {
     const previous = this.leader;
+    const wasLeader = this.role === Role.Leader;
     this.leader = s.leader;
     this.role = s.role;
+    if (wasLeader !== (s.role === Role.Leader)) this.leases.onLeadership(s.role === Role.Leader, this.config.electionTimeoutMs);
     this.metrics.hasLeader.set(s.leader === NONE ? 0 : 1);
     this.metrics.isLeader.set(s.role === Role.Leader ? 1 : 0);
     if (previous !== s.leader) {
@@ -711,7 +797,10 @@ export class Member implements MemberApi {
     assert(path !== null, () => `install snapshot at ${index}: no state image for it in ${this.images.dir}`);
     const started = performance.now();
     await this.ops.idle();
-    this.applier = await swapInImage(this.applier, path, index, join(this.config.dataDir, 'member'), this.logger);
+    this.applier = await swapInImage(this.applier, path, index, join(this.config.dataDir, 'member'), this.logger,
+      applierOptions(this.config, this.logger, this.leaseMetrics));
+    // The new lessor starts as a follower's; a leader (which does not install images in practice) restarts its clock.
+    if (this.role === Role.Leader) this.leases.onLeadership(true, this.config.electionTimeoutMs);
     this.membership = await Membership.load(this.applier.backend, this.identity.initialMembers);
     await this.ops.attach();
     for (const m of this.membership.all()) if (m.id !== this.memberId) this.network?.addPeer(m.id, m.peerURLs);
@@ -1103,7 +1192,7 @@ function isImageSnap(m: Message): boolean {
  * leaves either the old backend or the new one (or none: an empty backend opens at applied 0),
  * and start-up re-installs from the same image while the backend is behind the WAL's marker.
  */
-async function swapInImage(applier: Applier, path: string, index: number, memberDir: string, logger: Logger): Promise<Applier> {
+async function swapInImage(applier: Applier, path: string, index: number, memberDir: string, logger: Logger, options: ApplierOptions): Promise<Applier> {
   const dbDir = join(memberDir, 'db');
   const scratch = join(memberDir, 'db.installing');
   const old = join(memberDir, 'db.old');
@@ -1114,7 +1203,7 @@ async function swapInImage(applier: Applier, path: string, index: number, member
   await rename(dbDir, old);
   await rename(scratch, dbDir);
   await rm(old, { recursive: true, force: true });
-  const reopened = await Applier.open(dbDir, { logger });
+  const reopened = await Applier.open(dbDir, options);
   assert(reopened.appliedIndex === index, () => `backend installed from the image at ${index} reports applied index ${reopened.appliedIndex}`);
   return reopened;
 }
@@ -1123,7 +1212,9 @@ async function swapInImage(applier: Applier, path: string, index: number, member
  * Start-up: if the WAL's snapshot marker is ahead of the backend (a crash between writing the
  * marker of a received image and the end of its install), install that image again.
  */
-async function reinstallIfBehind(applier: Applier, markerIndex: number, memberDir: string, images: StateImages, logger: Logger): Promise<Applier> {
+async function reinstallIfBehind(
+  applier: Applier, markerIndex: number, memberDir: string, images: StateImages, logger: Logger, options: ApplierOptions,
+): Promise<Applier> {
   await rm(join(memberDir, 'db.installing'), { recursive: true, force: true });
   if (markerIndex <= 1 || applier.appliedIndex >= markerIndex) return applier;
   const path = await images.find(markerIndex);
@@ -1131,7 +1222,7 @@ async function reinstallIfBehind(applier: Applier, markerIndex: number, memberDi
     throw new Error(`recovery: the backend has applied index ${applier.appliedIndex}, behind the WAL's snapshot at ${markerIndex}, and the state image for it is missing from ${images.dir}`);
   }
   logger.warn({ appliedIndex: applier.appliedIndex, markerIndex, path }, 'the backend is behind the WAL snapshot marker (interrupted install): re-installing the state image');
-  return swapInImage(applier, path, markerIndex, memberDir, logger);
+  return swapInImage(applier, path, markerIndex, memberDir, logger, options);
 }
 
 function urlText(url: URL): string {

@@ -202,13 +202,13 @@ export class Operations {
 
   /**
    * The apply-time refusal under an active alarm (etcd's applierV3Capped and applierV3Corrupt):
-   * NOSPACE refuses puts and txns with puts; CORRUPT refuses every write and compaction.
+   * NOSPACE refuses puts, txns with puts and lease grants; CORRUPT refuses every write and compaction.
    */
   refusal(request: InternalRequest): KeyraftError | null {
     if (this.alarms.has(AlarmType.CORRUPT) && (request.put || request.delete_range || request.compaction || (request.txn && !isTxnReadOnly(request.txn)))) {
       return new KeyraftError('Corrupt');
     }
-    if (this.alarms.has(AlarmType.NOSPACE) && (request.put || (request.txn && costTxn(request.txn) > 0))) {
+    if (this.alarms.has(AlarmType.NOSPACE) && (request.put || request.lease_grant || (request.txn && costTxn(request.txn) > 0))) {
       return new KeyraftError('NoSpace');
     }
     return null;

@@ -2,6 +2,8 @@ import type {
   AlarmMember, AlarmRequest, AlarmResponse, DefragmentResponse, HashKVRequest, HashKVResponse, HashResponse,
   CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, MemberAddRequest,
   MemberAddResponse, MemberListResponse, MemberPromoteRequest, MemberRemoveRequest, MembersResponse,
+  LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseLeasesResponse,
+  LeaseRevokeRequest, LeaseRevokeResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
   MemberUpdateRequest, MoveLeaderRequest, MoveLeaderResponse, PutRequest, PutResponse, RangeRequest,
   RangeResponse, StatusResponse, TxnRequest, TxnResponse,
 } from '../proto/etcd-types.js';
@@ -45,6 +47,20 @@ export interface MaintenanceInfo {
   activeAlarms(): AlarmMember[];
 }
 
+/**
+ * etcd's Lease service. Grants and revocations go through the log; keep-alives and time-to-live
+ * are answered by the leader, which alone tracks expiry (a follower forwards them to it).
+ */
+export interface LeaseApi {
+  leaseGrant(request: LeaseGrantRequest): Promise<LeaseGrantResponse>;
+  leaseRevoke(request: LeaseRevokeRequest): Promise<LeaseRevokeResponse>;
+  /** One keep-alive of a LeaseKeepAlive stream: TTL is the granted TTL, 0 for an unknown or expired lease. */
+  leaseKeepAlive(request: LeaseKeepAliveRequest): Promise<LeaseKeepAliveResponse>;
+  /** TTL -1 for an unknown lease, as etcd. */
+  leaseTimeToLive(request: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse>;
+  leaseLeases(): Promise<LeaseLeasesResponse>;
+}
+
 /** Limits the API layer enforces before a request reaches the member (from flags). */
 export interface ApiLimits {
   maxRequestBytes: number;
@@ -52,7 +68,7 @@ export interface ApiLimits {
 }
 
 /** Everything the client-facing API serves. The member implements it. */
-export interface MemberApi extends RaftKV, ClusterInfo, MaintenanceInfo {
+export interface MemberApi extends RaftKV, ClusterInfo, MaintenanceInfo, LeaseApi {
   readonly limits: ApiLimits;
   /** Cluster and member id and current term for headers built outside the member (errors, health). */
   readonly clusterId: bigint;

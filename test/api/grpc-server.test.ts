@@ -111,8 +111,8 @@ test('compressed messages, unknown methods and non-gRPC requests', async () => {
   assert.is(messageOf(compressed), 'grpc: Decompressor is not installed for grpc-encoding "gzip"');
   const unknownMethod = await call('/etcdserverpb.KV/Nope', []);
   assert.is(messageOf(unknownMethod), 'unknown method Nope for service etcdserverpb.KV');
-  const unknownService = await call('/etcdserverpb.Lease/LeaseGrant', []);
-  assert.is(messageOf(unknownService), 'unknown service etcdserverpb.Lease');
+  const unknownService = await call('/etcdserverpb.Auth/AuthEnable', []);
+  assert.is(messageOf(unknownService), 'unknown service etcdserverpb.Auth');
   const notGrpc = await call('/etcdserverpb.KV/Range', [], { 'content-type': 'text/plain' });
   assert.is(notGrpc.status, 415);
   const empty = await call('/etcdserverpb.KV/Range', []);

@@ -7,7 +7,8 @@ import { KeyraftError } from '../../src/platform/errors.js';
 import type {
   CompactionRequest, CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse, KeyValue, MemberListResponse,
   PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp, ResponseHeader, ResponseOp, StatusResponse, TxnRequest,
-  TxnResponse,
+  TxnResponse, LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseLeasesResponse,
+  LeaseRevokeRequest, LeaseRevokeResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
 } from '../../src/proto/etcd-types.js';
 import type { ApiLimits, MemberApi } from '../../src/server/raft-kv.js';
 
@@ -219,5 +220,40 @@ export class MemoryMember implements MemberApi {
       header: this.header(), version: '3.4.23', dbSize: 20480, leader: this.memberId, raftIndex: 12, raftTerm: 2,
       raftAppliedIndex: 12, errors: [], dbSizeInUse: 16384, isLearner: false,
     };
+  }
+
+  // ---- leases: granted TTLs only, no expiry (the real lessor is tested in test/lease and test/server) ----
+
+  readonly leases = new Map<bigint, number>();
+  private nextLease = 1n;
+
+  async leaseGrant(r: LeaseGrantRequest): Promise<LeaseGrantResponse> {
+    this.enter('leaseGrant', r);
+    const id = r.ID || this.nextLease++;
+    if (this.leases.has(id)) throw new KeyraftError('LeaseExist');
+    const ttl = Math.max(2, r.TTL ?? 0);
+    this.leases.set(id, ttl);
+    return { header: this.header(), ID: id, TTL: ttl, error: '' };
+  }
+
+  async leaseRevoke(r: LeaseRevokeRequest): Promise<LeaseRevokeResponse> {
+    this.enter('leaseRevoke', r);
+    if (!this.leases.delete(r.ID ?? 0n)) throw new KeyraftError('LeaseNotFound');
+    return { header: this.header() };
+  }
+
+  async leaseKeepAlive(r: LeaseKeepAliveRequest): Promise<LeaseKeepAliveResponse> {
+    this.enter('leaseKeepAlive', r);
+    return { header: this.header(), ID: r.ID ?? 0n, TTL: this.leases.get(r.ID ?? 0n) ?? 0 };
+  }
+
+  async leaseTimeToLive(r: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> {
+    this.enter('leaseTimeToLive', r);
+    const ttl = this.leases.get(r.ID ?? 0n);
+    return { header: this.header(), ID: r.ID ?? 0n, TTL: ttl ?? -1, grantedTTL: ttl ?? 0, keys: [] };
+  }
+
+  async leaseLeases(): Promise<LeaseLeasesResponse> {
+    return { header: this.header(), leases: [...this.leases.keys()].map((ID) => ({ ID })) };
   }
 }

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../../src/platform/logger.js';
-import { Applier, type LeaseLookup } from '../../src/server/applier.js';
+import { Applier } from '../../src/server/applier.js';
 import type { KeyValue } from '../../src/proto/etcd-types.js';
 
 /** Test helpers shared by the mvcc and applier tests. */
@@ -19,15 +19,16 @@ export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T
   }
 }
 
-export async function openApplier(dir: string, leases?: LeaseLookup): Promise<Applier> {
-  return Applier.open(join(dir, 'db'), { logger: silentLogger, leases });
+export async function openApplier(dir: string): Promise<Applier> {
+  return Applier.open(join(dir, 'db'), { logger: silentLogger });
 }
 
-/** An applier on a temp dir, closed and removed after `fn`. */
-export async function withApplier<T>(fn: (applier: Applier, dir: string) => Promise<T> | T, leases?: LeaseLookup): Promise<T> {
+/** An applier on a temp dir, with leases `leases` granted (60 s), closed and removed after `fn`. */
+export async function withApplier<T>(fn: (applier: Applier, dir: string) => Promise<T> | T, leases: bigint[] = []): Promise<T> {
   return withTempDir(async (dir) => {
-    const applier = await openApplier(dir, leases);
+    const applier = await openApplier(dir);
     try {
+      for (const id of leases) applier.apply({ id: 0, lease_grant: { ID: id, TTL: 60 } });
       return await fn(applier, dir);
     } finally {
       await applier.close();

@@ -160,7 +160,7 @@ test('put with a lease the lessor knows stores it; ignore_lease keeps it', () =>
   assert.is(a.range({ key: b('k') }).kvs[0]!.lease, 0x694d7d7c6b2e1a04n);
   put(a, 'k', 'w');
   assert.is(a.range({ key: b('k') }).kvs[0]!.lease, 0n);
-}, { exists: (id) => id === 0x694d7d7c6b2e1a04n }));
+}, [0x694d7d7c6b2e1a04n]));
 
 test('delete_range: prev_kvs and deleted count over ranges and from-key', () => withApplier(async (a) => {
   await seedRange(a);
@@ -218,7 +218,7 @@ test('txn compare matrix: every target x result, below/equal/above', () => withA
       assert.is(holds(a, cmp('k', target, result, operand)), expected, `target ${target} result ${result} operand ${String(operand)}`);
     }
   }
-}, { exists: (id) => id === 10n }));
+}, [10n]));
 
 test('txn compare on a missing key: 0 for numbers, VALUE always false', () => withApplier((a) => {
   for (const target of [CompareTarget.VERSION, CompareTarget.CREATE, CompareTarget.MOD, CompareTarget.LEASE]) {

@@ -67,6 +67,7 @@ test('NOSPACE: writes refused past the quota, reads/deletes/compaction work, rec
     // Refused: a put, a txn with a put. Served: reads, a delete, a txn of deletes, compaction.
     assert.is(await codeOf(member.put({ key: Buffer.from('new'), value: Buffer.from('x') })), 'NoSpace');
     assert.is(await codeOf(member.txn({ compare: [], success: [{ request_put: { key: Buffer.from('t'), value: Buffer.from('v') } }], failure: [] })), 'NoSpace');
+    assert.is(await codeOf(member.leaseGrant({ TTL: 60 })), 'NoSpace');
     const read = await member.range({ key: Buffer.from('k'), range_end: Buffer.from('l') });
     assert.is(read.count, 4);
     for (const kv of read.kvs) assert.is(kv.value.toString(), acknowledged.get(kv.key.toString()));
@@ -97,6 +98,7 @@ test('NOSPACE: writes refused past the quota, reads/deletes/compaction work, rec
     assert.equal((await member.alarm({ action: AlarmAction.GET })).alarms, []);
     await member.put({ key: Buffer.from('after'), value: Buffer.from('recovered') });
     acknowledged.set('after', 'recovered');
+    assert.ok(((await member.leaseGrant({ TTL: 60 })).ID ?? 0n) > 0n, 'a lease is granted again once disarmed');
 
     // No acknowledged write lost.
     const all = await member.range({ key: Buffer.from([0]), range_end: Buffer.from([0]) });

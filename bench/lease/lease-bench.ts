@@ -1,0 +1,182 @@
+/**
+ * `npm run bench:lease -- --vs-etcd`: leases on one member, keyraft next to etcd 3.4 in the same
+ * run, rounds alternating which server goes first, medians reported.
+ *
+ *   keep-alive   L leases (default 10,000, TTL 60 s) each renewed once a second over S
+ *                LeaseKeepAlive streams (default 10); reports keep-alives/s answered and the
+ *                server's CPU time per keep-alive (utime + stime of its process from /proc,
+ *                over the whole measured window, divided by the keep-alives answered).
+ *   grant-put-revoke  C concurrent loops (default 32) of LeaseGrant, Put under the lease,
+ *                LeaseRevoke; reports cycles/s.
+ *
+ * Options: --vs-etcd --leases N --streams N --duration S --rounds N --concurrency N.
+ * The load generator runs on the same machine as the server: on a shared 2-core machine, take
+ * the numbers as relative (the ratio column), not absolute.
+ */
+import { readFileSync } from 'node:fs';
+import { checkEtcdAvailable, forEachArg, median } from '../kv/side-by-side.js';
+import { killAll, startEtcd, startKeyraft, type ServerProcess } from '../../test/integration/harness.js';
+import { LeaseGrpc } from '../../test/cluster/lease-grpc.js';
+
+export interface LeaseBenchOptions {
+  vsEtcd: boolean;
+  leases: number;
+  streams: number;
+  durationSeconds: number;
+  rounds: number;
+  concurrency: number;
+  log: (line: string) => void;
+}
+
+export interface LeaseBenchRow {
+  name: string;
+  unit: string;
+  keyraft: number;
+  etcd?: number;
+  /** For keep-alive: server CPU µs per keep-alive (lower is better). */
+  keyraftCpuUs?: number;
+  etcdCpuUs?: number;
+}
+
+/** The process's CPU time so far (user + system), in ms, from /proc/<pid>/stat. */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Fields after the name: state is [0], utime [11], stime [12], in clock ticks (100 per second here).
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+}
+
+async function keepAliveRound(port: number, pid: number, o: LeaseBenchOptions, ids: bigint[]): Promise<{ perSecond: number; cpuUs: number }> {
+  const client = new LeaseGrpc(port);
+  const streams = Array.from({ length: o.streams }, () => client.keepAliveStream());
+  try {
+    // Warm the streams (connection, first message) before measuring.
+    await Promise.all(streams.map((s, i) => s.keepAlive(ids[i]!)));
+    const answeredNow = () => streams.reduce((n, st) => n + st.answered, 0);
+    const baseline = answeredNow();
+    const cpuBefore = cpuMs(pid);
+    const started = performance.now();
+    for (let second = 0; second < o.durationSeconds; second++) {
+      const tick = performance.now();
+      for (let i = 0; i < ids.length; i++) streams[i % streams.length]!.send(ids[i]!);
+      // This second's answers, then the rest of the second (a server that falls behind shows as fewer per second).
+      while (answeredNow() - baseline < (second + 1) * ids.length && performance.now() - tick < 5000) {
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      const left = 1000 - (performance.now() - tick);
+      if (left > 0) await new Promise((r) => setTimeout(r, left));
+    }
+    const elapsed = (performance.now() - started) / 1000;
+    const answered = answeredNow() - baseline;
+    const cpu = cpuMs(pid) - cpuBefore;
+    return { perSecond: answered / elapsed, cpuUs: (cpu * 1000) / Math.max(1, answered) };
+  } finally {
+    for (const s of streams) s.close();
+    client.close();
+  }
+}
+
+async function grantPutRevokeRound(port: number, o: LeaseBenchOptions): Promise<number> {
+  const client = new LeaseGrpc(port);
+  try {
+    let cycles = 0;
+    const deadline = performance.now() + o.durationSeconds * 1000;
+    const started = performance.now();
+    await Promise.all(Array.from({ length: o.concurrency }, async (_, w) => {
+      for (let i = 0; performance.now() < deadline; i++) {
+        const { ID } = await client.grant(60);
+        await client.put(`bench/${w}/${i % 100}`, 'v', ID);
+        await client.revoke(ID);
+        cycles++;
+      }
+    }));
+    return cycles / ((performance.now() - started) / 1000);
+  } finally {
+    client.close();
+  }
+}
+
+async function grantAll(port: number, n: number): Promise<bigint[]> {
+  const client = new LeaseGrpc(port);
+  try {
+    const ids: bigint[] = [];
+    for (let i = 0; i < n; i += 200) {
+      const batch = await Promise.all(Array.from({ length: Math.min(200, n - i) }, () => client.grant(60)));
+      for (const g of batch) ids.push(g.ID);
+    }
+    return ids;
+  } finally {
+    client.close();
+  }
+}
+
+export async function runLeaseBench(o: LeaseBenchOptions): Promise<LeaseBenchRow[]> {
+  checkEtcdAvailable({ vsEtcd: o.vsEtcd, durationSeconds: o.durationSeconds, connections: 1, rounds: o.rounds });
+  const servers: Array<['keyraft' | 'etcd', ServerProcess]> = [['keyraft', await startKeyraft()]];
+  if (o.vsEtcd) servers.push(['etcd', await startEtcd()]);
+  try {
+    const ids = new Map<string, bigint[]>();
+    for (const [who, s] of servers) ids.set(who, await grantAll(s.clientPort, o.leases));
+    const ka = { keyraft: [] as number[], etcd: [] as number[] };
+    const kaCpu = { keyraft: [] as number[], etcd: [] as number[] };
+    const gpr = { keyraft: [] as number[], etcd: [] as number[] };
+    for (let round = 0; round < o.rounds; round++) {
+      const order = round % 2 === 0 ? servers : [...servers].reverse();
+      for (const [who, s] of order) {
+        const r = await keepAliveRound(s.clientPort, s.child.pid!, o, ids.get(who)!);
+        ka[who].push(r.perSecond);
+        kaCpu[who].push(r.cpuUs);
+        o.log(`  keep-alive round ${round + 1} ${who}: ${r.perSecond.toFixed(0)} keep-alives/s, ${r.cpuUs.toFixed(1)} µs server CPU each`);
+      }
+      for (const [who, s] of order) {
+        const c = await grantPutRevokeRound(s.clientPort, o);
+        gpr[who].push(c);
+        o.log(`  grant-put-revoke round ${round + 1} ${who}: ${c.toFixed(0)} cycles/s`);
+      }
+    }
+    const etcd = o.vsEtcd;
+    return [
+      {
+        name: `keep-alive (${o.leases} leases, ${o.streams} streams)`, unit: 'keep-alives/s',
+        keyraft: median(ka.keyraft), etcd: etcd ? median(ka.etcd) : undefined,
+        keyraftCpuUs: median(kaCpu.keyraft), etcdCpuUs: etcd ? median(kaCpu.etcd) : undefined,
+      },
+      { name: `grant + put + revoke (${o.concurrency} loops)`, unit: 'cycles/s', keyraft: median(gpr.keyraft), etcd: etcd ? median(gpr.etcd) : undefined },
+    ];
+  } finally {
+    await killAll();
+  }
+}
+
+export function formatLeaseTable(rows: LeaseBenchRow[]): string {
+  const out = ['| scenario | keyraft | etcd 3.4 | keyraft/etcd | server CPU per keep-alive keyraft / etcd |', '|---|---:|---:|---:|---:|'];
+  for (const r of rows) {
+    const ratio = r.etcd ? `${(r.keyraft / r.etcd).toFixed(2)}x` : '-';
+    const cpu = r.keyraftCpuUs !== undefined ? `${r.keyraftCpuUs.toFixed(1)} µs / ${r.etcdCpuUs !== undefined ? `${r.etcdCpuUs.toFixed(1)} µs` : '-'}` : '';
+    out.push(`| ${r.name} | ${r.keyraft.toFixed(0)} ${r.unit} | ${r.etcd !== undefined ? `${r.etcd.toFixed(0)} ${r.unit}` : '-'} | ${ratio} | ${cpu} |`);
+  }
+  return out.join('\n');
+}
+
+async function main(): Promise<void> {
+  const o: LeaseBenchOptions = { vsEtcd: false, leases: 10_000, streams: 10, durationSeconds: 10, rounds: 3, concurrency: 32, log: (l) => console.log(l) };
+  forEachArg(process.argv.slice(2), (arg, value) => {
+    if (arg === '--vs-etcd') o.vsEtcd = true;
+    else if (arg === '--leases') o.leases = Number(value());
+    else if (arg === '--streams') o.streams = Number(value());
+    else if (arg === '--duration') o.durationSeconds = Number(value());
+    else if (arg === '--rounds') o.rounds = Number(value());
+    else if (arg === '--concurrency') o.concurrency = Number(value());
+    else return false;
+    return true;
+  });
+  const rows = await runLeaseBench(o);
+  console.log(formatLeaseTable(rows));
+}
+
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
