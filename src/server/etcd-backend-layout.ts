@@ -1,0 +1,284 @@
+import { assert } from '../platform/assert.js';
+
+/**
+ * etcd 3.4's backend layout (mvcc/kvstore.go, mvcc/revision.go, etcdserver/cindex,
+ * etcdserver/api/membership/store.go, lease/lessor.go, auth/store.go): the buckets of the bbolt
+ * file that `etcdctl snapshot save` writes and `etcdctl snapshot restore` reads, and how keyraft's
+ * state maps onto them. One place for these facts; the snapshot writer and the restore use them.
+ *
+ *   key              17-byte revision key: main (8 B big-endian) | '_' | sub (8 B big-endian),
+ *                    an 18th byte 't' on a tombstone -> mvccpb.KeyValue (a tombstone's holds only
+ *                    the key). Sub orders the changes of one revision (a txn's writes).
+ *   meta             consistent_index -> u64 BE (the applied Raft index); scheduledCompactRev and
+ *                    finishedCompactRev -> a 17-byte revision key {main: compacted, sub: 0}.
+ *   lease            lease id (8 B BE) -> leasepb.Lease {ID=1, TTL=2, RemainingTTL=3}
+ *   members          member id in hex, no padding (Go's types.ID.String) -> JSON {"id", "peerURLs",
+ *                    "name", "clientURLs", "isLearner" only when true}
+ *   members_removed  member id in hex -> "removed"
+ *   cluster          clusterVersion -> "3.4.0"
+ *   auth             authRevision -> u64 BE (1 on a fresh etcd); enabled -> 1 byte when on
+ *   authUsers, authRoles, alarm: empty unless those features are in use
+ *
+ * keyraft keeps one record per (main revision, key) (mvcc/revision.ts): a key changes at most
+ * once per revision, so the sub revision carries nothing keyraft needs. Out of keyraft, subs are
+ * numbered 0, 1, ... in key order within a revision; into keyraft they are dropped. Worked example:
+ * a txn at revision 9 that deletes "b" and puts "a" is (9, "a") and (9, "b") in keyraft, and
+ * 00..09 5f 00..00 -> {key "a", ...} and 00..09 5f 00..01 74 -> {key "b"} in etcd's layout.
+ */
+
+export const EtcdBucket = {
+  key: 'key',
+  meta: 'meta',
+  lease: 'lease',
+  alarm: 'alarm',
+  cluster: 'cluster',
+  members: 'members',
+  membersRemoved: 'members_removed',
+  auth: 'auth',
+  authUsers: 'authUsers',
+  authRoles: 'authRoles',
+} as const;
+
+export const EtcdMetaKey = {
+  consistentIndex: 'consistent_index',
+  scheduledCompactRev: 'scheduledCompactRev',
+  finishedCompactRev: 'finishedCompactRev',
+} as const;
+
+/** The cluster version etcd 3.4 records; keyraft serves etcd 3.4's API. */
+export const ETCD_CLUSTER_VERSION = '3.4.0';
+
+export const ETCD_REVISION_KEY_BYTES = 17;
+const TOMBSTONE_MARK = 0x74; // 't'
+const SEPARATOR = 0x5f; // '_'
+
+export interface EtcdRevisionKey {
+  main: number;
+  sub: number;
+  tombstone: boolean;
+}
+
+export function encodeEtcdRevisionKey(main: number, sub: number, tombstone: boolean): Buffer {
+  const out = Buffer.allocUnsafe(ETCD_REVISION_KEY_BYTES + (tombstone ? 1 : 0));
+  writeU64BE(out, main, 0);
+  out[8] = SEPARATOR;
+  writeU64BE(out, sub, 9);
+  if (tombstone) out[17] = TOMBSTONE_MARK;
+  return out;
+}
+
+/** The revision key, or null when `key` is not one (wrong length, separator or marker). */
+export function decodeEtcdRevisionKey(key: Buffer): EtcdRevisionKey | null {
+  if (key.length !== ETCD_REVISION_KEY_BYTES && key.length !== ETCD_REVISION_KEY_BYTES + 1) return null;
+  if (key[8] !== SEPARATOR) return null;
+  if (key.length === ETCD_REVISION_KEY_BYTES + 1 && key[17] !== TOMBSTONE_MARK) return null;
+  const main = readU64BE(key, 0);
+  const sub = readU64BE(key, 9);
+  if (main < 0 || sub < 0) return null;
+  return { main, sub, tombstone: key.length === ETCD_REVISION_KEY_BYTES + 1 };
+}
+
+/** mvccpb.KeyValue, as etcd stores it (64-bit fields as numbers, the lease id as bigint). */
+export interface EtcdKeyValue {
+  key: Buffer;
+  createRevision: number;
+  modRevision: number;
+  version: number;
+  value: Buffer;
+  lease: bigint;
+}
+
+/** Encodes mvccpb.KeyValue as Go's proto3 marshaller does (zero fields omitted, in field order). */
+export function encodeEtcdKeyValue(kv: EtcdKeyValue): Buffer {
+  const size = bytesFieldSize(kv.key.length) + intFieldSize(kv.createRevision) + intFieldSize(kv.modRevision)
+    + intFieldSize(kv.version) + bytesFieldSize(kv.value.length) + (kv.lease === 0n ? 0 : 1 + bigVarintBytes(kv.lease));
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  at = putBytesField(out, at, 1, kv.key);
+  at = putIntField(out, at, 2, kv.createRevision);
+  at = putIntField(out, at, 3, kv.modRevision);
+  at = putIntField(out, at, 4, kv.version);
+  at = putBytesField(out, at, 5, kv.value);
+  if (kv.lease !== 0n) {
+    out[at++] = (6 << 3) | 0;
+    at = putBigVarint(out, at, kv.lease);
+  }
+  assert(at === size, () => `KeyValue encoded in ${at} bytes, sized ${size}`);
+  return out;
+}
+
+export class EtcdLayoutError extends Error {
+  override name = 'EtcdLayoutError';
+}
+
+/** Decodes mvccpb.KeyValue; unknown fields are skipped, as protobuf requires. */
+export function decodeEtcdKeyValue(bytes: Buffer): EtcdKeyValue {
+  const kv: EtcdKeyValue = { key: EMPTY, createRevision: 0, modRevision: 0, version: 0, value: EMPTY, lease: 0n };
+  const r = new ProtoReader(bytes);
+  while (!r.done()) {
+    const tag = r.varint();
+    const field = Number(tag >> 3n);
+    const wire = Number(tag & 7n);
+    if (wire === 2) {
+      const b = r.bytes();
+      if (field === 1) kv.key = b;
+      else if (field === 5) kv.value = b;
+    } else if (wire === 0) {
+      const v = r.varint();
+      if (field === 2) kv.createRevision = safe(v, 'create_revision');
+      else if (field === 3) kv.modRevision = safe(v, 'mod_revision');
+      else if (field === 4) kv.version = safe(v, 'version');
+      else if (field === 6) kv.lease = BigInt.asIntN(64, v);
+    } else {
+      r.skip(wire);
+    }
+  }
+  return kv;
+}
+
+/** leasepb.Lease's ID (field 1); undefined when absent. */
+export function decodeEtcdLeaseId(bytes: Buffer): bigint | undefined {
+  const r = new ProtoReader(bytes);
+  while (!r.done()) {
+    const tag = r.varint();
+    const wire = Number(tag & 7n);
+    if (wire === 0) {
+      const v = r.varint();
+      if (tag >> 3n === 1n) return BigInt.asIntN(64, v);
+    } else {
+      r.skip(wire);
+    }
+  }
+  return undefined;
+}
+
+/** A member as etcd 3.4 stores it in its members bucket. */
+export function encodeEtcdMember(m: { id: bigint; name: string; peerURLs: string[]; clientURLs: string[]; isLearner: boolean }): { key: Buffer; value: Buffer } {
+  // The id is a uint64: JSON.stringify would lose it past 2^53, so it is spliced in as text.
+  const json = `{"id":${m.id.toString()},"peerURLs":${JSON.stringify(m.peerURLs)},"name":${JSON.stringify(m.name)},`
+    + `"clientURLs":${JSON.stringify(m.clientURLs)}${m.isLearner ? ',"isLearner":true' : ''}}`;
+  return { key: Buffer.from(m.id.toString(16)), value: Buffer.from(json) };
+}
+
+export function encodeU64BE(value: number): Buffer {
+  const out = Buffer.allocUnsafe(8);
+  writeU64BE(out, value, 0);
+  return out;
+}
+
+export function readU64BE(buf: Buffer, at: number): number {
+  const high = buf.readUInt32BE(at);
+  if (high >= 0x200000) return -1;
+  return high * 0x1_0000_0000 + buf.readUInt32BE(at + 4);
+}
+
+function writeU64BE(buf: Buffer, value: number, at: number): void {
+  assert(Number.isSafeInteger(value) && value >= 0, () => `cannot encode ${value} as u64`);
+  buf.writeUInt32BE(Math.floor(value / 0x1_0000_0000), at);
+  buf.writeUInt32BE(value >>> 0, at + 4);
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function safe(v: bigint, what: string): number {
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new EtcdLayoutError(`KeyValue ${what} ${v} is beyond 2^53`);
+  return Number(v);
+}
+
+function varintBytes(n: number): number {
+  let bytes = 1;
+  while (n >= 128) {
+    n = Math.floor(n / 128);
+    bytes++;
+  }
+  return bytes;
+}
+
+function bigVarintBytes(n: bigint): number {
+  let u = BigInt.asUintN(64, n);
+  let bytes = 1;
+  while (u >= 128n) {
+    u >>= 7n;
+    bytes++;
+  }
+  return bytes;
+}
+
+function intFieldSize(n: number): number {
+  return n === 0 ? 0 : 1 + varintBytes(n);
+}
+
+function bytesFieldSize(length: number): number {
+  return length === 0 ? 0 : 1 + varintBytes(length) + length;
+}
+
+function putVarint(out: Buffer, at: number, n: number): number {
+  while (n >= 128) {
+    out[at++] = (n % 128) | 0x80;
+    n = Math.floor(n / 128);
+  }
+  out[at++] = n;
+  return at;
+}
+
+function putBigVarint(out: Buffer, at: number, n: bigint): number {
+  let u = BigInt.asUintN(64, n);
+  while (u >= 128n) {
+    out[at++] = Number(u & 0x7fn) | 0x80;
+    u >>= 7n;
+  }
+  out[at++] = Number(u);
+  return at;
+}
+
+function putIntField(out: Buffer, at: number, field: number, n: number): number {
+  if (n === 0) return at;
+  out[at++] = field << 3;
+  return putVarint(out, at, n);
+}
+
+function putBytesField(out: Buffer, at: number, field: number, b: Buffer): number {
+  if (b.length === 0) return at;
+  out[at++] = (field << 3) | 2;
+  at = putVarint(out, at, b.length);
+  return at + b.copy(out, at);
+}
+
+class ProtoReader {
+  private at = 0;
+  constructor(private readonly buf: Buffer) {}
+
+  done(): boolean {
+    return this.at >= this.buf.length;
+  }
+
+  varint(): bigint {
+    let result = 0n;
+    let shift = 0n;
+    for (;;) {
+      if (this.at >= this.buf.length) throw new EtcdLayoutError('protobuf varint runs past the end of its message');
+      const b = this.buf[this.at++]!;
+      result |= BigInt(b & 0x7f) << shift;
+      if ((b & 0x80) === 0) return result;
+      shift += 7n;
+      if (shift > 63n) throw new EtcdLayoutError('protobuf varint longer than 10 bytes');
+    }
+  }
+
+  bytes(): Buffer {
+    const length = Number(this.varint());
+    if (this.at + length > this.buf.length) throw new EtcdLayoutError(`protobuf field of ${length} bytes runs past the end of its message`);
+    const out = this.buf.subarray(this.at, this.at + length);
+    this.at += length;
+    return out;
+  }
+
+  skip(wire: number): void {
+    if (wire === 0) this.varint();
+    else if (wire === 1) this.at += 8;
+    else if (wire === 2) this.bytes();
+    else if (wire === 5) this.at += 4;
+    else throw new EtcdLayoutError(`protobuf wire type ${wire} is not supported`);
+    if (this.at > this.buf.length) throw new EtcdLayoutError('protobuf field runs past the end of its message');
+  }
+}
