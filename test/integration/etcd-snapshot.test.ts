@@ -1,0 +1,258 @@
+/**
+ * Moving between etcd 3.4 and keyraft with snapshots in etcd's format, against the real thing:
+ *
+ * - etcd -> keyraft: a seeded mix of puts (some under a lease), deletes, range deletes, txns and a
+ *   compaction on etcd; `etcdctl snapshot save`; `keyraftctl snapshot restore`; a keyraft member
+ *   started on the data dir serves, at every revision from the compacted one to the current one,
+ *   exactly what etcd serves (keys, values, create/mod revisions, versions, lease ids), refuses
+ *   the revision before the compacted one as etcd does, and keyraftctl and etcdctl print the same
+ *   `snapshot status` for the file.
+ * - keyraft -> etcd: the member's backend written as an etcd snapshot (the writer Maintenance.Snapshot
+ *   streams), `etcdctl snapshot status` (bbolt's consistency check) and `etcdctl snapshot restore`
+ *   accept it, and a real etcd started on the restored dir serves the same history.
+ * - bad files: a wrong trailer, a truncated file, a file that is not bbolt: a clear error, exit 1,
+ *   and nothing written.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { appendFile, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { EtcdClient } from '../../src/cli/ctl-client.js';
+import { CtlError } from '../../src/cli/ctl-exit.js';
+import type { KeyValue, RangeResponse } from '../../src/proto/etcd-types.js';
+import { silentLogger } from '../../src/platform/logger.js';
+import { Backend } from '../../src/storage/backend.js';
+import { writeEtcdSnapshotFile } from '../../src/server/etcd-snapshot-writer.js';
+import { needEtcd } from '../etcd-binaries.js';
+import { rng } from '../seeded-random.js';
+import { freePort, keyraftctlBin, killAll, runCommand, startKeyraft, tempDir, track, waitHealthy, spawnTracked, type ServerProcess } from './harness.js';
+
+const etcd = needEtcd('integration/etcd-snapshot', ['etcd', 'etcdctl']);
+const COMPACTED_MESSAGE = 'etcdserver: mvcc: required revision has been compacted';
+
+function deadline(): { deadlineMs: number } {
+  return { deadlineMs: Date.now() + 10_000 };
+}
+
+/** A seeded workload on `client`; returns the revision it compacted at. */
+async function seed(client: EtcdClient, seedValue: number): Promise<number> {
+  const random = rng(seedValue);
+  const key = () => Buffer.from(`k/${Math.floor(random() * 40).toString().padStart(2, '0')}`);
+  const value = () => {
+    const v = Buffer.alloc(Math.floor(random() * 64));
+    for (let i = 0; i < v.length; i++) v[i] = Math.floor(random() * 256);
+    return v;
+  };
+  const leases: bigint[] = [];
+  for (let i = 0; i < 3; i++) {
+    const granted = await client.call<object, { ID: bigint }>('Lease', 'LeaseGrant', { TTL: 3600 }, deadline());
+    leases.push(granted.ID);
+  }
+  let compactedAt = 0;
+  for (let i = 0; i < 300; i++) {
+    const r = random();
+    if (r < 0.5) {
+      const lease = random() < 0.2 ? leases[Math.floor(random() * leases.length)]! : 0n;
+      await client.call('KV', 'Put', { key: key(), value: value(), lease }, deadline());
+    } else if (r < 0.65) {
+      await client.call('KV', 'DeleteRange', { key: key() }, deadline());
+    } else if (r < 0.7) {
+      const from = key();
+      await client.call('KV', 'DeleteRange', { key: from, range_end: Buffer.from(`${from.toString()}9`) }, deadline());
+    } else {
+      // A txn writing two keys (and deleting a third) in one revision: sub revisions.
+      const [a, b, c] = [key(), key(), key()];
+      if (a.equals(b) || a.equals(c) || b.equals(c)) continue;
+      await client.call('KV', 'Txn', {
+        compare: [{ key: a, target: 0, result: 1, version: 0 }],
+        success: [{ request_put: { key: a, value: value() } }, { request_put: { key: b, value: value() } }, { request_delete_range: { key: c } }],
+        failure: [{ request_delete_range: { key: a } }, { request_put: { key: c, value: value() } }],
+      }, deadline());
+    }
+    if (i === 200) {
+      const now = await client.call<object, RangeResponse>('KV', 'Range', { key: Buffer.from('x') }, deadline());
+      compactedAt = now.header!.revision - 50;
+      await client.call('KV', 'Compact', { revision: compactedAt, physical: true }, deadline());
+    }
+  }
+  return compactedAt;
+}
+
+interface History {
+  revision: number;
+  compacted: number;
+  /** Every revision from `compacted` to `revision`: the whole key space as served there. */
+  at: Map<number, string>;
+}
+
+function kvText(kvs: readonly KeyValue[] | undefined): string {
+  return JSON.stringify((kvs ?? []).map((kv) => [
+    Buffer.from(kv.key).toString('hex'), Buffer.from(kv.value ?? []).toString('hex'),
+    kv.create_revision, kv.mod_revision, kv.version, String(kv.lease ?? 0n),
+  ]));
+}
+
+/** What a server serves: every revision from `compacted` on, and that the one before is refused. */
+async function history(port: number, compacted: number): Promise<History> {
+  const client = new EtcdClient([`127.0.0.1:${port}`]);
+  try {
+    const all = { key: Buffer.from([0]), range_end: Buffer.from([0]) };
+    const now = await client.call<object, RangeResponse>('KV', 'Range', all, deadline());
+    const revision = now.header!.revision;
+    const at = new Map<number, string>();
+    for (let rev = compacted; rev <= revision; rev++) {
+      const r = await client.call<object, RangeResponse>('KV', 'Range', { ...all, revision: rev }, deadline());
+      at.set(rev, kvText(r.kvs));
+    }
+    const before = await client.call('KV', 'Range', { ...all, revision: compacted - 1 }, deadline()).then(() => 'served', (err: unknown) => (err instanceof CtlError ? err.message : String(err)));
+    assert.is(before, COMPACTED_MESSAGE, `revision ${compacted - 1} (before the compacted one) on port ${port}`);
+    return { revision, compacted, at };
+  } finally {
+    client.close();
+  }
+}
+
+function assertSameHistory(got: History, want: History, what: string): void {
+  assert.is(got.revision, want.revision, `${what}: current revision`);
+  for (const [rev, text] of want.at) {
+    if (got.at.get(rev) !== text) assert.fixture(got.at.get(rev) ?? '(missing)', text, `${what}: key space at revision ${rev}`);
+  }
+}
+
+async function startEtcdOn(dataDir: string, name: string, peerPort: number): Promise<ServerProcess> {
+  const clientPort = await freePort();
+  const child = spawnTracked(etcd.path('etcd'), [
+    '--name', name, '--data-dir', dataDir,
+    '--listen-client-urls', `http://127.0.0.1:${clientPort}`, '--advertise-client-urls', `http://127.0.0.1:${clientPort}`,
+    '--listen-peer-urls', `http://127.0.0.1:${peerPort}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peerPort}`,
+    '--initial-cluster', `${name}=http://127.0.0.1:${peerPort}`, '--log-level', 'error', '--logger', 'zap',
+  ]);
+  const server = track(child, clientPort, peerPort, dataDir);
+  await waitHealthy(server, 'etcd');
+  return server;
+}
+
+function keyraftctl(args: string[]) {
+  return runCommand(process.execPath, [keyraftctlBin, ...args], { timeoutMs: 60_000 });
+}
+
+etcd.test(test, 'etcd -> keyraft -> etcd: every revision since the compaction, the leases on the keys, the status numbers', async () => {
+  try {
+    const dir = tempDir('etcd-snapshot');
+    const source = await startEtcdOn(join(dir, 'source.etcd'), 'source', await freePort());
+    const client = new EtcdClient([`127.0.0.1:${source.clientPort}`]);
+    let compacted: number;
+    try {
+      compacted = await seed(client, 42);
+    } finally {
+      client.close();
+    }
+    const want = await history(source.clientPort, compacted);
+    assert.ok(want.revision > compacted + 50, `the workload wrote ${want.revision} revisions`);
+    assert.ok([...want.at.values()].some((t) => /"[1-9][0-9]*"\]/.test(t)), 'some key carries a lease');
+    const snap = join(dir, 'from-etcd.db');
+    const saved = await runCommand(etcd.path('etcdctl'), [`--endpoints=127.0.0.1:${source.clientPort}`, 'snapshot', 'save', snap]);
+    assert.is(saved.code, 0, saved.stderr);
+    await source.kill9();
+
+    // The same four numbers from both tools.
+    const theirs = await runCommand(etcd.path('etcdctl'), ['snapshot', 'status', snap, '-w', 'json']);
+    const ours = await keyraftctl(['snapshot', 'status', snap, '-w', 'json']);
+    assert.is(ours.code, 0, ours.stderr);
+    assert.is(ours.stdout, theirs.stdout);
+
+    // etcd -> keyraft
+    const peer = `http://127.0.0.1:${await freePort()}`;
+    const dataDir = join(dir, 'restored.keyraft');
+    const restored = await keyraftctl(['snapshot', 'restore', snap, '--data-dir', dataDir, '--name', 'r1', '--initial-cluster', `r1=${peer}`, '--initial-advertise-peer-urls', peer, '--initial-cluster-token', 'moved']);
+    assert.is(restored.code, 0, restored.stderr);
+    const member = await startKeyraft({ dataDir });
+    assertSameHistory(await history(member.clientPort, compacted), want, 'keyraft restored from etcd');
+    // The member goes on from there: the next write takes the next revision.
+    const after = new EtcdClient([`127.0.0.1:${member.clientPort}`]);
+    try {
+      const put = await after.call<object, { header: { revision: number } }>('KV', 'Put', { key: Buffer.from('after'), value: Buffer.from('1') }, deadline());
+      assert.is(put.header.revision, want.revision + 1);
+      await after.call('KV', 'DeleteRange', { key: Buffer.from('after') }, deadline());
+    } finally {
+      after.close();
+    }
+    const keyraftHistory = await history(member.clientPort, compacted);
+    assert.is(await member.stop(), 0, member.output());
+
+    // keyraft -> etcd: the member's backend as an etcd snapshot.
+    const backend = await Backend.open(join(dataDir, 'member', 'db'), { logger: silentLogger });
+    const back = join(dir, 'from-keyraft.db');
+    try {
+      const written = await writeEtcdSnapshotFile(backend, back, { members: [{ id: 0x1234n, name: 'r1', peerURLs: [peer], clientURLs: [], isLearner: false }], removed: [] });
+      assert.is(written.revision, want.revision + 2);
+      assert.is(written.compacted, compacted);
+    } finally {
+      await backend.close();
+    }
+    await appendFile(back, createHash('sha256').update(await readFile(back)).digest());
+    const status = await runCommand(etcd.path('etcdctl'), ['snapshot', 'status', back, '-w', 'json']);
+    assert.is(status.code, 0, status.stderr);
+    assert.is(JSON.parse(status.stdout).revision, want.revision + 2);
+    const peerPort = await freePort();
+    const etcdDir = join(dir, 'restored.etcd');
+    const r = await runCommand(etcd.path('etcdctl'), ['snapshot', 'restore', back, '--data-dir', etcdDir, '--name', 'back',
+      '--initial-cluster', `back=http://127.0.0.1:${peerPort}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peerPort}`]);
+    assert.is(r.code, 0, r.stderr);
+    const target = await startEtcdOn(etcdDir, 'back', peerPort);
+    assertSameHistory(await history(target.clientPort, compacted), keyraftHistory, 'etcd restored from keyraft');
+    await target.kill9();
+  } finally {
+    await killAll();
+  }
+});
+
+etcd.test(test, 'bad snapshot files: a clear error, exit 1, nothing written', async () => {
+  try {
+    const dir = tempDir('etcd-snapshot-bad');
+    const source = await startEtcdOn(join(dir, 'source.etcd'), 'source', await freePort());
+    const client = new EtcdClient([`127.0.0.1:${source.clientPort}`]);
+    try {
+      for (let i = 0; i < 50; i++) await client.call('KV', 'Put', { key: Buffer.from(`k${i}`), value: Buffer.alloc(200, i) }, deadline());
+    } finally {
+      client.close();
+    }
+    const good = join(dir, 'good.db');
+    assert.is((await runCommand(etcd.path('etcdctl'), [`--endpoints=127.0.0.1:${source.clientPort}`, 'snapshot', 'save', good])).code, 0);
+    await source.kill9();
+    const bytes = await readFile(good);
+    const cases: Array<{ name: string; content: Buffer; args: string[]; message: RegExp }> = [
+      { name: 'wrong trailer', content: Buffer.concat([bytes.subarray(0, -1), Buffer.from([bytes[bytes.length - 1]! ^ 0xff])]), args: [], message: /expected sha256 [0-9a-f]{64} \(its trailer\), got [0-9a-f]{64}/ },
+      { name: 'truncated', content: bytes.subarray(0, 8192), args: [], message: /snapshot missing hash but --skip-hash-check=false/ },
+      { name: 'truncated, hash check skipped', content: bytes.subarray(0, 8192), args: ['--skip-hash-check'], message: /is truncated: its meta counts \d+ pages/ },
+      { name: 'not bbolt', content: withTrailer(Buffer.alloc(16384, 0x42)), args: [], message: /is not a bbolt database: meta page 0: invalid magic/ },
+    ];
+    for (const c of cases) {
+      const file = join(dir, `${c.name.replace(/\W+/g, '-')}.db`);
+      await writeFile(file, c.content);
+      const dataDir = join(dir, `${c.name.replace(/\W+/g, '-')}.keyraft`);
+      const before = await readdir(dir);
+      const r = await keyraftctl(['snapshot', 'restore', file, '--data-dir', dataDir, ...c.args]);
+      assert.is(r.code, 1, `${c.name}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, c.message, c.name);
+      assert.ok(r.stderr.startsWith('Error: '), c.name);
+      assert.equal(await readdir(dir), before, `${c.name}: nothing written next to the data dir`);
+      assert.is(await stat(dataDir).then(() => 'exists', () => 'absent'), 'absent', c.name);
+    }
+    // The good file restores; a second restore into the same dir is refused as etcdctl refuses it.
+    const dataDir = join(dir, 'good.keyraft');
+    assert.is((await keyraftctl(['snapshot', 'restore', good, '--data-dir', dataDir])).code, 0);
+    const again = await keyraftctl(['snapshot', 'restore', good, '--data-dir', dataDir]);
+    assert.is(again.code, 1);
+    assert.match(again.stderr, `data-dir "${dataDir}" exists`);
+  } finally {
+    await killAll();
+  }
+});
+
+function withTrailer(body: Buffer): Buffer {
+  return Buffer.concat([body, createHash('sha256').update(body).digest()]);
+}
+
+test.run();
