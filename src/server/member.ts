@@ -56,6 +56,7 @@ import { toKeyraftError } from './raft-error-map.js';
 import { RaftNode, type RaftTransport } from './raft-node.js';
 import { WalRaftStorage } from './raft-storage.js';
 import { StateImages } from './state-images.js';
+import { openEtcdSnapshot, type EtcdSnapshotStream } from './etcd-snapshots.js';
 import type { ApiLimits, MemberApi } from './raft-kv.js';
 import { ReadIndexQueue } from './read-index-queue.js';
 import { isTxnReadOnly } from './txn-write-checks.js';
@@ -339,6 +340,11 @@ export class Member implements MemberApi {
   async memberList(): Promise<MemberListResponse> {
     this.checkRunning();
     return { header: this.clusterHeader(), members: this.membership.toRecords() };
+  }
+
+  async snapshot(): Promise<EtcdSnapshotStream> {
+    this.checkRunning();
+    return openEtcdSnapshot(this.applier.backend, this.images.dir, { members: this.membership.all(), removed: this.membership.removedIds() }, this.logger);
   }
 
   async status(): Promise<StatusResponse> {

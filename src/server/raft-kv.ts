@@ -4,6 +4,7 @@ import type {
   MemberUpdateRequest, MoveLeaderRequest, MoveLeaderResponse, PutRequest, PutResponse, RangeRequest,
   RangeResponse, StatusResponse, TxnRequest, TxnResponse,
 } from '../proto/etcd-types.js';
+import type { EtcdSnapshotStream } from './etcd-snapshots.js';
 
 /**
  * What the API layer (gRPC services, JSON gateway) needs from a member, as etcd's v3rpc handlers
@@ -31,6 +32,8 @@ export interface ClusterInfo {
 
 export interface MaintenanceInfo {
   status(): Promise<StatusResponse>;
+  /** The state at one revision in etcd's snapshot format (Maintenance.Snapshot); the caller closes it. */
+  snapshot(): Promise<EtcdSnapshotStream>;
   moveLeader(request: MoveLeaderRequest): Promise<MoveLeaderResponse>;
 }
 
