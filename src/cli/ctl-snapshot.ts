@@ -14,6 +14,7 @@ import { SnapshotFileError } from '../storage/bbolt/snapshot-trailer.js';
 import type { FlagSpec } from './ctl-args.js';
 import type { CommandContext } from './ctl-commands.js';
 import { CtlError, ExitCode } from './ctl-exit.js';
+import { ProgressBar } from './ctl-progress.js';
 
 export const SNAPSHOT_RESTORE_FLAGS: FlagSpec[] = [
   { name: 'data-dir', kind: 'string', defaultText: '', usage: 'Path to the data directory' },
@@ -59,10 +60,16 @@ export async function runSnapshotRestore(ctx: CommandContext): Promise<ExitCode>
   }
   // etcdctl 3.4 refuses any existing data dir, empty or not.
   if (await exists(dataDir)) throw new CtlError(ExitCode.Error, `data-dir ${JSON.stringify(dataDir)} exists`);
+  const progress = ProgressBar.forStdout('restoring');
   try {
-    const result = await restoreEtcdSnapshot({ snapshotPath: path, config, skipHashCheck: ctx.flags.bool('skip-hash-check'), logger: silentLogger });
+    const result = await restoreEtcdSnapshot({
+      snapshotPath: path, config, skipHashCheck: ctx.flags.bool('skip-hash-check'), logger: silentLogger,
+      onProgress: (done, total) => progress?.update(done, total),
+    });
+    progress?.finish();
     ctx.out.stderr(`restored snapshot ${path} into ${dataDir}: revision ${result.revision}, compacted ${result.compacted}, ${result.records} revision records, ${result.leases} leases, member ${result.identity.memberId.toString(16)} of cluster ${result.identity.clusterId.toString(16)}\n`);
   } catch (err) {
+    progress?.finish();
     throw asCtlError(err, path);
   }
   return ExitCode.Success;

@@ -42,8 +42,8 @@ export interface RestoreOptions {
   config: MemberConfig;
   skipHashCheck: boolean;
   logger: Logger;
-  /** Called after each batch with the bytes of the database visited so far (a progress bar). */
-  onProgress?: (recordsDone: number) => void;
+  /** Called after each batch with the bytes of the database read so far and its size (a progress bar). */
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
 }
 
 export interface RestoreResult {
@@ -96,7 +96,7 @@ export async function restoreEtcdSnapshot(options: RestoreOptions): Promise<Rest
       backend.commit();
       // Backpressure: one LevelDB batch in flight while the next pages are read.
       await backend.drain();
-      options.onProgress?.(records);
+      options.onProgress?.(Math.min(dbBytes, reader.pagesRead * reader.meta.pageSize), dbBytes);
     }
     let leases = 0;
     const leaseBucket = buckets.get(EtcdBucket.lease);

@@ -35,6 +35,9 @@ export interface BboltEntry {
 }
 
 export class BboltReader {
+  /** Pages read so far (overflow pages included): progress through the file. */
+  pagesRead = 0;
+
   private constructor(
     private readonly file: FileHandle,
     readonly path: string,
@@ -177,6 +180,7 @@ export class BboltReader {
     }
     const first = Buffer.alloc(pageSize);
     await this.readAt(first, pgid * pageSize, pgid, what);
+    this.pagesRead++;
     const id = readU64(first, 0);
     if (id !== pgid) throw new BboltFormatError('Malformed', `${this.path}: ${what}: page ${pgid} says it is page ${id}`);
     const overflow = first.readUInt32LE(12);
@@ -187,6 +191,7 @@ export class BboltReader {
     const whole = Buffer.alloc((1 + overflow) * pageSize);
     first.copy(whole, 0);
     await this.readAt(whole.subarray(pageSize), (pgid + 1) * pageSize, pgid, what);
+    this.pagesRead += overflow;
     return whole;
   }
 
