@@ -111,24 +111,28 @@ export class EtcdLayoutError extends Error {
   override name = 'EtcdLayoutError';
 }
 
-/** Decodes mvccpb.KeyValue; unknown fields are skipped, as protobuf requires. */
+/**
+ * Decodes mvccpb.KeyValue; unknown fields are skipped, as protobuf requires. Runs once per record
+ * of a restore: varints are read as numbers (exact below 2^53), the lease as bigint.
+ */
 export function decodeEtcdKeyValue(bytes: Buffer): EtcdKeyValue {
   const kv: EtcdKeyValue = { key: EMPTY, createRevision: 0, modRevision: 0, version: 0, value: EMPTY, lease: 0n };
   const r = new ProtoReader(bytes);
   while (!r.done()) {
-    const tag = r.varint();
-    const field = Number(tag >> 3n);
-    const wire = Number(tag & 7n);
+    const tag = r.number();
+    const field = tag >>> 3;
+    const wire = tag & 7;
     if (wire === 2) {
       const b = r.bytes();
       if (field === 1) kv.key = b;
       else if (field === 5) kv.value = b;
+    } else if (wire === 0 && field === 6) {
+      kv.lease = BigInt.asIntN(64, r.varint());
     } else if (wire === 0) {
-      const v = r.varint();
-      if (field === 2) kv.createRevision = safe(v, 'create_revision');
-      else if (field === 3) kv.modRevision = safe(v, 'mod_revision');
-      else if (field === 4) kv.version = safe(v, 'version');
-      else if (field === 6) kv.lease = BigInt.asIntN(64, v);
+      const v = r.number();
+      if (field === 2) kv.createRevision = v;
+      else if (field === 3) kv.modRevision = v;
+      else if (field === 4) kv.version = v;
     } else {
       r.skip(wire);
     }
@@ -179,11 +183,6 @@ function writeU64BE(buf: Buffer, value: number, at: number): void {
 }
 
 const EMPTY = Buffer.alloc(0);
-
-function safe(v: bigint, what: string): number {
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new EtcdLayoutError(`KeyValue ${what} ${v} is beyond 2^53`);
-  return Number(v);
-}
 
 function varintBytes(n: number): number {
   let bytes = 1;
@@ -252,6 +251,23 @@ class ProtoReader {
     return this.at >= this.buf.length;
   }
 
+  /** A varint that must be below 2^53 (revisions, versions, lengths, tags). */
+  number(): number {
+    let result = 0;
+    let scale = 1;
+    for (;;) {
+      if (this.at >= this.buf.length) throw new EtcdLayoutError('protobuf varint runs past the end of its message');
+      const b = this.buf[this.at++]!;
+      result += (b & 0x7f) * scale;
+      if ((b & 0x80) === 0) {
+        if (!Number.isSafeInteger(result)) throw new EtcdLayoutError(`protobuf integer ${result} is beyond 2^53`);
+        return result;
+      }
+      scale *= 128;
+      if (scale > 2 ** 63) throw new EtcdLayoutError('protobuf varint longer than 10 bytes');
+    }
+  }
+
   varint(): bigint {
     let result = 0n;
     let shift = 0n;
@@ -266,7 +282,7 @@ class ProtoReader {
   }
 
   bytes(): Buffer {
-    const length = Number(this.varint());
+    const length = this.number();
     if (this.at + length > this.buf.length) throw new EtcdLayoutError(`protobuf field of ${length} bytes runs past the end of its message`);
     const out = this.buf.subarray(this.at, this.at + length);
     this.at += length;
