@@ -60,10 +60,7 @@ export interface EtcdRevisionKey {
 
 export function encodeEtcdRevisionKey(main: number, sub: number, tombstone: boolean): Buffer {
   const out = Buffer.allocUnsafe(ETCD_REVISION_KEY_BYTES + (tombstone ? 1 : 0));
-  writeU64BE(out, main, 0);
-  out[8] = SEPARATOR;
-  writeU64BE(out, sub, 9);
-  if (tombstone) out[17] = TOMBSTONE_MARK;
+  putEtcdRevisionKey(out, 0, main, sub, tombstone);
   return out;
 }
 
@@ -90,21 +87,53 @@ export interface EtcdKeyValue {
 
 /** Encodes mvccpb.KeyValue as Go's proto3 marshaller does (zero fields omitted, in field order). */
 export function encodeEtcdKeyValue(kv: EtcdKeyValue): Buffer {
-  const size = bytesFieldSize(kv.key.length) + intFieldSize(kv.createRevision) + intFieldSize(kv.modRevision)
-    + intFieldSize(kv.version) + bytesFieldSize(kv.value.length) + (kv.lease === 0n ? 0 : 1 + bigVarintBytes(kv.lease));
+  const size = etcdKeyValueSize(kv.key.length, kv.createRevision, kv.modRevision, kv.version, kv.value.length, kv.lease);
   const out = Buffer.allocUnsafe(size);
-  let at = 0;
-  at = putBytesField(out, at, 1, kv.key);
-  at = putIntField(out, at, 2, kv.createRevision);
-  at = putIntField(out, at, 3, kv.modRevision);
-  at = putIntField(out, at, 4, kv.version);
-  at = putBytesField(out, at, 5, kv.value);
-  if (kv.lease !== 0n) {
-    out[at++] = (6 << 3) | 0;
-    at = putBigVarint(out, at, kv.lease);
-  }
-  assert(at === size, () => `KeyValue encoded in ${at} bytes, sized ${size}`);
+  const end = putEtcdKeyValue(out, 0, kv.key, 0, kv.key.length, kv.createRevision, kv.modRevision, kv.version, kv.value, 0, kv.value.length, kv.lease);
+  assert(end === size, () => `KeyValue encoded in ${end} bytes, sized ${size}`);
   return out;
+}
+
+/** The encoded size of a KeyValue with these fields. */
+export function etcdKeyValueSize(keyLength: number, createRevision: number, modRevision: number, version: number, valueLength: number, lease: bigint): number {
+  return bytesFieldSize(keyLength) + intFieldSize(createRevision) + intFieldSize(modRevision)
+    + intFieldSize(version) + bytesFieldSize(valueLength) + (lease === 0n ? 0 : 1 + bigVarintBytes(lease));
+}
+
+/**
+ * Encodes a KeyValue at `at` of `out` from slices of other buffers (the snapshot writer encodes
+ * straight from backend records into the page, no buffer per record); returns the end offset.
+ */
+export function putEtcdKeyValue(
+  out: Buffer, at: number, key: Buffer, keyStart: number, keyEnd: number, createRevision: number, modRevision: number,
+  version: number, value: Buffer, valueStart: number, valueEnd: number, lease: bigint,
+): number {
+  if (keyEnd > keyStart) {
+    out[at++] = (1 << 3) | 2;
+    at = putVarint(out, at, keyEnd - keyStart);
+    at += key.copy(out, at, keyStart, keyEnd);
+  }
+  at = putIntField(out, at, 2, createRevision);
+  at = putIntField(out, at, 3, modRevision);
+  at = putIntField(out, at, 4, version);
+  if (valueEnd > valueStart) {
+    out[at++] = (5 << 3) | 2;
+    at = putVarint(out, at, valueEnd - valueStart);
+    at += value.copy(out, at, valueStart, valueEnd);
+  }
+  if (lease !== 0n) {
+    out[at++] = (6 << 3) | 0;
+    at = putBigVarint(out, at, lease);
+  }
+  return at;
+}
+
+/** Writes the revision key {main, sub} (+ 't' for a tombstone) at `at` of `out`. */
+export function putEtcdRevisionKey(out: Buffer, at: number, main: number, sub: number, tombstone: boolean): void {
+  writeU64BE(out, main, at);
+  out[at + 8] = SEPARATOR;
+  writeU64BE(out, sub, at + 9);
+  if (tombstone) out[at + 17] = TOMBSTONE_MARK;
 }
 
 export class EtcdLayoutError extends Error {
@@ -234,13 +263,6 @@ function putIntField(out: Buffer, at: number, field: number, n: number): number 
   if (n === 0) return at;
   out[at++] = field << 3;
   return putVarint(out, at, n);
-}
-
-function putBytesField(out: Buffer, at: number, field: number, b: Buffer): number {
-  if (b.length === 0) return at;
-  out[at++] = (field << 3) | 2;
-  at = putVarint(out, at, b.length);
-  return at + b.copy(out, at);
 }
 
 class ProtoReader {

@@ -1,12 +1,13 @@
 import { rm } from 'node:fs/promises';
 import { decodeMvccMeta, MVCC_META_KEY } from '../mvcc/kv-store.js';
-import { isTombstoneRecord, readPutRecord } from '../mvcc/kv-record.js';
-import { revisionOf, userKeyOf } from '../mvcc/revision.js';
+import { isTombstoneRecord, RECORD_HEADER_BYTES } from '../mvcc/kv-record.js';
+import { readUint64, REVISION_BYTES } from '../mvcc/revision.js';
 import { assert } from '../platform/assert.js';
 import { Bucket, type Backend } from '../storage/backend.js';
 import { BboltWriter } from '../storage/bbolt/bbolt-writer.js';
 import {
-  encodeEtcdKeyValue, encodeEtcdMember, encodeEtcdRevisionKey, encodeU64BE, ETCD_CLUSTER_VERSION, EtcdBucket, EtcdMetaKey,
+  encodeEtcdMember, encodeEtcdRevisionKey, encodeU64BE, ETCD_CLUSTER_VERSION, ETCD_REVISION_KEY_BYTES, EtcdBucket, EtcdMetaKey,
+  etcdKeyValueSize, putEtcdKeyValue, putEtcdRevisionKey,
 } from './etcd-backend-layout.js';
 import type { MemberInfo } from './membership.js';
 
@@ -61,19 +62,26 @@ export async function writeEtcdSnapshotFile(backend: Backend, path: string, opti
       for (const [prefixed, value] of batch) {
         const bucket = prefixed[0];
         if (bucket === Bucket.key) {
-          const recordKey = prefixed.subarray(1);
-          const rev = revisionOf(recordKey);
+          // prefixed: bucket | main revision (8) | user key; value: mvcc record (kv-record.ts).
+          const rev = readUint64(prefixed, 1);
           sub = rev === currentRev ? sub + 1 : 0;
           currentRev = rev;
-          const key = userKeyOf(recordKey);
-          let pending: Promise<void> | undefined;
-          if (isTombstoneRecord(value)) {
-            pending = w.put(encodeEtcdRevisionKey(rev, sub, true), encodeEtcdKeyValue({ key, createRevision: 0, modRevision: 0, version: 0, value: EMPTY, lease: 0n }));
+          const keyStart = 1 + REVISION_BYTES;
+          const tombstone = isTombstoneRecord(value);
+          let r;
+          if (tombstone) {
+            r = w.reserve(ETCD_REVISION_KEY_BYTES + 1, etcdKeyValueSize(prefixed.length - keyStart, 0, 0, 0, 0, 0n));
+            putEtcdKeyValue(r.buf, r.valueAt, prefixed, keyStart, prefixed.length, 0, 0, 0, EMPTY, 0, 0, 0n);
           } else {
-            const r = readPutRecord(value);
-            pending = w.put(encodeEtcdRevisionKey(rev, sub, false), encodeEtcdKeyValue({ key, createRevision: r.createRevision, modRevision: rev, version: r.version, value: r.value, lease: r.lease }));
+            const createRevision = readUint64(value, 0);
+            const version = readUint64(value, 8);
+            const lease = value.readUInt32BE(16) === 0 && value.readUInt32BE(20) === 0 ? 0n : value.readBigInt64BE(16);
+            r = w.reserve(ETCD_REVISION_KEY_BYTES, etcdKeyValueSize(prefixed.length - keyStart, createRevision, rev, version, value.length - RECORD_HEADER_BYTES, lease));
+            putEtcdKeyValue(r.buf, r.valueAt, prefixed, keyStart, prefixed.length, createRevision, rev, version, value, RECORD_HEADER_BYTES, value.length, lease);
           }
+          putEtcdRevisionKey(r.buf, r.keyAt, rev, sub, tombstone);
           records++;
+          const pending = w.commitReserved();
           if (pending) await pending;
           continue;
         }

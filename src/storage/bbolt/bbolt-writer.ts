@@ -28,8 +28,14 @@ import {
 /** Pages buffered before one positional write. */
 const WRITE_BUFFER_PAGES = 256;
 
-interface PendingEntry { key: Buffer; value: Buffer; flags: number }
 interface ChildRef { firstKey: Buffer; pgid: number }
+
+/** Where reserve() put a pair's room: write the key at keyAt and the value at valueAt of buf. */
+export interface Reservation {
+  buf: Buffer;
+  keyAt: number;
+  valueAt: number;
+}
 
 export interface BboltWriteResult {
   sizeBytes: number;
@@ -42,11 +48,22 @@ export class BboltWriter {
   private bufferedPages = 0;
   /** Page id of the first buffered page. */
   private bufferStartPgid = 2;
-  private leaf: PendingEntry[] = [];
+  /**
+   * The leaf being filled: its pairs' bytes back to back in `leafData` (copied in as they come,
+   * so no pair object or caller buffer is kept), and per pair its key size, value size and flags.
+   */
+  private leafData = Buffer.allocUnsafe(2 * DEFAULT_PAGE_SIZE);
+  private leafDataUsed = 0;
+  private leafKeySizes: number[] = [];
+  private leafValueSizes: number[] = [];
+  private leafFlags: number[] = [];
   private leafBytes = PAGE_HEADER_BYTES;
+  private readonly reservation: Reservation = { buf: this.leafData, keyAt: 0, valueAt: 0 };
+  /** The last key put in the open bucket (a copy), for the order check. */
+  private lastKeyBuf = Buffer.allocUnsafe(256);
+  private lastKeyLength = -1;
   private children: ChildRef[] = [];
   private bucketName: Buffer | null = null;
-  private lastKey: Buffer | null = null;
   private readonly buckets: Array<{ name: Buffer; root: number }> = [];
   /** Invariant: at most one write is in flight (writes go out in page order). */
   private writing: Promise<void> = Promise.resolve();
@@ -66,7 +83,7 @@ export class BboltWriter {
     assert(this.bucketName === null, 'bbolt writer: beginBucket inside a bucket');
     assert(!this.buckets.some((b) => b.name.equals(name)), () => `bbolt writer: bucket ${name.toString()} written twice`);
     this.bucketName = name;
-    this.lastKey = null;
+    this.lastKeyLength = -1;
   }
 
   /**
@@ -74,10 +91,34 @@ export class BboltWriter {
    * buffer of pages went to the file: await it before the next put (backpressure).
    */
   put(key: Buffer, value: Buffer): Promise<void> | undefined {
+    const r = this.reserve(key.length, value.length);
+    key.copy(r.buf, r.keyAt);
+    value.copy(r.buf, r.valueAt);
+    return this.commitReserved();
+  }
+
+  /**
+   * Room for a pair of these sizes in the open bucket, for callers that encode straight into the
+   * page (no buffer per pair): fill key and value, then call commitReserved() before anything
+   * else. The returned object is reused.
+   */
+  reserve(keyLength: number, valueLength: number, flags = 0): Reservation {
     assert(this.bucketName !== null, 'bbolt writer: put outside a bucket');
-    assert(this.lastKey === null || Buffer.compare(this.lastKey, key) < 0, () => `bbolt writer: key ${key.toString('hex')} not after ${this.lastKey!.toString('hex')}`);
-    this.lastKey = key;
-    return this.addLeafEntry({ key, value, flags: 0 });
+    return this.reserveEntry(keyLength, valueLength, flags);
+  }
+
+  /** Checks the reserved pair's key order; returns the write in flight if the caller should wait. */
+  commitReserved(): Promise<void> | undefined {
+    const i = this.leafKeySizes.length - 1;
+    const keyLength = this.leafKeySizes[i]!;
+    const keyAt = this.reservation.keyAt;
+    if (this.lastKeyLength >= 0 && this.leafData.compare(this.lastKeyBuf, 0, this.lastKeyLength, keyAt, keyAt + keyLength) <= 0) {
+      assert(false, () => `bbolt writer: key ${this.leafData.toString('hex', keyAt, keyAt + keyLength)} not after ${this.lastKeyBuf.toString('hex', 0, this.lastKeyLength)}`);
+    }
+    if (this.lastKeyBuf.length < keyLength) this.lastKeyBuf = Buffer.allocUnsafe(keyLength * 2);
+    this.leafData.copy(this.lastKeyBuf, 0, keyAt, keyAt + keyLength);
+    this.lastKeyLength = keyLength;
+    return this.backpressure();
   }
 
   async endBucket(): Promise<void> {
@@ -93,9 +134,11 @@ export class BboltWriter {
     try {
       const sorted = [...this.buckets].sort((a, b) => Buffer.compare(a.name, b.name));
       for (const b of sorted) {
-        const header = Buffer.alloc(BUCKET_HEADER_BYTES);
-        writeU64(header, b.root, 0); // sequence stays 0
-        const pending = this.addLeafEntry({ key: b.name, value: header, flags: BUCKET_LEAF_FLAG });
+        const r = this.reserveEntry(b.name.length, BUCKET_HEADER_BYTES, BUCKET_LEAF_FLAG);
+        b.name.copy(r.buf, r.keyAt);
+        r.buf.fill(0, r.valueAt, r.valueAt + BUCKET_HEADER_BYTES); // sequence stays 0
+        writeU64(r.buf, b.root, r.valueAt);
+        const pending = this.backpressure();
         if (pending) await pending;
       }
       const root = await this.closeTree();
@@ -130,46 +173,66 @@ export class BboltWriter {
 
   // ---- pages ---------------------------------------------------------------------------------
 
-  private addLeafEntry(entry: PendingEntry): Promise<void> | undefined {
-    const size = LEAF_ELEMENT_BYTES + entry.key.length + entry.value.length;
-    let pending: Promise<void> | undefined;
-    if (this.leaf.length > 0 && (this.leafBytes + size > this.pageSize || this.leaf.length === PAGE_COUNT_MAX)) {
-      pending = this.writeLeaf();
+  private reserveEntry(keyLength: number, valueLength: number, flags: number): Reservation {
+    const size = LEAF_ELEMENT_BYTES + keyLength + valueLength;
+    const count = this.leafKeySizes.length;
+    if (count > 0 && (this.leafBytes + size > this.pageSize || count === PAGE_COUNT_MAX)) this.writeLeaf();
+    const need = this.leafDataUsed + keyLength + valueLength;
+    if (need > this.leafData.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(need, 2 * this.leafData.length));
+      this.leafData.copy(bigger, 0, 0, this.leafDataUsed);
+      this.leafData = bigger;
     }
-    this.leaf.push(entry);
+    this.leafKeySizes.push(keyLength);
+    this.leafValueSizes.push(valueLength);
+    this.leafFlags.push(flags);
+    const r = this.reservation;
+    r.buf = this.leafData;
+    r.keyAt = this.leafDataUsed;
+    r.valueAt = this.leafDataUsed + keyLength;
+    this.leafDataUsed = need;
     this.leafBytes += size;
-    return pending;
+    return r;
   }
 
   /** Writes the pending leaf (even an empty one: an empty bucket's root) as a page. */
-  private writeLeaf(): Promise<void> | undefined {
+  private writeLeaf(): void {
     const pgid = this.nextPgid;
+    const count = this.leafKeySizes.length;
     const pages = Math.ceil(this.leafBytes / this.pageSize);
     const page = this.allocPages(pages, pgid);
-    writeHeader(page, pgid, PageFlag.leaf, this.leaf.length, pages - 1);
-    let data = PAGE_HEADER_BYTES + LEAF_ELEMENT_BYTES * this.leaf.length;
-    for (let i = 0; i < this.leaf.length; i++) {
-      const e = this.leaf[i]!;
+    writeHeader(page, pgid, PageFlag.leaf, count, pages - 1);
+    const dataStart = PAGE_HEADER_BYTES + LEAF_ELEMENT_BYTES * count;
+    let data = dataStart;
+    for (let i = 0; i < count; i++) {
       const el = PAGE_HEADER_BYTES + LEAF_ELEMENT_BYTES * i;
-      page.writeUInt32LE(e.flags, el);
+      const k = this.leafKeySizes[i]!;
+      const v = this.leafValueSizes[i]!;
+      page.writeUInt32LE(this.leafFlags[i]!, el);
       page.writeUInt32LE(data - el, el + 4);
-      page.writeUInt32LE(e.key.length, el + 8);
-      page.writeUInt32LE(e.value.length, el + 12);
-      data += e.key.copy(page, data);
-      data += e.value.copy(page, data);
+      page.writeUInt32LE(k, el + 8);
+      page.writeUInt32LE(v, el + 12);
+      data += k + v;
     }
+    this.leafData.copy(page, dataStart, 0, this.leafDataUsed);
     page.fill(0, data);
-    this.children.push({ firstKey: this.leaf.length > 0 ? this.leaf[0]!.key : Buffer.alloc(0), pgid });
+    // The first key outlives the leaf (branch levels): a copy of its own, not a view of a pooled slab.
+    const firstKey = Buffer.allocUnsafeSlow(count > 0 ? this.leafKeySizes[0]! : 0);
+    this.leafData.copy(firstKey, 0, 0, firstKey.length);
+    this.children.push({ firstKey, pgid });
     this.nextPgid += pages;
-    this.leaf = [];
+    this.leafDataUsed = 0;
+    this.leafKeySizes.length = 0;
+    this.leafValueSizes.length = 0;
+    this.leafFlags.length = 0;
     this.leafBytes = PAGE_HEADER_BYTES;
-    return this.backpressure();
   }
 
   /** Writes the last leaf and the branch levels above the tree's leaves; returns its root pgid. */
   private async closeTree(): Promise<number> {
-    if (this.leaf.length > 0 || this.children.length === 0) {
-      const pending = this.writeLeaf();
+    if (this.leafKeySizes.length > 0 || this.children.length === 0) {
+      this.writeLeaf();
+      const pending = this.backpressure();
       if (pending) await pending;
     }
     let level = this.children;
