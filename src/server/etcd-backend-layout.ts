@@ -1,4 +1,5 @@
 import { assert } from '../platform/assert.js';
+import { bigVarintSize, varintSize, writeVarint } from '../proto/varint.js';
 
 /**
  * etcd 3.4's backend layout (mvcc/kvstore.go, mvcc/revision.go, etcdserver/cindex,
@@ -97,7 +98,7 @@ export function encodeEtcdKeyValue(kv: EtcdKeyValue): Buffer {
 /** The encoded size of a KeyValue with these fields. */
 export function etcdKeyValueSize(keyLength: number, createRevision: number, modRevision: number, version: number, valueLength: number, lease: bigint): number {
   return bytesFieldSize(keyLength) + intFieldSize(createRevision) + intFieldSize(modRevision)
-    + intFieldSize(version) + bytesFieldSize(valueLength) + (lease === 0n ? 0 : 1 + bigVarintBytes(lease));
+    + intFieldSize(version) + bytesFieldSize(valueLength) + (lease === 0n ? 0 : 1 + bigVarintSize(lease));
 }
 
 /**
@@ -110,7 +111,7 @@ export function putEtcdKeyValue(
 ): number {
   if (keyEnd > keyStart) {
     out[at++] = (1 << 3) | 2;
-    at = putVarint(out, at, keyEnd - keyStart);
+    at = writeVarint(out, at, keyEnd - keyStart);
     at += key.copy(out, at, keyStart, keyEnd);
   }
   at = putIntField(out, at, 2, createRevision);
@@ -118,7 +119,7 @@ export function putEtcdKeyValue(
   at = putIntField(out, at, 4, version);
   if (valueEnd > valueStart) {
     out[at++] = (5 << 3) | 2;
-    at = putVarint(out, at, valueEnd - valueStart);
+    at = writeVarint(out, at, valueEnd - valueStart);
     at += value.copy(out, at, valueStart, valueEnd);
   }
   if (lease !== 0n) {
@@ -213,40 +214,12 @@ function writeU64BE(buf: Buffer, value: number, at: number): void {
 
 const EMPTY = Buffer.alloc(0);
 
-function varintBytes(n: number): number {
-  let bytes = 1;
-  while (n >= 128) {
-    n = Math.floor(n / 128);
-    bytes++;
-  }
-  return bytes;
-}
-
-function bigVarintBytes(n: bigint): number {
-  let u = BigInt.asUintN(64, n);
-  let bytes = 1;
-  while (u >= 128n) {
-    u >>= 7n;
-    bytes++;
-  }
-  return bytes;
-}
-
 function intFieldSize(n: number): number {
-  return n === 0 ? 0 : 1 + varintBytes(n);
+  return n === 0 ? 0 : 1 + varintSize(n);
 }
 
 function bytesFieldSize(length: number): number {
-  return length === 0 ? 0 : 1 + varintBytes(length) + length;
-}
-
-function putVarint(out: Buffer, at: number, n: number): number {
-  while (n >= 128) {
-    out[at++] = (n % 128) | 0x80;
-    n = Math.floor(n / 128);
-  }
-  out[at++] = n;
-  return at;
+  return length === 0 ? 0 : 1 + varintSize(length) + length;
 }
 
 function putBigVarint(out: Buffer, at: number, n: bigint): number {
@@ -262,7 +235,7 @@ function putBigVarint(out: Buffer, at: number, n: bigint): number {
 function putIntField(out: Buffer, at: number, field: number, n: number): number {
   if (n === 0) return at;
   out[at++] = field << 3;
-  return putVarint(out, at, n);
+  return writeVarint(out, at, n);
 }
 
 class ProtoReader {
