@@ -14,7 +14,7 @@ import { goDuration, goParseInt, GoSyntaxError } from './ctl-go-text.js';
 import { buildDeleteRequest, buildPutRequest, buildRangeRequest, DEL_FLAGS, GET_FLAGS, PUT_FLAGS } from './ctl-kv-ops.js';
 import type { EndpointHealthResult, EndpointStatusResult, Output, Printer } from './ctl-printer.js';
 import type { StdinReader } from './ctl-stdin.js';
-import { runSnapshotRestore, runSnapshotStatus, SNAPSHOT_RESTORE_FLAGS } from './ctl-snapshot.js';
+import { runSnapshotRestore, runSnapshotSave, runSnapshotStatus, SNAPSHOT_RESTORE_FLAGS } from './ctl-snapshot.js';
 import { readTxnRequest } from './ctl-txn.js';
 
 export const GLOBAL_FLAGS: FlagSpec[] = [
@@ -207,6 +207,7 @@ export const COMMANDS: Command[] = [
   { spec: { path: ['endpoint', 'status'], use: 'endpoint status [flags]', summary: 'Prints out the status of endpoints specified in `--endpoints` flag', flags: ENDPOINT_FLAGS }, usesPrinter: true, run: runEndpointStatus },
   { spec: { path: ['endpoint', 'health'], use: 'endpoint health [flags]', summary: 'Checks the healthiness of endpoints specified in `--endpoints` flag', flags: ENDPOINT_FLAGS }, usesPrinter: true, run: runEndpointHealth },
   { spec: { path: ['member', 'list'], use: 'member list', summary: 'Lists all members in the cluster', flags: [] }, usesPrinter: true, run: runMemberList },
+  { spec: { path: ['snapshot', 'save'], use: 'snapshot save <filename>', summary: 'Stores an etcd node backend snapshot to a given file', flags: [] }, usesPrinter: false, run: runSnapshotSave },
   { spec: { path: ['snapshot', 'status'], use: 'snapshot status <filename>', summary: 'Gets backend snapshot status of a given file', flags: [] }, usesPrinter: true, run: runSnapshotStatus },
   { spec: { path: ['snapshot', 'restore'], use: 'snapshot restore <filename> [options]', summary: 'Restores an etcd member snapshot to an etcd directory', flags: SNAPSHOT_RESTORE_FLAGS }, usesPrinter: false, run: runSnapshotRestore },
   { spec: { path: ['version'], use: 'version', summary: 'Prints the version of keyraftctl', flags: [] }, usesPrinter: false, run: runVersion },

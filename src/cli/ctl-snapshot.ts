@@ -4,7 +4,7 @@
  * moves between etcd and keyraft either way (server/etcd-snapshot-restore.ts,
  * server/etcd-snapshot-status.ts).
  */
-import { stat } from 'node:fs/promises';
+import { open, rename, rm, stat } from 'node:fs/promises';
 import { silentLogger } from '../platform/logger.js';
 import { ConfigError, parseConfig } from '../server/config.js';
 import { restoreEtcdSnapshot, SnapshotRestoreError } from '../server/etcd-snapshot-restore.js';
@@ -25,6 +25,43 @@ export const SNAPSHOT_RESTORE_FLAGS: FlagSpec[] = [
   { name: 'name', kind: 'string', defaultText: 'default', usage: 'Human-readable name for this member' },
   { name: 'skip-hash-check', kind: 'bool', defaultText: 'false', usage: 'Ignore snapshot integrity hash value (required if copied from data directory)' },
 ];
+
+/**
+ * etcdctl 3.4's snapshot save: one endpoint only, the stream written to FILE.part, synced and
+ * renamed to FILE, "Snapshot saved at FILE". Bounded by --command-timeout as etcdctl 3.4's is (a
+ * large snapshot needs a longer one). The file is exactly what the server sent, trailer included.
+ */
+export async function runSnapshotSave(ctx: CommandContext): Promise<ExitCode> {
+  if (ctx.args.length !== 1) throw new CtlError(ExitCode.BadArgs, 'snapshot save expects one argument');
+  const path = ctx.args[0]!;
+  const endpoints = ctx.flags.stringSlice('endpoints');
+  if (endpoints.length !== 1) throw new CtlError(ExitCode.Error, `snapshot must be requested to one selected node, not multiple [${endpoints.join(' ')}]`);
+  const partPath = `${path}.part`;
+  const file = await open(partPath, 'w', 0o600);
+  const progress = ProgressBar.forStdout('saving');
+  let saved = false;
+  try {
+    let received = 0;
+    let total = 0;
+    for await (const response of ctx.client().serverStream<object, { remaining_bytes?: number; blob?: Buffer }>('Maintenance', 'Snapshot', {}, { deadlineMs: ctx.deadline() })) {
+      const blob = response.blob ?? Buffer.alloc(0);
+      let at = 0;
+      while (at < blob.length) at += (await file.write(blob, at, blob.length - at)).bytesWritten;
+      received += blob.length;
+      total = Math.max(total, received + (response.remaining_bytes ?? 0));
+      progress?.update(received, total);
+    }
+    await file.sync();
+    saved = true;
+  } finally {
+    progress?.finish();
+    await file.close();
+    if (!saved) await rm(partPath, { force: true });
+  }
+  await rename(partPath, path);
+  ctx.out.stdout(`Snapshot saved at ${path}\n`);
+  return ExitCode.Success;
+}
 
 export async function runSnapshotStatus(ctx: CommandContext): Promise<ExitCode> {
   if (ctx.args.length !== 1) throw new CtlError(ExitCode.BadArgs, 'snapshot status requires exactly one argument');
