@@ -15,7 +15,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { appendFile, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { appendFile, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { EtcdClient } from '../../src/cli/ctl-client.js';
@@ -220,6 +220,14 @@ etcd.test(test, 'bad snapshot files: a clear error, exit 1, nothing written', as
     }
     const good = join(dir, 'good.db');
     assert.is((await runCommand(etcd.path('etcdctl'), [`--endpoints=127.0.0.1:${source.clientPort}`, 'snapshot', 'save', good])).code, 0);
+    // keyraftctl snapshot save against etcd: the same database as etcdctl's (status numbers equal).
+    const viaKeyraftctl = join(dir, 'via-keyraftctl.db');
+    const saved = await keyraftctl([`--endpoints=127.0.0.1:${source.clientPort}`, 'snapshot', 'save', viaKeyraftctl]);
+    assert.is(saved.code, 0, saved.stderr);
+    assert.is(saved.stdout, `Snapshot saved at ${viaKeyraftctl}\n`);
+    const statusOf = async (file: string) => (await runCommand(etcd.path('etcdctl'), ['snapshot', 'status', file, '-w', 'json'])).stdout;
+    assert.is(await statusOf(viaKeyraftctl), await statusOf(good));
+    await rm(viaKeyraftctl);
     await source.kill9();
     const bytes = await readFile(good);
     const cases: Array<{ name: string; content: Buffer; args: string[]; message: RegExp }> = [
