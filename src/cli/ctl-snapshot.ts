@@ -17,7 +17,7 @@ import { CtlError, ExitCode } from './ctl-exit.js';
 import { ProgressBar } from './ctl-progress.js';
 
 export const SNAPSHOT_RESTORE_FLAGS: FlagSpec[] = [
-  { name: 'data-dir', kind: 'string', defaultText: '', usage: 'Path to the data directory' },
+  { name: 'data-dir', kind: 'string', defaultText: '', usage: 'Path to the data directory (default: <name>.keyraft, where keyraft --name <name> looks)' },
   { name: 'wal-dir', kind: 'string', defaultText: '', usage: 'Path to the WAL directory (accepted as etcdctl; keyraft keeps its WAL in the data dir)' },
   { name: 'initial-cluster', kind: 'string', defaultText: 'default=http://localhost:2380', usage: 'Initial cluster configuration for restore bootstrap' },
   { name: 'initial-cluster-token', kind: 'string', defaultText: 'etcd-cluster', usage: 'Initial cluster token for the etcd cluster during restore bootstrap' },
@@ -80,7 +80,8 @@ export async function runSnapshotRestore(ctx: CommandContext): Promise<ExitCode>
   if (ctx.args.length !== 1) throw new CtlError(ExitCode.BadArgs, 'snapshot restore requires exactly one argument');
   const path = ctx.args[0]!;
   const name = ctx.flags.string('name');
-  const dataDir = ctx.flags.string('data-dir') || `${name}.etcd`;
+  // etcdctl's default is NAME.etcd; keyraft's is NAME.keyraft, where `keyraft --name NAME` looks.
+  const dataDir = ctx.flags.string('data-dir') || `${name}.keyraft`;
   let config;
   try {
     const parsed = parseConfig([
