@@ -26,7 +26,7 @@ import { Backend } from '../../src/storage/backend.js';
 import { writeEtcdSnapshotFile } from '../../src/server/etcd-snapshot-writer.js';
 import { needEtcd } from '../etcd-binaries.js';
 import { rng } from '../seeded-random.js';
-import { freePort, keyraftctlBin, killAll, runCommand, startKeyraft, tempDir, track, waitHealthy, spawnTracked, type ServerProcess } from './harness.js';
+import { freePort, keyraftBin, keyraftctlBin, killAll, runCommand, startKeyraft, tempDir, track, waitHealthy, spawnTracked, type ServerProcess } from './harness.js';
 
 const etcd = needEtcd('integration/etcd-snapshot', ['etcd', 'etcdctl']);
 const COMPACTED_MESSAGE = 'etcdserver: mvcc: required revision has been compacted';
@@ -254,6 +254,54 @@ etcd.test(test, 'bad snapshot files: a clear error, exit 1, nothing written', as
     const again = await keyraftctl(['snapshot', 'restore', good, '--data-dir', dataDir]);
     assert.is(again.code, 1);
     assert.match(again.stderr, `data-dir "${dataDir}" exists`);
+  } finally {
+    await killAll();
+  }
+});
+
+etcd.test(test, 'one etcd snapshot restored into each member of a 3-member keyraft cluster: every member serves the same history and goes on from it', async () => {
+  try {
+    const dir = tempDir('etcd-snapshot-cluster');
+    const source = await startEtcdOn(join(dir, 'source.etcd'), 'source', await freePort());
+    const client = new EtcdClient([`127.0.0.1:${source.clientPort}`]);
+    let compacted: number;
+    try {
+      compacted = await seed(client, 7);
+    } finally {
+      client.close();
+    }
+    const want = await history(source.clientPort, compacted);
+    const snap = join(dir, 'from-etcd.db');
+    assert.is((await runCommand(etcd.path('etcdctl'), [`--endpoints=127.0.0.1:${source.clientPort}`, 'snapshot', 'save', snap])).code, 0);
+    await source.kill9();
+    const peers = [await freePort(), await freePort(), await freePort()];
+    const initialCluster = peers.map((p, i) => `m${i}=http://127.0.0.1:${p}`).join(',');
+    for (let i = 0; i < 3; i++) {
+      const r = await keyraftctl(['snapshot', 'restore', snap, '--name', `m${i}`, '--data-dir', join(dir, `m${i}`),
+        '--initial-cluster', initialCluster, '--initial-cluster-token', 'restored-3', '--initial-advertise-peer-urls', `http://127.0.0.1:${peers[i]}`]);
+      assert.is(r.code, 0, r.stderr);
+    }
+    const members: ServerProcess[] = [];
+    for (let i = 0; i < 3; i++) {
+      const clientPort = await freePort();
+      const child = spawnTracked(process.execPath, [keyraftBin, '--name', `m${i}`, '--data-dir', join(dir, `m${i}`),
+        '--listen-client-urls', `http://127.0.0.1:${clientPort}`, '--listen-peer-urls', `http://127.0.0.1:${peers[i]}`,
+        '--heartbeat-interval', '50', '--election-timeout', '500'], { env: { KEYRAFT_LOG_LEVEL: 'warn' } });
+      members.push(track(child, clientPort, peers[i]!, join(dir, `m${i}`)));
+    }
+    for (const m of members) await waitHealthy(m, 'keyraft');
+    for (const [i, m] of members.entries()) assertSameHistory(await history(m.clientPort, compacted), want, `member m${i}`);
+    const c0 = new EtcdClient([`127.0.0.1:${members[0]!.clientPort}`]);
+    const c2 = new EtcdClient([`127.0.0.1:${members[2]!.clientPort}`]);
+    try {
+      const put = await c0.call<object, { header: { revision: number } }>('KV', 'Put', { key: Buffer.from('after'), value: Buffer.from('x') }, deadline());
+      assert.is(put.header.revision, want.revision + 1);
+      const got = await c2.call<object, RangeResponse>('KV', 'Range', { key: Buffer.from('after') }, deadline());
+      assert.is(got.kvs?.[0]?.mod_revision, want.revision + 1);
+    } finally {
+      c0.close();
+      c2.close();
+    }
   } finally {
     await killAll();
   }
