@@ -2,7 +2,7 @@ import { mkdir, readdir, rename, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { encodeMvccMeta, MVCC_META_KEY } from '../mvcc/kv-store.js';
 import { encodePutRecordBuffer, encodeTombstoneRecord } from '../mvcc/kv-record.js';
-import { revisionKey } from '../mvcc/revision.js';
+import { prefixedRevisionKey } from '../mvcc/revision.js';
 import type { Logger } from '../platform/logger.js';
 import { Backend, Bucket } from '../storage/backend.js';
 import { BboltFormatError } from '../storage/bbolt/bbolt-format.js';
@@ -89,7 +89,7 @@ export async function restoreEtcdSnapshot(options: RestoreOptions): Promise<Rest
         const kv = decodeEtcdKeyValue(e.value);
         if (kv.key.length === 0) throw new SnapshotRestoreError(`${snapshotPath}: revision ${rev.main}.${rev.sub} has an empty key`);
         const record = rev.tombstone ? encodeTombstoneRecord() : encodePutRecordBuffer(kv.createRevision, kv.version, kv.lease, kv.value);
-        backend.put(Bucket.key, revisionKey(rev.main, kv.key), record);
+        backend.putPrefixed(prefixedRevisionKey(Bucket.key, rev.main, kv.key), record);
         if (rev.main > maxRevision) maxRevision = rev.main;
       }
       records += batch.length;
