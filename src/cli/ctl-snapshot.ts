@@ -18,7 +18,7 @@ import { ProgressBar } from './ctl-progress.js';
 
 export const SNAPSHOT_RESTORE_FLAGS: FlagSpec[] = [
   { name: 'data-dir', kind: 'string', defaultText: '', usage: 'Path to the data directory (default: <name>.keyraft, where keyraft --name <name> looks)' },
-  { name: 'wal-dir', kind: 'string', defaultText: '', usage: 'Path to the WAL directory (accepted as etcdctl; keyraft keeps its WAL in the data dir)' },
+  { name: 'wal-dir', kind: 'string', defaultText: '', usage: 'Path to the WAL directory (keyraft keeps its WAL in the data dir: only an empty value is accepted)' },
   { name: 'initial-cluster', kind: 'string', defaultText: 'default=http://localhost:2380', usage: 'Initial cluster configuration for restore bootstrap' },
   { name: 'initial-cluster-token', kind: 'string', defaultText: 'etcd-cluster', usage: 'Initial cluster token for the etcd cluster during restore bootstrap' },
   { name: 'initial-advertise-peer-urls', kind: 'string', defaultText: 'http://localhost:2380', usage: 'List of this member\'s peer URLs to advertise to the rest of the cluster' },
@@ -79,6 +79,9 @@ export async function runSnapshotStatus(ctx: CommandContext): Promise<ExitCode> 
 export async function runSnapshotRestore(ctx: CommandContext): Promise<ExitCode> {
   if (ctx.args.length !== 1) throw new CtlError(ExitCode.BadArgs, 'snapshot restore requires exactly one argument');
   const path = ctx.args[0]!;
+  if (ctx.flags.string('wal-dir') !== '') {
+    throw new CtlError(ExitCode.BadArgs, '--wal-dir is not supported: keyraft keeps its WAL in the data dir (member/wal)');
+  }
   const name = ctx.flags.string('name');
   // etcdctl's default is NAME.etcd; keyraft's is NAME.keyraft, where `keyraft --name NAME` looks.
   const dataDir = ctx.flags.string('data-dir') || `${name}.keyraft`;
