@@ -26,6 +26,7 @@ import {
 } from './gateway-json.js';
 import { healthRequestService, HealthStatus } from './health-service.js';
 import type { KvService } from './kv-service.js';
+import { openSnapshotStream, snapshotResponseJson } from './maintenance-snapshot.js';
 
 /** What handlers are built from: the member's interfaces and the API's checked front of them. */
 export interface MethodDeps {
@@ -101,7 +102,7 @@ export const methodTable: readonly MethodRow[] = [
   unserved('unary', 'Maintenance', 'Defragment', 'DefragmentRequest', 'DefragmentResponse', ['/v3/maintenance/defragment']),
   unserved('unary', 'Maintenance', 'Hash', 'HashRequest', 'HashResponse'),
   unserved('unary', 'Maintenance', 'HashKV', 'HashKVRequest', 'HashKVResponse', ['/v3/maintenance/hash']),
-  unserved('server-stream', 'Maintenance', 'Snapshot', 'SnapshotRequest', 'SnapshotResponse', ['/v3/maintenance/snapshot']),
+  { kind: 'server-stream', service: 'Maintenance', method: 'Snapshot', gatewayPaths: ['/v3/maintenance/snapshot'], requestType: 'SnapshotRequest', responseType: 'SnapshotResponse', jsonEncoder: snapshotResponseJson, serve: ({ member }) => (call) => openSnapshotStream(member, call) },
   { kind: 'unary', service: 'Maintenance', method: 'MoveLeader', gatewayPaths: ['/v3/maintenance/transfer-leadership'], requestType: 'MoveLeaderRequest', responseType: 'MoveLeaderResponse', jsonEncoder: moveLeaderResponseJson, serve: ({ member }) => (r) => member.moveLeader(r) },
   // Auth
   auth('AuthEnable', '/v3/auth/enable', 'AuthEnable'),

@@ -7,23 +7,21 @@
  *   exactly what etcd serves (keys, values, create/mod revisions, versions, lease ids), refuses
  *   the revision before the compacted one as etcd does, and keyraftctl and etcdctl print the same
  *   `snapshot status` for the file.
- * - keyraft -> etcd: the member's backend written as an etcd snapshot (the writer Maintenance.Snapshot
- *   streams), `etcdctl snapshot status` (bbolt's consistency check) and `etcdctl snapshot restore`
- *   accept it, and a real etcd started on the restored dir serves the same history.
+ * - keyraft -> etcd: `etcdctl snapshot save` and `keyraftctl snapshot save` against the running
+ *   member (Maintenance.Snapshot) give the same file; `etcdctl snapshot status` (bbolt's
+ *   consistency check) and `etcdctl snapshot restore` accept it, and a real etcd started on the
+ *   restored dir serves the same history as the member did.
  * - bad files: a wrong trailer, a truncated file, a file that is not bbolt: a clear error, exit 1,
  *   and nothing written.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { appendFile, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { EtcdClient } from '../../src/cli/ctl-client.js';
 import { CtlError } from '../../src/cli/ctl-exit.js';
 import type { KeyValue, RangeResponse } from '../../src/proto/etcd-types.js';
-import { silentLogger } from '../../src/platform/logger.js';
-import { Backend } from '../../src/storage/backend.js';
-import { writeEtcdSnapshotFile } from '../../src/server/etcd-snapshot-writer.js';
 import { needEtcd } from '../etcd-binaries.js';
 import { rng } from '../seeded-random.js';
 import { freePort, keyraftBin, keyraftctlBin, killAll, runCommand, startKeyraft, tempDir, track, waitHealthy, spawnTracked, type ServerProcess } from './harness.js';
@@ -179,22 +177,23 @@ etcd.test(test, 'etcd -> keyraft -> etcd: every revision since the compaction, t
       after.close();
     }
     const keyraftHistory = await history(member.clientPort, compacted);
-    assert.is(await member.stop(), 0, member.output());
 
-    // keyraft -> etcd: the member's backend as an etcd snapshot.
-    const backend = await Backend.open(join(dataDir, 'member', 'db'), { logger: silentLogger });
+    // keyraft -> etcd: Maintenance.Snapshot, saved by etcdctl and by keyraftctl.
     const back = join(dir, 'from-keyraft.db');
-    try {
-      const written = await writeEtcdSnapshotFile(backend, back, { members: [{ id: 0x1234n, name: 'r1', peerURLs: [peer], clientURLs: [], isLearner: false }], removed: [] });
-      assert.is(written.revision, want.revision + 2);
-      assert.is(written.compacted, compacted);
-    } finally {
-      await backend.close();
-    }
-    await appendFile(back, createHash('sha256').update(await readFile(back)).digest());
+    const savedBack = await runCommand(etcd.path('etcdctl'), [`--endpoints=127.0.0.1:${member.clientPort}`, 'snapshot', 'save', back]);
+    assert.is(savedBack.code, 0, savedBack.stderr);
     const status = await runCommand(etcd.path('etcdctl'), ['snapshot', 'status', back, '-w', 'json']);
     assert.is(status.code, 0, status.stderr);
     assert.is(JSON.parse(status.stdout).revision, want.revision + 2);
+    const viaKeyraftctl = join(dir, 'from-keyraft-2.db');
+    const saved2 = await keyraftctl([`--endpoints=127.0.0.1:${member.clientPort}`, 'snapshot', 'save', viaKeyraftctl]);
+    assert.is(saved2.code, 0, saved2.stderr);
+    // The same state gives the same file: the writer is deterministic.
+    assert.ok((await readFile(viaKeyraftctl)).equals(await readFile(back)), 'two snapshots of an idle member are identical');
+    assert.is((await keyraftctl(['snapshot', 'status', back, '-w', 'json'])).stdout, status.stdout);
+    // The temporary files the member streamed from are removed once each stream ends.
+    assert.equal(await waitForNoSnapshotFiles(join(dataDir, 'member', 'snap')), []);
+    assert.is(await member.stop(), 0, member.output());
     const peerPort = await freePort();
     const etcdDir = join(dir, 'restored.etcd');
     const r = await runCommand(etcd.path('etcdctl'), ['snapshot', 'restore', back, '--data-dir', etcdDir, '--name', 'back',
@@ -306,6 +305,15 @@ etcd.test(test, 'one etcd snapshot restored into each member of a 3-member keyra
     await killAll();
   }
 });
+
+/** The member's temporary snapshot files, once none is left or after a bound (then the leftovers). */
+async function waitForNoSnapshotFiles(snapDir: string): Promise<string[]> {
+  for (let attempt = 0; ; attempt++) {
+    const left = (await readdir(snapDir)).filter((n) => n.startsWith('etcd-snapshot-'));
+    if (left.length === 0 || attempt === 100) return left;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
 
 function withTrailer(body: Buffer): Buffer {
   return Buffer.concat([body, createHash('sha256').update(body).digest()]);
