@@ -24,7 +24,7 @@ import { CtlError } from '../../src/cli/ctl-exit.js';
 import type { KeyValue, RangeResponse } from '../../src/proto/etcd-types.js';
 import { needEtcd } from '../etcd-binaries.js';
 import { rng } from '../seeded-random.js';
-import { freePort, keyraftBin, keyraftctlBin, killAll, runCommand, startKeyraft, tempDir, track, waitHealthy, spawnTracked, type ServerProcess } from './harness.js';
+import { freePort, httpRequest, keyraftBin, keyraftctlBin, killAll, runCommand, startKeyraft, tempDir, track, waitHealthy, spawnTracked, type ServerProcess } from './harness.js';
 
 const etcd = needEtcd('integration/etcd-snapshot', ['etcd', 'etcdctl']);
 const COMPACTED_MESSAGE = 'etcdserver: mvcc: required revision has been compacted';
@@ -300,6 +300,50 @@ etcd.test(test, 'one etcd snapshot restored into each member of a 3-member keyra
     } finally {
       c0.close();
       c2.close();
+    }
+  } finally {
+    await killAll();
+  }
+});
+
+test('Maintenance.Snapshot: a client that leaves after the first chunk; the gateway streams the same bytes', async () => {
+  try {
+    const member = await startKeyraft();
+    const client = new EtcdClient([`127.0.0.1:${member.clientPort}`]);
+    try {
+      // About 6 MB: many chunks, so the stream is still going when the client leaves.
+      const value = Buffer.alloc(2000, 0x61);
+      for (let i = 0; i < 30; i++) {
+        const success = Array.from({ length: 100 }, (_, j) => ({ request_put: { key: Buffer.from(`k/${i}/${j}`), value } }));
+        await client.call('KV', 'Txn', { success }, deadline());
+      }
+      let first: { remaining_bytes?: number; blob?: Buffer } | undefined;
+      for await (const response of client.serverStream<object, { remaining_bytes?: number; blob?: Buffer }>('Maintenance', 'Snapshot', {}, deadline())) {
+        first = response;
+        break; // cancels the call
+      }
+      assert.is(first?.blob?.length, 32 * 1024);
+      assert.ok((first?.remaining_bytes ?? 0) > 5_000_000, `remaining ${first?.remaining_bytes}`);
+      assert.equal(await waitForNoSnapshotFiles(join(member.dataDir, 'member', 'snap')), [], 'the file of the abandoned stream is removed');
+
+      // The whole stream over gRPC, and over the gateway: the same bytes, a correct trailer.
+      const chunks: Buffer[] = [];
+      let lastRemaining = -1;
+      for await (const response of client.serverStream<object, { remaining_bytes?: number; blob?: Buffer }>('Maintenance', 'Snapshot', {}, deadline())) {
+        chunks.push(Buffer.from(response.blob ?? []));
+        lastRemaining = response.remaining_bytes ?? 0;
+      }
+      assert.is(lastRemaining, 0);
+      const viaGrpc = Buffer.concat(chunks);
+      assert.ok(createHash('sha256').update(viaGrpc.subarray(0, -32)).digest().equals(viaGrpc.subarray(-32)), 'trailer is the SHA-256 of the database');
+      const res = await httpRequest(member.clientPort, 'POST', '/v3/maintenance/snapshot', '{}');
+      assert.is(res.status, 200);
+      const lines = res.body.trim().split('\n').map((l) => JSON.parse(l) as { result: { blob: string; remaining_bytes?: string } });
+      assert.is(lines.at(-1)!.result.remaining_bytes, undefined);
+      assert.is(lines[0]!.result.remaining_bytes, String(viaGrpc.length - 32 - 32 * 1024));
+      assert.ok(Buffer.concat(lines.map((l) => Buffer.from(l.result.blob, 'base64'))).equals(viaGrpc), 'gateway and gRPC stream the same bytes');
+    } finally {
+      client.close();
     }
   } finally {
     await killAll();
