@@ -60,9 +60,13 @@ export async function checkSnapshotTrailer(path: string, skipHashCheck: boolean)
  */
 export async function* snapshotStream(path: string, chunkBytes: number): AsyncGenerator<Buffer> {
   const hash = createHash('sha256');
-  for await (const piece of createReadStream(path, { highWaterMark: chunkBytes }) as AsyncIterable<Buffer>) {
+  // The file is read READ_BYTES at a time (one read and one hash update per MiB, not per chunk)
+  // and handed out in views of chunkBytes.
+  for await (const piece of createReadStream(path, { highWaterMark: Math.max(chunkBytes, READ_BYTES) }) as AsyncIterable<Buffer>) {
     hash.update(piece);
-    yield piece;
+    for (let at = 0; at < piece.length; at += chunkBytes) yield piece.subarray(at, Math.min(piece.length, at + chunkBytes));
   }
   yield hash.digest();
 }
+
+const READ_BYTES = 1024 * 1024;
