@@ -222,7 +222,7 @@ test('gRPC: every method not served answers UNIMPLEMENTED at once, streaming one
       call.write(Buffer.from([0x0a, 0x00]));
       assert.is(await streamCode(call), grpc.status.UNIMPLEMENTED, path);
     }
-    // Maintenance.Snapshot, etcd's one server-stream method, is served (test/integration/etcd-snapshot.test.ts).
+    // Maintenance.Snapshot, etcd's one server-stream method, is served (test/snapshot/etcd-snapshot.test.ts).
   } finally {
     client.close();
   }

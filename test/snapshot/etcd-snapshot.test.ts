@@ -24,9 +24,9 @@ import { CtlError } from '../../src/cli/ctl-exit.js';
 import type { KeyValue, RangeResponse } from '../../src/proto/etcd-types.js';
 import { needEtcd } from '../etcd-binaries.js';
 import { rng } from '../seeded-random.js';
-import { freePort, httpRequest, keyraftBin, keyraftctlBin, killAll, runCommand, startKeyraft, tempDir, track, waitHealthy, spawnTracked, type ServerProcess } from './harness.js';
+import { freePort, httpRequest, keyraftBin, keyraftctlBin, killAll, runCommand, startKeyraft, tempDir, track, waitHealthy, spawnTracked, type ServerProcess } from '../integration/harness.js';
 
-const etcd = needEtcd('integration/etcd-snapshot', ['etcd', 'etcdctl']);
+const etcd = needEtcd('snapshot/etcd-snapshot', ['etcd', 'etcdctl']);
 const COMPACTED_MESSAGE = 'etcdserver: mvcc: required revision has been compacted';
 
 function deadline(): { deadlineMs: number } {
