@@ -107,7 +107,7 @@ export class EtcdClient {
    * the next message only as the iteration asks for it, so a slow consumer slows the server down
    * (HTTP/2 flow control) instead of buffering the stream.
    */
-  async *serverStream<Req extends object, Res>(service: EtcdService, method: string, request: Req, options: CallOptions): AsyncGenerator<Res> {
+  async *serverStream<Req extends object, Res>(service: EtcdService, method: string, request: Req, options: CallOptions & { unbounded?: boolean }): AsyncGenerator<Res> {
     const codec = methodCodec(service, method);
     const channel = await this.readyChannel(options.deadlineMs);
     const call = channel.makeServerStreamRequest<Req, Res>(
@@ -116,7 +116,8 @@ export class EtcdClient {
       (bytes) => decode<Res>(codec.responseType, bytes),
       request,
       new grpc.Metadata(),
-      { deadline: new Date(options.deadlineMs) },
+      // unbounded: the deadline only bounds finding an endpoint, the stream runs as long as it takes.
+      { deadline: options.unbounded === true ? Infinity : new Date(options.deadlineMs) },
     );
     try {
       for await (const response of call as AsyncIterable<Res>) yield response;

@@ -28,8 +28,9 @@ export const SNAPSHOT_RESTORE_FLAGS: FlagSpec[] = [
 
 /**
  * etcdctl 3.4's snapshot save: one endpoint only, the stream written to FILE.part, synced and
- * renamed to FILE, "Snapshot saved at FILE". Bounded by --command-timeout as etcdctl 3.4's is (a
- * large snapshot needs a longer one). The file is exactly what the server sent, trailer included.
+ * renamed to FILE, "Snapshot saved at FILE". --command-timeout bounds only finding the endpoint:
+ * etcdctl 3.4.23 lets the download run as long as it takes (measured: a 22 s save with the default
+ * 5 s timeout). The file is exactly what the server sent, trailer included.
  */
 export async function runSnapshotSave(ctx: CommandContext): Promise<ExitCode> {
   if (ctx.args.length !== 1) throw new CtlError(ExitCode.BadArgs, 'snapshot save expects one argument');
@@ -43,7 +44,7 @@ export async function runSnapshotSave(ctx: CommandContext): Promise<ExitCode> {
   try {
     let received = 0;
     let total = 0;
-    for await (const response of ctx.client().serverStream<object, { remaining_bytes?: number; blob?: Buffer }>('Maintenance', 'Snapshot', {}, { deadlineMs: ctx.deadline() })) {
+    for await (const response of ctx.client().serverStream<object, { remaining_bytes?: number; blob?: Buffer }>('Maintenance', 'Snapshot', {}, { deadlineMs: ctx.deadline(), unbounded: true })) {
       const blob = response.blob ?? Buffer.alloc(0);
       let at = 0;
       while (at < blob.length) at += (await file.write(blob, at, blob.length - at)).bytesWritten;
