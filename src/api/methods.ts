@@ -29,6 +29,7 @@ import {
 import { healthRequestService, HealthStatus } from './health-service.js';
 import type { KvService } from './kv-service.js';
 import { openKeepAlive } from './lease-keep-alive.js';
+import { openSnapshotStream, snapshotResponseJson } from './maintenance-snapshot.js';
 
 /** What handlers are built from: the member's interfaces and the API's checked front of them. */
 export interface MethodDeps {
@@ -104,7 +105,7 @@ export const methodTable: readonly MethodRow[] = [
   { kind: 'unary', service: 'Maintenance', method: 'Defragment', gatewayPaths: ['/v3/maintenance/defragment'], requestType: 'DefragmentRequest', responseType: 'DefragmentResponse', jsonEncoder: defragmentResponseJson, serve: ({ member }) => () => member.defragment() },
   { kind: 'unary', service: 'Maintenance', method: 'Hash', gatewayPaths: [], requestType: 'HashRequest', responseType: 'HashResponse', jsonEncoder: hashResponseJson, serve: ({ member }) => () => member.hash() },
   { kind: 'unary', service: 'Maintenance', method: 'HashKV', gatewayPaths: ['/v3/maintenance/hash'], requestType: 'HashKVRequest', responseType: 'HashKVResponse', jsonEncoder: hashKVResponseJson, serve: ({ member }) => (r) => member.hashKV(r) },
-  unserved('server-stream', 'Maintenance', 'Snapshot', 'SnapshotRequest', 'SnapshotResponse', ['/v3/maintenance/snapshot']),
+  { kind: 'server-stream', service: 'Maintenance', method: 'Snapshot', gatewayPaths: ['/v3/maintenance/snapshot'], requestType: 'SnapshotRequest', responseType: 'SnapshotResponse', jsonEncoder: snapshotResponseJson, serve: ({ member }) => (call) => openSnapshotStream(member, call) },
   { kind: 'unary', service: 'Maintenance', method: 'MoveLeader', gatewayPaths: ['/v3/maintenance/transfer-leadership'], requestType: 'MoveLeaderRequest', responseType: 'MoveLeaderResponse', jsonEncoder: moveLeaderResponseJson, serve: ({ member }) => (r) => member.moveLeader(r) },
   // Auth
   auth('AuthEnable', '/v3/auth/enable', 'AuthEnable'),

@@ -115,6 +115,33 @@ export class EtcdClient {
     );
   }
 
+  /**
+   * One server-streaming call (Maintenance.Snapshot): the responses as they arrive. grpc-js reads
+   * the next message only as the iteration asks for it, so a slow consumer slows the server down
+   * (HTTP/2 flow control) instead of buffering the stream.
+   */
+  async *serverStream<Req extends object, Res>(service: EtcdService, method: string, request: Req, options: CallOptions & { unbounded?: boolean }): AsyncGenerator<Res> {
+    const codec = methodCodec(service, method);
+    const channel = await this.readyChannel(options.deadlineMs);
+    const call = channel.makeServerStreamRequest<Req, Res>(
+      codec.path,
+      (value) => Buffer.from(encode(codec.requestType, value)),
+      (bytes) => decode<Res>(codec.responseType, bytes),
+      request,
+      new grpc.Metadata(),
+      // unbounded: the deadline only bounds finding an endpoint, the stream runs as long as it takes.
+      { deadline: options.unbounded === true ? Infinity : new Date(options.deadlineMs) },
+    );
+    try {
+      for await (const response of call as AsyncIterable<Res>) yield response;
+    } catch (err) {
+      if ((err as grpc.ServiceError).code !== undefined) throw new CtlError(ExitCode.Error, describeCallError(err as grpc.ServiceError));
+      throw err;
+    } finally {
+      call.cancel();
+    }
+  }
+
   close(): void {
     for (const channel of this.channels) channel.close();
   }

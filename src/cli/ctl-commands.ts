@@ -15,6 +15,7 @@ import { buildDeleteRequest, buildPutRequest, buildRangeRequest, DEL_FLAGS, GET_
 import type { EndpointHashKVResult, EndpointHealthResult, EndpointStatusResult, Output, Printer } from './ctl-printer.js';
 import type { StdinReader } from './ctl-stdin.js';
 import { runLeaseGrant, runLeaseKeepAlive, runLeaseList, runLeaseRevoke, runLeaseTimeToLive } from './ctl-lease.js';
+import { runSnapshotRestore, runSnapshotSave, runSnapshotStatus, SNAPSHOT_RESTORE_FLAGS } from './ctl-snapshot.js';
 import { readTxnRequest } from './ctl-txn.js';
 
 export const GLOBAL_FLAGS: FlagSpec[] = [
@@ -316,5 +317,8 @@ export const COMMANDS: Command[] = [
     usesPrinter: true, run: runLeaseKeepAlive,
   },
   { spec: { path: ['member', 'list'], use: 'member list', summary: 'Lists all members in the cluster', flags: [] }, usesPrinter: true, run: runMemberList },
+  { spec: { path: ['snapshot', 'save'], use: 'snapshot save <filename>', summary: 'Stores an etcd node backend snapshot to a given file', flags: [] }, usesPrinter: false, run: runSnapshotSave },
+  { spec: { path: ['snapshot', 'status'], use: 'snapshot status <filename>', summary: 'Gets backend snapshot status of a given file', flags: [] }, usesPrinter: true, run: runSnapshotStatus },
+  { spec: { path: ['snapshot', 'restore'], use: 'snapshot restore <filename> [options]', summary: 'Restores an etcd member snapshot to an etcd directory', flags: SNAPSHOT_RESTORE_FLAGS }, usesPrinter: false, run: runSnapshotRestore },
   { spec: { path: ['version'], use: 'version', summary: 'Prints the version of keyraftctl', flags: [] }, usesPrinter: false, run: runVersion },
 ];

@@ -226,6 +226,27 @@ export class Printer {
     }
   }
 
+  /** `snapshot status` (etcdctl's printer.DBStatus). */
+  snapshotStatus(s: { hash: number; revision: number; totalKey: number; totalSize: number }): void {
+    const row = [s.hash.toString(16), String(s.revision), String(s.totalKey), humanizeBytes(s.totalSize)];
+    switch (this.format) {
+      case 'simple':
+        this.out.stdout(`${row.join(', ')}\n`);
+        return;
+      case 'table':
+        this.out.stdout(renderTable(['hash', 'revision', 'total keys', 'total size'], [row]));
+        return;
+      case 'json':
+        this.out.stdout(`{"hash":${s.hash},"revision":${s.revision},"totalKey":${s.totalKey},"totalSize":${s.totalSize}}\n`);
+        return;
+      case 'fields':
+        this.out.stdout(`"Hash" : ${s.hash}\n"Revision" : ${s.revision}\n"Keys" : ${s.totalKey}\n"Size" : ${s.totalSize}\n`);
+        return;
+      default:
+        throw new CtlError(ExitCode.BadFeature, `${this.format} not supported as output format`);
+    }
+  }
+
   endpointHealth(results: readonly EndpointHealthResult[]): void {
     switch (this.format) {
       case 'simple':

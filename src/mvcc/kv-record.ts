@@ -33,6 +33,27 @@ export function encodePutRecord(createRevision: number, version: number, lease: 
   return out;
 }
 
+/** encodePutRecord into a buffer of its own (offline tools: snapshot restore). */
+export function encodePutRecordBuffer(createRevision: number, version: number, lease: bigint, value: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(RECORD_HEADER_BYTES + value.length);
+  writeUint64(out, createRevision, 0);
+  writeUint64(out, version, 8);
+  out.writeBigInt64BE(BigInt.asIntN(64, lease), 16);
+  value.copy(out, RECORD_HEADER_BYTES);
+  return out;
+}
+
+/** The fields of a put record (a view of its value, no copy). */
+export function readPutRecord(record: Buffer): { createRevision: number; version: number; lease: bigint; value: Buffer } {
+  assert(record.length >= RECORD_HEADER_BYTES, () => `mvcc record of ${record.length} bytes is truncated`);
+  return {
+    createRevision: readUint64(record, 0),
+    version: readUint64(record, 8),
+    lease: record.readBigInt64BE(16),
+    value: record.subarray(RECORD_HEADER_BYTES),
+  };
+}
+
 export function encodeTombstoneRecord(): Buffer {
   return TOMBSTONE;
 }

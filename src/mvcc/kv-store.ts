@@ -48,6 +48,29 @@ export async function readAppliedIndex(get: (bucket: Bucket, key: Buffer) => Pro
   return readUint64(meta, 0);
 }
 
+/** The mvcc meta record (bucket meta) as a whole, for tools that build or read a backend offline (snapshot restore and export). */
+export const MVCC_META_KEY = META_KEY;
+
+export interface MvccMeta {
+  appliedIndex: number;
+  revision: number;
+  /** -1 before the first compaction. */
+  compacted: number;
+}
+
+export function encodeMvccMeta(meta: MvccMeta): Buffer {
+  const out = Buffer.allocUnsafe(META_BYTES);
+  writeUint64(out, meta.appliedIndex, 0);
+  writeUint64(out, meta.revision, 8);
+  writeUint64(out, meta.compacted + 1, 16);
+  return out;
+}
+
+export function decodeMvccMeta(meta: Buffer): MvccMeta {
+  assert(meta.length === META_BYTES, () => `mvcc meta of ${meta.length} bytes, expected ${META_BYTES}`);
+  return { appliedIndex: readUint64(meta, 0), revision: readUint64(meta, 8), compacted: readUint64(meta, 16) - 1 };
+}
+
 export interface KvStoreOptions {
   logger: Logger;
 }

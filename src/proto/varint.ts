@@ -22,3 +22,13 @@ export function bigVarintSize(n: bigint): number {
   }
   return size;
 }
+
+/** Writes `n` (a non-negative safe integer) as a varint at `at` of `out`; returns the end offset. */
+export function writeVarint(out: Uint8Array, at: number, n: number): number {
+  while (n >= 0x80) {
+    out[at++] = (n % 128) | 0x80;
+    n = Math.floor(n / 128);
+  }
+  out[at++] = n;
+  return at;
+}

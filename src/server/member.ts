@@ -63,6 +63,7 @@ import { toKeyraftError } from './raft-error-map.js';
 import { RaftNode, type RaftTransport } from './raft-node.js';
 import { WalRaftStorage } from './raft-storage.js';
 import { StateImages } from './state-images.js';
+import { openEtcdSnapshot, type EtcdSnapshotStream } from './etcd-snapshots.js';
 import type { ApiLimits, LeaseApi, MemberApi } from './raft-kv.js';
 import { ReadIndexQueue } from './read-index-queue.js';
 import { isTxnReadOnly } from './txn-write-checks.js';
@@ -444,6 +445,11 @@ export class Member implements MemberApi, LeaseApi {
   async memberList(): Promise<MemberListResponse> {
     this.checkRunning();
     return { header: this.clusterHeader(), members: this.membership.toRecords() };
+  }
+
+  async snapshot(): Promise<EtcdSnapshotStream> {
+    this.checkRunning();
+    return openEtcdSnapshot(this.applier.backend, this.images.dir, { members: this.membership.all(), removed: this.membership.removedIds() }, this.logger);
   }
 
   async status(): Promise<StatusResponse> {

@@ -55,6 +55,11 @@ export class Membership {
     return this.members.get(id);
   }
 
+  /** Ids removed for good (etcd's members_removed). */
+  removedIds(): bigint[] {
+    return [...this.removed];
+  }
+
   isRemoved(id: bigint): boolean {
     return this.removed.has(id);
   }

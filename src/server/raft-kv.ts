@@ -7,6 +7,7 @@ import type {
   MemberUpdateRequest, MoveLeaderRequest, MoveLeaderResponse, PutRequest, PutResponse, RangeRequest,
   RangeResponse, StatusResponse, TxnRequest, TxnResponse,
 } from '../proto/etcd-types.js';
+import type { EtcdSnapshotStream } from './etcd-snapshots.js';
 
 /**
  * What the API layer (gRPC services, JSON gateway) needs from a member, as etcd's v3rpc handlers
@@ -34,6 +35,8 @@ export interface ClusterInfo {
 
 export interface MaintenanceInfo {
   status(): Promise<StatusResponse>;
+  /** The state at one revision in etcd's snapshot format (Maintenance.Snapshot); the caller closes it. */
+  snapshot(): Promise<EtcdSnapshotStream>;
   moveLeader(request: MoveLeaderRequest): Promise<MoveLeaderResponse>;
   /** Alarm list / activate / deactivate, through the log (etcd 3.4). */
   alarm(request: AlarmRequest): Promise<AlarmResponse>;

@@ -220,8 +220,7 @@ test('gRPC: every method not served answers UNIMPLEMENTED at once, streaming one
       call.write(Buffer.from([0x0a, 0x00]));
       assert.is(await streamCode(call), grpc.status.UNIMPLEMENTED, path);
     }
-    const snapshot = client.makeServerStreamRequest('/etcdserverpb.Maintenance/Snapshot', identity, identity, Buffer.alloc(0), { deadline: deadline() });
-    assert.is(await streamCode(snapshot), grpc.status.UNIMPLEMENTED);
+    // Maintenance.Snapshot, etcd's one server-stream method, is served (test/snapshot/etcd-snapshot.test.ts).
   } finally {
     client.close();
   }

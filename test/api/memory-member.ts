@@ -11,6 +11,7 @@ import type {
   LeaseRevokeRequest, LeaseRevokeResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
 } from '../../src/proto/etcd-types.js';
 import type { ApiLimits, MemberApi } from '../../src/server/raft-kv.js';
+import type { EtcdSnapshotStream } from '../../src/server/etcd-snapshots.js';
 
 export class MemoryMember implements MemberApi {
   readonly clusterId = 0xcafef00d12345678n;
@@ -212,6 +213,12 @@ export class MemoryMember implements MemberApi {
 
   async hash(): Promise<never> {
     throw new KeyraftError('Unimplemented', 'the in-memory member has no backend');
+  }
+
+  /** The double has no backend to snapshot: Maintenance.Snapshot is tested against real members (test/integration). */
+  async snapshot(): Promise<EtcdSnapshotStream> {
+    this.enter('snapshot', {});
+    throw new Error('MemoryMember keeps no backend: snapshot is tested on a real member');
   }
 
   async status(): Promise<StatusResponse> {
