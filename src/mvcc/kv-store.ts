@@ -5,7 +5,7 @@ import type { KeyValue } from '../proto/etcd-types.js';
 import { Bucket, type Backend } from '../storage/backend.js';
 import { BPlusTree, BPlusTreeCursor } from './b-plus-tree.js';
 import { Compactor } from './compaction.js';
-import type { ChangeListener, KV, RangeOptions, RangeResult, ReadView, TxnWrite } from './kv.js';
+import type { ChangeListener, KV, RangeOptions, RangeResult, ReadView, ScanResume, TxnWrite } from './kv.js';
 import { decodePutRecord, encodePutRecord, encodeTombstoneRecord, isTombstoneRecord, RECORD_HEADER_BYTES } from './kv-record.js';
 import { KeyIndex } from './key-index.js';
 import { RecordArena } from './record-arena.js';
@@ -217,6 +217,33 @@ export class KvStore implements KV {
     return out.sort((a, b) => a.mod_revision - b.mod_revision);
   }
 
+  /**
+   * Part of a bounded history read for a watcher catching up: examines at most `maxKeys` keys of
+   * [key, end) (etcd's range forms), starting after `resumeAfter` (null: at `key`), and pushes
+   * every revision with fromRevision <= mod_revision <= toRevision (puts, and deletes as
+   * tombstones) onto `out`, unsorted. Returns where to resume, or null when the range is done.
+   * The caller spreads a large range over event-loop turns; it must re-check the compacted
+   * revision afterwards (a compaction between turns may have removed revisions it wanted).
+   */
+  collectChanges(key: Buffer, end: Buffer | undefined, fromRevision: number, toRevision: number, resumeAfter: ScanResume, maxKeys: number, out: KeyValue[]): ScanResume {
+    if (end === undefined || end.length === 0) {
+      const ki = this.index.get(key.toString('latin1'));
+      if (ki !== undefined) ki.collectBetween(fromRevision, toRevision, out);
+      return null;
+    }
+    const endKey = end.length === 1 && end[0] === 0 ? null : end.toString('latin1');
+    const cursor = this.index.seek(resumeAfter === null ? key.toString('latin1') : resumeAfter + '\u0000', this.cursor);
+    let examined = 0;
+    for (; cursor.valid; cursor.next()) {
+      if (endKey !== null && cursor.key >= endKey) return null;
+      if (examined === maxKeys) return resumeAfter;
+      cursor.value.collectBetween(fromRevision, toRevision, out);
+      resumeAfter = cursor.key;
+      examined++;
+    }
+    return null;
+  }
+
   /** @internal Keys live at the latest revision in the range, for deleteRange. */
   liveInRange(key: Buffer, end: Buffer | undefined): KeyIndex[] {
     const out: KeyIndex[] = [];
@@ -236,7 +263,7 @@ export class KvStore implements KV {
   // ---- writes ----------------------------------------------------------------------------------
 
   /** @internal */
-  putAt(rev: number, key: Buffer, value: Buffer, lease: bigint): KeyValue {
+  putAt(rev: number, key: Buffer, value: Buffer, lease: bigint, previousOut: (KeyValue | undefined)[]): KeyValue {
     const keyString = key.toString('latin1');
     let ki = this.index.get(keyString);
     if (ki === undefined) {
@@ -244,6 +271,7 @@ export class KvStore implements KV {
       this.index.set(keyString, ki);
     }
     const prev = ki.latest();
+    previousOut.push(prev);
     if (prev !== undefined && prev.mod_revision >= rev) {
       assert(false, `key written twice in revision ${rev}: the API layer must refuse duplicate keys in a txn`);
     }
@@ -266,7 +294,8 @@ export class KvStore implements KV {
   }
 
   /** @internal */
-  tombstoneAt(rev: number, ki: KeyIndex): KeyValue {
+  tombstoneAt(rev: number, ki: KeyIndex, previousOut: (KeyValue | undefined)[]): KeyValue {
+    previousOut.push(ki.latest());
     const kv: KeyValue = Object.freeze({ key: ki.key, create_revision: 0, mod_revision: rev, version: 0, value: EMPTY, lease: 0n });
     ki.tombstone(kv);
     this.backend.putPrefixed(prefixedRevisionKey(Bucket.key, rev, ki.key), encodeTombstoneRecord());
@@ -274,12 +303,12 @@ export class KvStore implements KV {
   }
 
   /** @internal */
-  endWrite(changes: readonly KeyValue[], startRevision: number): number {
+  endWrite(changes: readonly KeyValue[], previous: readonly (KeyValue | undefined)[], startRevision: number): number {
     assert(this.txnOpen, 'end of a write transaction that is not open');
     this.txnOpen = false;
     if (changes.length === 0) return this.revision;
     this.revision = startRevision + 1;
-    this.listener?.(changes, this.revision);
+    this.listener?.(changes, this.revision, previous);
     return this.revision;
   }
 
@@ -345,6 +374,8 @@ class StoreTxnWrite implements TxnWrite {
   private readonly store: KvStore;
   startRevision = 0;
   changes: KeyValue[] = [];
+  /** Each change's key before this transaction, at the same index (for the change listener). */
+  previous: (KeyValue | undefined)[] = [];
 
   constructor(store: KvStore) {
     this.store = store;
@@ -354,6 +385,7 @@ class StoreTxnWrite implements TxnWrite {
     this.startRevision = startRevision;
     // A fresh array: the change listener may keep the previous one.
     this.changes = [];
+    this.previous = [];
   }
 
   get compactedRevision(): number {
@@ -371,18 +403,18 @@ class StoreTxnWrite implements TxnWrite {
 
   put(key: Buffer, value: Buffer, lease: bigint): number {
     const rev = this.startRevision + 1;
-    this.changes.push(this.store.putAt(rev, key, value, lease));
+    this.changes.push(this.store.putAt(rev, key, value, lease, this.previous));
     return rev;
   }
 
   deleteRange(key: Buffer, end: Buffer | undefined): number {
     const live = this.store.liveInRange(key, end);
     const rev = this.startRevision + 1;
-    for (const ki of live) this.changes.push(this.store.tombstoneAt(rev, ki));
+    for (const ki of live) this.changes.push(this.store.tombstoneAt(rev, ki, this.previous));
     return live.length;
   }
 
   end(): number {
-    return this.store.endWrite(this.changes, this.startRevision);
+    return this.store.endWrite(this.changes, this.previous, this.startRevision);
   }
 }

@@ -110,4 +110,23 @@ export const Limits = {
   grpcReplyBytesQueuedPerConnectionMax: 8 * 1024 * 1024,
   /** gRPC: the same across the member. */
   grpcReplyBytesQueuedMax: 256 * 1024 * 1024,
+  /** Watch: watchers one watch stream may hold; a create past it is refused (canceled, with a reason). */
+  watchersPerStreamMax: 100_000,
+  /** Watch: Watch streams (gRPC calls) open at once on one client connection; more end RESOURCE_EXHAUSTED. */
+  watchStreamsPerConnectionMax: 1024,
+  /**
+   * Watch: bytes a stream may hand its sink beyond the sink's high-water mark before the client
+   * reads again. Events stop at the mark (watchers fall back to history); what still goes out
+   * then is control responses (created, canceled, progress) answering the client's own requests,
+   * so a client that writes requests and never reads is cut off here instead of growing memory.
+   */
+  watchStreamControlBytesBlockedMax: 1024 * 1024,
+  /** Watch: revisions one catch-up read from history covers (etcd's watchBatchMaxRevs). */
+  watchCatchUpRevisionsMax: 1000,
+  /** Watch: events one catch-up response carries at most (cut at a revision boundary; one revision always whole). */
+  watchCatchUpEventsMax: 10_000,
+  /** Watch: catch-up reads started per event-loop turn (etcd's maxWatchersPerSync). */
+  watchSyncWatchersPerTurn: 512,
+  /** Watch: index keys a history scan examines per event-loop turn (a range watcher over a large keyspace). */
+  watchHistoryScanKeysPerTurn: 10_000,
 } as const;
