@@ -30,7 +30,12 @@ export interface MemberConfig {
   /** Peer TLS (--peer-cert-file, --peer-key-file, --peer-trusted-ca-file, --peer-client-cert-auth); absent = plain TCP. */
   peerTls?: { certFile: string; keyFile: string; trustedCaFile?: string; clientCertAuth: boolean };
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'panic' | 'fatal';
+  /** --experimental-watch-progress-notify-interval, ms: progress responses to idle watchers that asked (etcd: 10m). */
+  watchProgressNotifyIntervalMs?: number;
 }
+
+/** etcd's default --experimental-watch-progress-notify-interval: 10 minutes. */
+export const WATCH_PROGRESS_NOTIFY_INTERVAL_MS = 10 * 60 * 1000;
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -57,6 +62,7 @@ const FLAGS = {
   'peer-trusted-ca-file': { type: 'string' },
   'peer-client-cert-auth': { type: 'boolean' },
   'log-level': { type: 'string' },
+  'experimental-watch-progress-notify-interval': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
 } as const;
@@ -89,6 +95,7 @@ Every flag may also be set by its environment variable: --max-txn-ops <-> ETCD_M
   --peer-trusted-ca-file ''                 path to the peer server TLS trusted CA file
   --peer-client-cert-auth false             enable peer client cert authentication
   --log-level 'info'                        debug, info, warn, error, panic or fatal
+  --experimental-watch-progress-notify-interval '10m0s'  duration of periodic watch progress notifications
   --version                                 print the version and exit
   -h, --help                                print this help and exit
 `;
@@ -126,6 +133,24 @@ function parseNonNegativeInt(flag: string, value: string): number {
   const n = Number(value);
   if (!Number.isSafeInteger(n)) throw new ConfigError(`--${flag}: "${value}" is too large`);
   return n;
+}
+
+/** A Go duration ("10m", "1m30s", "500ms", "1.5h"), as etcd's duration flags take, in ms. */
+export function parseGoDurationMs(flag: string, value: string): number {
+  const units: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  if (value === '0') return 0;
+  const part = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/y;
+  let ms = 0;
+  let at = 0;
+  while (at < value.length) {
+    part.lastIndex = at;
+    const m = part.exec(value);
+    if (m === null) throw new ConfigError(`--${flag}: "${value}" is not a duration (e.g. 10m, 30s, 500ms)`);
+    ms += Number(m[1]) * units[m[2]!]!;
+    at = part.lastIndex;
+  }
+  if (value.length === 0) throw new ConfigError(`--${flag}: empty duration`);
+  return ms;
 }
 
 function parseInitialCluster(value: string): Map<string, string[]> {
@@ -210,6 +235,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     electionTimeoutMs,
     snapshotCount,
     logLevel: logLevel as MemberConfig['logLevel'],
+    watchProgressNotifyIntervalMs: parseGoDurationMs('experimental-watch-progress-notify-interval',
+      get('experimental-watch-progress-notify-interval') ?? '10m'),
   };
   if (!config.initialCluster.has(name)) {
     throw new ConfigError(`--initial-cluster: has no entry for this member's --name "${name}"`);

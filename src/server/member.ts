@@ -56,7 +56,11 @@ import { toKeyraftError } from './raft-error-map.js';
 import { RaftNode, type RaftTransport } from './raft-node.js';
 import { WalRaftStorage } from './raft-storage.js';
 import { StateImages } from './state-images.js';
-import type { ApiLimits, MemberApi } from './raft-kv.js';
+import type { ApiLimits, MemberApi, WatchSink, WatchStreamHandle } from './raft-kv.js';
+import { WATCH_PROGRESS_NOTIFY_INTERVAL_MS } from './config.js';
+import { StoreWatchHistory } from './watch-history.js';
+import { WatchHub } from '../watch/watch-hub.js';
+import { WatchMetrics } from '../watch/watch-metrics.js';
 import { ReadIndexQueue } from './read-index-queue.js';
 import { isTxnReadOnly } from './txn-write-checks.js';
 import { Wait } from './wait.js';
@@ -164,6 +168,8 @@ export class Member implements MemberApi {
   private flushedIndex = 0;
   private appliedSinceCompact = 0;
   private readonly metrics: MemberMetrics;
+  /** Every watcher on this member; the apply loop notifies it (every member applies, so every member serves Watch). */
+  private readonly watchHub: WatchHub;
 
   private constructor(
     private readonly config: MemberConfig,
@@ -183,6 +189,24 @@ export class Member implements MemberApi {
     this.wait = new Wait(Limits.pendingProposalsMax, requestTimeoutMs(config));
     this.reads = new ReadIndexQueue(identity.memberId, requestTimeoutMs(config), READ_INDEX_RETRY_MS, Limits.pendingProposalsMax);
     this.metrics = new MemberMetrics(registry, () => this.reads.slowRounds, () => this.wait.size);
+    this.watchHub = new WatchHub({
+      history: new StoreWatchHistory(() => this.applier.store),
+      header: { clusterId: this.clusterId, memberId: this.memberId, raftTerm: () => this.node.raft.term },
+      logger,
+      metrics: new WatchMetrics(registry),
+      progressNotifyIntervalMs: config.watchProgressNotifyIntervalMs ?? WATCH_PROGRESS_NOTIFY_INTERVAL_MS,
+    });
+    this.attachWatchHub();
+  }
+
+  /** The hub hears every applied transaction's changes from the store (again after an image replaced the store). */
+  private attachWatchHub(): void {
+    this.applier.store.onChanges((changes, revision, previous) => this.watchHub.notify(changes, revision, previous));
+  }
+
+  openWatchStream(sink: WatchSink): WatchStreamHandle {
+    this.checkRunning();
+    return this.watchHub.newStream(sink, this.config.maxRequestBytes);
   }
 
   /** Opens the data dir, recovers (backend, then the Raft log from the WAL), joins the peers, starts ticking. */
@@ -486,6 +510,7 @@ export class Member implements MemberApi {
     this.stopped = true;
     if (this.ticker) clearInterval(this.ticker);
     this.failWaiters(() => new KeyraftError('Stopped'));
+    this.watchHub.close(new KeyraftError('Stopped'));
     // Let a save or apply that is running finish before the files close.
     for (let i = 0; i < 1000 && !this.node.idle; i++) await new Promise((resolve) => setTimeout(resolve, 1));
     this.node.stop();
@@ -636,6 +661,9 @@ export class Member implements MemberApi {
     assert(path !== null, () => `install snapshot at ${index}: no state image for it in ${this.images.dir}`);
     const started = performance.now();
     this.applier = await swapInImage(this.applier, path, index, join(this.config.dataDir, 'member'), this.logger);
+    // The watchers knew the old store: they catch up from the new one's history (etcd's Restore).
+    this.attachWatchHub();
+    this.watchHub.restore(new StoreWatchHistory(() => this.applier.store));
     this.membership = await Membership.load(this.applier.backend, this.identity.initialMembers);
     for (const m of this.membership.all()) if (m.id !== this.memberId) this.network?.addPeer(m.id, m.peerURLs);
     this.appliedIndex = index;
@@ -934,6 +962,7 @@ export class Member implements MemberApi {
     if (this.ticker) clearInterval(this.ticker);
     this.node?.stop();
     this.failWaiters(() => new KeyraftError('Stopped'));
+    this.watchHub.close(new KeyraftError('Stopped'));
     this.onFatal(err);
   }
 

@@ -122,11 +122,11 @@ export class WatchHub {
     this.scheduleSync();
   }
 
-  /** Stops the progress timer and closes every stream (member shutdown). */
-  close(): void {
+  /** Stops the progress timer and ends every stream, with `error` when given (member shutdown or failure). */
+  close(error?: unknown): void {
     this.closed = true;
     if (this.progressTimer !== null) clearInterval(this.progressTimer);
-    for (const stream of [...this.streams]) stream.close();
+    for (const stream of [...this.streams]) stream.end(error);
   }
 
   // ---- called by streams -------------------------------------------------------------------------

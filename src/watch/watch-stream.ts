@@ -69,6 +69,13 @@ export class WatchStream {
     else if (request.progress_request) this.requestProgress();
   }
 
+  /** The server ends the stream (shutdown): the call ends with `error` (OK trailers without one). */
+  end(error?: unknown): void {
+    if (this.closed) return;
+    this.close();
+    this.sink.end(error);
+  }
+
   /** The client went away (or the call ended): every watcher goes. */
   close(): void {
     if (this.closed) return;
@@ -189,8 +196,7 @@ export class WatchStream {
     if (this.blocked) {
       this.controlBytesBlocked += message.length;
       if (this.controlBytesBlocked > Limits.watchStreamControlBytesBlockedMax) {
-        this.sink.end(new KeyraftError('TooManyRequests', 'keyraft: watch stream client stopped reading'));
-        this.close();
+        this.end(new KeyraftError('TooManyRequests', 'keyraft: watch stream client stopped reading'));
         return;
       }
     }

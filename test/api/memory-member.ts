@@ -9,7 +9,7 @@ import type {
   PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp, ResponseHeader, ResponseOp, StatusResponse, TxnRequest,
   TxnResponse,
 } from '../../src/proto/etcd-types.js';
-import type { ApiLimits, MemberApi } from '../../src/server/raft-kv.js';
+import type { ApiLimits, MemberApi, WatchStreamHandle } from '../../src/server/raft-kv.js';
 
 export class MemoryMember implements MemberApi {
   readonly clusterId = 0xcafef00d12345678n;
@@ -26,6 +26,11 @@ export class MemoryMember implements MemberApi {
 
   constructor(limits: Partial<ApiLimits> = {}) {
     this.limits = { maxRequestBytes: 1.5 * 1024 * 1024, maxTxnOps: 128, ...limits };
+  }
+
+  /** This double keeps no history: the watch tests run against real members (test/watch, test/integration). */
+  openWatchStream(): WatchStreamHandle {
+    throw new KeyraftError('Unimplemented', 'unknown service etcdserverpb.Watch');
   }
 
   isHealthy(): boolean {
