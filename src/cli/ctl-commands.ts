@@ -15,6 +15,7 @@ import { buildDeleteRequest, buildPutRequest, buildRangeRequest, DEL_FLAGS, GET_
 import type { EndpointHealthResult, EndpointStatusResult, Output, Printer } from './ctl-printer.js';
 import type { StdinReader } from './ctl-stdin.js';
 import { readTxnRequest } from './ctl-txn.js';
+import { runWatch, WATCH_FLAGS } from './ctl-watch.js';
 
 export const GLOBAL_FLAGS: FlagSpec[] = [
   { name: 'endpoints', kind: 'stringSlice', defaultText: '127.0.0.1:2379', usage: 'gRPC endpoints' },
@@ -30,6 +31,8 @@ const ENDPOINT_FLAGS: FlagSpec[] = [
 
 export interface CommandContext {
   args: string[];
+  /** Where `--` stood among args (watch's `-- command`). */
+  separatorAt?: number;
   flags: ParsedFlags;
   out: Output;
   printer: Printer;
@@ -47,6 +50,8 @@ export interface Command {
   spec: CommandSpec;
   /** Whether the command prints through --write-out (and so validates it first). */
   usesPrinter: boolean;
+  /** Prints as it goes (watch) instead of once at the end. */
+  streamsOutput?: boolean;
   run(ctx: CommandContext): Promise<ExitCode>;
 }
 
@@ -206,5 +211,9 @@ export const COMMANDS: Command[] = [
   { spec: { path: ['endpoint', 'status'], use: 'endpoint status [flags]', summary: 'Prints out the status of endpoints specified in `--endpoints` flag', flags: ENDPOINT_FLAGS }, usesPrinter: true, run: runEndpointStatus },
   { spec: { path: ['endpoint', 'health'], use: 'endpoint health [flags]', summary: 'Checks the healthiness of endpoints specified in `--endpoints` flag', flags: ENDPOINT_FLAGS }, usesPrinter: true, run: runEndpointHealth },
   { spec: { path: ['member', 'list'], use: 'member list', summary: 'Lists all members in the cluster', flags: [] }, usesPrinter: true, run: runMemberList },
+  {
+    spec: { path: ['watch'], use: 'watch [options] [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...]', summary: 'Watches events stream on keys or prefixes', flags: WATCH_FLAGS },
+    usesPrinter: true, streamsOutput: true, run: runWatch,
+  },
   { spec: { path: ['version'], use: 'version', summary: 'Prints the version of keyraftctl', flags: [] }, usesPrinter: false, run: runVersion },
 ];

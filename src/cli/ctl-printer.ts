@@ -28,6 +28,8 @@ export function isOutputFormat(text: string): text is OutputFormat {
 export interface Output {
   stdout(chunk: string | Buffer): void;
   stderr(chunk: string | Buffer): void;
+  /** Resolves once what was written reached the file descriptors (live output only: watch runs commands between prints). */
+  flush?(): Promise<void>;
 }
 
 /** One `endpoint status` result (etcdctl's epStatus). */
@@ -229,6 +231,11 @@ export class Printer {
       default:
         throw new CtlError(ExitCode.BadFeature, `${this.format} not supported as output format`);
     }
+  }
+
+  /** One key-value in the simple format (watch events): key line, value line. */
+  keyValue(kv: KeyValue): void {
+    this.simpleKv(kv, false);
   }
 
   private simpleKv(kv: KeyValue, valueOnly: boolean): void {
