@@ -64,6 +64,14 @@ const ERR_SEPARATOR = 'bad number of arguments (found separator --, but no comma
 
 export async function runWatch(ctx: CommandContext): Promise<ExitCode> {
   const session = new WatchSession(ctx);
+  try {
+    return await watchWith(ctx, session);
+  } finally {
+    session.close();
+  }
+}
+
+async function watchWith(ctx: CommandContext, session: WatchSession): Promise<ExitCode> {
   if (ctx.flags.bool('interactive')) return session.interactive();
   const args = ctx.args;
   const sep = ctx.separatorAt;
@@ -136,6 +144,11 @@ class WatchSession {
       }
       await this.watch(spec);
     }
+  }
+
+  /** Cancels the stream (the command is over): an open call would keep the process alive. */
+  close(): void {
+    this.stream?.cancel();
   }
 
   private async open(): Promise<grpc.ClientDuplexStream<WatchRequest, WatchResponseMessage>> {
