@@ -148,8 +148,11 @@ class WatchSession {
 
   /** Cancels the stream (the command is over): an open call would keep the process alive. */
   close(): void {
+    this.closing = true;
     this.stream?.cancel();
   }
+
+  private closing = false;
 
   private async open(): Promise<grpc.ClientDuplexStream<WatchRequest, WatchResponseMessage>> {
     if (this.stream) return this.stream;
@@ -160,6 +163,7 @@ class WatchSession {
     });
     const finish = (): void => { this.queue = this.queue.then(() => this.endStream()); };
     stream.on('error', (err: grpc.ServiceError) => {
+      if (this.closing) return;
       this.ctx.out.stderr(`watch was canceled (${err.details || err.message})\n`);
       finish();
     });
