@@ -5,7 +5,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Etcd3, type IKeyValue } from 'etcd3';
+import { Etcd3, type IKeyValue, type Watcher } from 'etcd3';
 import { killAll } from '../integration/harness.js';
 import { TestCluster } from './cluster-harness.js';
 
@@ -20,7 +20,7 @@ test('watchers on the followers see the writes made through the leader, with the
     const leader = await cluster.waitLeader();
     const followers = [0, 1, 2].filter((i) => i !== leader);
     const seen = new Map<number, string[]>();
-    const watchers = [];
+    const watchers: Watcher[] = [];
     for (const f of followers) {
       const c = new Etcd3({ hosts: `127.0.0.1:${cluster.slots[f]!.clientPort}` });
       clients.push(c);
