@@ -68,6 +68,15 @@ export class KvStore implements KV {
   private readonly cursor = new BPlusTreeCursor<KeyIndex>();
   /** Memory for the records and keys the index keeps (record-arena.ts). */
   private readonly arena = new RecordArena();
+  /**
+   * The op order of each revision whose changes are not in key order (a txn writing "b" then
+   * "a"), as each key's position (latin1 key -> sub revision), for history reads: the index
+   * keeps no sub revisions, and a watcher catching up must get a txn's events in op order, as
+   * etcd's backend (keyed by main and sub revision) gives them. Revisions in key order (every
+   * single put, every DeleteRange) need no entry. Dropped with compaction; not persisted: after a
+   * restart, older revisions read back in key order.
+   */
+  private readonly opOrders = new Map<number, Map<string, number>>();
 
   private constructor(backend: Backend, logger: Logger) {
     this.backend = backend;
@@ -127,6 +136,12 @@ export class KvStore implements KV {
     if (revision > this.revision) throw new KeyraftError('FutureRevision');
     this.compacted = revision;
     this.compactionToSchedule = revision;
+    for (const rev of this.opOrders.keys()) if (rev < revision) this.opOrders.delete(rev);
+  }
+
+  /** The op order of `revision`'s changes when it is not key order (see opOrders), else undefined. */
+  opOrderOf(revision: number): ReadonlyMap<string, number> | undefined {
+    return this.opOrders.get(revision);
   }
 
   commit(appliedIndex: number): void {
@@ -308,8 +323,18 @@ export class KvStore implements KV {
     this.txnOpen = false;
     if (changes.length === 0) return this.revision;
     this.revision = startRevision + 1;
+    if (changes.length > 1) this.recordOpOrder(changes, this.revision);
     this.listener?.(changes, this.revision, previous);
     return this.revision;
+  }
+
+  private recordOpOrder(changes: readonly KeyValue[], revision: number): void {
+    let sorted = true;
+    for (let i = 1; i < changes.length && sorted; i++) sorted = Buffer.compare(changes[i - 1]!.key, changes[i]!.key) < 0;
+    if (sorted) return;
+    const order = new Map<string, number>();
+    for (let i = 0; i < changes.length; i++) order.set(changes[i]!.key.toString('latin1'), i);
+    this.opOrders.set(revision, order);
   }
 
   // ---- recovery --------------------------------------------------------------------------------

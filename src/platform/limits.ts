@@ -112,8 +112,6 @@ export const Limits = {
   grpcReplyBytesQueuedMax: 256 * 1024 * 1024,
   /** Watch: watchers one watch stream may hold; a create past it is refused (canceled, with a reason). */
   watchersPerStreamMax: 100_000,
-  /** Watch: Watch streams (gRPC calls) open at once on one client connection; more end RESOURCE_EXHAUSTED. */
-  watchStreamsPerConnectionMax: 1024,
   /**
    * Watch: bytes a stream may hand its sink beyond the sink's high-water mark before the client
    * reads again. Events stop at the mark (watchers fall back to history); what still goes out
@@ -125,6 +123,12 @@ export const Limits = {
   watchCatchUpRevisionsMax: 1000,
   /** Watch: events one catch-up response carries at most (cut at a revision boundary; one revision always whole). */
   watchCatchUpEventsMax: 10_000,
+  /**
+   * Watch: encoded event bytes one catch-up response carries at most (cut at a revision boundary,
+   * one revision always whole): small enough that a stream's output stays near its high-water
+   * mark and a catching-up stream interleaves with live ones.
+   */
+  watchCatchUpBytesMax: 1024 * 1024,
   /** Watch: catch-up reads started per event-loop turn (etcd's maxWatchersPerSync). */
   watchSyncWatchersPerTurn: 512,
   /** Watch: index keys a history scan examines per event-loop turn (a range watcher over a large keyspace). */

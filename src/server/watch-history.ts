@@ -35,9 +35,14 @@ export class StoreWatchHistory implements WatchHistory {
       if (resume === null) break;
       await new Promise((resolve) => setImmediate(resolve));
     }
-    // Stable sort: the changes of one revision keep key order.
-    kvs.sort((a, b) => a.mod_revision - b.mod_revision);
     const store = this.store();
+    // Revision order; within a revision, op order (a txn's), which is key order unless the store
+    // recorded otherwise. The sort is stable and the scan went in key order.
+    kvs.sort((a, b) => {
+      if (a.mod_revision !== b.mod_revision) return a.mod_revision - b.mod_revision;
+      const order = store.opOrderOf(a.mod_revision);
+      return order === undefined ? 0 : order.get(a.key.toString('latin1'))! - order.get(b.key.toString('latin1'))!;
+    });
     if (fromRevision < store.compactedRevision) throw new KeyraftError('Compacted');
     const events: HistoryEvent[] = new Array(kvs.length);
     for (let i = 0; i < kvs.length; i++) {

@@ -318,10 +318,19 @@ export class WatchHub {
       upTo = cutRev;
     }
     const encoded: Uint8Array[] = [];
-    for (const e of events) {
+    let bytes = 0;
+    for (let i = 0; i < events.length; i++) {
+      const e = events[i]!;
+      // Past the byte bound, stop at the next revision boundary (the rest comes in the next batch).
+      if (bytes >= Limits.watchCatchUpBytesMax && i > 0 && e.kv.mod_revision !== events[i - 1]!.kv.mod_revision) {
+        upTo = events[i - 1]!.kv.mod_revision;
+        break;
+      }
       const deleted = e.kv.create_revision === 0;
       if (deleted ? w.noDelete : w.noPut) continue;
-      encoded.push(encodeEvent(e.kv, w.prevKv ? e.prev : undefined));
+      const bytesOf = encodeEvent(e.kv, w.prevKv ? e.prev : undefined);
+      bytes += bytesOf.length;
+      encoded.push(bytesOf);
     }
     w.minRev = upTo + 1;
     // The header revision: how far this response brings the watcher (etcd sends its store

@@ -180,12 +180,17 @@ test('hostile: unknown cancel (no answer), duplicate id, empty key, range_end be
   }
 });
 
-test('hostile: garbage on the stream ends that call with an error status; the member serves on', async () => {
+test('hostile: garbage on the stream ends that call with an error status, its watchers go; the member serves on', async () => {
+  const streamsBefore = await gauge('etcd_debugging_mvcc_watch_stream_total');
   const w = new RawWatch(keyraft.clientPort);
+  w.send({ create_request: { key: Buffer.from('g/x') } });
+  await w.until(() => w.responses.length === 1);
+  assert.is(await gauge('etcd_debugging_mvcc_watch_stream_total'), streamsBefore + 1);
   try {
     w.sendRaw(Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f, 0x12, 0x34]));
     await w.until(() => w.status !== undefined);
     assert.ok(w.status !== '0', `status ${w.status}`);
+    assert.is(await gauge('etcd_debugging_mvcc_watch_stream_total'), streamsBefore);
   } finally {
     w.close();
   }
@@ -193,22 +198,24 @@ test('hostile: garbage on the stream ends that call with an error status; the me
 });
 
 test('10,000 watchers on one member: all notified, and canceling them leaves no watcher behind', async () => {
+  const watchersBefore = await gauge('etcd_debugging_mvcc_watcher_total');
+  const streamsBefore = await gauge('etcd_debugging_mvcc_watch_stream_total');
   const w = new RawWatch(keyraft.clientPort);
   try {
     for (let i = 0; i < 10_000; i++) w.send({ create_request: { key: Buffer.from('many/'), range_end: Buffer.from('many0') } });
     await w.until(() => w.responses.filter((r) => r.created).length === 10_000);
-    assert.is(await gauge('etcd_debugging_mvcc_watcher_total'), 10_000);
+    assert.is(await gauge('etcd_debugging_mvcc_watcher_total'), watchersBefore + 10_000);
     await client.put('many/k').value('v');
     await w.until(() => w.responses.filter((r) => (r.events ?? []).length > 0).length === 10_000);
     for (let i = 0; i < 10_000; i++) w.send({ cancel_request: { watch_id: i } });
     await w.until(() => w.responses.filter((r) => r.canceled).length === 10_000);
-    assert.is(await gauge('etcd_debugging_mvcc_watcher_total'), 0);
+    assert.is(await gauge('etcd_debugging_mvcc_watcher_total'), watchersBefore);
   } finally {
     w.close();
   }
   // The stream itself goes when the client goes.
-  for (let i = 0; i < 1000 && (await gauge('etcd_debugging_mvcc_watch_stream_total')) > 0; i++) await new Promise((r) => setTimeout(r, 10));
-  assert.is(await gauge('etcd_debugging_mvcc_watch_stream_total'), 0);
+  for (let i = 0; i < 1000 && (await gauge('etcd_debugging_mvcc_watch_stream_total')) > streamsBefore; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.is(await gauge('etcd_debugging_mvcc_watch_stream_total'), streamsBefore);
 });
 
 async function gauge(name: string): Promise<number> {

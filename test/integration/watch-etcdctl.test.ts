@@ -21,7 +21,7 @@ const writes: Array<[string[], string?]> = [
   [['put', 'foo', 'baz']],
   [['put', 'foo/a', '1']],
   [['del', 'foo']],
-  [['txn'], 'put foo/b 2\nput foo/c 3\ndel foo/a\n\n\n'],
+  [['txn'], '\nput foo/b 2\nput foo/c 3\ndel foo/a\n\n\n'],
   [['put', 'other', 'x']],
   [['del', 'foo/', '--prefix']],
   [['put', 'foo', 'end']],

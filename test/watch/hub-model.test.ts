@@ -77,11 +77,6 @@ function expected(model: Model, w: WatcherSpec): ModelEvent[] {
   return model.events.filter((e) => e.rev >= w.startRev && holds(w, e.key) && !(e.type === 0 ? w.noPut : w.noDelete));
 }
 
-/** Sorts descriptions by revision, then text: the order within one revision is left out. */
-function inRevisionOrder(lines: string[]): string[] {
-  return lines.map((l) => [Number(l.split(' ')[0]), l] as const).sort((a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0)).map((x) => x[1]);
-}
-
 function describe(e: ModelEvent, prevKv: boolean): string {
   const prev = prevKv && e.prev ? ` prev=${e.prev.value}@${e.prev.mod}` : '';
   return `${e.rev} ${e.type === 0 ? 'PUT' : 'DELETE'} ${e.key}=${e.value} c${e.create} v${e.version}${prev}`;
@@ -189,10 +184,9 @@ for (const seed of [1, 2, 3, 4, 5, 6]) {
         const sink = sinks[w.stream]!;
         const mine = sink.received.filter((x) => (x.watch_id ?? 0) === w.id);
         assert.ok(mine[0]?.created === true, `watcher ${w.stream}/${w.id}: first response is not 'created'`);
-        // Within one revision, live responses keep op order; history has no sub-revisions and
-        // gives key order (a test below checks op order on the live path): compare sorted.
-        const got = inRevisionOrder(mine.flatMap((x) => (x.events ?? []).map(describeReceived)));
-        const want = inRevisionOrder(expected(model, w).map((e) => describe(e, w.prevKv)));
+        // Live and catch-up alike: within one revision, op order (a txn's).
+        const got = mine.flatMap((x) => (x.events ?? []).map(describeReceived));
+        const want = expected(model, w).map((e) => describe(e, w.prevKv));
         if (w.canceled) {
           assert.equal(got, want.slice(0, got.length), `canceled watcher ${w.stream}/${w.id} [${w.key},${w.end}) from ${w.startRev}: not a prefix`);
         } else {
