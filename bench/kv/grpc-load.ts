@@ -17,7 +17,7 @@
  * latency is from sending the call to the frame that ends its stream.
  */
 import { connect, type Socket } from 'node:net';
-import { encodeWithoutIndexing, HpackDecoder } from '../../src/api/hpack.js';
+import { encodeWithoutIndexing, HpackDecoder } from '../../src/http/hpack.js';
 import type { Measurement } from './side-by-side.js';
 
 export interface GrpcLoadOptions {

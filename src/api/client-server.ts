@@ -3,9 +3,9 @@
  * and grpc-js clients connect) and the JSON gateway (HTTP/1.1) on the same TCP listener.
  *
  * Each accepted connection is peeked: a connection that opens with the HTTP/2 client preface
- * ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") goes to our gRPC server (grpc-server.ts, on our own
- * HTTP/2 in http2-connection.ts) with the bytes already read;
- * anything else is HTTP/1.x: the gateway's fast path reads it (http1-fast-path.ts) and hands the
+ * ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") goes to our gRPC server (grpc/grpc-server.ts, on our own
+ * HTTP/2 in http/http2-connection.ts) with the bytes already read;
+ * anything else is HTTP/1.x: the gateway's fast path reads it (http/http1-fast-path.ts) and hands the
  * connection to a node:http server at the first request it does not serve itself. Peeked or
  * unread bytes are put back (socket.unshift) before a connection changes hands, so no server knows.
  *
@@ -23,11 +23,11 @@ import { packageRoot } from '../platform/package-root.js';
 import type { MemberApi } from '../server/raft-kv.js';
 import { ApiMetrics } from './api-metrics.js';
 import { Gateway } from './gateway.js';
-import { Http1FastConnection, type Http1Timeouts } from './http1-fast-path.js';
-import { GrpcServer } from './grpc-server.js';
-import type { Http2Timing } from './http2-connection.js';
-import { addEtcdServices } from './grpc-services.js';
-import { addHealthService } from './health-service.js';
+import { Http1FastConnection, type Http1Timeouts } from '../http/http1-fast-path.js';
+import { GrpcServer } from '../grpc/grpc-server.js';
+import { HTTP2_PREFACE, type Http2Timing } from '../http/http2-connection.js';
+import { toApiFailure } from './error-mapping.js';
+import { grpcMethodOf, methodTable, type MethodDeps, type MethodRow } from './methods.js';
 import { HttpEndpoints } from './http-endpoints.js';
 import { KvService } from './kv-service.js';
 
@@ -43,6 +43,8 @@ export interface ClientServerOptions {
   httpBodyIdleTimeoutMs?: number;
   /** HTTP/2 deadlines (preface, trickled frames, keepalive): Limits unless given (tests shorten them). */
   http2Timing?: Partial<Http2Timing>;
+  /** The RPCs served: methods.ts's table unless given (tests add rows of their own). */
+  methods?: readonly MethodRow[];
   /** Request bytes all HTTP/2 connections may hold at once: Limits.http2RequestBytesBufferedMax unless given. */
   http2RequestBytesBufferedMax?: number;
 }
@@ -51,8 +53,6 @@ export interface ClientServer {
   port: number;
   close(): Promise<void>;
 }
-
-const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
 /**
  * A connection that has sent nothing this long is closed before it is classified; afterwards the
@@ -69,20 +69,26 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
   const keyraftVersion = await readKeyraftVersion();
 
   const metrics = new ApiMetrics(options.metricsRegistry);
-  const grpcServer = new GrpcServer(kv.grpcMaxReceiveBytes, logger, metrics, options.http2Timing, options.http2RequestBytesBufferedMax);
+  const grpcServer = new GrpcServer(kv.grpcMaxReceiveBytes, logger, metrics, (err, context) => toApiFailure(err, logger, context), options.http2Timing, options.http2RequestBytesBufferedMax);
   grpcServer.setLeaderCheck(() => options.member.hasLeader());
-  addEtcdServices(grpcServer, kv);
-  addHealthService(grpcServer, options.member);
+  const deps: MethodDeps = { member: options.member, kv };
+  const rows = options.methods ?? methodTable;
+  for (const row of rows) {
+    const method = grpcMethodOf(row, deps);
+    if (method !== undefined) grpcServer.addMethod(method);
+  }
 
   const endpoints = new HttpEndpoints(options.member, options.metricsRegistry, keyraftVersion, logger);
-  const gateway = new Gateway(kv, endpoints, logger, metrics);
+  const gateway = new Gateway(kv, endpoints, logger, metrics, rows, options.httpBodyIdleTimeoutMs ?? Limits.httpBodyIdleTimeoutMs);
   const http1Timeouts: Http1Timeouts = {
     idleMs: httpKeepAliveTimeoutMs,
     headMs: options.httpHeadTimeoutMs ?? Limits.httpHeadTimeoutMs,
     bodyIdleMs: options.httpBodyIdleTimeoutMs ?? Limits.httpBodyIdleTimeoutMs,
   };
   // node:http gets the same head deadline for the connections handed to it (its default is 60 s).
-  const httpServer: HttpServer = createHttpServer({ keepAliveTimeout: httpKeepAliveTimeoutMs, headersTimeout: http1Timeouts.headMs }, gateway.handle);
+  // Its whole-request deadline (requestTimeout, 300 s) is off: a streaming gateway call (a watch)
+  // sends its body for as long as it lasts; the gateway bounds a unary body's stalls itself.
+  const httpServer: HttpServer = createHttpServer({ keepAliveTimeout: httpKeepAliveTimeoutMs, headersTimeout: http1Timeouts.headMs, requestTimeout: 0 }, gateway.handle);
   httpServer.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     // Malformed HTTP: answer 400 if the socket can still take it, as Go's server does, and close.
     if (socket.writable && err.code !== 'ECONNRESET') socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request');

@@ -22,19 +22,21 @@ import { GrpcCode, KeyraftError } from '../platform/errors.js';
 import { Limits } from '../platform/limits.js';
 import type { ApiMetrics } from './api-metrics.js';
 import { MessageTooLargeError, toApiFailure, httpStatusOfFailure } from './error-mapping.js';
-import {
-  GatewayDecodeError, compactionResponseJson, deleteRangeResponseJson, errorJson, memberListResponseJson, memberAddResponseJson, moveLeaderResponseJson, parseBody,
-  putResponseJson, rangeResponseJson, requestTypes, statusResponseJson, txnResponseJson,
-} from './gateway-json.js';
+import { GatewayDecodeError, errorJson, parseBody } from './gateway-json.js';
 import type { HttpEndpoints } from './http-endpoints.js';
 import { corsHeaders, sendJson, sendPlainError } from './http-reply.js';
+import type { Http1RequestHandler, ReplySink } from '../http/http1-fast-path.js';
+import { assert } from '../platform/assert.js';
+import { messageType } from '../proto/codec.js';
+import { prefixEnd } from '../proto/key-range.js';
+import { GatewayStreamCall, type StreamRoute } from './gateway-stream.js';
 import type { KvService } from './kv-service.js';
 import { protoSizeOf } from './proto-size.js';
+import {
+  fullServiceName, methodTable, requestTypeOf, servedServices, unimplementedError,
+  type MethodDeps, type MethodRow, type StreamOpener, type UnaryHandler,
+} from './methods.js';
 
-/** Where a gateway answer goes: a node:http response, or the fast HTTP/1.1 path's connection. */
-export interface ReplySink {
-  replyJson(status: number, json: string): void;
-}
 
 /** A node:http response as a ReplySink. */
 class NodeReply implements ReplySink {
@@ -45,66 +47,26 @@ class NodeReply implements ReplySink {
   }
 }
 
-type RouteKind = 'range' | 'put' | 'deleteRange' | 'txn' | 'compaction' | 'memberList' | 'status'
-  | 'memberAdd' | 'memberRemove' | 'memberUpdate' | 'memberPromote' | 'moveLeader';
-
+/** A gateway path of a served method, built from its row of the method table. */
 export interface Route {
-  kind: RouteKind;
+  row: MethodRow;
+  /** The request's protobuf type (the JSON body is read against it). */
   type: protobuf.Type;
   /** The gRPC method this path stands for, for metrics. */
   service: string;
   method: string;
+  /** A unary row's handler, or a streaming row's opener. */
+  handle: UnaryHandler | undefined;
+  open: StreamOpener | undefined;
+  json: (response: any) => string;
 }
-
-const routes = new Map<string, Route>([
-  ['/v3/kv/range', { kind: 'range', type: requestTypes.range, service: 'etcdserverpb.KV', method: 'Range' }],
-  ['/v3/kv/put', { kind: 'put', type: requestTypes.put, service: 'etcdserverpb.KV', method: 'Put' }],
-  ['/v3/kv/deleterange', { kind: 'deleteRange', type: requestTypes.deleteRange, service: 'etcdserverpb.KV', method: 'DeleteRange' }],
-  ['/v3/kv/txn', { kind: 'txn', type: requestTypes.txn, service: 'etcdserverpb.KV', method: 'Txn' }],
-  ['/v3/kv/compaction', { kind: 'compaction', type: requestTypes.compaction, service: 'etcdserverpb.KV', method: 'Compact' }],
-  ['/v3/cluster/member/list', { kind: 'memberList', type: requestTypes.memberList, service: 'etcdserverpb.Cluster', method: 'MemberList' }],
-  ['/v3/maintenance/status', { kind: 'status', type: requestTypes.status, service: 'etcdserverpb.Maintenance', method: 'Status' }],
-  ['/v3/cluster/member/add', { kind: 'memberAdd', type: requestTypes.memberAdd, service: 'etcdserverpb.Cluster', method: 'MemberAdd' }],
-  ['/v3/cluster/member/remove', { kind: 'memberRemove', type: requestTypes.memberRemove, service: 'etcdserverpb.Cluster', method: 'MemberRemove' }],
-  ['/v3/cluster/member/update', { kind: 'memberUpdate', type: requestTypes.memberUpdate, service: 'etcdserverpb.Cluster', method: 'MemberUpdate' }],
-  ['/v3/cluster/member/promote', { kind: 'memberPromote', type: requestTypes.memberPromote, service: 'etcdserverpb.Cluster', method: 'MemberPromote' }],
-  ['/v3/maintenance/transfer-leadership', { kind: 'moveLeader', type: requestTypes.moveLeader, service: 'etcdserverpb.Maintenance', method: 'MoveLeader' }],
-]);
-
-/**
- * etcd 3.4's other gateway paths, with the gRPC method each stands for. keyraft does not serve
- * them yet; they answer UNIMPLEMENTED (HTTP 501) in grpc-go's words rather than 404, so a client
- * can tell "not implemented" from "no such API".
- */
-const unservedRoutes = new Map<string, string>([
-  ['/v3/watch', 'etcdserverpb.Watch/Watch'],
-  ['/v3/lease/grant', 'etcdserverpb.Lease/LeaseGrant'],
-  ['/v3/lease/revoke', 'etcdserverpb.Lease/LeaseRevoke'],
-  ['/v3/kv/lease/revoke', 'etcdserverpb.Lease/LeaseRevoke'],
-  ['/v3/lease/keepalive', 'etcdserverpb.Lease/LeaseKeepAlive'],
-  ['/v3/lease/timetolive', 'etcdserverpb.Lease/LeaseTimeToLive'],
-  ['/v3/kv/lease/timetolive', 'etcdserverpb.Lease/LeaseTimeToLive'],
-  ['/v3/lease/leases', 'etcdserverpb.Lease/LeaseLeases'],
-  ['/v3/kv/lease/leases', 'etcdserverpb.Lease/LeaseLeases'],
-  ['/v3/maintenance/alarm', 'etcdserverpb.Maintenance/Alarm'],
-  ['/v3/maintenance/defragment', 'etcdserverpb.Maintenance/Defragment'],
-  ['/v3/maintenance/hash', 'etcdserverpb.Maintenance/HashKV'],
-  ['/v3/maintenance/snapshot', 'etcdserverpb.Maintenance/Snapshot'],
-  ['/v3/auth/enable', 'etcdserverpb.Auth/AuthEnable'],
-  ['/v3/auth/disable', 'etcdserverpb.Auth/AuthDisable'],
-  ['/v3/auth/authenticate', 'etcdserverpb.Auth/Authenticate'],
-  ...[['add', 'UserAdd'], ['get', 'UserGet'], ['list', 'UserList'], ['delete', 'UserDelete'], ['changepw', 'UserChangePassword'], ['grant', 'UserGrantRole'], ['revoke', 'UserRevokeRole']]
-    .map(([p, m]): [string, string] => [`/v3/auth/user/${p}`, `etcdserverpb.Auth/${m}`]),
-  ...[['add', 'RoleAdd'], ['get', 'RoleGet'], ['list', 'RoleList'], ['delete', 'RoleDelete'], ['grant', 'RoleGrantPermission'], ['revoke', 'RoleRevokePermission']]
-    .map(([p, m]): [string, string] => [`/v3/auth/role/${p}`, `etcdserverpb.Auth/${m}`]),
-]);
 
 /**
  * etcd 3.4 still serves its gateway under the deprecated /v3beta/ prefix as well; /v3alpha/ is gone.
- * Every path above answers there too.
+ * Every path answers there too.
  */
-for (const table of [routes, unservedRoutes] as Array<Map<string, unknown>>) {
-  for (const [path, target] of [...table]) table.set(path.replace(/^\/v3\//, '/v3beta/'), target);
+function withBetaPaths(paths: readonly string[]): string[] {
+  return paths.flatMap((path) => [path, path.replace(/^\/v3\//, '/v3beta/')]);
 }
 
 /**
@@ -113,14 +75,6 @@ for (const table of [routes, unservedRoutes] as Array<Map<string, unknown>>) {
  */
 function notFoundText(path: string): string {
   return path.startsWith('/v3/') || path.startsWith('/v3beta/') ? 'Not Found' : '404 page not found';
-}
-
-/** Services of which keyraft serves some methods: grpc-go names a missing method there, not the service. */
-const partlyServed = new Set(['etcdserverpb.Cluster', 'etcdserverpb.Maintenance']);
-
-function unimplemented(fullMethod: string): KeyraftError {
-  const [service, method] = fullMethod.split('/') as [string, string];
-  return new KeyraftError('Unimplemented', partlyServed.has(service) ? `unknown method ${method} for service ${service}` : `unknown service ${service}`);
 }
 
 /**
@@ -132,16 +86,45 @@ function unimplemented(fullMethod: string): KeyraftError {
 const gatewayBodyLimitFactor = 2;
 const gatewayJsonSlackBytes = 64 * 1024;
 
-export class Gateway {
+/** etcd's CORS headers as raw header lines, for the HTTP/1.1 fast path's replies. */
+const CORS_LINES = `${corsHeaders[0]}: ${corsHeaders[1]}\r\n${corsHeaders[2]}: ${corsHeaders[3]}\r\n${corsHeaders[4]}: ${corsHeaders[5]}\r\n`;
+
+export class Gateway implements Http1RequestHandler<Route> {
+  readonly replyHeaderLines = CORS_LINES;
   private readonly bodyBytesMax: number;
   private readonly txnDepthMax: number;
+  /** Paths of served methods, and of known but unserved ones with the UNIMPLEMENTED answer for each. */
+  private readonly routes = new Map<string, Route>();
+  private readonly unservedRoutes = new Map<string, KeyraftError>();
 
   constructor(
     private readonly kv: KvService,
     private readonly endpoints: HttpEndpoints,
     private readonly logger: Logger,
     private readonly metrics: ApiMetrics,
+    rows: readonly MethodRow[] = methodTable,
+    private readonly bodyIdleMs: number = Limits.httpBodyIdleTimeoutMs,
   ) {
+    const deps: MethodDeps = { member: kv.member, kv };
+    const served = servedServices(rows);
+    for (const row of rows) {
+      if (row.gatewayPaths.length === 0) continue;
+      if (row.serve === undefined || row.jsonEncoder === undefined) {
+        const refusal = unimplementedError(row, served);
+        for (const path of withBetaPaths(row.gatewayPaths)) this.unservedRoutes.set(path, refusal);
+        continue;
+      }
+      const route: Route = {
+        row,
+        type: requestTypeOf(row),
+        service: fullServiceName(row),
+        method: row.method,
+        handle: row.kind === 'unary' ? row.serve(deps) : undefined,
+        open: row.kind !== 'unary' ? row.serve(deps) : undefined,
+        json: row.jsonEncoder,
+      };
+      for (const path of withBetaPaths(row.gatewayPaths)) this.routes.set(path, route);
+    }
     this.bodyBytesMax = Math.ceil((kv.grpcMaxReceiveBytes * 4 * gatewayBodyLimitFactor) / 3) + gatewayJsonSlackBytes;
     // Nesting beyond max-txn-ops + 1 levels is always etcd's "too many operations" (Limits.txnDepthMax).
     this.txnDepthMax = Math.min(kv.member.limits.maxTxnOps + 1, Limits.txnDepthMax);
@@ -152,11 +135,12 @@ export class Gateway {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
-    const route = routes.get(path);
+    const route = this.routes.get(path);
     if (route !== undefined) {
       if (req.method === 'POST') {
-        this.readBody(route, req, res);
-      } else if (req.method === 'GET' && route.kind === 'range') {
+        if (route.open !== undefined) this.serveStream(route, req, res);
+        else this.readBody(route, req, res);
+      } else if (req.method === 'GET' && route.service === 'etcdserverpb.KV' && route.method === 'Range') {
         this.rangeFromQuery(q === -1 ? '' : url.slice(q + 1), req, res);
       } else if (req.method === 'OPTIONS') {
         this.preflight(req, res);
@@ -170,10 +154,10 @@ export class Gateway {
       this.preflight(req, res);
       return;
     }
-    const unserved = unservedRoutes.get(path);
+    const unserved = this.unservedRoutes.get(path);
     if (unserved !== undefined) {
       drain(req);
-      if (req.method === 'POST') this.fail(new NodeReply(res), unimplemented(unserved));
+      if (req.method === 'POST') this.fail(new NodeReply(res), unserved);
       else sendPlainError(res, 405, 'Method Not Allowed');
       return;
     }
@@ -184,6 +168,22 @@ export class Gateway {
     drain(req);
     sendPlainError(res, 404, notFoundText(path));
   };
+
+  /** A streaming method: requests and responses as JSON over one long request and reply (gateway-stream.ts). */
+  private serveStream(route: Route, req: IncomingMessage, res: ServerResponse): void {
+    const row = route.row;
+    assert(row.kind !== 'unary' && route.open !== undefined, () => `${route.service}/${route.method} is not a streaming route`);
+    const streamRoute: StreamRoute = {
+      service: route.service,
+      method: route.method,
+      kind: row.kind,
+      requestType: route.type,
+      responseType: messageType(`etcdserverpb.${row.responseType}`),
+      open: route.open,
+      json: route.json,
+    };
+    new GatewayStreamCall(streamRoute, req, res, this.bodyBytesMax, this.txnDepthMax, this.logger, this.metrics).start();
+  }
 
   private preflight(req: IncomingMessage, res: ServerResponse): void {
     drain(req);
@@ -200,6 +200,14 @@ export class Gateway {
     let first: Buffer | undefined;
     let rest: Buffer[] | undefined;
     let received = 0;
+    // node:http's requestTimeout is off (streaming bodies last as long as their calls): a body
+    // here may not stall longer than the fast path allows (408, then close).
+    req.setTimeout(this.bodyIdleMs, () => {
+      if (res.headersSent) return;
+      res.writeHead(408, ['Connection', 'close', 'Content-Length', '0']);
+      res.end();
+      res.once('finish', () => req.socket.destroy());
+    });
     req.on('data', (chunk: Buffer) => {
       received += chunk.length;
       if (received > this.bodyBytesMax) {
@@ -210,6 +218,7 @@ export class Gateway {
       else (rest ??= [first]).push(chunk);
     });
     req.on('end', () => {
+      req.setTimeout(0);
       if (res.headersSent) return;
       this.serveBody(route, rest !== undefined ? Buffer.concat(rest) : first ?? Buffer.alloc(0), new NodeReply(res));
     });
@@ -233,9 +242,10 @@ export class Gateway {
     return this.bodyBytesMax;
   }
 
-  /** The route for a POST path, or undefined if the gateway does not serve it. */
+  /** The route for a POST path answered with one reply to one body (a unary method); undefined otherwise. */
   routeFor(path: string): Route | undefined {
-    return routes.get(path);
+    const route = this.routes.get(path);
+    return route?.handle !== undefined ? route : undefined;
   }
 
   /** Parses a complete request body and answers it through `sink`. */
@@ -258,7 +268,7 @@ export class Gateway {
       // Over the gRPC limit, etcd's gRPC server refuses before counting the call as started.
       if (size > this.kv.grpcMaxReceiveBytes) throw new MessageTooLargeError(size, this.kv.grpcMaxReceiveBytes);
       this.metrics.start(route.service, route.method);
-      reply = this.dispatch(route.kind, request, size);
+      reply = route.handle!(request, size).then(route.json);
     } catch (err) {
       this.fail(sink, err, route);
       return;
@@ -270,24 +280,6 @@ export class Gateway {
       },
       (err: unknown) => this.fail(sink, err, route),
     );
-  }
-
-  private dispatch(kind: RouteKind, request: any, size: number): Promise<string> {
-    switch (kind) {
-      case 'range': return this.kv.range(request).then(rangeResponseJson);
-      case 'put': return this.kv.put(request, size).then(putResponseJson);
-      case 'deleteRange': return this.kv.deleteRange(request, size).then(deleteRangeResponseJson);
-      case 'txn': return this.kv.txn(request, size).then(txnResponseJson);
-      case 'compaction': return this.kv.compact(request, size).then(compactionResponseJson);
-      case 'memberList': return this.kv.memberList().then(memberListResponseJson);
-      case 'status': return this.kv.status().then(statusResponseJson);
-      case 'memberAdd': return this.kv.member.memberAdd(request).then(memberAddResponseJson);
-      // MemberRemove, MemberUpdate and MemberPromote answer {header, members}: MemberList's shape.
-      case 'memberRemove': return this.kv.member.memberRemove(request).then(memberListResponseJson);
-      case 'memberUpdate': return this.kv.member.memberUpdate(request).then(memberListResponseJson);
-      case 'memberPromote': return this.kv.member.memberPromote(request).then(memberListResponseJson);
-      case 'moveLeader': return this.kv.member.moveLeader(request).then(moveLeaderResponseJson);
-    }
   }
 
   private fail(sink: ReplySink, err: unknown, route?: Route): void {
@@ -309,7 +301,7 @@ export class Gateway {
       this.fail(new NodeReply(res), err);
       return;
     }
-    this.serve(routes.get('/v3/kv/range')!, request, new NodeReply(res));
+    this.serve(this.routes.get('/v3/kv/range')!, request, new NodeReply(res));
   }
 }
 
@@ -344,21 +336,4 @@ export function rangeRequestFromQuery(params: URLSearchParams): RangeRequest {
     request[name] = text === 'true';
   }
   return request;
-}
-
-/**
- * The end of the range holding every key that starts with `key` (etcd's GetPrefixRangeEnd): the
- * key with its last byte below 0xff incremented and what follows dropped; "\0" (to the end of
- * the keyspace) when every byte is 0xff or the key is empty.
- * Example: "plain/" -> "plain0"; "a\xff" -> "b".
- */
-export function prefixEnd(key: Buffer): Buffer {
-  for (let i = key.length - 1; i >= 0; i--) {
-    if (key[i]! < 0xff) {
-      const end = Buffer.from(key.subarray(0, i + 1));
-      end[i] = end[i]! + 1;
-      return end;
-    }
-  }
-  return Buffer.from([0]);
 }

@@ -5,11 +5,8 @@
  *   HealthCheckRequest  { string service = 1; }     -> we read `service`
  *   HealthCheckResponse { ServingStatus status = 1; } SERVING = 1, NOT_SERVING = 2
  * The whole server ("") is SERVING while the member has a leader. A named service is NOT_FOUND, as
- * etcd registers none. Watch (streaming) is not served: it answers UNIMPLEMENTED.
+ * etcd registers none. Its row (the handler) is in methods.ts; this file holds the hand-made codec.
  */
-import { KeyraftError } from '../platform/errors.js';
-import type { MemberApi } from '../server/raft-kv.js';
-import type { GrpcServer } from './grpc-server.js';
 
 export const HealthStatus = { SERVING: 1, NOT_SERVING: 2 } as const;
 
@@ -32,18 +29,4 @@ export function healthRequestService(bytes: Buffer): string {
     i += length;
   }
   return '';
-}
-
-export function addHealthService(server: GrpcServer, member: MemberApi): void {
-  server.addMethod({
-    service: 'grpc.health.v1.Health',
-    method: 'Check',
-    decode: healthRequestService,
-    encode: (status: number) => Uint8Array.of(0x08, status),
-    handle: async (service: string) => {
-      // grpc-go's health server says exactly this for a service it does not know.
-      if (service !== '') throw new KeyraftError('NotFoundPath', 'unknown service');
-      return member.isHealthy() ? HealthStatus.SERVING : HealthStatus.NOT_SERVING;
-    },
-  });
 }

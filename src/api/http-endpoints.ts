@@ -11,13 +11,10 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
+import { ETCD_CLUSTER_VERSION, ETCD_SERVER_VERSION } from '../platform/etcd-version.js';
 import type { Logger } from '../platform/logger.js';
 import type { MemberApi } from '../server/raft-kv.js';
 import { sendPlainError, sendText } from './http-reply.js';
-
-/** The etcd server and cluster API versions keyraft is compatible with. */
-export const etcdServerVersion = '3.4.23';
-export const etcdClusterVersion = '3.4.0';
 
 export class HttpEndpoints {
   private readonly versionBody: string;
@@ -28,7 +25,7 @@ export class HttpEndpoints {
     keyraftVersion: string,
     private readonly logger: Logger,
   ) {
-    this.versionBody = JSON.stringify({ etcdserver: etcdServerVersion, etcdcluster: etcdClusterVersion, keyraft: keyraftVersion });
+    this.versionBody = JSON.stringify({ etcdserver: ETCD_SERVER_VERSION, etcdcluster: ETCD_CLUSTER_VERSION, keyraft: keyraftVersion });
   }
 
   /** Answers `path` if it is one of ours; returns false otherwise. */

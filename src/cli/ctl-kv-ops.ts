@@ -15,6 +15,7 @@ import type { DeleteRangeRequest, PutRequest, RangeRequest, SortOrder, SortTarge
 import type { FlagSpec, ParsedFlags } from './ctl-args.js';
 import { CtlError, ExitCode } from './ctl-exit.js';
 import { goParseInt, goQuote, GoSyntaxError } from './ctl-go-text.js';
+import { prefixEnd } from '../proto/key-range.js';
 
 export const GET_FLAGS: FlagSpec[] = [
   { name: 'consistency', kind: 'string', defaultText: 'l', usage: 'Linearizable(l) or Serializable(s)' },
@@ -44,19 +45,6 @@ export const DEL_FLAGS: FlagSpec[] = [
 
 const ZERO_KEY = Buffer.from([0]);
 
-/** clientv3.GetPrefixRangeEnd: the smallest key greater than every key starting with `key`. */
-export function prefixRangeEnd(key: Buffer): Buffer {
-  for (let i = key.length - 1; i >= 0; i--) {
-    if (key[i]! < 0xff) {
-      const end = Buffer.from(key.subarray(0, i + 1));
-      end[i] = end[i]! + 1;
-      return end;
-    }
-  }
-  // No next prefix ("\xff\xff"): every key from `key` on, as --from-key.
-  return ZERO_KEY;
-}
-
 const SORT_TARGETS: Record<string, SortTarget> = { CREATE: 2, KEY: 0, MODIFY: 3, VALUE: 4, VERSION: 1 };
 
 function applyRangeFlags(req: { key?: Buffer; range_end?: Buffer }, key: string, rangeEnd: string | undefined, prefix: boolean, fromKey: boolean): void {
@@ -67,7 +55,7 @@ function applyRangeFlags(req: { key?: Buffer; range_end?: Buffer }, key: string,
       req.key = ZERO_KEY;
       req.range_end = ZERO_KEY;
     } else {
-      req.range_end = prefixRangeEnd(req.key);
+      req.range_end = prefixEnd(req.key);
     }
   }
   if (fromKey) {

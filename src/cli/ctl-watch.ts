@@ -25,7 +25,7 @@ import type { CommandContext } from './ctl-commands.js';
 import { CtlError, ExitCode } from './ctl-exit.js';
 import { goQuote } from './ctl-go-text.js';
 import { marshalGoJson } from './ctl-json.js';
-import { prefixRangeEnd } from './ctl-kv-ops.js';
+import { prefixEnd } from '../proto/key-range.js';
 
 export const WATCH_FLAGS: FlagSpec[] = [
   { name: 'interactive', short: 'i', kind: 'bool', defaultText: 'false', usage: 'Interactive mode' },
@@ -109,7 +109,7 @@ class WatchSession {
       if (spec.key === '') {
         create.key = Buffer.from([0]);
         create.range_end = Buffer.from([0]);
-      } else create.range_end = prefixRangeEnd(create.key!);
+      } else create.range_end = prefixEnd(create.key!);
     } else if (spec.rangeEnd !== undefined) create.range_end = Buffer.from(spec.rangeEnd);
     this.creating.push(spec);
     stream.write({ create_request: create });

@@ -10,7 +10,7 @@ import { startKeyraft } from '../main.js';
 import { rootLogger } from '../platform/logger.js';
 import { packageRoot } from '../platform/package-root.js';
 import { ConfigError, USAGE, parseConfig } from '../server/config.js';
-import { ETCD_API_VERSION } from '../server/member.js';
+import { ETCD_SERVER_VERSION } from '../platform/etcd-version.js';
 import { runLocalCluster } from './local-cluster.js';
 
 function keyraftVersion(): string {
@@ -37,7 +37,7 @@ async function main(): Promise<void> {
     return;
   }
   if (command.kind === 'version') {
-    process.stdout.write(`keyraft Version: ${keyraftVersion()}\netcd API Version: ${ETCD_API_VERSION}\nNode.js Version: ${process.version}\n`);
+    process.stdout.write(`keyraft Version: ${keyraftVersion()}\netcd API Version: ${ETCD_SERVER_VERSION}\nNode.js Version: ${process.version}\n`);
     return;
   }
   const config = command.config;

@@ -48,16 +48,22 @@ export class InboundConnection {
       onFrameError: (reason, message) => {
         this.ctx.metrics.frameErrors.inc({ reason });
         this.ctx.metrics.receivedFailures.inc({ From: this.fromLabel });
-        this.log.warn({ reason: message }, 'closing peer connection: bad frame');
+        if (this.handshake === null) this.ctx.refusalWarnings.warn(this.log, { reason: message }, 'closing peer connection: bad frame');
+        else this.log.warn({ reason: message }, 'closing peer connection: bad frame');
       },
       onClose: (reason) => this.onClose(reason),
     });
     this.handshakeTimer = setTimeout(() => {
       this.ctx.metrics.handshakeRefusals.inc({ side: 'listener', reason: 'timeout' });
-      this.log.warn('closing peer connection: no handshake in time');
+      this.ctx.refusalWarnings.warn(this.log, {}, 'closing peer connection: no handshake in time');
       this.connection.destroy('handshake timed out');
     }, ctx.limits.handshakeTimeoutMs);
     this.handshakeTimer.unref();
+  }
+
+  /** Open and still waiting for its handshake (the listener caps how many such connections it holds). */
+  get awaitingHandshake(): boolean {
+    return this.handshake === null && this.handshakeTimer !== null;
   }
 
   get from(): bigint | null {
@@ -103,7 +109,7 @@ export class InboundConnection {
     this.handshakeTimer = null;
     if (envelope.kind !== 'handshake') {
       this.ctx.metrics.handshakeRefusals.inc({ side: 'listener', reason: 'no_handshake' });
-      this.log.warn({ kind: envelope.kind }, 'refusing peer connection: first frame is not a handshake');
+      this.ctx.refusalWarnings.warn(this.log, { kind: envelope.kind }, 'refusing peer connection: first frame is not a handshake');
       this.connection.destroy('first frame is not a handshake');
       return;
     }
@@ -111,7 +117,7 @@ export class InboundConnection {
     const refusal = checkHandshake(h, this.registry);
     if (refusal !== null) {
       this.ctx.metrics.handshakeRefusals.inc({ side: 'listener', reason: refusal.reason });
-      this.log.warn({ from: idLabel(h.fromMemberId), reason: refusal.message }, 'refusing peer connection');
+      this.ctx.refusalWarnings.warn(this.log, { from: idLabel(h.fromMemberId), reason: refusal.message }, 'refusing peer connection');
       this.connection.endWith(
         encodeHandshakeReplyFrame({ accepted: false, reason: refusal.message, memberId: this.ctx.memberId, protocolVersion: PROTOCOL_VERSION, clusterId: this.ctx.clusterId }),
         `handshake refused: ${refusal.message}`,

@@ -17,6 +17,13 @@ export interface PeerLimits {
   handshakeFrameBytesMax: number;
   /** Open inbound connections (authenticated or not); more are refused by the listener. */
   inboundConnectionsMax: number;
+  /**
+   * Inbound connections still waiting for their handshake. A new one past this closes the OLDEST
+   * waiting one: a real peer sends its handshake at once and is through in a round trip, so a
+   * crowd of idle or trickling dialers (each held up to handshakeTimeoutMs) can no longer fill
+   * the listener and keep real peers out, as it could when only inboundConnectionsMax applied.
+   */
+  handshakesPendingMax: number;
   /** Messages queued per peer while its connection is being set up or its socket is full. */
   queueMessagesMax: number;
   /** Bytes queued per peer, the same bound in bytes (a few large appends fill it first). */
@@ -43,6 +50,7 @@ export const defaultPeerLimits: PeerLimits = {
   handshakeFrameBytesMax: 1024,
   // A member has a few peers with two streams each; the rest is headroom for redials in flight.
   inboundConnectionsMax: 1024,
+  handshakesPendingMax: 128,
   // etcd's rafthttp streamBufSize: 4096 messages per peer.
   queueMessagesMax: 4096,
   queueBytesMax: 64 * 1024 * 1024,

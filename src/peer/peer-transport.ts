@@ -10,6 +10,7 @@ import { PeerError } from './peer-error.js';
 import { defaultPeerLimits, type PeerLimits } from './peer-limits.js';
 import { idLabel, PeerMetrics } from './peer-metrics.js';
 import { loadPeerTls, type PeerTlsContext, type PeerTlsOptions } from './peer-tls.js';
+import { SampledWarnings } from './sampled-warnings.js';
 import { sendSnapshot, type SnapshotSource } from './snapshot-sender.js';
 import type { PeerHandler, TransportContext } from './transport-context.js';
 
@@ -60,6 +61,8 @@ export class PeerTransport {
   private boundAddress: PeerAddress | null = null;
   private closed = false;
   private readonly identity: InboundRegistry;
+  /** Inbound connections that may still await their handshake, oldest first. */
+  private readonly pendingHandshakes = new Set<InboundConnection>();
 
   constructor(private readonly options: PeerTransportOptions) {
     assert(options.clusterId > 0n && options.memberId > 0n, () => `cluster and member ids must be non-zero: ${options.clusterId}, ${options.memberId}`);
@@ -71,12 +74,14 @@ export class PeerTransport {
       limits,
       metrics: new PeerMetrics(this.registry),
       logger: (options.logger ?? silentLogger).child({ component: 'peer', memberId: idLabel(options.memberId) }),
+      refusalWarnings: new SampledWarnings(),
       handler: options.handler,
       tlsClient: undefined,
       snapshotDir: options.snapshotDir,
     };
     const streams = this.inboundMessageStreams;
     const inbound = this.inbound;
+    const pending = this.pendingHandshakes;
     this.identity = {
       clusterId: options.clusterId,
       memberId: options.memberId,
@@ -90,6 +95,7 @@ export class PeerTransport {
       },
       unregister(connection) {
         inbound.delete(connection);
+        pending.delete(connection);
         const from = connection.from;
         if (from !== null && streams.get(from) === connection) streams.delete(from);
       },
@@ -225,6 +231,30 @@ export class PeerTransport {
       socket.destroy();
       return;
     }
-    this.inbound.add(new InboundConnection(this.ctx, this.identity, socket));
+    this.evictOldestPendingHandshakes();
+    const connection = new InboundConnection(this.ctx, this.identity, socket);
+    this.inbound.add(connection);
+    this.pendingHandshakes.add(connection);
+  }
+
+  /**
+   * Makes room for one more connection awaiting its handshake: past handshakesPendingMax the
+   * oldest waiting one is closed (peer-limits.ts says why). Connections that got through or closed
+   * are dropped from the set here; it never holds more than the cap plus the few just settled.
+   */
+  private evictOldestPendingHandshakes(): void {
+    let waiting = 0;
+    for (const c of this.pendingHandshakes) {
+      if (c.awaitingHandshake) waiting++;
+      else this.pendingHandshakes.delete(c);
+    }
+    for (const c of this.pendingHandshakes) {
+      if (waiting < this.ctx.limits.handshakesPendingMax) break;
+      this.pendingHandshakes.delete(c);
+      waiting--;
+      this.ctx.metrics.handshakeRefusals.inc({ side: 'listener', reason: 'evicted' });
+      this.ctx.refusalWarnings.warn(this.ctx.logger, { handshakesPendingMax: this.ctx.limits.handshakesPendingMax }, 'closing the oldest peer connection still awaiting its handshake: too many waiting');
+      c.destroy('evicted: too many connections awaiting their handshake');
+    }
   }
 }

@@ -2,6 +2,7 @@ import type { ConnectionOptions } from 'node:tls';
 import type { Logger } from '../platform/logger.js';
 import type { PeerLimits } from './peer-limits.js';
 import type { PeerMetrics } from './peer-metrics.js';
+import type { SampledWarnings } from './sampled-warnings.js';
 
 /** A snapshot that arrived whole and matched its checksum. */
 export interface ReceivedSnapshot {
@@ -39,6 +40,8 @@ export interface TransportContext {
   readonly limits: PeerLimits;
   readonly metrics: PeerMetrics;
   readonly logger: Logger;
+  /** Warnings about dialers that failed before or at the handshake: rate-limited (anyone can cause them). */
+  readonly refusalWarnings: SampledWarnings;
   readonly handler: PeerHandler;
   readonly tlsClient: ConnectionOptions | undefined;
   /** Where inbound snapshots are written as they arrive; undefined keeps them in memory. */

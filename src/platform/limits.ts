@@ -100,7 +100,7 @@ export const Limits = {
   /** etcd --grpc-keepalive-timeout: a server ping unanswered this long closes the connection. */
   grpcKeepaliveTimeoutMs: 20_000,
   /**
-   * Main-thread work per turn of the event loop (api/work-scheduler.ts): past this, queued calls and
+   * Main-thread work per turn of the event loop (grpc/work-scheduler.ts): past this, queued calls and
    * replies wait for the next turn, after I/O. One task may overrun it; the budget bounds what follows.
    */
   workSliceMs: 2,
@@ -133,4 +133,17 @@ export const Limits = {
   watchSyncWatchersPerTurn: 512,
   /** Watch: index keys a history scan examines per event-loop turn (a range watcher over a large keyspace). */
   watchHistoryScanKeysPerTurn: 10_000,
+  /**
+   * A streaming call's queued output (response bytes waiting for the client's windows or the
+   * socket): at this high-water mark `send` returns false; onDrain fires once it is back under the
+   * low-water mark (and the connection and member are under their bounds above).
+   */
+  grpcStreamReplyBytesHighWater: 1024 * 1024,
+  grpcStreamReplyBytesLowWater: 256 * 1024,
+  /**
+   * A producer that goes on sending after `send` said false: past this much queued output on one
+   * call (or twice grpcReplyBytesQueuedPerConnectionMax on its connection) the call ends with
+   * RESOURCE_EXHAUSTED rather than buffering without bound.
+   */
+  grpcStreamReplyBytesQueuedMax: 16 * 1024 * 1024,
 } as const;

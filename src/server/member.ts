@@ -64,9 +64,8 @@ import { WatchMetrics } from '../watch/watch-metrics.js';
 import { ReadIndexQueue } from './read-index-queue.js';
 import { isTxnReadOnly } from './txn-write-checks.js';
 import { Wait } from './wait.js';
+import { ETCD_SERVER_VERSION } from '../platform/etcd-version.js';
 
-/** The etcd version keyraft speaks; clients gate features on it. */
-export const ETCD_API_VERSION = '3.4.23';
 
 const internalRequestType = messageType('keyraftpb.InternalRequest');
 
@@ -371,7 +370,7 @@ export class Member implements MemberApi {
     const s = this.node.raft.status();
     return {
       header: this.header(),
-      version: ETCD_API_VERSION,
+      version: ETCD_SERVER_VERSION,
       dbSize,
       leader: this.leader,
       raftIndex: s.lastIndex,

@@ -1,19 +1,19 @@
 /** grpc-js client definitions for the services the API layer serves, built from our codec. */
 import * as grpc from '@grpc/grpc-js';
-import { servedMethods } from '../../src/api/grpc-services.js';
+import { methodTable } from '../../src/api/methods.js';
 import { HealthStatus, healthRequestService } from '../../src/api/health-service.js';
 import { decode, encode, messageType } from '../../src/proto/codec.js';
 
 function definition(service: string): grpc.ServiceDefinition {
   const def: Record<string, grpc.MethodDefinition<any, any>> = {};
-  for (const [svc, name, req, res] of servedMethods) {
-    if (svc !== service) continue;
-    const reqType = messageType(`etcdserverpb.${req}`);
-    const resType = messageType(`etcdserverpb.${res}`);
-    def[name] = {
-      path: `/etcdserverpb.${svc}/${name}`,
-      requestStream: false,
-      responseStream: false,
+  for (const row of methodTable) {
+    if (row.service !== service || row.serve === undefined || row.codec !== undefined) continue;
+    const reqType = messageType(`etcdserverpb.${row.requestType}`);
+    const resType = messageType(`etcdserverpb.${row.responseType}`);
+    def[row.method] = {
+      path: `/etcdserverpb.${row.service}/${row.method}`,
+      requestStream: row.kind === 'bidi',
+      responseStream: row.kind !== 'unary',
       requestSerialize: (v: object) => Buffer.from(encode(reqType, v)),
       requestDeserialize: (b: Buffer) => decode(reqType, b),
       responseSerialize: (v: object) => Buffer.from(encode(resType, v)),

@@ -6,7 +6,7 @@
 import { connect, constants, type ClientHttp2Session } from 'node:http2';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { percentEncodeGrpcMessage } from '../../src/api/grpc-server.js';
+import { percentEncodeGrpcMessage } from '../../src/grpc/grpc-server.js';
 import { decode, encode, messageType } from '../../src/proto/codec.js';
 import { startWithMemoryMember, type Running } from './helpers.js';
 

@@ -20,7 +20,7 @@ import { performance } from 'node:perf_hooks';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Agent } from 'node:http';
-import { encodeWithoutIndexing, type HeaderField } from '../../src/api/hpack.js';
+import { encodeWithoutIndexing, type HeaderField } from '../../src/http/hpack.js';
 import { Limits } from '../../src/platform/limits.js';
 import { silentLogger } from '../../src/platform/logger.js';
 import { encode } from '../../src/proto/codec.js';

@@ -9,8 +9,8 @@ import { connect } from 'node:http2';
 import { createServer, type Server, type Socket } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { huffmanCode, huffmanDecode, HuffmanError, HUFFMAN_EOS } from '../../src/api/hpack-huffman.js';
-import { encodeWithoutIndexing, HpackDecoder, HpackError, type HeaderField } from '../../src/api/hpack.js';
+import { huffmanCode, huffmanDecode, HuffmanError, HUFFMAN_EOS } from '../../src/http/hpack-huffman.js';
+import { encodeWithoutIndexing, HpackDecoder, HpackError, type HeaderField } from '../../src/http/hpack.js';
 import { rng } from '../seeded-random.js';
 
 /** Header blocks (HEADERS + CONTINUATION joined) by stream id, in arrival order, from a raw HTTP/2 byte stream. */

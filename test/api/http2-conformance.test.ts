@@ -16,7 +16,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { encodeWithoutIndexing, type HeaderField } from '../../src/api/hpack.js';
+import { encodeWithoutIndexing, type HeaderField } from '../../src/http/hpack.js';
 import { Limits } from '../../src/platform/limits.js';
 import { decode, encode } from '../../src/proto/codec.js';
 import { b64, httpRequest, startWithMemoryMember, type Running } from './helpers.js';

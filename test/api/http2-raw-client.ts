@@ -7,7 +7,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import * as assert from 'uvu/assert';
-import { encodeWithoutIndexing, HpackDecoder, type HeaderField } from '../../src/api/hpack.js';
+import { encodeWithoutIndexing, HpackDecoder, type HeaderField } from '../../src/http/hpack.js';
 import { encode, messageType } from '../../src/proto/codec.js';
 
 // ---------------------------------------------------------------------------------------------

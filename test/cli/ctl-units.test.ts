@@ -9,7 +9,8 @@ import { parseCommandLine, type CommandSpec, type FlagSpec } from '../../src/cli
 import { CtlError, UsageError } from '../../src/cli/ctl-exit.js';
 import { goDuration, goParseDurationMs, goParseInt, goQuote, humanizeBytes, scanGoQuoted } from '../../src/cli/ctl-go-text.js';
 import { goJsonString, marshalGoJson } from '../../src/cli/ctl-json.js';
-import { buildDeleteRequest, buildPutRequest, buildRangeRequest, DEL_FLAGS, GET_FLAGS, prefixRangeEnd, PUT_FLAGS } from '../../src/cli/ctl-kv-ops.js';
+import { buildDeleteRequest, buildPutRequest, buildRangeRequest, DEL_FLAGS, GET_FLAGS, PUT_FLAGS } from '../../src/cli/ctl-kv-ops.js';
+import { prefixEnd as prefixRangeEnd } from '../../src/proto/key-range.js';
 import { renderTable } from '../../src/cli/ctl-table.js';
 import { parseCompare, parseRequestLine, readTxnRequest, splitRequestWords, type LineSource } from '../../src/cli/ctl-txn.js';
 import { messageType } from '../../src/proto/codec.js';

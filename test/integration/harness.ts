@@ -109,7 +109,7 @@ export async function startKeyraft(options: { dataDir?: string; args?: string[];
   return server;
 }
 
-export async function startEtcd(): Promise<ServerProcess> {
+export async function startEtcd(options: { args?: string[] } = {}): Promise<ServerProcess> {
   const dataDir = join(tempDir('etcd'), 'default.etcd');
   const clientPort = await freePort();
   const peerPort = await freePort();
@@ -121,6 +121,7 @@ export async function startEtcd(): Promise<ServerProcess> {
     '--initial-advertise-peer-urls', `http://127.0.0.1:${peerPort}`,
     '--initial-cluster', `default=http://127.0.0.1:${peerPort}`,
     '--log-level', 'error', '--logger', 'zap',
+    ...(options.args ?? []),
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
   const server = track(child, clientPort, peerPort, dataDir);
   await waitHealthy(server, 'etcd');

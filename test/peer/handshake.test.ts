@@ -1,10 +1,12 @@
 /** Handshake refusals: wrong cluster, unknown member, wrong target, unsupported version, no handshake. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { connect, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { encodeHandshakeFrame, encodeRawEnvelopeFrame, PROTOCOL_VERSION, StreamKind } from '../../src/peer/peer-codec.js';
 import { checkHandshake } from '../../src/peer/handshake.js';
+import { SampledWarnings } from '../../src/peer/sampled-warnings.js';
 import { PeerTransport } from '../../src/peer/peer-transport.js';
 import { CLUSTER, Inbox, metricValue, RawPeer, startTransport, waitFor, waitForAsync } from './peer-test-helpers.js';
 
@@ -118,6 +120,53 @@ test('two transports of different clusters: both sides log the refusal, no messa
     await t1.close();
     await t2.close();
   }
+});
+
+test('idle dialers filling the listener cannot keep a real peer out: the oldest awaiting a handshake is evicted', async () => {
+  // 8 connections in all, 4 of them awaiting a handshake; a handshake deadline far beyond the test.
+  const limits = { inboundConnectionsMax: 8, handshakesPendingMax: 4, handshakeTimeoutMs: 60_000 };
+  const inbox2 = new Inbox();
+  const t2 = await startTransport(2n, inbox2, { limits });
+  const t1 = await startTransport(1n, new Inbox());
+  const idle: Socket[] = [];
+  try {
+    t2.addPeer(1n, `127.0.0.1:${t1.address.port}`);
+    for (let i = 0; i < 8; i++) {
+      idle.push(await new Promise<Socket>((resolve, reject) => {
+        const s = connect(t2.address.port, '127.0.0.1', () => resolve(s));
+        s.on('error', () => { /* evicted or refused: expected */ });
+        s.once('error', reject);
+      }));
+    }
+    await waitForAsync(async () => (await metricValue(t2, 'keyraft_peer_handshake_refusals_total', { reason: 'evicted' })) >= 4, 'the oldest idle dialers evicted');
+    // A real member dials in through the crowd and its messages arrive.
+    t1.addPeer(2n, `127.0.0.1:${t2.address.port}`);
+    t1.send(2n, [Buffer.from('through the crowd')]);
+    await waitFor(() => inbox2.messages.length === 1, 'the real peer\'s message delivered', 10_000);
+    assert.is(inbox2.messages[0]!.message.toString(), 'through the crowd');
+  } finally {
+    for (const s of idle) s.destroy();
+    await t1.close();
+    await t2.close();
+  }
+});
+
+test('SampledWarnings: at most N lines per message per window, and the next window says how many were left out', () => {
+  let now = 0;
+  const sampled = new SampledWarnings(2, 10_000, () => now);
+  const { logger, lines } = capturingLogger();
+  for (const at of [0, 1, 2, 3]) {
+    now = at;
+    sampled.warn(logger, { n: at }, 'refusing peer connection');
+  }
+  sampled.warn(logger, {}, 'another message');
+  now = 10_500;
+  sampled.warn(logger, { n: 4 }, 'refusing peer connection');
+  const refusals = lines.filter((l) => l.msg === 'refusing peer connection');
+  assert.equal(refusals.map((l) => l.n), [0, 1, 4]);
+  assert.is(refusals[2]!.suppressed, 2);
+  assert.is(refusals[0]!.suppressed, undefined);
+  assert.is(lines.filter((l) => l.msg === 'another message').length, 1);
 });
 
 test.run();

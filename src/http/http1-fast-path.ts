@@ -26,8 +26,26 @@
  * (allowHalfOpen), the complete requests are answered, and we end after the last answer.
  */
 import type { Socket } from 'node:net';
-import { corsHeaders } from './http-reply.js';
-import type { Gateway, ReplySink, Route } from './gateway.js';
+
+/** Where the answer to one request goes: the fast path's connection (or node:http's response, elsewhere). */
+export interface ReplySink {
+  replyJson(status: number, json: string): void;
+}
+
+/**
+ * What the fast path serves, behind this interface so that the plumbing knows no route or JSON
+ * (the API's gateway implements it). `R` is the handler's own route value, handed back unchanged.
+ */
+export interface Http1RequestHandler<R> {
+  /** The route for a POST path the handler answers with one reply to one whole body; undefined hands the connection to node:http. */
+  routeFor(path: string): R | undefined;
+  /** The largest body the handler accepts; a larger one goes to node:http, which refuses it. */
+  readonly bodyLimitBytes: number;
+  /** Header lines every reply carries (each ending in CRLF), e.g. a CORS policy. */
+  readonly replyHeaderLines: string;
+  /** Answers a complete body through `sink`, exactly once. */
+  serveBody(route: R, body: Buffer, sink: ReplySink): void;
+}
 
 /** Longest request head we read ourselves (node's default is 16 KiB; longer heads go to node). */
 const headBytesMax = 16 * 1024;
@@ -40,8 +58,6 @@ const STATUS_TEXT: Record<number, string> = {
   409: 'Conflict', 429: 'Too Many Requests', 500: 'Internal Server Error', 501: 'Not Implemented',
   503: 'Service Unavailable', 504: 'Gateway Timeout',
 };
-
-const CORS_LINES = `${corsHeaders[0]}: ${corsHeaders[1]}\r\n${corsHeaders[2]}: ${corsHeaders[3]}\r\n${corsHeaders[4]}: ${corsHeaders[5]}\r\n`;
 
 /** The Date header changes once a second; build it at most that often. */
 let dateLine = '';
@@ -76,14 +92,14 @@ export interface Http1Timeouts {
 }
 
 /** What the head of one request told us. */
-interface RequestHead {
-  route: Route;
+interface RequestHead<R> {
+  route: R;
   headBytes: number;
   bodyBytes: number;
   close: boolean;
 }
 
-export class Http1FastConnection implements ReplySink {
+export class Http1FastConnection<R> implements ReplySink {
   /** Bytes read and not yet consumed, in arrival order; joined only when a request is complete. */
   private chunks: Buffer[] = [];
   private bufferedBytes = 0;
@@ -125,7 +141,7 @@ export class Http1FastConnection implements ReplySink {
 
   constructor(
     private readonly socket: Socket,
-    private readonly gateway: Gateway,
+    private readonly handler: Http1RequestHandler<R>,
     private readonly handOff: HandOff,
     private readonly timeouts: Http1Timeouts,
   ) {
@@ -145,7 +161,7 @@ export class Http1FastConnection implements ReplySink {
     this.bufferedBytes += chunk.length;
     if (this.inFlight) {
       // Pipelined requests beyond one full request's worth wait for the current answer.
-      if (this.bufferedBytes > this.gateway.bodyLimitBytes + headBytesMax) this.socket.pause();
+      if (this.bufferedBytes > this.handler.bodyLimitBytes + headBytesMax) this.socket.pause();
       return;
     }
     // A large body arrives in many chunks: join them once, when it is all here.
@@ -224,11 +240,11 @@ export class Http1FastConnection implements ReplySink {
     this.neededBytes = 0;
     this.inFlight = true;
     this.closeAfterReply = head.close;
-    this.gateway.serveBody(head.route, body, this);
+    this.handler.serveBody(head.route, body, this);
   }
 
   /** Reads the head if it is one the fast path serves; undefined hands the connection to node. */
-  private readHead(buffer: Buffer, headEnd: number): RequestHead | undefined {
+  private readHead(buffer: Buffer, headEnd: number): RequestHead<R> | undefined {
     const text = buffer.toString('latin1', 0, headEnd);
     if (UNSAFE_HEAD.test(text)) return undefined;
     const lineEnd = text.indexOf('\r\n');
@@ -238,7 +254,7 @@ export class Http1FastConnection implements ReplySink {
     const target = requestLine.slice(5, requestLine.length - 9);
     if (target.includes(' ')) return undefined;
     const q = target.indexOf('?');
-    const route = this.gateway.routeFor(q === -1 ? target : target.slice(0, q));
+    const route = this.handler.routeFor(q === -1 ? target : target.slice(0, q));
     if (route === undefined) return undefined;
     let bodyBytes = -1;
     let close = false;
@@ -284,14 +300,14 @@ export class Http1FastConnection implements ReplySink {
     }
     if (!hasHost) return undefined;
     if (bodyBytes === -1) bodyBytes = 0;
-    if (bodyBytes > this.gateway.bodyLimitBytes) return undefined;
+    if (bodyBytes > this.handler.bodyLimitBytes) return undefined;
     return { route, headBytes: headEnd + 4, bodyBytes, close };
   }
 
   /** ReplySink: the gateway's answer to the request in flight. */
   replyJson(status: number, json: string): void {
     if (this.socket.destroyed) return;
-    const head = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Unknown'}\r\n${CORS_LINES}Content-Type: application/json\r\n${currentDateLine()}Content-Length: ${Buffer.byteLength(json)}\r\n${this.closeAfterReply ? 'Connection: close\r\n' : ''}\r\n`;
+    const head = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Unknown'}\r\n${this.handler.replyHeaderLines}Content-Type: application/json\r\n${currentDateLine()}Content-Length: ${Buffer.byteLength(json)}\r\n${this.closeAfterReply ? 'Connection: close\r\n' : ''}\r\n`;
     this.socket.write(head + json);
     this.inFlight = false;
     if (this.closeAfterReply) {

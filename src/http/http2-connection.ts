@@ -1,7 +1,8 @@
 /**
  * The server side of one HTTP/2 connection (RFC 9113), as much as gRPC needs: frames, HPACK,
- * streams and flow control in both directions, over a plain socket. grpc-server.ts builds gRPC
- * calls on the streams this hands out.
+ * streams and flow control in both directions, over a plain socket. The gRPC call layer
+ * (grpc/grpc-server.ts) builds calls on the streams this hands out; this folder knows nothing of
+ * gRPC or etcd (layering: api -> grpc -> http -> platform).
  *
  * Why our own and not node:http2: node:http2 (nghttp2 plus its JS stream objects) cost about
  * 60 µs of CPU per unary call on these machines, more than the whole gateway put path, so gRPC
@@ -27,7 +28,8 @@
  * far as its owner still wants bytes (`receiveBytesWanted`: a unary call, the rest of its declared
  * message), so a call declaring 10 bytes cannot have the client send megabytes. The connection
  * window is Limits.http2ConnectionWindowBytes and bytes are credited back only when the stream
- * holding them closes: that bounds the request bytes one connection can make us hold, and the
+ * holding them closes, or as its owner releases them (`release`: a streaming call, message by
+ * message, which also reopens that stream's window): that bounds the request bytes one connection can make us hold, and the
  * shared budget (Limits.http2RequestBytesBufferedMax) bounds them across connections: a stream
  * that sends past it is refused (REFUSED_STREAM) and its bytes dropped. Send side: DATA never
  * exceeds the client's stream and connection windows nor its SETTINGS_MAX_FRAME_SIZE; what does
@@ -213,6 +215,8 @@ export class Http2ServerStream {
   pendingTrailers: Buffer | undefined;
   /** In the connection's list of streams waiting for window. */
   blocked = false;
+  /** Bytes released by the owner (`release`) not yet returned to the client as stream window. */
+  windowCredit = 0;
 
   constructor(readonly id: number, private readonly connection: Http2Connection) {
     this.recvWindow = Limits.http2StreamWindowBytes;
@@ -239,6 +243,15 @@ export class Http2ServerStream {
     this.pendingTrailers = trailerBlock;
     this.localEnded = true;
     this.connection.trySend(this);
+  }
+
+  /**
+   * The owner is done with `bytes` of what it received (a streaming call, message by message):
+   * they stop counting against the connection and the member, and both windows get them back, so
+   * a long-lived stream is bounded by what its owner has not yet consumed, not by all it ever sent.
+   */
+  release(bytes: number): void {
+    this.connection.releaseConsumed(this, bytes);
   }
 
   /** RST_STREAM(code): the stream ends at once. */
@@ -806,6 +819,25 @@ export class Http2Connection {
     assert(this.budget.requestBytes >= 0, () => `shared request bytes ${this.budget.requestBytes} after releasing ${stream.heldBytes}`);
     if (!this.dead) this.creditConnection(stream.heldBytes);
     stream.heldBytes = 0;
+  }
+
+  /** @internal See Http2ServerStream.release. */
+  releaseConsumed(stream: Http2ServerStream, bytes: number): void {
+    if (stream.closed || this.dead) return;
+    const n = Math.min(bytes, stream.heldBytes);
+    if (n <= 0) return;
+    stream.heldBytes -= n;
+    this.budget.requestBytes -= n;
+    assert(this.budget.requestBytes >= 0, () => `shared request bytes ${this.budget.requestBytes} after releasing ${n}`);
+    this.creditConnection(n);
+    if (stream.remoteEnded) return;
+    stream.windowCredit += n;
+    // Batched as the connection's credit is: one WINDOW_UPDATE once half the window is out.
+    if (stream.recvWindow < Limits.http2StreamWindowBytes / 2) {
+      this.queueWindowUpdate(stream.id, stream.windowCredit);
+      stream.recvWindow += stream.windowCredit;
+      stream.windowCredit = 0;
+    }
   }
 
   /** @internal Reply bytes queued on a stream. */

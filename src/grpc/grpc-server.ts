@@ -1,5 +1,5 @@
 /**
- * gRPC for unary methods on our own HTTP/2 connections (http2-connection.ts): the framing of the
+ * gRPC calls on our own HTTP/2 connections (http/http2-connection.ts): the framing of the
  * gRPC HTTP/2 protocol (https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md) and nothing
  * more, with our protobufjs codecs. History, measured on this 2-core machine: @grpc/grpc-js's
  * server spent 104-116 µs of CPU per Put over an in-memory member, the same calls on node:http2
@@ -9,8 +9,9 @@
  * length-prefixed message (1 byte compressed flag, 4 bytes big-endian length, payload) -> we
  * answer HEADERS (:status 200), one DATA message, and trailers {grpc-status, grpc-message}.
  * A failure before any reply is "trailers-only": one HEADERS frame carrying the status, ending the
- * stream. Unknown paths (and every streaming method, since none is registered) get UNIMPLEMENTED
- * as soon as their headers arrive, so streaming clients never wait. Messages over the receive
+ * stream. Unknown paths (and streaming methods not registered) get UNIMPLEMENTED as soon as their
+ * headers arrive, so streaming clients never wait. Streaming methods (server-stream and bidi) are
+ * served by stream-call.ts with the same protections; this file's UnaryCall is the hot path. Messages over the receive
  * limit get RESOURCE_EXHAUSTED with grpc-go's text, as etcd sends, as soon as the length prefix
  * shows it; bytes past the declared message end the call at once (grpc-message-reader.ts). A
  * compressed message gets grpc-go's answers: INTERNAL without a grpc-encoding, UNIMPLEMENTED with
@@ -38,12 +39,11 @@ import { assert } from '../platform/assert.js';
 import { ErrorTable, GrpcCode } from '../platform/errors.js';
 import { Limits } from '../platform/limits.js';
 import type { Logger } from '../platform/logger.js';
-import type { ApiMetrics } from './api-metrics.js';
-import { toApiFailure } from './error-mapping.js';
+import { encodeWithoutIndexing } from '../http/hpack.js';
+import { OK_TRAILERS, RESPONSE_HEADERS, respondTrailersOnly } from './grpc-status.js';
 import { goQuote } from './go-quote.js';
 import { GrpcMessageReader, MESSAGE_HEADER_BYTES } from './grpc-message-reader.js';
 import { parseGrpcTimeout } from './grpc-timeout.js';
-import { encodeWithoutIndexing, type HeaderField } from './hpack.js';
 import {
   DEFAULT_HTTP2_TIMING,
   Http2Connection,
@@ -53,34 +53,16 @@ import {
   type Http2StreamHandler,
   type Http2Timing,
   type RequestHeaders,
-} from './http2-connection.js';
+} from '../http/http2-connection.js';
 import { WorkScheduler, type WorkLane, type WorkTask } from './work-scheduler.js';
+import type { CallMetrics, FailureMapper, GrpcMethod, UnaryMethod } from './grpc-method.js';
+import { StreamCall, type StreamCallHost } from './stream-call.js';
 
-/** One unary method: how to read its request, run it and write its response. */
-export interface UnaryMethod<Req = any, Res = any> {
-  service: string;
-  method: string;
-  decode(bytes: Buffer): Req;
-  encode(response: Res): Uint8Array;
-  /** `requestBytes`: the wire size of the request message. May throw or reject with a failure. */
-  handle(request: Req, requestBytes: number): Promise<Res>;
-}
+export type { CallFailure, CallMetrics, FailureMapper, UnaryMethod } from './grpc-method.js';
+export { percentEncodeGrpcMessage } from './grpc-status.js';
 
-/** Header blocks of every successful call, HPACK-encoded once. */
-const RESPONSE_HEADERS = encodeWithoutIndexing([[':status', '200'], ['content-type', 'application/grpc'], ['grpc-accept-encoding', 'identity']]);
-const OK_TRAILERS = encodeWithoutIndexing([['grpc-status', '0']]);
 /** The longest delay setTimeout takes as given. */
-const TIMER_MS_MAX = 2 ** 31 - 1;
-
-/** grpc-message is percent-encoded: bytes outside printable ASCII, and '%' itself. */
-export function percentEncodeGrpcMessage(message: string): string {
-  if (/^[\x20-\x24\x26-\x7e]*$/.test(message)) return message;
-  let out = '';
-  for (const byte of Buffer.from(message, 'utf8')) {
-    out += byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : '%' + byte.toString(16).toUpperCase().padStart(2, '0');
-  }
-  return out;
-}
+export const TIMER_MS_MAX = 2 ** 31 - 1;
 
 /** grpc-go's grpcutil.ContentSubtype: application/grpc, or it followed by '+' or ';' and more. */
 export function isGrpcContentType(contentType: string): boolean {
@@ -91,20 +73,23 @@ export function isGrpcContentType(contentType: string): boolean {
 }
 
 export class GrpcServer {
-  private readonly methods = new Map<string, UnaryMethod>();
+  private readonly methods = new Map<string, GrpcMethod>();
   private readonly services = new Set<string>();
   private readonly connections = new Set<Http2Connection>();
   readonly scheduler = new WorkScheduler(Limits.workSliceMs);
   readonly budget: Http2SharedBudget;
   /** A lane was held back because the member's queued reply bytes reached their bound. */
   memberOutputFull = false;
+  /** Streaming calls whose `send` said false, waiting for their output to drain (any connection's). */
+  readonly drainWaiters = new Set<StreamCall<any, any>>();
   private deadlineTimer: NodeJS.Timeout | undefined;
   private readonly timing: Http2Timing;
 
   constructor(
     private readonly maxReceiveBytes: number,
     private readonly logger: Logger,
-    private readonly metrics: ApiMetrics,
+    private readonly metrics: CallMetrics,
+    readonly failureOf: FailureMapper,
     timing: Partial<Http2Timing> = {},
     requestBytesBufferedMax: number = Limits.http2RequestBytesBufferedMax,
   ) {
@@ -122,8 +107,8 @@ export class GrpcServer {
     this.hasLeader = hasLeader;
   }
 
-  /** Registers a unary method at /<service>/<method>. */
-  addMethod(m: UnaryMethod): void {
+  /** Registers a method at /<service>/<method>. */
+  addMethod(m: GrpcMethod): void {
     this.methods.set(`/${m.service}/${m.method}`, m);
     this.services.add(m.service);
   }
@@ -194,8 +179,12 @@ export class GrpcServer {
       this.trailersOnly(stream, ErrorTable.NoLeader.grpc, ErrorTable.NoLeader.message);
       return;
     }
+    if (method.kind === 'server-stream' || method.kind === 'bidi') {
+      stream.handler = new StreamCall(calls, stream, method, headers.get('grpc-encoding') ?? '', headers, timeoutMs, TIMER_MS_MAX);
+      return;
+    }
     // A request that ended with its headers carried no message: the stream's onEnd answers it.
-    stream.handler = new UnaryCall(this, calls, stream, method, headers.get('grpc-encoding') ?? '', timeoutMs);
+    stream.handler = new UnaryCall(this, calls, stream, method as UnaryMethod, headers.get('grpc-encoding') ?? '', timeoutMs);
   }
 
   private unimplementedMessage(path: string): string {
@@ -209,14 +198,7 @@ export class GrpcServer {
 
   /** A status with no response message: one HEADERS frame that ends the stream. */
   trailersOnly(stream: Http2ServerStream, code: number, message: string): void {
-    if (stream.localEnded) return;
-    const fields: HeaderField[] = [
-      [':status', '200'],
-      ['content-type', 'application/grpc'],
-      ['grpc-status', String(code)],
-      ['grpc-message', percentEncodeGrpcMessage(message)],
-    ];
-    stream.respond(encodeWithoutIndexing(fields), true);
+    respondTrailersOnly(stream, code, message);
   }
 
   get receiveLimitBytes(): number {
@@ -227,7 +209,7 @@ export class GrpcServer {
     return this.logger;
   }
 
-  get counters(): ApiMetrics {
+  get counters(): CallMetrics {
     return this.metrics;
   }
 }
@@ -236,7 +218,7 @@ export class GrpcServer {
  * The calls of one connection: its lane in the scheduler, and the bound on handlers running at
  * once (calls past it wait, in order, for one to finish).
  */
-class ConnectionCalls implements Http2ConnectionHandler {
+class ConnectionCalls implements Http2ConnectionHandler, StreamCallHost {
   readonly lane: WorkLane;
   private connection: Http2Connection | undefined;
   /** Handlers started whose promise has not settled (their stream may be gone). */
@@ -253,12 +235,53 @@ class ConnectionCalls implements Http2ConnectionHandler {
     this.connection = connection;
   }
 
+  // StreamCallHost
+  get scheduler(): WorkScheduler {
+    return this.server.scheduler;
+  }
+
+  get connectionBacklogBytes(): number {
+    return this.connection?.outputBacklogBytes ?? 0;
+  }
+
+  get memberReplyBytes(): number {
+    return this.server.budget.replyBytes;
+  }
+
+  get receiveLimitBytes(): number {
+    return this.server.receiveLimitBytes;
+  }
+
+  get counters(): CallMetrics {
+    return this.server.counters;
+  }
+
+  get failureOf(): FailureMapper {
+    return this.server.failureOf;
+  }
+
+  get log(): Logger {
+    return this.server.log;
+  }
+
+  waitForDrain(call: StreamCall<any, any>): void {
+    this.server.drainWaiters.add(call);
+  }
+
+  forget(call: StreamCall<any, any>): void {
+    this.server.drainWaiters.delete(call);
+  }
+
   onStream(stream: Http2ServerStream, headers: RequestHeaders): void {
     this.server.route(this, stream, headers);
   }
 
   onWritable(): void {
     const server = this.server;
+    if (server.drainWaiters.size > 0) {
+      // Streams whose producers wait: any connection's output moving may bring them (or the member) under.
+      for (const call of server.drainWaiters) if (call.checkDrain()) server.drainWaiters.delete(call);
+    }
     if (server.memberOutputFull && server.budget.replyBytes < Limits.grpcReplyBytesQueuedMax) {
       // The member's output had filled up: every lane it held back may go on.
       server.memberOutputFull = false;
@@ -467,7 +490,7 @@ class UnaryCall implements Http2StreamHandler, WorkTask {
 
   private fail(err: unknown): void {
     const m = this.method;
-    const failure = toApiFailure(err, this.server.log, `${m.service}/${m.method}`);
+    const failure = this.server.failureOf(err, `${m.service}/${m.method}`);
     this.server.counters.handle(m.service, m.method, failure.grpcCode);
     this.finish(failure.grpcCode, failure.message);
   }
