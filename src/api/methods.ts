@@ -22,8 +22,9 @@ import type { MemberApi } from '../server/raft-kv.js';
 import type { GrpcMethod, ServerStreamCall, StreamHandler, StreamingKind } from '../grpc/grpc-method.js';
 import {
   compactionResponseJson, deleteRangeResponseJson, memberAddResponseJson, memberListResponseJson, moveLeaderResponseJson,
-  putResponseJson, rangeResponseJson, statusResponseJson, txnResponseJson,
+  putResponseJson, rangeResponseJson, statusResponseJson, txnResponseJson, watchResponseJson,
 } from './gateway-json.js';
+import { openWatch } from './watch-service.js';
 import { healthRequestService, HealthStatus } from './health-service.js';
 import type { KvService } from './kv-service.js';
 
@@ -82,7 +83,7 @@ export const methodTable: readonly MethodRow[] = [
   { kind: 'unary', service: 'KV', method: 'Txn', gatewayPaths: ['/v3/kv/txn'], requestType: 'TxnRequest', responseType: 'TxnResponse', jsonEncoder: txnResponseJson, serve: ({ kv }) => (r, n) => kv.txn(r, n) },
   { kind: 'unary', service: 'KV', method: 'Compact', gatewayPaths: ['/v3/kv/compaction'], requestType: 'CompactionRequest', responseType: 'CompactionResponse', jsonEncoder: compactionResponseJson, serve: ({ kv }) => (r, n) => kv.compact(r, n) },
   // Watch
-  unserved('bidi', 'Watch', 'Watch', 'WatchRequest', 'WatchResponse', ['/v3/watch']),
+  { kind: 'bidi', service: 'Watch', method: 'Watch', gatewayPaths: ['/v3/watch'], requestType: 'WatchRequest', responseType: 'WatchResponse', jsonEncoder: watchResponseJson, serve: ({ member }) => (call) => openWatch(member, call) },
   // Lease
   unserved('unary', 'Lease', 'LeaseGrant', 'LeaseGrantRequest', 'LeaseGrantResponse', ['/v3/lease/grant']),
   unserved('unary', 'Lease', 'LeaseRevoke', 'LeaseRevokeRequest', 'LeaseRevokeResponse', ['/v3/lease/revoke', '/v3/kv/lease/revoke']),
