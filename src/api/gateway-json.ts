@@ -21,9 +21,10 @@ import { messageType } from '../proto/codec.js';
 import type {
   AlarmResponse, DefragmentResponse, HashKVResponse, HashResponse,
   CompactionResponse, DeleteRangeResponse, KeyValue, Member, MemberListResponse, MemberAddResponse, MoveLeaderResponse, PutResponse, RangeResponse,
-  ResponseHeader, ResponseOp, StatusResponse, TxnResponse,
+  ResponseHeader, ResponseOp, StatusResponse, TxnResponse, Event, WatchResponse,
   LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse,
 } from '../proto/etcd-types.js';
+import { EventType } from '../proto/etcd-types.js';
 import { Base64Error, decodeGoBase64 } from './go-base64.js';
 import { KeyraftError } from '../platform/errors.js';
 import { Limits } from '../platform/limits.js';
@@ -386,6 +387,29 @@ export function txnResponseJson(r: TxnResponse): string {
     for (let i = 0; i < r.responses.length; i++) s += (i ? ',' : '') + responseOpJson(r.responses[i]!);
     s += ']';
   }
+  return `{${s}}`;
+}
+
+/** mvccpb.Event as jsonpb writes it: the type by name, PUT (the default) omitted. */
+function eventJson(e: Event): string {
+  let s = '';
+  if (e.type === EventType.DELETE) s += '"type":"DELETE"';
+  if (e.kv) s += `${s ? ',' : ''}"kv":${keyValueJson(e.kv)}`;
+  if (e.prev_kv) s += `${s ? ',' : ''}"prev_kv":${keyValueJson(e.prev_kv)}`;
+  return `{${s}}`;
+}
+
+/** A WatchResponse, one `{"result": ...}` line of POST /v3/watch (checked against etcd 3.4.23's gateway). */
+export function watchResponseJson(r: WatchResponse): string {
+  let s = '';
+  if (r.header) s += `"header":${headerJson(r.header)}`;
+  if (r.watch_id) s += `${s ? ',' : ''}"watch_id":"${r.watch_id}"`;
+  if (r.created) s += `${s ? ',' : ''}"created":true`;
+  if (r.canceled) s += `${s ? ',' : ''}"canceled":true`;
+  if (r.compact_revision) s += `${s ? ',' : ''}"compact_revision":"${r.compact_revision}"`;
+  if (r.cancel_reason) s += `${s ? ',' : ''}"cancel_reason":${goQuote(r.cancel_reason)}`;
+  if (r.fragment) s += `${s ? ',' : ''}"fragment":true`;
+  if (r.events && r.events.length) s += `${s ? ',' : ''}"events":[${r.events.map(eventJson).join(',')}]`;
   return `{${s}}`;
 }
 

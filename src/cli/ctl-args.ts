@@ -45,6 +45,8 @@ export interface ParsedCommandLine {
   /** The group named when no subcommand followed ("endpoint", "member"). */
   group: string | undefined;
   args: string[];
+  /** Where a `--` stood among `args` (the positional args after it start there), undefined without one. */
+  separatorAt?: number;
   flags: ParsedFlags;
   help: boolean;
 }
@@ -130,6 +132,7 @@ export function parseCommandLine(
   const values = new Map<string, FlagValue>();
   const changed = new Set<string>();
   let help = false;
+  let separatorAt: number | undefined;
 
   const commandPath = () => [programName, ...(command?.path ?? (group ? [group] : []))].join(' ');
   const activeFlags = (): FlagSpec[] => [...globalFlags, ...(command?.flags ?? [])];
@@ -170,6 +173,7 @@ export function parseCommandLine(
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--') {
+      separatorAt = args.length;
       for (const rest of argv.slice(i + 1)) takePositional(rest);
       break;
     }
@@ -222,7 +226,7 @@ export function parseCommandLine(
       values.set(spec.name, parseFlagValue(spec, spec.defaultText));
     }
   }
-  return { command, group, args, flags: new ParsedFlags(values, changed), help };
+  return { command, group, args, separatorAt, flags: new ParsedFlags(values, changed), help };
 }
 
 /** A short usage text for `--help` and usage errors: the usage line and each flag. */

@@ -26,7 +26,7 @@ const GO_CODE_NAMES = [
 
 export const DEADLINE_EXCEEDED_MESSAGE = 'context deadline exceeded';
 
-export type EtcdService = 'KV' | 'Cluster' | 'Maintenance' | 'Lease' | 'Auth';
+export type EtcdService = 'KV' | 'Cluster' | 'Maintenance' | 'Lease' | 'Auth' | 'Watch';
 
 interface MethodCodec {
   path: string;
@@ -100,6 +100,24 @@ export class EtcdClient {
         },
       );
     });
+  }
+
+  /**
+   * A bidirectional Watch stream, with etcd's require-leader metadata as etcdctl's watch sets it
+   * (clientv3.WithRequireLeader). Waits for a usable endpoint up to `connectDeadlineMs`.
+   */
+  async watchStream<Req extends object, Res>(connectDeadlineMs: number): Promise<grpc.ClientDuplexStream<Req, Res>> {
+    const codec = methodCodec('Watch', 'Watch');
+    const channel = await this.readyChannel(connectDeadlineMs);
+    const metadata = new grpc.Metadata();
+    metadata.set('hasleader', 'true');
+    return channel.makeBidiStreamRequest<Req, Res>(
+      codec.path,
+      (value) => Buffer.from(encode(codec.requestType, value)),
+      (bytes) => decode<Res>(codec.responseType, bytes),
+      metadata,
+      {},
+    );
   }
 
   /** One bidirectional stream (LeaseKeepAlive); messages in etcd-types.ts shape. */

@@ -17,6 +17,7 @@ import type { StdinReader } from './ctl-stdin.js';
 import { runLeaseGrant, runLeaseKeepAlive, runLeaseList, runLeaseRevoke, runLeaseTimeToLive } from './ctl-lease.js';
 import { runSnapshotRestore, runSnapshotSave, runSnapshotStatus, SNAPSHOT_RESTORE_FLAGS } from './ctl-snapshot.js';
 import { readTxnRequest } from './ctl-txn.js';
+import { runWatch, WATCH_FLAGS } from './ctl-watch.js';
 
 export const GLOBAL_FLAGS: FlagSpec[] = [
   { name: 'endpoints', kind: 'stringSlice', defaultText: '127.0.0.1:2379', usage: 'gRPC endpoints' },
@@ -32,6 +33,8 @@ const ENDPOINT_FLAGS: FlagSpec[] = [
 
 export interface CommandContext {
   args: string[];
+  /** Where `--` stood among args (watch's `-- command`). */
+  separatorAt?: number;
   flags: ParsedFlags;
   out: Output;
   printer: Printer;
@@ -49,6 +52,8 @@ export interface Command {
   spec: CommandSpec;
   /** Whether the command prints through --write-out (and so validates it first). */
   usesPrinter: boolean;
+  /** Prints as it goes (watch) instead of once at the end. */
+  streamsOutput?: boolean;
   run(ctx: CommandContext): Promise<ExitCode>;
 }
 
@@ -320,5 +325,9 @@ export const COMMANDS: Command[] = [
   { spec: { path: ['snapshot', 'save'], use: 'snapshot save <filename>', summary: 'Stores an etcd node backend snapshot to a given file', flags: [] }, usesPrinter: false, run: runSnapshotSave },
   { spec: { path: ['snapshot', 'status'], use: 'snapshot status <filename>', summary: 'Gets backend snapshot status of a given file', flags: [] }, usesPrinter: true, run: runSnapshotStatus },
   { spec: { path: ['snapshot', 'restore'], use: 'snapshot restore <filename> [options]', summary: 'Restores an etcd member snapshot to an etcd directory', flags: SNAPSHOT_RESTORE_FLAGS }, usesPrinter: false, run: runSnapshotRestore },
+  {
+    spec: { path: ['watch'], use: 'watch [options] [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...]', summary: 'Watches events stream on keys or prefixes', flags: WATCH_FLAGS },
+    usesPrinter: true, streamsOutput: true, run: runWatch,
+  },
   { spec: { path: ['version'], use: 'version', summary: 'Prints the version of keyraftctl', flags: [] }, usesPrinter: false, run: runVersion },
 ];

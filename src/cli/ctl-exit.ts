@@ -13,6 +13,8 @@ export const ExitCode = {
   InvalidInput: 3,
   /** A feature the chosen output format or option does not support. */
   BadFeature: 4,
+  /** A watch the server canceled. */
+  Interrupted: 5,
   /** Wrong positional arguments or conflicting flags. */
   BadArgs: 128,
 } as const;

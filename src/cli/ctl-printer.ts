@@ -32,6 +32,8 @@ export function isOutputFormat(text: string): text is OutputFormat {
 export interface Output {
   stdout(chunk: string | Buffer): void;
   stderr(chunk: string | Buffer): void;
+  /** Resolves once what was written reached the file descriptors (live output only: watch runs commands between prints). */
+  flush?(): Promise<void>;
 }
 
 /** One `endpoint status` result (etcdctl's epStatus). */
@@ -413,6 +415,11 @@ export class Printer {
   private leaseHeaderOnly(header: ResponseHeader | undefined): void {
     if (this.format !== 'protobuf') throw new CtlError(ExitCode.BadFeature, `${this.format} not supported as output format`);
     this.out.stdout(Buffer.from(encode(messageType('etcdserverpb.ResponseHeader'), header ?? {})));
+  }
+
+  /** One key-value in the simple format (watch events): key line, value line. */
+  keyValue(kv: KeyValue): void {
+    this.simpleKv(kv, false);
   }
 
   private simpleKv(kv: KeyValue, valueOnly: boolean): void {

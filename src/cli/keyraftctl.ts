@@ -28,7 +28,8 @@ async function packageVersion(): Promise<string> {
 }
 
 /** Runs keyraftctl with `argv` (arguments after the script) and returns the exit code. */
-export async function runKeyraftctl(argv: readonly string[], out: Output, stdin: StdinReader, env: NodeJS.ProcessEnv): Promise<number> {
+export async function runKeyraftctl(argv: readonly string[], collected: Output, stdin: StdinReader, env: NodeJS.ProcessEnv, live: Output = collected): Promise<number> {
+  let out = collected;
   const specs = COMMANDS.map((c) => c.spec);
   const clients: EtcdClient[] = [];
   try {
@@ -39,6 +40,8 @@ export async function runKeyraftctl(argv: readonly string[], out: Output, stdin:
       out.stdout(formatUsage(PROGRAM, parsed.command, groupSpecs, GLOBAL_FLAGS));
       return ExitCode.Success;
     }
+    // A command that prints as it goes (watch) writes straight through.
+    if (command.streamsOutput) out = live;
     const format = parsed.flags.string('write-out');
     if (command.usesPrinter && !isOutputFormat(format)) throw new CtlError(ExitCode.BadFeature, 'unsupported output format');
     const endpoints = parsed.flags.stringSlice('endpoints');
@@ -46,6 +49,7 @@ export async function runKeyraftctl(argv: readonly string[], out: Output, stdin:
     let shared: EtcdClient | undefined;
     const ctx: CommandContext = {
       args: parsed.args,
+      separatorAt: parsed.separatorAt,
       flags: parsed.flags,
       out,
       printer: new Printer(isOutputFormat(format) ? format : 'simple', out, parsed.flags.bool('hex')),
@@ -89,8 +93,12 @@ async function main(): Promise<void> {
   const out: Output = { stdout: (c) => stdoutChunks.push(c), stderr: (c) => stderrChunks.push(c) };
   // Interactive txn prompts must appear before the input they ask for: write them at once.
   const interactive = process.stdin.isTTY === true;
-  const live: Output = interactive ? { stdout: (c) => process.stdout.write(c), stderr: (c) => process.stderr.write(c) } : out;
-  const code = await runKeyraftctl(process.argv.slice(2), live, new StdinReader(process.stdin), process.env);
+  const direct: Output = {
+    stdout: (c) => process.stdout.write(c),
+    stderr: (c) => process.stderr.write(c),
+    flush: () => new Promise<void>((resolve) => process.stdout.write('', () => process.stderr.write('', () => resolve()))),
+  };
+  const code = await runKeyraftctl(process.argv.slice(2), interactive ? direct : out, new StdinReader(process.stdin), process.env, direct);
   for (const chunk of stdoutChunks) process.stdout.write(chunk);
   for (const chunk of stderrChunks) process.stderr.write(chunk);
   process.exitCode = code;

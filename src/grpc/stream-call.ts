@@ -219,7 +219,12 @@ export class StreamCall<Req = unknown, Res = unknown> implements Http2StreamHand
     try {
       request = this.method.decode(payload);
     } catch (err) {
+      // The handler may hold resources for the call (a watch stream's watchers): it hears the
+      // call is over as it hears a cancel, then the call ends with the status.
+      const listeners = this.cancelListeners;
+      this.cancelListeners = [];
       this.finish(GrpcCode.INTERNAL, `grpc: error unmarshalling request: ${(err as Error).message}`);
+      for (const listener of listeners) listener();
       return;
     }
     // Decoded: the message's bytes may go back to the client as window.

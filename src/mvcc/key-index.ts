@@ -131,6 +131,19 @@ export class KeyIndex {
     }
   }
 
+  /** Pushes every revision with fromRevision <= mod_revision <= toRevision onto `out`, oldest first. */
+  collectBetween(fromRevision: number, toRevision: number, out: KeyValue[]): void {
+    if (this.lastModRevision() < fromRevision) return; // the common case: nothing new on this key
+    const gens = this.closed === null ? [this.current] : this.generations;
+    for (const g of gens) {
+      if (g.length === 0 || g[g.length - 1]!.mod_revision < fromRevision) continue;
+      for (const kv of g) {
+        if (kv.mod_revision > toRevision) return;
+        if (kv.mod_revision >= fromRevision) out.push(kv);
+      }
+    }
+  }
+
   /**
    * Drops the history a read at or after `atRev` can no longer see (see the example above),
    * pushing every removed KeyValue (puts and tombstones) onto `removed`.

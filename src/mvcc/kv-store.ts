@@ -6,7 +6,7 @@ import { Bucket, type Backend } from '../storage/backend.js';
 import { BPlusTree, BPlusTreeCursor } from './b-plus-tree.js';
 import { Compactor } from './compaction.js';
 import { hashBackend, hashKV, type HashKVResult } from './hash.js';
-import type { ChangeListener, KV, RangeOptions, RangeResult, ReadView, TxnWrite } from './kv.js';
+import type { ChangeListener, KV, RangeOptions, RangeResult, ReadView, ScanResume, TxnWrite } from './kv.js';
 import { decodePutRecord, encodePutRecord, encodeTombstoneRecord, isTombstoneRecord, RECORD_HEADER_BYTES } from './kv-record.js';
 import { KeyIndex } from './key-index.js';
 import { RecordArena } from './record-arena.js';
@@ -92,6 +92,15 @@ export class KvStore implements KV {
   private readonly cursor = new BPlusTreeCursor<KeyIndex>();
   /** Memory for the records and keys the index keeps (record-arena.ts). */
   private readonly arena = new RecordArena();
+  /**
+   * The op order of each revision whose changes are not in key order (a txn writing "b" then
+   * "a"), as each key's position (latin1 key -> sub revision), for history reads: the index
+   * keeps no sub revisions, and a watcher catching up must get a txn's events in op order, as
+   * etcd's backend (keyed by main and sub revision) gives them. Revisions in key order (every
+   * single put, every DeleteRange) need no entry. Dropped with compaction; not persisted: after a
+   * restart, older revisions read back in key order.
+   */
+  private readonly opOrders = new Map<number, Map<string, number>>();
 
   private constructor(backend: Backend, logger: Logger) {
     this.backend = backend;
@@ -168,6 +177,12 @@ export class KvStore implements KV {
     if (revision > this.revision) throw new KeyraftError('FutureRevision');
     this.compacted = revision;
     this.compactionToSchedule = revision;
+    for (const rev of this.opOrders.keys()) if (rev < revision) this.opOrders.delete(rev);
+  }
+
+  /** The op order of `revision`'s changes when it is not key order (see opOrders), else undefined. */
+  opOrderOf(revision: number): ReadonlyMap<string, number> | undefined {
+    return this.opOrders.get(revision);
   }
 
   commit(appliedIndex: number): void {
@@ -258,6 +273,33 @@ export class KvStore implements KV {
     return out.sort((a, b) => a.mod_revision - b.mod_revision);
   }
 
+  /**
+   * Part of a bounded history read for a watcher catching up: examines at most `maxKeys` keys of
+   * [key, end) (etcd's range forms), starting after `resumeAfter` (null: at `key`), and pushes
+   * every revision with fromRevision <= mod_revision <= toRevision (puts, and deletes as
+   * tombstones) onto `out`, unsorted. Returns where to resume, or null when the range is done.
+   * The caller spreads a large range over event-loop turns; it must re-check the compacted
+   * revision afterwards (a compaction between turns may have removed revisions it wanted).
+   */
+  collectChanges(key: Buffer, end: Buffer | undefined, fromRevision: number, toRevision: number, resumeAfter: ScanResume, maxKeys: number, out: KeyValue[]): ScanResume {
+    if (end === undefined || end.length === 0) {
+      const ki = this.index.get(key.toString('latin1'));
+      if (ki !== undefined) ki.collectBetween(fromRevision, toRevision, out);
+      return null;
+    }
+    const endKey = end.length === 1 && end[0] === 0 ? null : end.toString('latin1');
+    const cursor = this.index.seek(resumeAfter === null ? key.toString('latin1') : resumeAfter + '\u0000', this.cursor);
+    let examined = 0;
+    for (; cursor.valid; cursor.next()) {
+      if (endKey !== null && cursor.key >= endKey) return null;
+      if (examined === maxKeys) return resumeAfter;
+      cursor.value.collectBetween(fromRevision, toRevision, out);
+      resumeAfter = cursor.key;
+      examined++;
+    }
+    return null;
+  }
+
   /** @internal Keys live at the latest revision in the range, for deleteRange. */
   liveInRange(key: Buffer, end: Buffer | undefined): KeyIndex[] {
     const out: KeyIndex[] = [];
@@ -277,7 +319,7 @@ export class KvStore implements KV {
   // ---- writes ----------------------------------------------------------------------------------
 
   /** @internal */
-  putAt(rev: number, key: Buffer, value: Buffer, lease: bigint): KeyValue {
+  putAt(rev: number, key: Buffer, value: Buffer, lease: bigint, previousOut: (KeyValue | undefined)[]): KeyValue {
     const keyString = key.toString('latin1');
     let ki = this.index.get(keyString);
     if (ki === undefined) {
@@ -285,6 +327,7 @@ export class KvStore implements KV {
       this.index.set(keyString, ki);
     }
     const prev = ki.latest();
+    previousOut.push(prev);
     if (prev !== undefined && prev.mod_revision >= rev) {
       assert(false, `key written twice in revision ${rev}: the API layer must refuse duplicate keys in a txn`);
     }
@@ -307,7 +350,8 @@ export class KvStore implements KV {
   }
 
   /** @internal */
-  tombstoneAt(rev: number, ki: KeyIndex): KeyValue {
+  tombstoneAt(rev: number, ki: KeyIndex, previousOut: (KeyValue | undefined)[]): KeyValue {
+    previousOut.push(ki.latest());
     const kv: KeyValue = Object.freeze({ key: ki.key, create_revision: 0, mod_revision: rev, version: 0, value: EMPTY, lease: 0n });
     ki.tombstone(kv);
     this.backend.putPrefixed(prefixedRevisionKey(Bucket.key, rev, ki.key), encodeTombstoneRecord());
@@ -315,13 +359,23 @@ export class KvStore implements KV {
   }
 
   /** @internal */
-  endWrite(changes: readonly KeyValue[], startRevision: number): number {
+  endWrite(changes: readonly KeyValue[], previous: readonly (KeyValue | undefined)[], startRevision: number): number {
     assert(this.txnOpen, 'end of a write transaction that is not open');
     this.txnOpen = false;
     if (changes.length === 0) return this.revision;
     this.revision = startRevision + 1;
-    this.listener?.(changes, this.revision);
+    if (changes.length > 1) this.recordOpOrder(changes, this.revision);
+    this.listener?.(changes, this.revision, previous);
     return this.revision;
+  }
+
+  private recordOpOrder(changes: readonly KeyValue[], revision: number): void {
+    let sorted = true;
+    for (let i = 1; i < changes.length && sorted; i++) sorted = Buffer.compare(changes[i - 1]!.key, changes[i]!.key) < 0;
+    if (sorted) return;
+    const order = new Map<string, number>();
+    for (let i = 0; i < changes.length; i++) order.set(changes[i]!.key.toString('latin1'), i);
+    this.opOrders.set(revision, order);
   }
 
   // ---- recovery --------------------------------------------------------------------------------
@@ -386,6 +440,8 @@ class StoreTxnWrite implements TxnWrite {
   private readonly store: KvStore;
   startRevision = 0;
   changes: KeyValue[] = [];
+  /** Each change's key before this transaction, at the same index (for the change listener). */
+  previous: (KeyValue | undefined)[] = [];
 
   constructor(store: KvStore) {
     this.store = store;
@@ -395,6 +451,7 @@ class StoreTxnWrite implements TxnWrite {
     this.startRevision = startRevision;
     // A fresh array: the change listener may keep the previous one.
     this.changes = [];
+    this.previous = [];
   }
 
   get compactedRevision(): number {
@@ -412,18 +469,18 @@ class StoreTxnWrite implements TxnWrite {
 
   put(key: Buffer, value: Buffer, lease: bigint): number {
     const rev = this.startRevision + 1;
-    this.changes.push(this.store.putAt(rev, key, value, lease));
+    this.changes.push(this.store.putAt(rev, key, value, lease, this.previous));
     return rev;
   }
 
   deleteRange(key: Buffer, end: Buffer | undefined): number {
     const live = this.store.liveInRange(key, end);
     const rev = this.startRevision + 1;
-    for (const ki of live) this.changes.push(this.store.tombstoneAt(rev, ki));
+    for (const ki of live) this.changes.push(this.store.tombstoneAt(rev, ki, this.previous));
     return live.length;
   }
 
   end(): number {
-    return this.store.endWrite(this.changes, this.startRevision);
+    return this.store.endWrite(this.changes, this.previous, this.startRevision);
   }
 }

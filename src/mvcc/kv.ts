@@ -58,8 +58,19 @@ export interface TxnWrite extends ReadView {
   end(): number;
 }
 
-/** Called after each transaction that changed something, with its changes in order. */
-export type ChangeListener = (changes: readonly KeyValue[], revision: number) => void;
+/**
+ * Called after each transaction that changed something, with its changes in order and, at the
+ * same index, each changed key's value just before the transaction (undefined if it did not
+ * exist): the watch hub's prev_kv, known at write time for free (a key appears at most once per
+ * revision: the API refuses duplicate and overlapping keys in a txn).
+ */
+export type ChangeListener = (changes: readonly KeyValue[], revision: number, previous: readonly (KeyValue | undefined)[]) => void;
+
+/**
+ * Where a bounded history scan stopped: the last key examined (resume after it), or null when
+ * the range is done. See KvStore.collectChanges.
+ */
+export type ScanResume = string | null;
 
 export interface KV {
   readonly currentRevision: number;

@@ -127,6 +127,29 @@ export const Limits = {
   grpcReplyBytesQueuedPerConnectionMax: 8 * 1024 * 1024,
   /** gRPC: the same across the member. */
   grpcReplyBytesQueuedMax: 256 * 1024 * 1024,
+  /** Watch: watchers one watch stream may hold; a create past it is refused (canceled, with a reason). */
+  watchersPerStreamMax: 100_000,
+  /**
+   * Watch: bytes a stream may hand its sink beyond the sink's high-water mark before the client
+   * reads again. Events stop at the mark (watchers fall back to history); what still goes out
+   * then is control responses (created, canceled, progress) answering the client's own requests,
+   * so a client that writes requests and never reads is cut off here instead of growing memory.
+   */
+  watchStreamControlBytesBlockedMax: 1024 * 1024,
+  /** Watch: revisions one catch-up read from history covers (etcd's watchBatchMaxRevs). */
+  watchCatchUpRevisionsMax: 1000,
+  /** Watch: events one catch-up response carries at most (cut at a revision boundary; one revision always whole). */
+  watchCatchUpEventsMax: 10_000,
+  /**
+   * Watch: encoded event bytes one catch-up response carries at most (cut at a revision boundary,
+   * one revision always whole): small enough that a stream's output stays near its high-water
+   * mark and a catching-up stream interleaves with live ones.
+   */
+  watchCatchUpBytesMax: 1024 * 1024,
+  /** Watch: catch-up reads started per event-loop turn (etcd's maxWatchersPerSync). */
+  watchSyncWatchersPerTurn: 512,
+  /** Watch: index keys a history scan examines per event-loop turn (a range watcher over a large keyspace). */
+  watchHistoryScanKeysPerTurn: 10_000,
   /**
    * A streaming call's queued output (response bytes waiting for the client's windows or the
    * socket): at this high-water mark `send` returns false; onDrain fires once it is back under the

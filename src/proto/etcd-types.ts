@@ -272,3 +272,50 @@ export interface MemberAttributes {
   name: string;
   client_urls: string[];
 }
+
+// ---- Watch (etcdserverpb.Watch/Watch, mvccpb.Event) ---------------------------------------------
+
+export const EventType = { PUT: 0, DELETE: 1 } as const;
+export type EventType = (typeof EventType)[keyof typeof EventType];
+
+export interface Event {
+  type: EventType;
+  kv: KeyValue;
+  prev_kv?: KeyValue;
+}
+
+export const WatchFilterType = { NOPUT: 0, NODELETE: 1 } as const;
+export type WatchFilterType = (typeof WatchFilterType)[keyof typeof WatchFilterType];
+
+export interface WatchCreateRequest {
+  key?: Buffer;
+  range_end?: Buffer;
+  start_revision?: number;
+  progress_notify?: boolean;
+  filters?: number[];
+  prev_kv?: boolean;
+  watch_id?: number;
+  fragment?: boolean;
+}
+
+export interface WatchCancelRequest {
+  watch_id?: number;
+}
+
+/** Exactly one of the three is set (the proto's oneof `request_union`); none = ignored, as etcd. */
+export interface WatchRequest {
+  create_request?: WatchCreateRequest;
+  cancel_request?: WatchCancelRequest;
+  progress_request?: Record<string, never>;
+}
+
+export interface WatchResponse {
+  header?: ResponseHeader;
+  watch_id: number;
+  created: boolean;
+  canceled: boolean;
+  compact_revision: number;
+  cancel_reason: string;
+  fragment: boolean;
+  events: Event[];
+}

@@ -62,7 +62,12 @@ export interface MemberConfig {
   initialCorruptCheck: boolean;
   /** --experimental-corrupt-check-time in ms (default 5 min here; 0 = off, etcd's default). */
   corruptCheckTimeMs: number;
+  /** --experimental-watch-progress-notify-interval, ms: progress responses to idle watchers that asked (etcd: 10m). */
+  watchProgressNotifyIntervalMs?: number;
 }
+
+/** etcd's default --experimental-watch-progress-notify-interval: 10 minutes. */
+export const WATCH_PROGRESS_NOTIFY_INTERVAL_MS = 10 * 60 * 1000;
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -99,6 +104,7 @@ const FLAGS = {
   'auto-compaction-retention': { type: 'string' },
   'experimental-initial-corrupt-check': { type: 'string' },
   'experimental-corrupt-check-time': { type: 'string' },
+  'experimental-watch-progress-notify-interval': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
 } as const;
@@ -141,6 +147,7 @@ Every flag may also be set by its environment variable: --max-txn-ops <-> ETCD_M
   --auto-compaction-retention '0'           auto-compaction retention (0 = off)
   --experimental-initial-corrupt-check true compare HashKV with the peers at start-up
   --experimental-corrupt-check-time 5m      period of the leader's HashKV comparison (0 = off)
+  --experimental-watch-progress-notify-interval '10m0s'  duration of periodic watch progress notifications
   --version                                 print the version and exit
   -h, --help                                print this help and exit
 `;
@@ -317,6 +324,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     autoCompactionRetention,
     initialCorruptCheck: initialCheckText === 'true',
     corruptCheckTimeMs,
+    watchProgressNotifyIntervalMs: parseDurationMs('experimental-watch-progress-notify-interval',
+      get('experimental-watch-progress-notify-interval') ?? '10m'),
   };
   if (!config.initialCluster.has(name)) {
     throw new ConfigError(`--initial-cluster: has no entry for this member's --name "${name}"`);

@@ -64,7 +64,11 @@ import { RaftNode, type RaftTransport } from './raft-node.js';
 import { WalRaftStorage } from './raft-storage.js';
 import { StateImages } from './state-images.js';
 import { openEtcdSnapshot, type EtcdSnapshotStream } from './etcd-snapshots.js';
-import type { ApiLimits, LeaseApi, MemberApi } from './raft-kv.js';
+import type { ApiLimits, LeaseApi, MemberApi, WatchSink, WatchStreamHandle } from './raft-kv.js';
+import { WATCH_PROGRESS_NOTIFY_INTERVAL_MS } from './config.js';
+import { StoreWatchHistory } from './watch-history.js';
+import { WatchHub } from '../watch/watch-hub.js';
+import { WatchMetrics } from '../watch/watch-metrics.js';
 import { ReadIndexQueue } from './read-index-queue.js';
 import { isTxnReadOnly } from './txn-write-checks.js';
 import { Wait } from './wait.js';
@@ -190,6 +194,8 @@ export class Member implements MemberApi, LeaseApi {
   readonly ops: Operations;
   /** The Lease service and the leader's expiry and checkpoint rounds. */
   private readonly leases: LeaseKeeper;
+  /** Every watcher on this member; the apply loop notifies it (every member applies, so every member serves Watch). */
+  private readonly watchHub: WatchHub;
 
   private constructor(
     private readonly config: MemberConfig,
@@ -238,6 +244,24 @@ export class Member implements MemberApi, LeaseApi {
       revokeRate: config.leaseRevokeRate, checkpointIntervalMs: config.leaseCheckpointIntervalMs,
       heartbeatIntervalMs: config.heartbeatIntervalMs, logger: logger.child({ component: 'lease' }),
     });
+    this.watchHub = new WatchHub({
+      history: new StoreWatchHistory(() => this.applier.store),
+      header: { clusterId: this.clusterId, memberId: this.memberId, raftTerm: () => this.node.raft.term },
+      logger,
+      metrics: new WatchMetrics(registry),
+      progressNotifyIntervalMs: config.watchProgressNotifyIntervalMs ?? WATCH_PROGRESS_NOTIFY_INTERVAL_MS,
+    });
+    this.attachWatchHub();
+  }
+
+  /** The hub hears every applied transaction's changes from the store (again after an image replaced the store). */
+  private attachWatchHub(): void {
+    this.applier.store.onChanges((changes, revision, previous) => this.watchHub.notify(changes, revision, previous));
+  }
+
+  openWatchStream(sink: WatchSink): WatchStreamHandle {
+    this.checkRunning();
+    return this.watchHub.newStream(sink, this.config.maxRequestBytes);
   }
 
   /** Opens the data dir, recovers (backend, then the Raft log from the WAL), joins the peers, starts ticking. */
@@ -639,6 +663,7 @@ export class Member implements MemberApi, LeaseApi {
     this.stopped = true;
     if (this.ticker) clearInterval(this.ticker);
     this.failWaiters(() => new KeyraftError('Stopped'));
+    this.watchHub.close(new KeyraftError('Stopped'));
     // Let a save or apply that is running finish before the files close.
     for (let i = 0; i < 1000 && !this.node.idle; i++) await new Promise((resolve) => setTimeout(resolve, 1));
     this.node.stop();
@@ -807,6 +832,9 @@ export class Member implements MemberApi, LeaseApi {
       applierOptions(this.config, this.logger, this.leaseMetrics));
     // The new lessor starts as a follower's; a leader (which does not install images in practice) restarts its clock.
     if (this.role === Role.Leader) this.leases.onLeadership(true, this.config.electionTimeoutMs);
+    // The watchers knew the old store: they catch up from the new one's history (etcd's Restore).
+    this.attachWatchHub();
+    this.watchHub.restore(new StoreWatchHistory(() => this.applier.store));
     this.membership = await Membership.load(this.applier.backend, this.identity.initialMembers);
     await this.ops.attach();
     for (const m of this.membership.all()) if (m.id !== this.memberId) this.network?.addPeer(m.id, m.peerURLs);
@@ -1118,6 +1146,7 @@ export class Member implements MemberApi, LeaseApi {
     if (this.ticker) clearInterval(this.ticker);
     this.node?.stop();
     this.failWaiters(() => new KeyraftError('Stopped'));
+    this.watchHub.close(new KeyraftError('Stopped'));
     this.onFatal(err);
   }
 

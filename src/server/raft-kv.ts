@@ -5,9 +5,12 @@ import type {
   LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseLeasesResponse,
   LeaseRevokeRequest, LeaseRevokeResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
   MemberUpdateRequest, MoveLeaderRequest, MoveLeaderResponse, PutRequest, PutResponse, RangeRequest,
-  RangeResponse, StatusResponse, TxnRequest, TxnResponse,
+  RangeResponse, StatusResponse, TxnRequest, TxnResponse, WatchRequest,
 } from '../proto/etcd-types.js';
 import type { EtcdSnapshotStream } from './etcd-snapshots.js';
+import type { WatchSink } from '../watch/watch.js';
+
+export type { WatchSink } from '../watch/watch.js';
 
 /**
  * What the API layer (gRPC services, JSON gateway) needs from a member, as etcd's v3rpc handlers
@@ -64,6 +67,21 @@ export interface LeaseApi {
   leaseLeases(): Promise<LeaseLeasesResponse>;
 }
 
+/** One client Watch stream as the API layer drives it: decoded requests in, `close` when the call ends. */
+export interface WatchStreamHandle {
+  handle(request: WatchRequest): void;
+  close(): void;
+}
+
+/**
+ * etcd's Watch service: a stream of requests (create, cancel, progress) answered by encoded
+ * etcdserverpb.WatchResponse messages written to `sink` in order (watch/watch-stream.ts has
+ * etcd's semantics). Works on every member: each applies every entry and notifies its watchers.
+ */
+export interface WatchApi {
+  openWatchStream(sink: WatchSink): WatchStreamHandle;
+}
+
 /** Limits the API layer enforces before a request reaches the member (from flags). */
 export interface ApiLimits {
   maxRequestBytes: number;
@@ -71,7 +89,7 @@ export interface ApiLimits {
 }
 
 /** Everything the client-facing API serves. The member implements it. */
-export interface MemberApi extends RaftKV, ClusterInfo, MaintenanceInfo, LeaseApi {
+export interface MemberApi extends RaftKV, ClusterInfo, MaintenanceInfo, LeaseApi, WatchApi {
   readonly limits: ApiLimits;
   /** Cluster and member id and current term for headers built outside the member (errors, health). */
   readonly clusterId: bigint;

@@ -10,7 +10,7 @@ import type {
   TxnResponse, LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseLeasesResponse,
   LeaseRevokeRequest, LeaseRevokeResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
 } from '../../src/proto/etcd-types.js';
-import type { ApiLimits, MemberApi } from '../../src/server/raft-kv.js';
+import type { ApiLimits, MemberApi, WatchStreamHandle } from '../../src/server/raft-kv.js';
 import type { EtcdSnapshotStream } from '../../src/server/etcd-snapshots.js';
 
 export class MemoryMember implements MemberApi {
@@ -28,6 +28,11 @@ export class MemoryMember implements MemberApi {
 
   constructor(limits: Partial<ApiLimits> = {}) {
     this.limits = { maxRequestBytes: 1.5 * 1024 * 1024, maxTxnOps: 128, ...limits };
+  }
+
+  /** This double keeps no history: the watch tests run against real members (test/watch, test/integration). */
+  openWatchStream(): WatchStreamHandle {
+    throw new KeyraftError('Unimplemented', 'unknown service etcdserverpb.Watch');
   }
 
   isHealthy(): boolean {

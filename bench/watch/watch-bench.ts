@@ -1,0 +1,427 @@
+/**
+ * Watch fan-out benchmark: `npm run bench:watch -- [--vs-etcd] [--smoke] [--duration S] [--rounds N]
+ * [--points W@P,W@P...] [--idle-watchers N]`.
+ *
+ * Each point: W watchers on the prefix bench/, spread over 8 Watch streams on 4 gRPC connections
+ * in this process; a separate writer process puts 256-byte values under bench/ at P puts/s,
+ * open loop (the schedule does not wait for answers), each value carrying its send time and a
+ * sequence number. Reported per point and server: delivered events/s (deliveries over the time
+ * from the first put to the last delivery), event latency from put sent to event received (p50,
+ * p99 over every delivery), and fan-out completion (the time until the last of the W watchers
+ * has an event: p50, p99 over events). Rounds alternate which server goes first; the table gives
+ * medians. Then the server's RSS with --idle-watchers idle watchers (100,000 by default).
+ *
+ * Times come from performance.timeOrigin + performance.now() in both processes (same machine).
+ * The client decodes responses with a small hand-written reader (counting events and reading the
+ * value's header) so that the load generator is not the bottleneck it would be with protobufjs.
+ */
+import { fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import * as http2 from 'node:http2';
+import * as grpc from '@grpc/grpc-js';
+import { encode, messageType } from '../../src/proto/codec.js';
+import { killAll, startEtcd, startKeyraft, type ServerProcess } from '../../test/integration/harness.js';
+import { findBinary, missingReason } from '../../test/etcd-binaries.js';
+import { forEachArg, median } from '../kv/side-by-side.js';
+
+export interface WatchBenchOptions {
+  vsEtcd: boolean;
+  durationSeconds: number;
+  rounds: number;
+  points: Array<{ watchers: number; putsPerSecond: number }>;
+  idleWatchers: number;
+  /** Measure only this server (e.g. etcd alone, as a baseline). */
+  only?: 'keyraft' | 'etcd';
+  log?: (line: string) => void;
+}
+
+export const DEFAULT_POINTS = [
+  { watchers: 100, putsPerSecond: 1000 }, { watchers: 100, putsPerSecond: 2000 }, { watchers: 100, putsPerSecond: 4000 },
+  { watchers: 1000, putsPerSecond: 100 }, { watchers: 1000, putsPerSecond: 200 }, { watchers: 1000, putsPerSecond: 300 },
+  { watchers: 10000, putsPerSecond: 10 }, { watchers: 10000, putsPerSecond: 20 },
+];
+
+export const SMOKE: Partial<WatchBenchOptions> = { durationSeconds: 1, rounds: 1, points: [{ watchers: 20, putsPerSecond: 100 }], idleWatchers: 1000 };
+
+export interface PointMeasurement {
+  deliveredPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  lastWatcherP50Ms: number;
+  lastWatcherP99Ms: number;
+  /** Deliveries expected (W x puts acknowledged) that never arrived within the drain time. */
+  missing: number;
+}
+
+export interface PointResult {
+  name: string;
+  keyraft: PointMeasurement;
+  etcd?: PointMeasurement;
+}
+
+const STREAMS = 8;
+const CONNECTIONS = 4;
+const VALUE_BYTES = 256;
+const PREFIX = 'bench/';
+const watchRequestType = messageType('etcdserverpb.WatchRequest');
+const putRequestType = messageType('etcdserverpb.PutRequest');
+
+const now = (): number => performance.timeOrigin + performance.now();
+
+/** What the hand reader takes from one WatchResponse. */
+interface Parsed {
+  created: boolean;
+  /** Per event: [send time, sequence number]. */
+  events: Array<[number, number]>;
+}
+
+/** Reads a varint at `at`; returns [value, next offset]. Values here stay below 2^53. */
+function varint(buf: Buffer, at: number): [number, number] {
+  let value = 0;
+  let mul = 1;
+  for (;;) {
+    const b = buf[at++]!;
+    value += (b & 0x7f) * mul;
+    if (b < 0x80) return [value, at];
+    mul *= 128;
+  }
+}
+
+/** Skips one field of wire type `wt` at `at`. */
+function skip(buf: Buffer, at: number, wt: number): number {
+  if (wt === 0) return varint(buf, at)[1];
+  if (wt === 2) { const [n, p] = varint(buf, at); return p + n; }
+  if (wt === 1) return at + 8;
+  if (wt === 5) return at + 4;
+  throw new Error(`wire type ${wt}`);
+}
+
+/** WatchResponse: 3 created; 11 events -> Event 2 kv -> KeyValue 5 value (our 12-byte header). */
+function parseWatchResponse(buf: Buffer): Parsed {
+  const out: Parsed = { created: false, events: [] };
+  let at = 0;
+  while (at < buf.length) {
+    const [tag, p] = varint(buf, at);
+    const field = Math.floor(tag / 8);
+    const wt = tag & 7;
+    if (field === 3 && wt === 0) { const [v, q] = varint(buf, p); out.created = v !== 0; at = q; continue; }
+    if (field === 11 && wt === 2) {
+      const [len, q] = varint(buf, p);
+      const end = q + len;
+      let e = q;
+      while (e < end) {
+        const [etag, ep] = varint(buf, e);
+        if ((etag >>> 3) === 2 && (etag & 7) === 2) {
+          const [kvLen, kq] = varint(buf, ep);
+          const kvEnd = kq + kvLen;
+          let k = kq;
+          while (k < kvEnd) {
+            const [ktag, kp] = varint(buf, k);
+            if ((ktag >>> 3) === 5 && (ktag & 7) === 2) {
+              const [, vq] = varint(buf, kp);
+              out.events.push([buf.readDoubleLE(vq), buf.readUInt32LE(vq + 8)]);
+            }
+            k = skip(buf, kp, ktag & 7);
+          }
+          e = kvEnd;
+        } else e = skip(buf, ep, etag & 7);
+      }
+      at = end;
+      continue;
+    }
+    at = skip(buf, p, wt);
+  }
+  return out;
+}
+
+function percentile(sorted: Float64Array | number[], q: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+/**
+ * The 4 connections and 8 streams, W watchers over them; events recorded as they come. Plain
+ * node:http2 with gRPC framing done here: grpc-js costs several microseconds per message, which
+ * at 10^5 messages/s made the load generator, not the server, the bottleneck.
+ */
+class WatchClients {
+  private readonly sessions: http2.ClientHttp2Session[] = [];
+  private readonly streams: http2.ClientHttp2Stream[] = [];
+  created = 0;
+  deliveries = 0;
+  latencies = new Float64Array(1 << 20);
+  /** Per sequence number: deliveries so far, and when the last one came. */
+  counts = new Uint32Array(1 << 16);
+  lastAt = new Float64Array(1 << 16);
+  firstSend = Number.POSITIVE_INFINITY;
+  lastReceive = 0;
+
+  constructor(port: number) {
+    for (let i = 0; i < CONNECTIONS; i++) {
+      const session = http2.connect(`http://127.0.0.1:${port}`, { settings: { initialWindowSize: 16 * 1024 * 1024 } });
+      session.on('error', () => {});
+      session.on('connect', () => session.setLocalWindowSize(64 * 1024 * 1024));
+      this.sessions.push(session);
+    }
+    for (let i = 0; i < STREAMS; i++) {
+      const stream = this.sessions[i % CONNECTIONS]!.request({
+        ':method': 'POST', ':path': '/etcdserverpb.Watch/Watch', 'content-type': 'application/grpc', te: 'trailers',
+      }, { endStream: false });
+      stream.on('error', () => {});
+      let pending: Buffer = Buffer.alloc(0);
+      stream.on('data', (chunk: Buffer) => {
+        pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+        let at = 0;
+        while (pending.length - at >= 5) {
+          const len = pending.readUInt32BE(at + 1);
+          if (pending.length - at - 5 < len) break;
+          this.onResponse(parseWatchResponse(pending.subarray(at + 5, at + 5 + len)));
+          at += 5 + len;
+        }
+        pending = at === pending.length ? Buffer.alloc(0) : pending.subarray(at);
+      });
+      this.streams.push(stream);
+    }
+  }
+
+  private onResponse(r: Parsed): void {
+    if (r.created) this.created++;
+    if (r.events.length === 0) return;
+    const t = now();
+    for (const [sent, seq] of r.events) {
+      if (this.deliveries === this.latencies.length) {
+        const bigger = new Float64Array(this.latencies.length * 2);
+        bigger.set(this.latencies);
+        this.latencies = bigger;
+      }
+      this.latencies[this.deliveries++] = t - sent;
+      this.counts[seq & 0xffff]!++;
+      this.lastAt[seq & 0xffff] = t;
+      if (sent < this.firstSend) this.firstSend = sent;
+    }
+    this.lastReceive = t;
+  }
+
+  /** Creates `n` watchers on the prefix, round robin over the streams; resolves when all are created. */
+  async watch(n: number): Promise<void> {
+    const target = this.created + n;
+    for (let i = 0; i < n; i++) {
+      const message = encode(watchRequestType, { create_request: { key: Buffer.from(PREFIX), range_end: Buffer.from('bench0') } });
+      const framed = Buffer.alloc(5 + message.length);
+      framed.writeUInt32BE(message.length, 1);
+      framed.set(message, 5);
+      this.streams[i % STREAMS]!.write(framed);
+    }
+    const deadline = Date.now() + 120_000;
+    while (this.created < target) {
+      if (Date.now() > deadline) throw new Error(`only ${this.created} of ${target} watchers created in 120 s`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  resetCounts(): void {
+    this.deliveries = 0;
+    this.counts.fill(0);
+    this.lastAt.fill(0);
+    this.firstSend = Number.POSITIVE_INFINITY;
+    this.lastReceive = 0;
+  }
+
+  close(): void {
+    for (const s of this.streams) s.close(http2.constants.NGHTTP2_CANCEL);
+    for (const c of this.sessions) c.destroy();
+  }
+}
+
+/** Runs the writer in a child process; resolves with the number of puts acknowledged and their send times per sequence. */
+function runWriter(port: number, putsPerSecond: number, durationSeconds: number): Promise<{ acked: number; sent: number; sendTimes: number[] }> {
+  return new Promise((resolve, reject) => {
+    const child = fork(__filename, ['--writer', String(port), String(putsPerSecond), String(durationSeconds)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    child.once('message', (m) => resolve(m as { acked: number; sent: number; sendTimes: number[] }));
+    child.once('error', reject);
+    child.once('exit', (code) => { if (code !== 0) reject(new Error(`writer exited ${code}`)); });
+  });
+}
+
+/** The writer process: open-loop puts at `rate` for `seconds`, on one gRPC connection. */
+async function writerMain(port: number, rate: number, seconds: number): Promise<void> {
+  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  await new Promise<void>((resolve, reject) => client.waitForReady(Date.now() + 10_000, (e) => (e ? reject(e) : resolve())));
+  const total = Math.round(rate * seconds);
+  const sendTimes: number[] = new Array(total);
+  let sent = 0;
+  let acked = 0;
+  const start = now();
+  await new Promise<void>((resolve) => {
+    const tick = (): void => {
+      const due = Math.min(total, Math.floor(((now() - start) / 1000) * rate) + 1);
+      while (sent < due) {
+        const seq = sent++;
+        const value = Buffer.alloc(VALUE_BYTES, 120);
+        const t = now();
+        value.writeDoubleLE(t, 0);
+        value.writeUInt32LE(seq, 8);
+        sendTimes[seq] = t;
+        client.makeUnaryRequest('/etcdserverpb.KV/Put', (v: object) => Buffer.from(encode(putRequestType, v)), (b: Buffer) => b,
+          { key: Buffer.from(`${PREFIX}k${seq % 100}`), value }, (err) => {
+            if (!err) acked++;
+            if (acked === total || (sent === total && err)) resolve();
+          });
+      }
+      if (sent < total) setTimeout(tick, 1);
+    };
+    tick();
+  });
+  client.close();
+  process.send!({ acked, sent, sendTimes });
+}
+
+async function measurePoint(server: ServerProcess, watchers: number, putsPerSecond: number, durationSeconds: number): Promise<PointMeasurement> {
+  const clients = new WatchClients(server.clientPort);
+  try {
+    await clients.watch(watchers);
+    clients.resetCounts();
+    const { acked, sendTimes } = await runWriter(server.clientPort, putsPerSecond, durationSeconds);
+    const expected = acked * watchers;
+    // Drain: until every acknowledged put reached every watcher, or nothing came for 5 s.
+    let lastSeen = clients.deliveries;
+    let quietSince = now();
+    while (clients.deliveries < expected) {
+      await new Promise((r) => setTimeout(r, 20));
+      if (clients.deliveries !== lastSeen) { lastSeen = clients.deliveries; quietSince = now(); }
+      if (now() - quietSince > 5000) break;
+    }
+    const lat = clients.latencies.slice(0, clients.deliveries).sort();
+    const lastWatcher: number[] = [];
+    for (let seq = 0; seq < sendTimes.length; seq++) {
+      if (clients.counts[seq & 0xffff] === watchers) lastWatcher.push(clients.lastAt[seq & 0xffff]! - sendTimes[seq]!);
+    }
+    lastWatcher.sort((a, b) => a - b);
+    const elapsed = (clients.lastReceive - clients.firstSend) / 1000;
+    return {
+      deliveredPerSecond: elapsed > 0 ? clients.deliveries / elapsed : 0,
+      p50Ms: round(percentile(lat, 0.5)), p99Ms: round(percentile(lat, 0.99)),
+      lastWatcherP50Ms: round(percentile(lastWatcher, 0.5)), lastWatcherP99Ms: round(percentile(lastWatcher, 0.99)),
+      missing: Math.max(0, expected - clients.deliveries),
+    };
+  } finally {
+    clients.close();
+  }
+}
+
+const round = (x: number): number => Math.round(x * 10) / 10;
+
+function rssBytes(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return kb * 1024;
+}
+
+async function measureIdleRss(server: ServerProcess, n: number): Promise<{ before: number; after: number }> {
+  const before = rssBytes(server.child.pid!);
+  const clients = new WatchClients(server.clientPort);
+  try {
+    await clients.watch(n);
+    await new Promise((r) => setTimeout(r, 1000));
+    return { before, after: rssBytes(server.child.pid!) };
+  } finally {
+    clients.close();
+  }
+}
+
+export async function runWatchBench(options: WatchBenchOptions): Promise<{ results: PointResult[]; rss: Record<string, { before: number; after: number }> }> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  if (options.vsEtcd && findBinary('etcd') === undefined) throw new Error(`--vs-etcd needs etcd 3.4: ${missingReason(['etcd'])}`);
+  const results: PointResult[] = [];
+  const rss: Record<string, { before: number; after: number }> = {};
+  try {
+    for (const point of options.points) {
+      const samples: Record<'keyraft' | 'etcd', PointMeasurement[]> = { keyraft: [], etcd: [] };
+      for (let r = 0; r < options.rounds; r++) {
+        let order: Array<'keyraft' | 'etcd'> = options.vsEtcd ? (r % 2 === 0 ? ['keyraft', 'etcd'] : ['etcd', 'keyraft']) : ['keyraft'];
+        if (options.only) order = order.filter((w) => w === options.only);
+        for (const who of order) {
+          // A fresh server per round: no history or watchers left from the last one.
+          const server = who === 'keyraft' ? await startKeyraft() : await startEtcd();
+          try {
+            const m = await measurePoint(server, point.watchers, point.putsPerSecond, options.durationSeconds);
+            samples[who].push(m);
+            log(`  W=${point.watchers} P=${point.putsPerSecond} round ${r + 1} ${who}: ${m.deliveredPerSecond.toFixed(0)} events/s p50 ${m.p50Ms} ms p99 ${m.p99Ms} ms last-watcher p50 ${m.lastWatcherP50Ms} p99 ${m.lastWatcherP99Ms} ms missing ${m.missing}`);
+          } finally {
+            await server.kill9();
+          }
+        }
+      }
+      results.push({ name: `W=${point.watchers} P=${point.putsPerSecond}`, keyraft: summarize(samples.keyraft), etcd: options.vsEtcd ? summarize(samples.etcd) : undefined });
+      if (samples.keyraft.length === 0) results[results.length - 1]!.keyraft = summarize([ZERO]);
+    }
+    if (options.idleWatchers > 0) {
+      for (const who of (options.vsEtcd ? ['keyraft', 'etcd'] as const : ['keyraft'] as const).filter((w) => !options.only || w === options.only)) {
+        const server = who === 'keyraft' ? await startKeyraft() : await startEtcd();
+        try {
+          rss[who] = await measureIdleRss(server, options.idleWatchers);
+          log(`  ${options.idleWatchers} idle watchers ${who}: RSS ${(rss[who]!.before / 2 ** 20).toFixed(0)} MiB -> ${(rss[who]!.after / 2 ** 20).toFixed(0)} MiB`);
+        } finally {
+          await server.kill9();
+        }
+      }
+    }
+  } finally {
+    await killAll();
+  }
+  return { results, rss };
+}
+
+const ZERO: PointMeasurement = { deliveredPerSecond: 0, p50Ms: 0, p99Ms: 0, lastWatcherP50Ms: 0, lastWatcherP99Ms: 0, missing: 0 };
+
+function summarize(ms: PointMeasurement[]): PointMeasurement {
+  const med = (f: (m: PointMeasurement) => number) => median(ms.map(f));
+  return {
+    deliveredPerSecond: med((m) => m.deliveredPerSecond), p50Ms: med((m) => m.p50Ms), p99Ms: med((m) => m.p99Ms),
+    lastWatcherP50Ms: med((m) => m.lastWatcherP50Ms), lastWatcherP99Ms: med((m) => m.lastWatcherP99Ms),
+    missing: ms.reduce((n, m) => n + m.missing, 0),
+  };
+}
+
+export function formatWatchTable(results: PointResult[], rss: Record<string, { before: number; after: number }>, idleWatchers: number): string {
+  const cell = (m?: PointMeasurement) => (m ? `${m.deliveredPerSecond.toFixed(0)} | ${m.p50Ms} / ${m.p99Ms} | ${m.lastWatcherP50Ms} / ${m.lastWatcherP99Ms}` : '- | - | -');
+  const rows = [
+    '| point | keyraft events/s | keyraft p50 / p99 ms | keyraft last watcher p50 / p99 ms | etcd events/s | etcd p50 / p99 ms | etcd last watcher p50 / p99 ms |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+    ...results.map((r) => `| ${r.name} | ${cell(r.keyraft)} | ${cell(r.etcd)} |`),
+  ];
+  for (const [who, r] of Object.entries(rss)) rows.push(`\n${who}: RSS with ${idleWatchers} idle watchers ${(r.after / 2 ** 20).toFixed(0)} MiB (${(r.before / 2 ** 20).toFixed(0)} MiB before)`);
+  return rows.join('\n');
+}
+
+async function main(argv: string[]): Promise<void> {
+  if (argv[0] === '--writer') {
+    await writerMain(Number(argv[1]), Number(argv[2]), Number(argv[3]));
+    return;
+  }
+  const options: WatchBenchOptions = { vsEtcd: false, durationSeconds: 5, rounds: 3, points: DEFAULT_POINTS, idleWatchers: 100_000 };
+  forEachArg(argv, (arg, value) => {
+    if (arg === '--vs-etcd') options.vsEtcd = true;
+    else if (arg === '--smoke') Object.assign(options, SMOKE);
+    else if (arg === '--duration') options.durationSeconds = Number(value());
+    else if (arg === '--rounds') options.rounds = Number(value());
+    else if (arg === '--only') options.only = value() as 'keyraft' | 'etcd';
+    else if (arg === '--idle-watchers') options.idleWatchers = Number(value());
+    else if (arg === '--points') {
+      options.points = value().split(',').map((p) => {
+        const [w, r] = p.split('@');
+        return { watchers: Number(w), putsPerSecond: Number(r) };
+      });
+    } else return false;
+    return true;
+  });
+  const { results, rss } = await runWatchBench(options);
+  console.log(`\n${formatWatchTable(results, rss, options.idleWatchers)}`);
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).catch((err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  });
+}

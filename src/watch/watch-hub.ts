@@ -1,0 +1,360 @@
+import { assert } from '../platform/assert.js';
+import { isKeyraftError } from '../platform/errors.js';
+import { Limits } from '../platform/limits.js';
+import type { Logger } from '../platform/logger.js';
+import type { KeyValue, ResponseHeader } from '../proto/etcd-types.js';
+import type { HeaderSource, HistoryEvent, WatchHistory, WatchSink } from './watch.js';
+import type { WatchMetrics } from './watch-metrics.js';
+import { encodeEvent } from './watch-response-encoder.js';
+import { WatcherGroup } from './watcher-group.js';
+import { WatchStream } from './watch-stream.js';
+import type { Watcher } from './watcher.js';
+
+/**
+ * The watch hub (etcd's watchableStore): every watcher of every stream of this member, and the
+ * two paths events take to them.
+ *
+ *   - Live (notify): the apply loop hands each transaction's changes here, synchronously, right
+ *     after the store made them current (kv-store.ts onChanges; on every member, followers
+ *     included, since every member applies). Synced watchers are matched per event (WatcherGroup:
+ *     a map for keys, a range index for ranges); each event is encoded once per revision
+ *     (without and with prev_kv, on first need) and every response carrying it copies those
+ *     bytes; a watcher gets one response per revision holding all its events of that revision,
+ *     in op order.
+ *   - Catch-up (sync): watchers behind the current revision (start_revision in the past, or
+ *     their stream was over its high-water mark when an event came) read from history, one
+ *     bounded batch at a time (Limits.watchCatchUp*), asynchronously, a bounded number of
+ *     reads started per event-loop turn, and only while their stream can take more. A watcher
+ *     whose next revision compaction passed is canceled with compact_revision (etcd's
+ *     chooseAll); the client re-lists.
+ *
+ * Why there is no gap: a watcher leaves `unsynced` for `synced` only in the same synchronous
+ * step that finds its minRev past the store's current revision, and notify runs synchronously
+ * with the store making a revision current; so every revision is either read from history by an
+ * unsynced watcher or notified to a synced one, never neither and never both.
+ *
+ * Memory: nothing is queued per watcher. A stream over its high-water mark gets no more events;
+ * its watchers are only a revision number until it drains.
+ */
+export interface WatchHubOptions {
+  history: WatchHistory;
+  header: HeaderSource;
+  logger: Logger;
+  metrics?: WatchMetrics;
+  /** etcd's --experimental-watch-progress-notify-interval (0: off). */
+  progressNotifyIntervalMs: number;
+}
+
+export class WatchHub {
+  private history: WatchHistory;
+  private readonly headerSource: HeaderSource;
+  private readonly logger: Logger;
+  private readonly metrics: WatchMetrics | undefined;
+  private readonly synced = new WatcherGroup();
+  private readonly unsynced = new Set<Watcher>();
+  private readonly streams = new Set<WatchStream>();
+  private watcherCount = 0;
+  private syncScheduled = false;
+  private readonly progressTimer: NodeJS.Timeout | null;
+  private closed = false;
+  /** The newest revision notify saw: synced watchers have everything up to it. */
+  private lastNotified = 0;
+
+  constructor(options: WatchHubOptions) {
+    this.history = options.history;
+    this.headerSource = options.header;
+    this.logger = options.logger.child({ component: 'watch' });
+    this.metrics = options.metrics;
+    this.metrics?.bind({
+      watchers: () => this.watcherCount,
+      streams: () => this.streams.size,
+      slowWatchers: () => this.unsynced.size,
+      pendingEvents: () => {
+        let n = 0;
+        for (const s of this.streams) n += s.pendingEvents;
+        return n;
+      },
+    });
+    this.progressTimer = options.progressNotifyIntervalMs > 0 ? setInterval(() => this.progressTick(), options.progressNotifyIntervalMs) : null;
+    this.progressTimer?.unref();
+  }
+
+  get currentRevision(): number {
+    return this.history.currentRevision;
+  }
+
+  get watchers(): number {
+    return this.watcherCount;
+  }
+
+  get streamCount(): number {
+    return this.streams.size;
+  }
+
+  get slowWatchers(): number {
+    return this.unsynced.size;
+  }
+
+  /** A response header at `revision` (the term read now). */
+  header(revision: number): ResponseHeader {
+    const h = this.headerSource;
+    return { cluster_id: h.clusterId, member_id: h.memberId, revision, raft_term: h.raftTerm() };
+  }
+
+  /** A new client stream writing to `sink`; fragments split at `fragmentBytes` (--max-request-bytes). */
+  newStream(sink: WatchSink, fragmentBytes: number): WatchStream {
+    assert(!this.closed, 'watch stream on a closed hub');
+    const stream = new WatchStream(this, sink, fragmentBytes);
+    this.streams.add(stream);
+    return stream;
+  }
+
+  /**
+   * The store was replaced under the hub (a state image installed): every watcher is behind the
+   * new store's history as far as the hub knows, so all go through catch-up (etcd's Restore).
+   */
+  restore(history: WatchHistory): void {
+    this.history = history;
+    // Synced watchers had every revision up to the last one notified.
+    for (const stream of this.streams) for (const w of stream.watchers.values()) {
+      if (w.state === 'synced') this.toUnsynced(w, this.lastNotified + 1);
+    }
+    this.scheduleSync();
+  }
+
+  /** Stops the progress timer and ends every stream, with `error` when given (member shutdown or failure). */
+  close(error?: unknown): void {
+    this.closed = true;
+    if (this.progressTimer !== null) clearInterval(this.progressTimer);
+    for (const stream of [...this.streams]) stream.end(error);
+  }
+
+  // ---- called by streams -------------------------------------------------------------------------
+
+  /** @internal A new watcher: synced if it starts after the current revision, else it catches up. */
+  add(w: Watcher): void {
+    this.watcherCount++;
+    if (w.minRev > this.history.currentRevision) {
+      w.state = 'synced';
+      this.synced.add(w);
+      return;
+    }
+    w.state = 'unsynced';
+    this.unsynced.add(w);
+    w.stream.unsyncedCount++;
+    this.scheduleSync();
+  }
+
+  /** @internal A watcher canceled by its client or its stream's end. */
+  remove(w: Watcher): void {
+    if (w.state === 'canceled') return;
+    if (w.state === 'synced') this.synced.delete(w);
+    else this.leaveUnsynced(w);
+    w.state = 'canceled';
+    this.watcherCount--;
+  }
+
+  /** @internal */
+  streamClosed(stream: WatchStream): void {
+    this.streams.delete(stream);
+  }
+
+  /** @internal A stream's sink drained: its watchers may catch up again. */
+  streamDrained(stream: WatchStream): void {
+    if (stream.unsyncedCount > 0) this.scheduleSync();
+    stream.maybeSendDeferredProgress();
+  }
+
+  /** @internal Counts events handed to a sink (etcd_debugging_mvcc_events_total). */
+  eventsSent(events: number): void {
+    if (events > 0) this.metrics?.events.inc(events);
+  }
+
+  // ---- live path ---------------------------------------------------------------------------------
+
+  /**
+   * One transaction's changes at `revision`, in op order, with each key's previous value (the
+   * store's change listener). Synchronous, on the apply path: matching and encoding only.
+   */
+  notify(changes: readonly KeyValue[], revision: number, previous: readonly (KeyValue | undefined)[]): void {
+    this.lastNotified = revision;
+    if (this.synced.size === 0) return;
+    // Event indexes per matched watcher, in op order.
+    const matched = new Map<Watcher, number[]>();
+    for (let i = 0; i < changes.length; i++) {
+      const key = changes[i]!.key.toString('latin1');
+      this.synced.forEachWatching(key, (w) => {
+        if (w.minRev > revision) return; // a future start revision: not yet
+        let list = matched.get(w);
+        if (list === undefined) matched.set(w, (list = []));
+        list.push(i);
+      });
+    }
+    if (matched.size === 0) return;
+    const plain: (Uint8Array | undefined)[] = new Array(changes.length);
+    const withPrev: (Uint8Array | undefined)[] = new Array(changes.length);
+    for (const [w, indexes] of matched) {
+      const stream = w.stream;
+      if (stream.blocked) {
+        // Over its high-water mark: no buffering; the watcher reads this revision from history later.
+        this.synced.delete(w);
+        this.toUnsynced(w, revision);
+        continue;
+      }
+      const events: Uint8Array[] = [];
+      for (const i of indexes) {
+        const kv = changes[i]!;
+        if (kv.create_revision === 0 ? w.noDelete : w.noPut) continue;
+        let encoded: Uint8Array;
+        if (w.prevKv && previous[i] !== undefined) encoded = withPrev[i] ??= encodeEvent(kv, previous[i]);
+        else encoded = plain[i] ??= encodeEvent(kv, undefined);
+        events.push(encoded);
+      }
+      w.minRev = revision + 1;
+      if (events.length === 0) continue; // all filtered out: etcd sends nothing
+      stream.sendEvents(w, revision, events);
+    }
+  }
+
+  // ---- catch-up path -----------------------------------------------------------------------------
+
+  private toUnsynced(w: Watcher, nextRevision: number): void {
+    if (w.state === 'synced') this.synced.delete(w);
+    w.minRev = Math.max(w.minRev, nextRevision);
+    if (w.state !== 'unsynced') {
+      w.state = 'unsynced';
+      this.unsynced.add(w);
+      w.stream.unsyncedCount++;
+    }
+  }
+
+  private leaveUnsynced(w: Watcher): void {
+    if (this.unsynced.delete(w)) w.stream.unsyncedCount--;
+  }
+
+  private toSynced(w: Watcher): void {
+    this.leaveUnsynced(w);
+    w.state = 'synced';
+    this.synced.add(w);
+    w.stream.maybeSendDeferredProgress();
+  }
+
+  private scheduleSync(): void {
+    if (this.syncScheduled || this.closed) return;
+    this.syncScheduled = true;
+    setImmediate(() => {
+      this.syncScheduled = false;
+      this.syncWatchers();
+    });
+  }
+
+  /** Starts catch-up reads for up to Limits.watchSyncWatchersPerTurn watchers that can send. */
+  private syncWatchers(): void {
+    let started = 0;
+    let more = false;
+    for (const w of this.unsynced) {
+      if (w.reading || w.stream.blocked) continue;
+      if (started === Limits.watchSyncWatchersPerTurn) {
+        more = true;
+        break;
+      }
+      started++;
+      this.syncOne(w);
+    }
+    if (more) this.scheduleSync();
+  }
+
+  private syncOne(w: Watcher): void {
+    const current = this.history.currentRevision;
+    if (w.minRev > current) {
+      this.toSynced(w);
+      return;
+    }
+    if (w.minRev < this.history.compactedRevision) {
+      this.cancelCompacted(w);
+      return;
+    }
+    const from = w.minRev;
+    const to = Math.min(current, from + Limits.watchCatchUpRevisionsMax - 1);
+    w.reading = true;
+    this.history.read(w.key, w.end, from, to, w.prevKv).then(
+      (events) => {
+        w.reading = false;
+        this.caughtUp(w, from, to, events);
+      },
+      (err: unknown) => {
+        w.reading = false;
+        if (w.state === 'canceled') return;
+        if (isKeyraftError(err) && err.code === 'Compacted') {
+          this.cancelCompacted(w);
+          return;
+        }
+        // Not an expected failure: a bug or a broken backend. Log with context; the watcher
+        // stays unsynced and is retried on the next round.
+        this.logger.error({ err, watchId: w.id, from, to }, 'watch history read failed');
+        this.scheduleSync();
+      },
+    );
+  }
+
+  private caughtUp(w: Watcher, from: number, to: number, events: HistoryEvent[]): void {
+    if (w.state !== 'unsynced' || w.minRev !== from) return; // canceled meanwhile
+    // A compaction while the read ran may have removed revisions it wanted.
+    if (from < this.history.compactedRevision) {
+      this.cancelCompacted(w);
+      return;
+    }
+    if (w.stream.blocked) {
+      // Its stream filled up meanwhile (other watchers' responses): drop the read, redo it after the drain.
+      return;
+    }
+    // Bound the response: cut at a revision boundary past watchCatchUpEventsMax (one revision whole).
+    let upTo = to;
+    if (events.length > Limits.watchCatchUpEventsMax) {
+      const cutRev = events[Limits.watchCatchUpEventsMax - 1]!.kv.mod_revision;
+      let n = Limits.watchCatchUpEventsMax;
+      while (n < events.length && events[n]!.kv.mod_revision === cutRev) n++;
+      events = events.slice(0, n);
+      upTo = cutRev;
+    }
+    const encoded: Uint8Array[] = [];
+    let bytes = 0;
+    for (let i = 0; i < events.length; i++) {
+      const e = events[i]!;
+      // Past the byte bound, stop at the next revision boundary (the rest comes in the next batch).
+      if (bytes >= Limits.watchCatchUpBytesMax && i > 0 && e.kv.mod_revision !== events[i - 1]!.kv.mod_revision) {
+        upTo = events[i - 1]!.kv.mod_revision;
+        break;
+      }
+      const deleted = e.kv.create_revision === 0;
+      if (deleted ? w.noDelete : w.noPut) continue;
+      const bytesOf = encodeEvent(e.kv, w.prevKv ? e.prev : undefined);
+      bytes += bytesOf.length;
+      encoded.push(bytesOf);
+    }
+    w.minRev = upTo + 1;
+    // The header revision: how far this response brings the watcher (etcd sends its store
+    // revision at the read; the same whenever the batch reaches it, never more than delivered).
+    if (encoded.length > 0) w.stream.sendEvents(w, upTo, encoded);
+    if (w.state !== 'unsynced') return; // the stream closed while sending
+    if (w.minRev > this.history.currentRevision) this.toSynced(w);
+    else this.scheduleSync();
+  }
+
+  private cancelCompacted(w: Watcher): void {
+    if (w.state === 'canceled') return;
+    const compactRevision = this.history.compactedRevision;
+    this.remove(w);
+    w.stream.compacted(w, compactRevision);
+    w.stream.maybeSendDeferredProgress();
+  }
+
+  // ---- progress notify ---------------------------------------------------------------------------
+
+  private progressTick(): void {
+    const current = this.history.currentRevision;
+    for (const stream of this.streams) {
+      for (const w of stream.watchers.values()) if (w.progressNotify) stream.progressTick(w, current);
+    }
+  }
+}

@@ -1,0 +1,56 @@
+import type { WatchStream } from './watch-stream.js';
+
+/**
+ * One watcher (etcd's mvcc watcher): a key or range on one stream, and where it stands.
+ *
+ * State, as etcd's watchableStore groups:
+ *   - synced: it has every event up to the store's current revision; new revisions reach it
+ *     from the apply loop (watch-hub.ts notify).
+ *   - unsynced: it is behind (start_revision in the past, or its stream was over its high-water
+ *     mark when an event came: etcd's victims and unsynced in one); the hub catches it up from
+ *     history, in bounded batches, once its stream can take more.
+ * Nothing is buffered per watcher: a watcher that cannot send is only a revision number
+ * (`minRev`), so a client that never reads costs the server the watcher, not the backlog.
+ *
+ * Invariant: every event with mod_revision < minRev in the watcher's range was handed to its
+ * stream (or filtered out), each exactly once, in revision order; none with mod_revision >= minRev was.
+ */
+export class Watcher {
+  /** The key as a latin1 string (index order = etcd's byte order). */
+  readonly keyString: string;
+  /** null: a single key; '' never (normalized to null = unbounded); otherwise the exclusive end. */
+  readonly endString: string | null;
+  readonly isRange: boolean;
+  /** The next revision this watcher has not yet been given. */
+  minRev: number;
+  state: 'synced' | 'unsynced' | 'canceled' = 'unsynced';
+  /** A history read for it is running (at most one at a time). */
+  reading = false;
+  /** No event sent since the last progress tick (etcd's sws.progress[id]): the next tick notifies. */
+  progressDue = true;
+
+  constructor(
+    readonly id: number,
+    readonly stream: WatchStream,
+    readonly key: Buffer,
+    /** undefined: single key; empty: every key >= key; otherwise [key, end). */
+    readonly end: Buffer | undefined,
+    startRevision: number,
+    readonly noPut: boolean,
+    readonly noDelete: boolean,
+    readonly prevKv: boolean,
+    readonly progressNotify: boolean,
+    readonly fragment: boolean,
+  ) {
+    this.keyString = key.toString('latin1');
+    this.isRange = end !== undefined;
+    this.endString = end === undefined || end.length === 0 ? null : end.toString('latin1');
+    this.minRev = startRevision;
+  }
+
+  /** Whether the watcher's range holds `key` (latin1). */
+  holds(key: string): boolean {
+    if (!this.isRange) return key === this.keyString;
+    return key >= this.keyString && (this.endString === null || key < this.endString);
+  }
+}
