@@ -14,7 +14,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // build nobody else is rewriting), relative to the package root, or absolute.
 const distDir = resolve(root, process.env.KEYRAFT_DIST ?? 'dist');
 const distTest = join(distDir, 'test');
-const suiteTimeoutMs = Number(process.env.KEYRAFT_SUITE_TIMEOUT_MS ?? 300_000);
+const suiteTimeoutMs = Number(process.env.KEYRAFT_SUITE_TIMEOUT_MS ?? 600_000);
 const only = process.argv.slice(2);
 
 function listSuites() {

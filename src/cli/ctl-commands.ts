@@ -7,13 +7,13 @@ import type {
   AlarmMember, CompactionRequest, DeleteRangeResponse, HashKVResponse, MemberListResponse, MoveLeaderResponse,
   PutResponse, RangeResponse, StatusResponse, TxnResponse,
 } from '../proto/etcd-types.js';
-import type { CommandSpec, FlagSpec, ParsedFlags } from './ctl-args.js';
+import type { FlagSpec } from './ctl-args.js';
+import type { Command, CommandContext } from './ctl-context.js';
 import { EtcdClient } from './ctl-client.js';
 import { CtlError, ExitCode } from './ctl-exit.js';
 import { goDuration, goParseInt, GoSyntaxError } from './ctl-go-text.js';
 import { buildDeleteRequest, buildPutRequest, buildRangeRequest, DEL_FLAGS, GET_FLAGS, PUT_FLAGS } from './ctl-kv-ops.js';
-import type { EndpointHashKVResult, EndpointHealthResult, EndpointStatusResult, Output, Printer } from './ctl-printer.js';
-import type { StdinReader } from './ctl-stdin.js';
+import type { EndpointHashKVResult, EndpointHealthResult, EndpointStatusResult } from './ctl-printer.js';
 import { runLeaseGrant, runLeaseKeepAlive, runLeaseList, runLeaseRevoke, runLeaseTimeToLive } from './ctl-lease.js';
 import { runSnapshotRestore, runSnapshotSave, runSnapshotStatus, SNAPSHOT_RESTORE_FLAGS } from './ctl-snapshot.js';
 import { readTxnRequest } from './ctl-txn.js';
@@ -31,31 +31,6 @@ const ENDPOINT_FLAGS: FlagSpec[] = [
   { name: 'cluster', kind: 'bool', defaultText: 'false', usage: 'use all endpoints from the cluster member list' },
 ];
 
-export interface CommandContext {
-  args: string[];
-  /** Where `--` stood among args (watch's `-- command`). */
-  separatorAt?: number;
-  flags: ParsedFlags;
-  out: Output;
-  printer: Printer;
-  stdin: StdinReader;
-  /** The client for --endpoints, created on first use and closed by the entry point. */
-  client(): EtcdClient;
-  /** A client for one endpoint (endpoint status and health ask each endpoint itself). */
-  clientFor(endpoint: string): EtcdClient;
-  /** Absolute deadline for one RPC: now + --command-timeout. */
-  deadline(): number;
-  version: string;
-}
-
-export interface Command {
-  spec: CommandSpec;
-  /** Whether the command prints through --write-out (and so validates it first). */
-  usesPrinter: boolean;
-  /** Prints as it goes (watch) instead of once at the end. */
-  streamsOutput?: boolean;
-  run(ctx: CommandContext): Promise<ExitCode>;
-}
 
 async function runGet(ctx: CommandContext): Promise<ExitCode> {
   const req = buildRangeRequest(ctx.args, ctx.flags);

@@ -7,7 +7,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type {
   LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse,
 } from '../proto/etcd-types.js';
-import type { CommandContext } from './ctl-commands.js';
+import type { CommandContext } from './ctl-context.js';
 import { CtlError, ExitCode } from './ctl-exit.js';
 import { goParseInt, GoSyntaxError } from './ctl-go-text.js';
 import { leaseHex } from './ctl-printer.js';

@@ -12,7 +12,7 @@ import { etcdSnapshotStatus } from '../server/etcd-snapshot-status.js';
 import { BboltFormatError } from '../storage/bbolt/bbolt-format.js';
 import { SnapshotFileError } from '../storage/bbolt/snapshot-trailer.js';
 import type { FlagSpec } from './ctl-args.js';
-import type { CommandContext } from './ctl-commands.js';
+import type { CommandContext } from './ctl-context.js';
 import { CtlError, ExitCode } from './ctl-exit.js';
 import { ProgressBar } from './ctl-progress.js';
 

@@ -21,7 +21,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { messageType } from '../proto/codec.js';
 import type { KeyValue, WatchCreateRequest, WatchRequest } from '../proto/etcd-types.js';
 import type { FlagSpec } from './ctl-args.js';
-import type { CommandContext } from './ctl-commands.js';
+import type { CommandContext } from './ctl-context.js';
 import { CtlError, ExitCode } from './ctl-exit.js';
 import { goQuote } from './ctl-go-text.js';
 import { marshalGoJson } from './ctl-json.js';

@@ -7,7 +7,7 @@ import type { HeaderSource, HistoryEvent, WatchHistory, WatchSink } from './watc
 import type { WatchMetrics } from './watch-metrics.js';
 import { encodeEvent } from './watch-response-encoder.js';
 import { WatcherGroup } from './watcher-group.js';
-import { WatchStream } from './watch-stream.js';
+import { WatchStream, type WatchStreamHost } from './watch-stream.js';
 import type { Watcher } from './watcher.js';
 
 /**
@@ -45,7 +45,7 @@ export interface WatchHubOptions {
   progressNotifyIntervalMs: number;
 }
 
-export class WatchHub {
+export class WatchHub implements WatchStreamHost {
   private history: WatchHistory;
   private readonly headerSource: HeaderSource;
   private readonly logger: Logger;

@@ -1,14 +1,26 @@
 import { KeyraftError } from '../platform/errors.js';
 import { Limits } from '../platform/limits.js';
 import { varintSize } from '../proto/varint.js';
-import { WatchFilterType, type WatchCreateRequest, type WatchRequest } from '../proto/etcd-types.js';
+import { WatchFilterType, type ResponseHeader, type WatchCreateRequest, type WatchRequest } from '../proto/etcd-types.js';
 import {
   AUTO_WATCH_ID, ERR_DUPLICATE_WATCH_ID, ERR_EMPTY_WATCHER_RANGE, ERR_TOO_MANY_WATCHERS, PROGRESS_WATCH_ID,
   type WatchSink,
 } from './watch.js';
-import type { WatchHub } from './watch-hub.js';
 import { encodeWatchResponse, watchResponseSize, type ResponseFields } from './watch-response-encoder.js';
-import { Watcher } from './watcher.js';
+import { Watcher, type WatcherStream } from './watcher.js';
+
+/** What a stream asks of the hub that owns it (watch-hub.ts's WatchHub). */
+export interface WatchStreamHost {
+  readonly currentRevision: number;
+  header(revision: number): ResponseHeader;
+  add(w: Watcher): void;
+  remove(w: Watcher): void;
+  streamClosed(stream: WatchStream): void;
+  /** The stream can take more again: its unsynced watchers may catch up. */
+  streamDrained(stream: WatchStream): void;
+  /** Counts events written (the events metric). */
+  eventsSent(events: number): void;
+}
 
 /**
  * One client Watch stream (etcd's serverWatchStream over its mvcc watchStream): the watchers it
@@ -49,7 +61,7 @@ export class WatchStream {
   private closed = false;
 
   constructor(
-    private readonly hub: WatchHub,
+    private readonly hub: WatchStreamHost,
     private readonly sink: WatchSink,
     /** Responses above this size are split for watchers that asked for fragments (etcd: --max-request-bytes). */
     private readonly fragmentBytes: number,

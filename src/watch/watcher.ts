@@ -1,4 +1,16 @@
-import type { WatchStream } from './watch-stream.js';
+/**
+ * What the hub reaches through a watcher's stream (watch-stream.ts's WatchStream is the one
+ * implementation; declared here so that a watcher does not import its stream's file).
+ */
+export interface WatcherStream {
+  /** Over its high-water mark: events wait in history until it drains. */
+  readonly blocked: boolean;
+  /** Watchers of this stream behind the store (the hub counts them). */
+  unsyncedCount: number;
+  sendEvents(w: Watcher, revision: number, events: readonly Uint8Array[]): void;
+  compacted(w: Watcher, compactRevision: number): void;
+  maybeSendDeferredProgress(): void;
+}
 
 /**
  * One watcher (etcd's mvcc watcher): a key or range on one stream, and where it stands.
@@ -31,7 +43,7 @@ export class Watcher {
 
   constructor(
     readonly id: number,
-    readonly stream: WatchStream,
+    readonly stream: WatcherStream,
     readonly key: Buffer,
     /** undefined: single key; empty: every key >= key; otherwise [key, end). */
     readonly end: Buffer | undefined,

@@ -10,6 +10,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { binaryOrThrow } from '../etcd-binaries.js';
+import { Etcd3 } from 'etcd3';
 
 // The compiled tree this file runs from (dist/ normally; KEYRAFT_DIST in test/run.mjs may name another).
 const distRoot = join(__dirname, '..', '..');
@@ -231,3 +232,10 @@ export function normalizeIds(text: string): string {
     .replace(/\b[0-9a-f]{12,16}\b/g, '<id>')
     .replace(/"(cluster_id|member_id|ID|leader|memberID)":\s*"?\d+"?/g, '"$1":<id>');
 }
+
+/** A keyraft member and an `etcd3` npm client on it, for the suites that drive keyraft with that client. */
+export async function startKeyraftWithEtcd3(): Promise<{ keyraft: ServerProcess; client: Etcd3 }> {
+  const keyraft = await startKeyraft();
+  return { keyraft, client: new Etcd3({ hosts: `127.0.0.1:${keyraft.clientPort}`, dialTimeout: 5000 }) };
+}
+

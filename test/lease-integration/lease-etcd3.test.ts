@@ -6,15 +6,14 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Etcd3, EtcdLeaseInvalidError } from 'etcd3';
-import { killAll, startKeyraft, type ServerProcess } from '../integration/harness.js';
+import { killAll, startKeyraftWithEtcd3, type ServerProcess } from '../integration/harness.js';
 
 const test = suite('lease-etcd3');
 let keyraft: ServerProcess;
 let client: Etcd3;
 
 test.before(async () => {
-  keyraft = await startKeyraft();
-  client = new Etcd3({ hosts: `127.0.0.1:${keyraft.clientPort}`, dialTimeout: 5000 });
+  ({ keyraft, client } = await startKeyraftWithEtcd3());
 });
 
 test.after(async () => {

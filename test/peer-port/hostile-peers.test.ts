@@ -23,8 +23,8 @@ import {
 } from '../../src/peer/peer-codec.js';
 import { encodeRaftMessage } from '../../src/peer/raft-codec.js';
 import { MessageType, type Message } from '../../src/raft/raft-types.js';
-import { TestCluster } from './cluster-harness.js';
-import { call } from './workload.js';
+import { TestCluster } from '../cluster/cluster-harness.js';
+import { call } from '../cluster/workload.js';
 import { rng } from '../seeded-random.js';
 
 const HEALTH_BOUND_MS = 2_000;
