@@ -87,6 +87,8 @@ export const ErrorTable = {
   TooManyLearners: { grpc: GrpcCode.FAILED_PRECONDITION, message: 'etcdserver: too many learner members in cluster' },
   LeaderTransferTimeout: { grpc: GrpcCode.DEADLINE_EXCEEDED, message: 'etcdserver: request timed out, leader transfer took too long' },
   BadLeaderTransferee: { grpc: GrpcCode.FAILED_PRECONDITION, message: 'etcdserver: bad leader transferee' },
+  // The caller's call ended (client gone, deadline) while a blocking request (Lock) waited: grpc-go's context text.
+  Canceled: { grpc: GrpcCode.CANCELLED, message: 'context canceled' },
   // Not etcd-specific: malformed input that etcd's gRPC layer or gateway refuses before etcd sees it.
   InvalidArgument: { grpc: GrpcCode.INVALID_ARGUMENT, message: 'invalid argument' },
   Unimplemented: { grpc: GrpcCode.UNIMPLEMENTED, message: 'unknown service' },
