@@ -91,6 +91,9 @@ export const ErrorTable = {
   Canceled: { grpc: GrpcCode.CANCELLED, message: 'context canceled' },
   // Not etcd-specific: malformed input that etcd's gRPC layer or gateway refuses before etcd sees it.
   InvalidArgument: { grpc: GrpcCode.INVALID_ARGUMENT, message: 'invalid argument' },
+  // etcd's v3lock runs clientv3 inside the server: a KV error reaches the caller as a plain error,
+  // code Unknown with etcd's text ("etcdserver: requested lease not found", HTTP 500 on the gateway).
+  Unknown: { grpc: GrpcCode.UNKNOWN, message: 'unknown' },
   Unimplemented: { grpc: GrpcCode.UNIMPLEMENTED, message: 'unknown service' },
   NotFoundPath: { grpc: GrpcCode.NOT_FOUND, message: 'Not Found' },
   Internal: { grpc: GrpcCode.INTERNAL, message: 'internal error' },

@@ -36,6 +36,23 @@ export class LockService {
 
   /** Blocks until `name` is held under `lease`; `signal` is the call's end (cancel or deadline). */
   async lock(request: LockRequest, signal?: AbortSignal): Promise<LockResponse> {
+    try {
+      return await this.acquire(request, signal);
+    } catch (err) {
+      throw asClientError(err);
+    }
+  }
+
+  async unlock(request: UnlockRequest): Promise<UnlockResponse> {
+    try {
+      const response = await this.kv.deleteRange({ key: request.key ?? Buffer.alloc(0) });
+      return { header: response.header };
+    } catch (err) {
+      throw asClientError(err);
+    }
+  }
+
+  private async acquire(request: LockRequest, signal: AbortSignal | undefined): Promise<LockResponse> {
     const name = request.name ?? Buffer.alloc(0);
     const lease = request.lease ?? 0n;
     // clientv3's Mutex: pfx = name + "/", myKey = pfx + lease id in %x.
@@ -64,11 +81,6 @@ export class LockService {
       await this.kv.deleteRange({ key }).catch(() => undefined);
       throw err;
     }
-  }
-
-  async unlock(request: UnlockRequest): Promise<UnlockResponse> {
-    const response = await this.kv.deleteRange({ key: request.key ?? Buffer.alloc(0) });
-    return { header: response.header };
   }
 
   /** Waits until no key under `prefix` has a create revision below `myRevision`; the last header seen. */
@@ -120,6 +132,16 @@ export class LockService {
       stream.handle({ create_request: { key, start_revision: atRevision + 1 } });
     });
   }
+}
+
+/**
+ * etcd's v3lock calls its KV through an embedded clientv3, whose errors are not gRPC statuses: the
+ * caller sees code Unknown with etcd's message (a Lock under a missing lease: Unknown, "etcdserver:
+ * requested lease not found"; HTTP 500 on the gateway). Not-a-KeyraftError is a bug: rethrown as is.
+ */
+function asClientError(err: unknown): unknown {
+  if (err instanceof KeyraftError && err.code !== 'Canceled') return new KeyraftError('Unknown', err.message);
+  return err;
 }
 
 function cancelled(): KeyraftError {
