@@ -7,6 +7,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { ChildProcess } from 'node:child_process';
 import { needEtcd } from '../etcd-binaries.js';
+import { firstLine } from './child-output.js';
 import {
   b64, etcdctl, killAll, normalizeIds, postJson, spawnTracked, startEtcd, startKeyraft, type ServerProcess,
 } from '../integration/harness.js';
@@ -15,21 +16,6 @@ const test = suite('lock-etcdctl');
 let keyraft: ServerProcess;
 let etcd: ServerProcess;
 const needBoth = needEtcd('lock/lock-etcdctl', ['etcd', 'etcdctl']);
-
-/** The first line a child prints on stdout (etcdctl lock prints the held key, then waits). */
-export function firstLine(child: ChildProcess): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    child.stderr?.on('data', (d) => { err += d; });
-    child.stdout?.on('data', (d) => {
-      out += d;
-      const end = out.indexOf('\n');
-      if (end >= 0) resolve(out.slice(0, end));
-    });
-    child.once('exit', (code) => reject(new Error(`exited ${code} before printing a line: ${out} ${err}`)));
-  });
-}
 
 function stopByPid(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   return new Promise((resolve) => {
