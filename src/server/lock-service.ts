@@ -27,12 +27,16 @@ import {
   CompareResult, CompareTarget, EventType, SortOrder, SortTarget,
   type LockRequest, type LockResponse, type ResponseHeader, type UnlockRequest, type UnlockResponse, type WatchResponse,
 } from '../proto/etcd-types.js';
+import type { Logger } from '../platform/logger.js';
 import type { RaftKV, WatchApi } from './raft-kv.js';
 
 const watchResponseType = messageType('etcdserverpb.WatchResponse');
 
 export class LockService {
-  constructor(private readonly kv: RaftKV & WatchApi) {}
+  constructor(
+    private readonly kv: RaftKV & WatchApi,
+    private readonly logger: Logger,
+  ) {}
 
   /** Blocks until `name` is held under `lease`; `signal` is the call's end (cancel or deadline). */
   async lock(request: LockRequest, signal?: AbortSignal): Promise<LockResponse> {
@@ -78,7 +82,12 @@ export class LockService {
       return { header: newer(header, own.header!), key };
     } catch (err) {
       // As Mutex.Lock on a cancelled context: give up our place so the queue moves on.
-      await this.kv.deleteRange({ key }).catch(() => undefined);
+      try {
+        await this.kv.deleteRange({ key });
+      } catch (cleanupErr) {
+        // The caller's own failure is what it sees; the key stays until its lease ends (etcd the same).
+        this.logger.warn({ err: cleanupErr, key: key.toString() }, 'could not delete the key of an abandoned Lock');
+      }
       throw err;
     }
   }

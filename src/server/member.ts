@@ -198,8 +198,8 @@ export class Member implements MemberApi, LeaseApi {
   private readonly leases: LeaseKeeper;
   /** Every watcher on this member; the apply loop notifies it (every member applies, so every member serves Watch). */
   private readonly watchHub: WatchHub;
-  /** etcd's v3lock recipe over this member's own KV and watch. */
-  private readonly lockService = new LockService(this);
+  /** etcd's v3lock recipe over this member's own KV and watch (made on first use: it needs the logger). */
+  private lockServiceInstance: LockService | undefined;
 
   private constructor(
     private readonly config: MemberConfig,
@@ -269,11 +269,16 @@ export class Member implements MemberApi, LeaseApi {
   }
 
   lock(request: LockRequest, signal?: AbortSignal): Promise<LockResponse> {
-    return this.lockService.lock(request, signal);
+    return this.lockService().lock(request, signal);
   }
 
   unlock(request: UnlockRequest): Promise<UnlockResponse> {
-    return this.lockService.unlock(request);
+    return this.lockService().unlock(request);
+  }
+
+  private lockService(): LockService {
+    this.lockServiceInstance ??= new LockService(this, this.logger.child({ component: 'lock' }));
+    return this.lockServiceInstance;
   }
 
   /** Opens the data dir, recovers (backend, then the Raft log from the WAL), joins the peers, starts ticking. */
