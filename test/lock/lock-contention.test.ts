@@ -1,7 +1,8 @@
 /**
  * The Lock service under contention on a real member, driven by real clients: in-process gRPC
- * callers (@grpc/grpc-js) and etcdctl 3.4's `lock NAME -- cmd` contend for one name and their
- * critical sections (critical-section.ts) must never overlap; the etcd3 npm client's own lock
+ * callers (@grpc/grpc-js) of the Lock service and etcdctl 3.4's `lock NAME -- cmd` (clientv3's
+ * Mutex, run on the client over KV and watch: the recipe the service runs on the server) contend
+ * for one name and their critical sections (critical-section.ts) must never overlap; the etcd3 npm client's own lock
  * (a try-lock over KV txns) the same; a waiting Lock whose call is cancelled or passes its
  * deadline gives up its key; a holder killed with kill -9 frees the lock when its lease expires.
  */
@@ -118,7 +119,7 @@ test('a waiting Lock whose deadline passes or whose call is cancelled deletes it
   await locks.unlock(nextHeld.key);
 });
 
-needCtl.test(test, 'an etcdctl lock holder killed with kill -9 frees the lock when its lease expires', async () => {
+needCtl.test(test, 'an etcdctl lock holder killed with kill -9 frees the lock (for a Lock service waiter) when its lease expires', async () => {
   const holder = spawnTracked(needCtl.path('etcdctl'), [`--endpoints=127.0.0.1:${keyraft.clientPort}`, 'lock', '--ttl=5', 'k9'], { env: { ETCDCTL_API: '3' } });
   const holderKey = await firstLine(holder);
   assert.match(holderKey, /^k9\/[0-9a-f]+$/);

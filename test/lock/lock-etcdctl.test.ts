@@ -1,7 +1,9 @@
 /**
  * etcd's Lock service through etcdctl 3.4 and the JSON gateway, side by side with a real etcd 3.4:
  * the same steps run against both and the outputs must match once lease ids (each server's own),
- * member ids and ports are normalized.
+ * member ids and ports are normalized. etcdctl 3.4's `lock` runs clientv3's Mutex on the client
+ * (KV txn, range and watch), not the Lock service: its steps check that keyraft gives that recipe
+ * what etcd gives it; the gateway steps call the Lock service itself.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
