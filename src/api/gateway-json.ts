@@ -21,7 +21,7 @@ import { messageType } from '../proto/codec.js';
 import type {
   AlarmResponse, DefragmentResponse, HashKVResponse, HashResponse,
   CompactionResponse, DeleteRangeResponse, KeyValue, Member, MemberListResponse, MemberAddResponse, MoveLeaderResponse, PutResponse, RangeResponse,
-  ResponseHeader, ResponseOp, StatusResponse, TxnResponse, Event, WatchResponse,
+  ResponseHeader, ResponseOp, StatusResponse, TxnResponse, Event, WatchResponse, LockResponse,
   LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse,
 } from '../proto/etcd-types.js';
 import { EventType } from '../proto/etcd-types.js';
@@ -556,4 +556,16 @@ export function leaseLeasesResponseJson(r: LeaseLeasesResponse): string {
   let s = r.header ? `"header":${headerJson(r.header)}` : '';
   if (r.leases.length) s += `${s ? ',' : ''}"leases":[${r.leases.map((l) => (l.ID ? `{"ID":"${l.ID}"}` : '{}')).join(',')}]`;
   return `{${s}}`;
+}
+
+/** v3lockpb.LockResponse: the held key in Go's base64, as jsonpb writes bytes. */
+export function lockResponseJson(r: LockResponse): string {
+  let s = r.header ? `"header":${headerJson(r.header)}` : '';
+  if (r.key.length > 0) s += `${s ? ',' : ''}"key":"${r.key.toString('base64')}"`;
+  return `{${s}}`;
+}
+
+/** Responses that carry only a header (v3lockpb.UnlockResponse). */
+export function headerOnlyResponseJson(r: { header?: ResponseHeader }): string {
+  return r.header ? `{"header":${headerJson(r.header)}}` : '{}';
 }

@@ -33,7 +33,7 @@ import { GatewayStreamCall, type StreamRoute } from './gateway-stream.js';
 import type { KvService } from './kv-service.js';
 import { protoSizeOf } from './proto-size.js';
 import {
-  fullServiceName, methodTable, requestTypeOf, servedServices, unimplementedError,
+  fullServiceName, methodTable, requestTypeOf, responseTypeOf, servedServices, unimplementedError,
   type MethodDeps, type MethodRow, type StreamOpener, type UnaryHandler,
 } from './methods.js';
 
@@ -178,7 +178,7 @@ export class Gateway implements Http1RequestHandler<Route> {
       method: route.method,
       kind: row.kind,
       requestType: route.type,
-      responseType: messageType(`etcdserverpb.${row.responseType}`),
+      responseType: responseTypeOf(row),
       open: route.open,
       json: route.json,
     };

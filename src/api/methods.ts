@@ -24,7 +24,7 @@ import {
   alarmResponseJson, defragmentResponseJson, hashKVResponseJson, hashResponseJson,
   compactionResponseJson, deleteRangeResponseJson, leaseGrantResponseJson, leaseKeepAliveResponseJson, leaseLeasesResponseJson,
   leaseRevokeResponseJson, leaseTimeToLiveResponseJson, memberAddResponseJson, memberListResponseJson, moveLeaderResponseJson,
-  putResponseJson, rangeResponseJson, statusResponseJson, txnResponseJson, watchResponseJson,
+  headerOnlyResponseJson, lockResponseJson, putResponseJson, rangeResponseJson, statusResponseJson, txnResponseJson, watchResponseJson,
 } from './gateway-json.js';
 import { openWatch } from './watch-service.js';
 import { healthRequestService, HealthStatus } from './health-service.js';
@@ -38,7 +38,7 @@ export interface MethodDeps {
   kv: KvService;
 }
 
-export type UnaryHandler<Req = any, Res = any> = (request: Req, requestBytes: number) => Promise<Res>;
+export type UnaryHandler<Req = any, Res = any> = (request: Req, requestBytes: number, signal?: AbortSignal) => Promise<Res>;
 export type StreamOpener<Req = any, Res = any> = (call: ServerStreamCall<Res>) => StreamHandler<Req>;
 
 /** A row's codec when its messages are not in our protocol/ protos (the gRPC health service). */
@@ -48,7 +48,7 @@ export interface RowCodec {
 }
 
 interface RowBase {
-  /** Short service name in etcdserverpb (KV), or a full name when `codec` is given. */
+  /** Short service name in etcdserverpb (KV), or a full name (v3lockpb.Lock: has a dot) for other packages or when `codec` is given. */
   service: string;
   method: string;
   /** etcd 3.4's grpc-gateway POST paths (under /v3/); none for gRPC-only methods. */
@@ -64,6 +64,8 @@ export interface UnaryRow extends RowBase {
   kind: 'unary';
   /** Builds the handler; absent: not served yet. */
   serve?: (deps: MethodDeps) => UnaryHandler;
+  /** The handler blocks (Lock): give it an AbortSignal for the call's end (grpc-method.ts). */
+  wantsSignal?: boolean;
 }
 
 export interface StreamingRow extends RowBase {
@@ -108,6 +110,9 @@ export const methodTable: readonly MethodRow[] = [
   { kind: 'unary', service: 'Maintenance', method: 'HashKV', gatewayPaths: ['/v3/maintenance/hash'], requestType: 'HashKVRequest', responseType: 'HashKVResponse', jsonEncoder: hashKVResponseJson, serve: ({ member }) => (r) => member.hashKV(r) },
   { kind: 'server-stream', service: 'Maintenance', method: 'Snapshot', gatewayPaths: ['/v3/maintenance/snapshot'], requestType: 'SnapshotRequest', responseType: 'SnapshotResponse', jsonEncoder: snapshotResponseJson, serve: ({ member }) => (call) => openSnapshotStream(member, call) },
   { kind: 'unary', service: 'Maintenance', method: 'MoveLeader', gatewayPaths: ['/v3/maintenance/transfer-leadership'], requestType: 'MoveLeaderRequest', responseType: 'MoveLeaderResponse', jsonEncoder: moveLeaderResponseJson, serve: ({ member }) => (r) => member.moveLeader(r) },
+  // Lock (etcd's v3lockpb; server/lock-service.ts). Lock blocks until held: it takes the call's signal to give up its place.
+  { kind: 'unary', service: 'v3lockpb.Lock', method: 'Lock', gatewayPaths: ['/v3/lock/lock'], requestType: 'v3lockpb.LockRequest', responseType: 'v3lockpb.LockResponse', jsonEncoder: lockResponseJson, wantsSignal: true, serve: ({ member }) => (r, _n, signal) => member.lock(r, signal) },
+  { kind: 'unary', service: 'v3lockpb.Lock', method: 'Unlock', gatewayPaths: ['/v3/lock/unlock'], requestType: 'v3lockpb.UnlockRequest', responseType: 'v3lockpb.UnlockResponse', jsonEncoder: headerOnlyResponseJson, serve: ({ member }) => (r) => member.unlock(r) },
   // Auth
   auth('AuthEnable', '/v3/auth/enable', 'AuthEnable'),
   auth('AuthDisable', '/v3/auth/disable', 'AuthDisable'),
@@ -140,12 +145,22 @@ export const methodTable: readonly MethodRow[] = [
 
 /** The full gRPC service name of a row (etcdserverpb.KV). */
 export function fullServiceName(row: MethodRow): string {
-  return row.codec !== undefined ? row.service : `etcdserverpb.${row.service}`;
+  return row.codec !== undefined || row.service.includes('.') ? row.service : `etcdserverpb.${row.service}`;
+}
+
+/** A row's message name in full: etcdserverpb unless the row names its package (v3lockpb.LockRequest). */
+function fullTypeName(name: string): string {
+  return name.includes('.') ? name : `etcdserverpb.${name}`;
 }
 
 /** The protobuf type of a row's request (rows with their own codec have none). */
 export function requestTypeOf(row: MethodRow): protobuf.Type {
-  return messageType(`etcdserverpb.${row.requestType}`);
+  return messageType(fullTypeName(row.requestType));
+}
+
+/** The protobuf type of a row's response. */
+export function responseTypeOf(row: MethodRow): protobuf.Type {
+  return messageType(fullTypeName(row.responseType));
 }
 
 /** The gRPC method for a served row, its handler built from `deps`; undefined for an unserved row. */
@@ -158,12 +173,12 @@ export function grpcMethodOf(row: MethodRow, deps: MethodDeps): GrpcMethod | und
     encodeResponse = row.codec.encode;
   } else {
     const requestType = requestTypeOf(row);
-    const responseType = messageType(`etcdserverpb.${row.responseType}`);
+    const responseType = responseTypeOf(row);
     decodeRequest = (bytes) => decode(requestType, bytes);
     encodeResponse = (response) => encode(responseType, response);
   }
   const service = fullServiceName(row);
-  if (row.kind === 'unary') return { kind: 'unary', service, method: row.method, decode: decodeRequest, encode: encodeResponse, handle: row.serve(deps) };
+  if (row.kind === 'unary') return { kind: 'unary', service, method: row.method, decode: decodeRequest, encode: encodeResponse, handle: row.serve(deps), wantsSignal: row.wantsSignal };
   return { kind: row.kind, service, method: row.method, decode: decodeRequest, encode: encodeResponse, open: row.serve(deps) };
 }
 

@@ -81,8 +81,14 @@ export interface UnaryMethod<Req = any, Res = any> extends MethodName {
   kind?: 'unary';
   decode(bytes: Buffer): Req;
   encode(response: Res): Uint8Array;
-  /** `requestBytes`: the wire size of the request message. May throw or reject with a failure. */
-  handle(request: Req, requestBytes: number): Promise<Res>;
+  /**
+   * `requestBytes`: the wire size of the request message. May throw or reject with a failure.
+   * `signal` (only when `wantsSignal`): aborts when the call ends before the handler settles
+   * (client reset, connection gone, deadline), for handlers that block (Lock) and must clean up.
+   */
+  handle(request: Req, requestBytes: number, signal?: AbortSignal): Promise<Res>;
+  /** Give the handler an AbortSignal; off for the rest, so the hot path makes no controller per call. */
+  wantsSignal?: boolean;
 }
 
 /** One streaming method: a handler object per call. */

@@ -356,6 +356,8 @@ class UnaryCall implements Http2StreamHandler, WorkTask {
   holdsSlot = false;
   private response: unknown;
   private deadline: NodeJS.Timeout | undefined;
+  /** Only for methods that want it (wantsSignal): aborted when the call ends before its handler settles. */
+  private abort: AbortController | undefined;
 
   constructor(
     private readonly server: GrpcServer,
@@ -393,6 +395,7 @@ class UnaryCall implements Http2StreamHandler, WorkTask {
     this.canceled = true;
     this.phase = CallPhase.Done;
     this.clearDeadline();
+    this.abort?.abort();
   }
 
   onEnd(): void {
@@ -436,7 +439,8 @@ class UnaryCall implements Http2StreamHandler, WorkTask {
     this.server.counters.start(m.service, m.method);
     let pending: Promise<unknown>;
     try {
-      pending = m.handle(request, this.reader.declaredBytes);
+      if (m.wantsSignal === true) this.abort = new AbortController();
+      pending = m.handle(request, this.reader.declaredBytes, this.abort?.signal);
     } catch (err) {
       this.releaseSlot();
       this.fail(err);
@@ -504,6 +508,8 @@ class UnaryCall implements Http2StreamHandler, WorkTask {
     this.phase = CallPhase.Done;
     this.canceled = true;
     this.clearDeadline();
+    // A running handler that blocks (Lock) learns its call is over (deadline) and cleans up.
+    this.abort?.abort();
     this.server.trailersOnly(this.stream, code, message);
   }
 

@@ -87,8 +87,13 @@ export const ErrorTable = {
   TooManyLearners: { grpc: GrpcCode.FAILED_PRECONDITION, message: 'etcdserver: too many learner members in cluster' },
   LeaderTransferTimeout: { grpc: GrpcCode.DEADLINE_EXCEEDED, message: 'etcdserver: request timed out, leader transfer took too long' },
   BadLeaderTransferee: { grpc: GrpcCode.FAILED_PRECONDITION, message: 'etcdserver: bad leader transferee' },
+  // The caller's call ended (client gone, deadline) while a blocking request (Lock) waited: grpc-go's context text.
+  Canceled: { grpc: GrpcCode.CANCELLED, message: 'context canceled' },
   // Not etcd-specific: malformed input that etcd's gRPC layer or gateway refuses before etcd sees it.
   InvalidArgument: { grpc: GrpcCode.INVALID_ARGUMENT, message: 'invalid argument' },
+  // etcd's v3lock runs clientv3 inside the server: a KV error reaches the caller as a plain error,
+  // code Unknown with etcd's text ("etcdserver: requested lease not found", HTTP 500 on the gateway).
+  Unknown: { grpc: GrpcCode.UNKNOWN, message: 'unknown' },
   Unimplemented: { grpc: GrpcCode.UNIMPLEMENTED, message: 'unknown service' },
   NotFoundPath: { grpc: GrpcCode.NOT_FOUND, message: 'Not Found' },
   Internal: { grpc: GrpcCode.INTERNAL, message: 'internal error' },

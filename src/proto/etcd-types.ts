@@ -319,3 +319,22 @@ export interface WatchResponse {
   fragment: boolean;
   events: Event[];
 }
+
+/** v3lockpb (protocol/etcd/v3lock.proto): etcd's Lock service. */
+export interface LockRequest {
+  name?: Buffer;
+  lease?: bigint;
+}
+
+export interface LockResponse {
+  header?: ResponseHeader;
+  key: Buffer;
+}
+
+export interface UnlockRequest {
+  key?: Buffer;
+}
+
+export interface UnlockResponse {
+  header?: ResponseHeader;
+}

@@ -39,7 +39,9 @@ import type {
   MemberAddRequest, MemberAddResponse, MemberListResponse, MemberPromoteRequest, MemberRemoveRequest,
   MembersResponse, MemberUpdateRequest, MoveLeaderRequest, MoveLeaderResponse, PutRequest, PutResponse,
   RangeRequest, RangeResponse, ResponseHeader, StatusResponse, TxnRequest, TxnResponse,
+  LockRequest, LockResponse, UnlockRequest, UnlockResponse,
 } from '../proto/etcd-types.js';
+import { LockService } from './lock-service.js';
 import { decodeConfChange, ConfChangeType, type ConfChange } from '../raft/conf-change.js';
 import { Raft, type RaftConfig } from '../raft/raft.js';
 import {
@@ -196,6 +198,8 @@ export class Member implements MemberApi, LeaseApi {
   private readonly leases: LeaseKeeper;
   /** Every watcher on this member; the apply loop notifies it (every member applies, so every member serves Watch). */
   private readonly watchHub: WatchHub;
+  /** etcd's v3lock recipe over this member's own KV and watch (made on first use: it needs the logger). */
+  private lockServiceInstance: LockService | undefined;
 
   private constructor(
     private readonly config: MemberConfig,
@@ -262,6 +266,19 @@ export class Member implements MemberApi, LeaseApi {
   openWatchStream(sink: WatchSink): WatchStreamHandle {
     this.checkRunning();
     return this.watchHub.newStream(sink, this.config.maxRequestBytes);
+  }
+
+  lock(request: LockRequest, signal?: AbortSignal): Promise<LockResponse> {
+    return this.lockService().lock(request, signal);
+  }
+
+  unlock(request: UnlockRequest): Promise<UnlockResponse> {
+    return this.lockService().unlock(request);
+  }
+
+  private lockService(): LockService {
+    this.lockServiceInstance ??= new LockService(this, this.logger.child({ component: 'lock' }));
+    return this.lockServiceInstance;
   }
 
   /** Opens the data dir, recovers (backend, then the Raft log from the WAL), joins the peers, starts ticking. */

@@ -6,6 +6,7 @@ import type {
   LeaseRevokeRequest, LeaseRevokeResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
   MemberUpdateRequest, MoveLeaderRequest, MoveLeaderResponse, PutRequest, PutResponse, RangeRequest,
   RangeResponse, StatusResponse, TxnRequest, TxnResponse, WatchRequest,
+  LockRequest, LockResponse, UnlockRequest, UnlockResponse,
 } from '../proto/etcd-types.js';
 import type { EtcdSnapshotStream } from './etcd-snapshots.js';
 import type { WatchSink } from '../watch/watch.js';
@@ -82,6 +83,13 @@ export interface WatchApi {
   openWatchStream(sink: WatchSink): WatchStreamHandle;
 }
 
+/** etcd's Lock service (v3lockpb), with clientv3 Mutex semantics (server/lock-service.ts). */
+export interface LockApi {
+  /** Resolves once held; `signal` aborting (the call ended) gives up the place in the queue. */
+  lock(request: LockRequest, signal?: AbortSignal): Promise<LockResponse>;
+  unlock(request: UnlockRequest): Promise<UnlockResponse>;
+}
+
 /** Limits the API layer enforces before a request reaches the member (from flags). */
 export interface ApiLimits {
   maxRequestBytes: number;
@@ -89,7 +97,7 @@ export interface ApiLimits {
 }
 
 /** Everything the client-facing API serves. The member implements it. */
-export interface MemberApi extends RaftKV, ClusterInfo, MaintenanceInfo, LeaseApi, WatchApi {
+export interface MemberApi extends RaftKV, ClusterInfo, MaintenanceInfo, LeaseApi, WatchApi, LockApi {
   readonly limits: ApiLimits;
   /** Cluster and member id and current term for headers built outside the member (errors, health). */
   readonly clusterId: bigint;

@@ -35,6 +35,15 @@ export class MemoryMember implements MemberApi {
     throw new KeyraftError('Unimplemented', 'unknown service etcdserverpb.Watch');
   }
 
+  /** Lock needs a watch: the lock tests run against real members (test/lock). */
+  lock(): Promise<never> {
+    return Promise.reject(new KeyraftError('Unimplemented', 'unknown service v3lockpb.Lock'));
+  }
+
+  unlock(): Promise<never> {
+    return Promise.reject(new KeyraftError('Unimplemented', 'unknown service v3lockpb.Lock'));
+  }
+
   isHealthy(): boolean {
     return this.healthy;
   }
