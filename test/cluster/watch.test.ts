@@ -16,11 +16,11 @@ test.after(async () => {
 test('watchers on the followers see the writes made through the leader, with the leader\'s revisions', async () => {
   const cluster = await TestCluster.start({ members: 3 });
   const clients: Etcd3[] = [];
+  const watchers: Watcher[] = [];
   try {
     const leader = await cluster.waitLeader();
     const followers = [0, 1, 2].filter((i) => i !== leader);
     const seen = new Map<number, string[]>();
-    const watchers: Watcher[] = [];
     for (const f of followers) {
       const c = new Etcd3({ hosts: `127.0.0.1:${cluster.slots[f]!.clientPort}` });
       clients.push(c);
@@ -49,6 +49,9 @@ test('watchers on the followers see the writes made through the leader, with the
       assert.equal(seen.get(f), expected, `member ${f}`);
     }
   } finally {
+    // Canceled before the clients close: a live watcher of a closed etcd3 client keeps redialing
+    // (its backoff timer holds the process, and uvu never exits).
+    for (const w of watchers) await w.cancel().catch(() => undefined);
     for (const c of clients) c.close();
     await cluster.close();
   }
