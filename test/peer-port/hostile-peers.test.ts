@@ -179,7 +179,8 @@ test('a crowd of idle connections, kept topped up: each closed at the deadline o
         await sleep(100);
       }
     })();
-    await sleep(1_000);
+    // The crowd stands before the restart: wait until it has dialed its first 1,000 connections.
+    while (opened < 1_000) await sleep(20);
     // Restart a follower in the middle of it: its acks reach the leader only over a connection it
     // dials to the attacked port, so it converges only if it gets through the crowd.
     const restarted = others[0];
