@@ -37,6 +37,8 @@ export interface HistoryServerResult {
   putsPerSecond: number;
   cpuMicrosPerPut: number;
   rangesPerSecond: number;
+  /** Server CPU (utime + stime) per range answered, median of rounds. */
+  cpuMicrosPerRange: number;
 }
 
 export interface HistoryBenchResult {
@@ -131,15 +133,21 @@ export async function runHistoryBench(options: HistoryBenchOptions): Promise<His
       log(`  ${who}: ${options.puts} puts to one key at ${r.putsPerSecond.toFixed(0)}/s, ${r.cpuMicrosPerPut.toFixed(1)} us CPU per put, RSS ${(r.rssBytes / 2 ** 20).toFixed(0)} MiB`);
     }
     const ranges = new Map<string, number[]>();
+    const cpus = new Map<string, number[]>();
     for (let round = 0; round < options.rounds; round++) {
       const order = round % 2 === 0 ? servers : [...servers].reverse();
       for (const [who, server] of order) {
+        const cpuBefore = cpuSecondsOf(server.child.pid!);
         const r = await h2load(server.clientPort, '/etcdserverpb.KV/Range', rangeFile, ['-D', String(options.rangeSeconds)]);
+        const cpuMicros = ((cpuSecondsOf(server.child.pid!) - cpuBefore) * 1e6) / Math.max(1, r.succeeded);
         (ranges.get(who) ?? ranges.set(who, []).get(who)!).push(r.requestsPerSecond);
-        log(`  range round ${round + 1} ${who}: ${r.requestsPerSecond.toFixed(0)} req/s`);
+        (cpus.get(who) ?? cpus.set(who, []).get(who)!).push(cpuMicros);
+        log(`  range round ${round + 1} ${who}: ${r.requestsPerSecond.toFixed(0)} req/s, ${cpuMicros.toFixed(1)} us CPU per range`);
       }
     }
-    const result = (who: 'keyraft' | 'etcd'): HistoryServerResult => ({ ...loaded.get(who)!, rangesPerSecond: median(ranges.get(who)!) });
+    const result = (who: 'keyraft' | 'etcd'): HistoryServerResult => ({
+      ...loaded.get(who)!, rangesPerSecond: median(ranges.get(who)!), cpuMicrosPerRange: median(cpus.get(who)!),
+    });
     return { puts: options.puts, keyraft: result('keyraft'), etcd: options.vsEtcd ? result('etcd') : undefined };
   } finally {
     await killAll();
@@ -159,5 +167,6 @@ export function formatHistoryResult(r: HistoryBenchResult): string {
   row('puts/s (h2load, 100 in flight)', r.keyraft.putsPerSecond, r.etcd?.putsPerSecond, (n) => n.toFixed(0));
   row('server CPU per put (us)', r.keyraft.cpuMicrosPerPut, r.etcd?.cpuMicrosPerPut, (n) => n.toFixed(1));
   row('single-key ranges/s on that key (median)', r.keyraft.rangesPerSecond, r.etcd?.rangesPerSecond, (n) => n.toFixed(0));
+  row('server CPU per range (us, median)', r.keyraft.cpuMicrosPerRange, r.etcd?.cpuMicrosPerRange, (n) => n.toFixed(1));
   return rows.join('\n');
 }
