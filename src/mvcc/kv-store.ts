@@ -1,5 +1,6 @@
 import { assert } from '../platform/assert.js';
 import { KeyraftError } from '../platform/errors.js';
+import { Limits } from '../platform/limits.js';
 import type { Logger } from '../platform/logger.js';
 import type { KeyValue } from '../proto/etcd-types.js';
 import { Bucket, type Backend } from '../storage/backend.js';
@@ -7,7 +8,6 @@ import { BPlusTree, BPlusTreeCursor } from './b-plus-tree.js';
 import { Compactor } from './compaction.js';
 import { hashBackend, hashKV, type HashKVResult } from './hash.js';
 import { HistoryValues, type HistoryPin } from './history-values.js';
-import { Limits } from '../platform/limits.js';
 import type { ChangeListener, KV, RangeOptions, RangeResult, ReadView, ScanResume, TxnWrite } from './kv.js';
 import { decodePutRecord, encodePutRecord, encodeTombstoneRecord, isTombstoneRecord, RECORD_HEADER_BYTES } from './kv-record.js';
 import { isUnread, KeyIndex } from './key-index.js';
