@@ -6,6 +6,9 @@
  *                                      alternating which goes first each round; prints ratios
  *   options: --duration S (10) --connections N (100) --rounds R (3) --scenarios a,b
  *            --rss-keys N (0: skip; e.g. 1000000 loads N keys of 256 B and reports RSS)
+ *            --history N (0: skip; e.g. 500000 puts N times to one key with h2load, reports RSS and
+ *                        single-key gRPC range throughput on that key: history-bench.ts; alone
+ *                        it runs only that, add --scenarios to run gateway scenarios too)
  *
  * Each server runs as its own process, started fresh for the run, on free ports; the load
  * generator shares the same 2 cores, as etcd's published figures here did. Medians of rounds.
@@ -13,6 +16,7 @@
 import autocannon from 'autocannon';
 import { readFileSync } from 'node:fs';
 import { b64, killAll, postJson, startEtcd, startKeyraft, type ServerProcess } from '../../test/integration/harness.js';
+import { formatHistoryResult, runHistoryBench } from './history-bench.js';
 import { checkEtcdAvailable, formatTable, parseCommonArgs, runScenarios, type CommonOptions, type Measurement, type Scenario, type ScenarioResult } from './side-by-side.js';
 
 export { formatTable };
@@ -99,6 +103,8 @@ function rssBytes(pid: number): number {
 
 export interface BenchOptions extends CommonOptions {
   rssKeys: number;
+  /** Puts to one key for the history bench (history-bench.ts); 0 = skip. */
+  history: number;
   log?: (line: string) => void;
 }
 
@@ -129,6 +135,7 @@ export async function runGatewayBench(options: BenchOptions): Promise<{ results:
     .filter((s) => !options.scenarioNames || options.scenarioNames.includes(s.name))
     .map((s) => ({ name: s.name, setup: s.setup, measure: (port) => runAutocannon(port, s, options.durationSeconds, options.connections) }));
   checkEtcdAvailable(options);
+  if (chosen.length === 0 && options.rssKeys <= 0) return { results: [] };
   try {
     const keyraft = await startKeyraft();
     const etcd = options.vsEtcd ? await startEtcd() : undefined;
@@ -153,24 +160,35 @@ export async function runGatewayBench(options: BenchOptions): Promise<{ results:
 }
 
 function parseCli(argv: string[]): BenchOptions {
-  const options: BenchOptions = { vsEtcd: false, durationSeconds: 10, connections: 100, rounds: 3, rssKeys: 0 };
-  return parseCommonArgs(argv, options, (arg, value) => {
-    if (arg !== '--rss-keys') return false;
-    options.rssKeys = Number(value());
+  const options: BenchOptions = { vsEtcd: false, durationSeconds: 10, connections: 100, rounds: 3, rssKeys: 0, history: 0 };
+  parseCommonArgs(argv, options, (arg, value) => {
+    if (arg === '--rss-keys') options.rssKeys = Number(value());
+    else if (arg === '--history') options.history = Number(value());
+    else return false;
     return true;
   });
+  // --history alone measures history only; --scenarios adds gateway scenarios.
+  if (options.history > 0 && options.scenarioNames === undefined) options.scenarioNames = [];
+  return options;
 }
 
 if (require.main === module) {
   const options = parseCli(process.argv.slice(2));
-  runGatewayBench(options).then(({ results, rss }) => {
-    console.log(`\ngateway, ${options.connections} connections, ${options.durationSeconds} s x ${options.rounds} rounds (medians), ${new Date().toISOString()}`);
-    console.log(formatTable(results));
+  runGatewayBench(options).then(async ({ results, rss }) => {
+    if (results.length > 0) {
+      console.log(`\ngateway, ${options.connections} connections, ${options.durationSeconds} s x ${options.rounds} rounds (medians), ${new Date().toISOString()}`);
+      console.log(formatTable(results));
+    }
     if (rss) {
       const mib = (b: number) => (b / 2 ** 20).toFixed(0) + ' MiB';
       console.log(`\nRSS after loading ${rss.keys} keys of 256 B: keyraft ${mib(rss.keyraft)}${rss.etcd ? `, etcd ${mib(rss.etcd)}` : ''}`);
     }
-  }, (err: Error) => {
+    if (options.history > 0) {
+      const history = await runHistoryBench({ vsEtcd: options.vsEtcd, puts: options.history, rangeSeconds: options.durationSeconds, rounds: options.rounds });
+      console.log(`\nhistory: h2load gRPC, 10 connections x 10 streams, ranges ${options.durationSeconds} s x ${options.rounds} rounds (medians), ${new Date().toISOString()}`);
+      console.log(formatHistoryResult(history));
+    }
+  }).catch((err: Error) => {
     console.error(err);
     process.exit(1);
   });

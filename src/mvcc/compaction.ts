@@ -1,8 +1,8 @@
 import { assert } from '../platform/assert.js';
 import type { Logger } from '../platform/logger.js';
-import type { KeyValue } from '../proto/etcd-types.js';
 import { Bucket, type Backend } from '../storage/backend.js';
 import type { BPlusTree } from './b-plus-tree.js';
+import type { HistoryValues } from './history-values.js';
 import type { KeyIndex } from './key-index.js';
 import { revisionKey } from './revision.js';
 
@@ -19,6 +19,12 @@ import { revisionKey } from './revision.js';
  * meta (kv-store.ts calls schedule() from commit()), and the backend writes batches in order, so
  * the deletes never reach disk before the meta that makes the deleted revisions unreadable. A
  * crash mid-pass leaves some stale records; recovery schedules the pass again.
+ *
+ * Reads in flight: a read at an old revision that resolved its index entries before compact()
+ * fetches their values from the backend afterwards; it pins its revision (history-values.ts), and
+ * a pass at a revision above a pinned one waits for the pin's release before deleting anything,
+ * so such a read never finds its record gone. Reads pin for one batch of backend reads, so the
+ * wait is short.
  */
 
 /** Keys examined per event-loop turn. */
@@ -35,7 +41,8 @@ export class Compactor {
   /** Resume point: keys <= this were done in the current pass (null: start of the index). */
   private resumeAfter: string | null = null;
   private idleWaiters: Array<() => void> = [];
-  private readonly removed: KeyValue[] = [];
+  private readonly removed: number[] = [];
+  private readonly history: HistoryValues;
   /** Revisions removed so far (puts and tombstones), for tests and metrics. */
   removedRevisions = 0;
   /** Keys dropped from the index so far. */
@@ -44,9 +51,10 @@ export class Compactor {
   passObserver: ((revision: number, ms: number) => void) | null = null;
   private passStarted = 0;
 
-  constructor(index: BPlusTree<KeyIndex>, backend: Backend, logger: Logger) {
+  constructor(index: BPlusTree<KeyIndex>, backend: Backend, history: HistoryValues, logger: Logger) {
     this.index = index;
     this.backend = backend;
+    this.history = history;
     this.logger = logger;
   }
 
@@ -69,7 +77,10 @@ export class Compactor {
 
   /** Runs pending passes to completion synchronously (start-up and tests). */
   runToCompletion(): void {
-    while (this.running) this.step(Number.POSITIVE_INFINITY);
+    while (this.running) {
+      assert(!this.history.pinnedBelow(this.passRevision), 'compaction run to completion while a read is pinned below it');
+      this.step(Number.POSITIVE_INFINITY);
+    }
   }
 
   private startPass(): void {
@@ -81,6 +92,11 @@ export class Compactor {
 
   private readonly onTurn = (): void => {
     if (!this.running) return;
+    if (this.history.pinnedBelow(this.passRevision)) {
+      // A read in flight still needs records this pass would delete: go on after its release.
+      this.history.onRelease(() => setImmediate(this.onTurn));
+      return;
+    }
     try {
       this.step(COMPACTION_CHUNK_KEYS);
     } catch (err) {
@@ -100,23 +116,23 @@ export class Compactor {
     const cursor = this.resumeAfter === null ? this.index.first() : this.index.seek(this.resumeAfter + '\u0000');
     const emptied: string[] = [];
     const removed = this.removed;
+    const keys: Buffer[] = [];
     let examined = 0;
     let lastKey: string | null = null;
     for (; cursor.valid && examined < chunkKeys; cursor.next()) {
       const ki = cursor.value;
       ki.compact(rev, removed);
+      for (const removedRev of removed) keys.push(revisionKey(removedRev, ki.key));
+      removed.length = 0;
       if (ki.isEmpty()) emptied.push(cursor.key);
       lastKey = cursor.key;
       examined++;
     }
     const finished = !cursor.valid;
     for (const key of emptied) this.index.delete(key);
-    if (removed.length > 0) {
-      const keys: Buffer[] = new Array(removed.length);
-      for (let i = 0; i < removed.length; i++) keys[i] = revisionKey(removed[i]!.mod_revision, removed[i]!.key);
+    if (keys.length > 0) {
       this.backend.commitDeletes(Bucket.key, keys);
-      this.removedRevisions += removed.length;
-      removed.length = 0;
+      this.removedRevisions += keys.length;
     }
     this.removedKeys += emptied.length;
     if (lastKey !== null) this.resumeAfter = lastKey;

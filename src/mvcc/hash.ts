@@ -111,8 +111,7 @@ async function hashRecords(reader: BackendSnapshotReader, index: BPlusTree<KeyIn
       if (main > at) return h;
       const userKey = k.subarray(1 + REVISION_BYTES);
       if (main <= compacted) {
-        const kept = index.get(userKey.toString('latin1'))?.keptAt(keepRev);
-        if (kept === undefined || kept.mod_revision !== main) continue;
+        if (index.get(userKey.toString('latin1'))?.keptAt(keepRev) !== main) continue;
       }
       if (main !== lastMain) {
         lastMain = main;
@@ -137,7 +136,7 @@ async function hashRecords(reader: BackendSnapshotReader, index: BPlusTree<KeyIn
 
 function anyKept(index: BPlusTree<KeyIndex>, at: number): boolean {
   for (const cursor = index.first(); cursor.valid; cursor.next()) {
-    if (cursor.value.keptAt(at) !== undefined) return true;
+    if (cursor.value.keptAt(at) !== 0) return true;
   }
   return false;
 }

@@ -1,24 +1,39 @@
 import { assert } from '../platform/assert.js';
 import { KeyraftError } from '../platform/errors.js';
+import { Limits } from '../platform/limits.js';
 import type { Logger } from '../platform/logger.js';
 import type { KeyValue } from '../proto/etcd-types.js';
 import { Bucket, type Backend } from '../storage/backend.js';
 import { BPlusTree, BPlusTreeCursor } from './b-plus-tree.js';
 import { Compactor } from './compaction.js';
 import { hashBackend, hashKV, type HashKVResult } from './hash.js';
+import { HistoryValues, type HistoryPin } from './history-values.js';
 import type { ChangeListener, KV, RangeOptions, RangeResult, ReadView, ScanResume, TxnWrite } from './kv.js';
 import { decodePutRecord, encodePutRecord, encodeTombstoneRecord, isTombstoneRecord, RECORD_HEADER_BYTES } from './kv-record.js';
-import { KeyIndex } from './key-index.js';
+import { isUnread, KeyIndex } from './key-index.js';
 import { RecordArena } from './record-arena.js';
 import { prefixedRevisionKey, readUint64, REVISION_BYTES, revisionOf, writeUint64 } from './revision.js';
 
 /**
- * The MVCC key-value store (etcd's mvcc/kvstore.go): a B+tree of key indexes in memory, serving
- * every read synchronously, and the backend as its durable copy.
+ * The MVCC key-value store (etcd's mvcc/kvstore.go): a B+tree of key indexes in memory, and the
+ * backend as its durable copy and the home of history.
  *
- * Memory holds every revision that a read may still ask for: each key's generations of
- * KeyValues (key-index.ts) until compaction reclaims the unreadable ones (compaction.ts). Keys
- * are indexed as latin1 strings, whose order is the byte order etcd ranges use.
+ * In memory: every key's index (key-index.ts): each revision a read may still ask for, as a few
+ * numbers (mod revision; per generation its create revision and first version; leases where
+ * any), and the latest live KeyValue of each key WITH its value. Compaction reclaims the
+ * unreadable revisions (compaction.ts). Keys are indexed as latin1 strings, whose order is the
+ * byte order etcd ranges use.
+ *
+ * On disk only: the values of revisions that are no longer their key's latest (history-values.ts
+ * keeps one in memory just until the backend batch holding its record is written, then reads it
+ * back on demand through a bounded cache). So memory grows with live data, not with history.
+ *
+ * Reads: at the current revision (every read that names no revision, every compare, every read
+ * in a write txn) they are synchronous and copy-free: the latest KeyValues as they are. A read at
+ * an older revision resolves the index synchronously; a KeyValue whose value is not in memory
+ * comes back unread (RangeResult.unread counts them, isUnread marks them), and the caller gets
+ * the values with readValues() (async, pinned against compaction) before answering: the
+ * applier and the watch history do so (rangeResolved is both in one call).
  *
  * Writes: each put or delete stages its revision record in the backend (backend.ts layout);
  * commit(appliedIndex) stages the meta record and commits ONE backend batch, so the applied
@@ -73,6 +88,8 @@ export function decodeMvccMeta(meta: Buffer): MvccMeta {
 
 export interface KvStoreOptions {
   logger: Logger;
+  /** --history-cache-bytes: bytes of old values read back that are kept for the next read. */
+  historyCacheBytes?: number;
 }
 
 export class KvStore implements KV {
@@ -101,18 +118,23 @@ export class KvStore implements KV {
    * restart, older revisions read back in key order.
    */
   private readonly opOrders = new Map<number, Map<string, number>>();
+  /** Values of old revisions: held until written, then read back from the backend (history-values.ts). */
+  readonly history: HistoryValues;
 
-  private constructor(backend: Backend, logger: Logger) {
+  private constructor(backend: Backend, logger: Logger, historyCacheBytes: number) {
     this.backend = backend;
     this.logger = logger;
-    this.compactor = new Compactor(this.index, backend, logger);
+    this.history = new HistoryValues(backend, historyCacheBytes);
+    // One store per backend: the store is the one told which batches are readable.
+    backend.writtenObserver = (sequence) => this.history.written(sequence);
+    this.compactor = new Compactor(this.index, backend, this.history, logger);
     this.txn = new StoreTxnWrite(this);
     this.readView = new StoreReadView(this);
   }
 
   /** Rebuilds the store from the backend. */
   static async open(backend: Backend, options: KvStoreOptions): Promise<KvStore> {
-    const store = new KvStore(backend, options.logger.child({ component: 'mvcc' }));
+    const store = new KvStore(backend, options.logger.child({ component: 'mvcc' }), options.historyCacheBytes ?? Limits.historyCacheBytes);
     await store.recover();
     return store;
   }
@@ -196,6 +218,8 @@ export class KvStore implements KV {
     writeUint64(meta, this.compacted + 1, 16);
     this.backend.put(Bucket.meta, META_KEY, meta);
     this.backend.commit();
+    // Old values of revisions up to here may leave memory once this commit is written.
+    this.history.committed(this.backend.commitSequence, this.revision);
     if (this.compactionToSchedule >= 0) {
       this.compactor.schedule(this.compactionToSchedule);
       this.compactionToSchedule = -1;
@@ -227,24 +251,63 @@ export class KvStore implements KV {
     const newest = this.txnOpen && this.txn.changes.length > 0 ? this.revision + 1 : this.revision;
     if (end === undefined || end.length === 0) {
       const ki = this.index.get(key.toString('latin1'));
-      const kv = ki === undefined ? undefined : rev >= newest ? ki.latest() : ki.get(rev);
-      if (kv === undefined) return { kvs, count: 0, revision: current };
-      if (!countOnly) kvs.push(kv);
-      return { kvs, count: 1, revision: current };
+      let kv = ki === undefined ? undefined : rev >= newest ? ki.latest() : ki.get(rev);
+      if (kv === undefined) return { kvs, count: 0, revision: current, unread: 0 };
+      if (countOnly) return { kvs, count: 1, revision: current, unread: 0 };
+      if (isUnread(kv)) kv = this.history.lookup(kv) ?? kv;
+      kvs.push(kv);
+      return { kvs, count: 1, revision: current, unread: isUnread(kv) ? 1 : 0 };
     }
     const endKey = end.length === 1 && end[0] === 0 ? null : end.toString('latin1');
     const cursor = this.index.seek(key.toString('latin1'), this.cursor);
     const atLatest = rev >= newest;
     let count = 0;
+    let unread = 0;
     for (; cursor.valid; cursor.next()) {
       if (endKey !== null && cursor.key >= endKey) break;
       const ki = cursor.value;
-      const kv = atLatest ? ki.latest() : ki.get(rev);
+      let kv = atLatest ? ki.latest() : ki.get(rev);
       if (kv === undefined) continue;
       count++;
-      if (!countOnly && (limit <= 0 || kvs.length < limit)) kvs.push(kv);
+      if (!countOnly && (limit <= 0 || kvs.length < limit)) {
+        if (isUnread(kv)) {
+          kv = this.history.lookup(kv) ?? kv;
+          if (isUnread(kv)) unread++;
+        }
+        kvs.push(kv);
+      }
     }
-    return { kvs, count, revision: current };
+    return { kvs, count, revision: current, unread };
+  }
+
+  /**
+   * Fills in the values of the unread KeyValues in `kvs` (from a range or collectChanges at
+   * `atRevision` or later, resolved in this same turn), from memory or the backend. Pinned
+   * against compaction meanwhile, so it never fails for a read that got its index entries.
+   */
+  async readValues(kvs: KeyValue[], atRevision: number): Promise<void> {
+    const pin = this.history.pin(atRevision);
+    try {
+      await this.history.read(kvs);
+    } finally {
+      pin.release();
+    }
+  }
+
+  /** Pins `revision` against compaction passes above it (history-values.ts), for a read spread over turns. */
+  pinHistory(revision: number): HistoryPin {
+    return this.history.pin(revision);
+  }
+
+  /** A range with every value filled in (reads at an old revision wait for the backend). */
+  async rangeResolved(key: Buffer, end: Buffer | undefined, options?: RangeOptions): Promise<RangeResult> {
+    const result = this.read().range(key, end, options);
+    if (result.unread > 0) {
+      const rev = options?.revision ?? 0;
+      await this.readValues(result.kvs, rev > 0 ? rev : this.revision);
+      result.unread = 0;
+    }
+    return result;
   }
 
   /**
@@ -255,7 +318,7 @@ export class KvStore implements KV {
    * 'FutureRevision' above current + 1. O(keys in the range + their history). As in etcd, a
    * delete AT the compacted revision may already be gone (compaction drops such tombstones).
    */
-  changesSince(key: Buffer, end: Buffer | undefined, fromRevision: number): KeyValue[] {
+  changesSince(key: Buffer, end: Buffer | undefined, fromRevision: number): Promise<KeyValue[]> {
     if (fromRevision > this.revision + 1) throw new KeyraftError('FutureRevision');
     if (fromRevision < this.compacted) throw new KeyraftError('Compacted');
     const out: KeyValue[] = [];
@@ -270,7 +333,8 @@ export class KvStore implements KV {
       }
     }
     // Stable: equal revisions keep key order.
-    return out.sort((a, b) => a.mod_revision - b.mod_revision);
+    out.sort((a, b) => a.mod_revision - b.mod_revision);
+    return this.readValues(out, fromRevision).then(() => out);
   }
 
   /**
@@ -344,7 +408,7 @@ export class KvStore implements KV {
       value: record.subarray(RECORD_HEADER_BYTES),
       lease,
     });
-    ki.put(kv);
+    if (ki.put(kv) !== undefined) this.history.retire(prev!);
     this.backend.putPrefixed(prefixedRevisionKey(Bucket.key, rev, ki.key), record);
     return kv;
   }
@@ -353,7 +417,7 @@ export class KvStore implements KV {
   tombstoneAt(rev: number, ki: KeyIndex, previousOut: (KeyValue | undefined)[]): KeyValue {
     previousOut.push(ki.latest());
     const kv: KeyValue = Object.freeze({ key: ki.key, create_revision: 0, mod_revision: rev, version: 0, value: EMPTY, lease: 0n });
-    ki.tombstone(kv);
+    this.history.retire(ki.tombstone(kv));
     this.backend.putPrefixed(prefixedRevisionKey(Bucket.key, rev, ki.key), encodeTombstoneRecord());
     return kv;
   }
@@ -410,6 +474,8 @@ export class KvStore implements KV {
       const kv = decodePutRecord(ki.key, rev, record, this.arena);
       ki.restore(kv);
     });
+    // Everything recovered was read from the backend: readable there.
+    this.history.markWritten(this.revision);
     if (this.compacted >= 0) this.compactor.schedule(this.compacted);
     this.logger.info({ records, keys: this.index.size, revision: this.revision, compacted: this.compacted, appliedIndex: this.applied }, 'mvcc store recovered');
   }

@@ -4,7 +4,10 @@ import type { KeyValue } from '../proto/etcd-types.js';
  * The MVCC store's interfaces (etcd's mvcc/kv.go). kv-store.ts implements them.
  *
  * Everything here is synchronous: the store lives on the main thread and holds in memory what
- * reads need, so a read or a write transaction never waits for the disk. Durability is the
+ * reads need to find every revision, so a read or a write transaction never waits for the disk.
+ * Values of old revisions are the exception: they live in the backend only (kv-store.ts), so a
+ * range at an old revision may return KeyValues whose value is not read yet (RangeResult.unread,
+ * key-index.ts isUnread); KvStore.readValues fills them in asynchronously. Durability is the
  * backend's business (commit/flush).
  *
  * KeyValues handed out are shared with the store's index (reads copy nothing). They are frozen:
@@ -29,6 +32,12 @@ export interface RangeResult {
   count: number;
   /** The store's revision the read was served at (etcd's header revision: current, not `revision`). */
   revision: number;
+  /**
+   * How many of `kvs` are unread: every field exact but the value, which is in the backend only
+   * (an old revision's). 0 for every read at the current revision. The caller must fill them in
+   * (KvStore.readValues) before they leave the server.
+   */
+  unread: number;
 }
 
 export interface ReadView {

@@ -151,6 +151,14 @@ export const Limits = {
   /** Watch: index keys a history scan examines per event-loop turn (a range watcher over a large keyspace). */
   watchHistoryScanKeysPerTurn: 10_000,
   /**
+   * --history-cache-bytes default: values of old revisions read back from the backend that the
+   * store keeps for the next read (watchers catching up, --rev reads), least recently used out.
+   * History itself lives on disk (mvcc/history-values.ts). Configurable.
+   */
+  historyCacheBytes: 32 * 1024 * 1024,
+  /** Old revisions' records fetched from the backend per native call (one getMany). */
+  historyReadBatchRecords: 1000,
+  /**
    * A streaming call's queued output (response bytes waiting for the client's windows or the
    * socket): at this high-water mark `send` returns false; onDrain fires once it is back under the
    * low-water mark (and the connection and member are under their bounds above).

@@ -1,4 +1,4 @@
-import type { ReadView, TxnWrite } from '../mvcc/kv.js';
+import type { RangeResult, ReadView, TxnWrite } from '../mvcc/kv.js';
 import { KvStore } from '../mvcc/kv-store.js';
 import { Lessor, type LessorOptions } from '../lease/lessor.js';
 import { assert } from '../platform/assert.js';
@@ -32,13 +32,28 @@ import { checkPathWrites, isTxnReadOnly } from './txn-write-checks.js';
  *   3. the ops run in order in one write transaction: reads see earlier writes, and everything
  *      written takes one revision (none if nothing changed).
  * Inner responses carry a header holding only the revision, nested txns an empty header, as etcd.
+ *
+ * Ranges at an old revision: the store keeps old values on disk only (mvcc/kv-store.ts). Such a
+ * range resolves its index entries synchronously, here, in order with the writes around it; the
+ * values come after, asynchronously: range() then returns a Promise, and apply() leaves the
+ * response's ranges unfinished until resolveDeferred(), which the caller calls in the same turn
+ * (it pins the revisions against compaction) and awaits before answering.
  */
+
+/** A range whose values are being read from the backend; its response is finished afterwards. */
+interface DeferredRange {
+  readonly result: RangeResult;
+  readonly request: RangeRequest;
+  readonly response: RangeResponse;
+}
 
 export type ApplyResponse = PutResponse | DeleteRangeResponse | TxnResponse | CompactionResponse
   | LeaseGrantResponse | LeaseRevokeResponse | LeaseCheckpointResponse;
 
 export interface ApplierOptions {
   logger: Logger;
+  /** --history-cache-bytes (mvcc/history-values.ts); Limits.historyCacheBytes when absent. */
+  historyCacheBytes?: number;
   /** The lessor's options (minimum TTL, clock, metrics); defaults to etcd's 2 s minimum. */
   lessor?: Partial<LessorOptions>;
 }
@@ -55,6 +70,8 @@ export class Applier {
   readonly backend: Backend;
   /** The leases (lessor.ts); lease entries, lease checks and key attachment go through it. */
   readonly lessor: Lessor;
+  /** Ranges of the last apply() or range() waiting for old values (see the header). */
+  private deferred: DeferredRange[] = [];
 
   constructor(store: KvStore, backend: Backend, lessor: Lessor) {
     this.store = store;
@@ -66,7 +83,7 @@ export class Applier {
   static async open(path: string, options: ApplierOptions): Promise<Applier> {
     const backend = await Backend.open(path, { logger: options.logger });
     try {
-      const store = await KvStore.open(backend, { logger: options.logger });
+      const store = await KvStore.open(backend, { logger: options.logger, historyCacheBytes: options.historyCacheBytes });
       const lessor = await Lessor.load(backend, () => allLiveKvs(store), { minTtlSeconds: DEFAULT_MIN_TTL_SECONDS, ...options.lessor });
       return new Applier(store, backend, lessor);
     } catch (err) {
@@ -88,11 +105,38 @@ export class Applier {
     return this.store.appliedIndex;
   }
 
-  range(request: RangeRequest): RangeResponse {
-    return rangeIn(this.store.read(), request);
+  /** A Range; a Promise only when it reads old values from the backend (the current-revision path stays synchronous). */
+  range(request: RangeRequest): RangeResponse | Promise<RangeResponse> {
+    this.deferred.length = 0;
+    const response = rangeIn(this.store.read(), request, this.deferred);
+    const pending = this.resolveDeferred();
+    return pending === null ? response : pending.then(() => response);
+  }
+
+  /**
+   * Reads the old values the last apply() left unread and finishes those ranges' responses, or
+   * null when there are none. Call it right after apply(), in the same turn: that pins the
+   * revisions read against compaction.
+   */
+  resolveDeferred(): Promise<void> | null {
+    if (this.deferred.length === 0) return null;
+    const deferred = this.deferred;
+    this.deferred = [];
+    const reads: Promise<void>[] = new Array(deferred.length);
+    for (let i = 0; i < deferred.length; i++) {
+      const d = deferred[i]!;
+      // Every unread kv comes from a read at an old revision: the request's.
+      reads[i] = this.store.readValues(d.result.kvs, d.request.revision ?? 0).then(() => {
+        d.result.unread = 0;
+        finishRange(d.result, d.request, d.response);
+      });
+    }
+    return Promise.all(reads).then(() => undefined);
   }
 
   apply(request: InternalRequest): ApplyResponse {
+    // Ranges deferred by a failed apply are dropped with it.
+    this.deferred.length = 0;
     if (request.put) return this.applyPut(request.put);
     if (request.delete_range) return this.applyDeleteRange(request.delete_range);
     if (request.txn) return this.applyTxn(request.txn);
@@ -201,7 +245,7 @@ export class Applier {
     const txn = this.store.write();
     try {
       cursor.at = 0;
-      return txnIn(txn, t, path, cursor);
+      return txnIn(txn, t, path, cursor, this.deferred);
     } finally {
       this.endWrite(txn);
     }
@@ -234,8 +278,34 @@ function allLiveKvs(store: KvStore): KeyValue[] {
 
 // ---- range ---------------------------------------------------------------------------------------
 
-/** Range with every option, as etcd 3.4's applierV3backend.Range. */
-export function rangeIn(view: ReadView, r: RangeRequest): RangeResponse {
+/**
+ * Range with every option, as etcd 3.4's applierV3backend.Range. A range that needs old values
+ * from the backend returns its response unfinished (kvs empty, count set) and goes on `deferred`:
+ * finishRange completes it once the values are in.
+ */
+export function rangeIn(view: ReadView, r: RangeRequest, deferred: DeferredRange[]): RangeResponse {
+  const fetchLimit = rangeFetchLimit(r);
+  const rr = view.range(r.key ?? EMPTY, r.range_end, { limit: fetchLimit, revision: r.revision ?? 0, countOnly: r.count_only ?? false });
+  // kvs: set by finishRange (until then, of a deferred range, the unread ones: never sent).
+  const response: RangeResponse = { kvs: rr.kvs, more: false, count: rr.count };
+  // keys_only needs no value, unless it sorts by value.
+  if (rr.unread > 0 && (!r.keys_only || r.sort_target === SortTarget.VALUE)) {
+    deferred.push({ result: rr, request: r, response });
+    return response;
+  }
+  finishRange(rr, r, response);
+  return response;
+}
+
+/** Sorting and filtering need every kv; otherwise fetch one past the limit to learn `more`. */
+function rangeFetchLimit(r: RangeRequest): number {
+  const limit = r.limit ?? 0;
+  const filtered = (r.min_mod_revision ?? 0) !== 0 || (r.max_mod_revision ?? 0) !== 0 || (r.min_create_revision ?? 0) !== 0 || (r.max_create_revision ?? 0) !== 0;
+  return (r.sort_order ?? SortOrder.NONE) !== SortOrder.NONE || filtered || limit <= 0 ? 0 : limit + 1;
+}
+
+/** Filters, sorts and cuts a range's kvs as etcd does, into `response` (kvs, more). */
+function finishRange(rr: RangeResult, r: RangeRequest, response: RangeResponse): void {
   const limit = r.limit ?? 0;
   let sortOrder = r.sort_order ?? SortOrder.NONE;
   const sortTarget = r.sort_target ?? SortTarget.KEY;
@@ -244,9 +314,6 @@ export function rangeIn(view: ReadView, r: RangeRequest): RangeResponse {
   const minCreate = r.min_create_revision ?? 0;
   const maxCreate = r.max_create_revision ?? 0;
   const filtered = minMod !== 0 || maxMod !== 0 || minCreate !== 0 || maxCreate !== 0;
-  // Sorting and filtering need every kv; otherwise fetch one past the limit to learn `more`.
-  const fetchLimit = sortOrder !== SortOrder.NONE || filtered || limit <= 0 ? 0 : limit + 1;
-  const rr = view.range(r.key ?? EMPTY, r.range_end, { limit: fetchLimit, revision: r.revision ?? 0, countOnly: r.count_only ?? false });
   let kvs = rr.kvs;
   if (filtered) {
     // etcd prunes after counting: `count` stays the count of the whole range.
@@ -275,7 +342,8 @@ export function rangeIn(view: ReadView, r: RangeRequest): RangeResponse {
     more = true;
   }
   if (r.keys_only) kvs = kvs.map(withoutValue);
-  return { kvs, more, count: rr.count };
+  response.kvs = kvs;
+  response.more = more;
 }
 
 function sortBy(target: SortTarget): (a: KeyValue, b: KeyValue) => number {
@@ -363,7 +431,7 @@ function checkRanges(view: ReadView, t: TxnRequest, path: boolean[], cursor: { a
   }
 }
 
-function txnIn(txn: TxnWrite, t: TxnRequest, path: boolean[], cursor: { at: number }): TxnResponse {
+function txnIn(txn: TxnWrite, t: TxnRequest, path: boolean[], cursor: { at: number }, deferred: DeferredRange[]): TxnResponse {
   const succeeded = path[cursor.at++];
   assert(succeeded !== undefined, 'txn path shorter than the txn');
   const ops: RequestOp[] = (succeeded ? t.success : t.failure) ?? [];
@@ -371,7 +439,7 @@ function txnIn(txn: TxnWrite, t: TxnRequest, path: boolean[], cursor: { at: numb
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i]!;
     if (op.request_range) {
-      const resp = rangeIn(txn, op.request_range);
+      const resp = rangeIn(txn, op.request_range, deferred);
       resp.header = revisionHeader(txn.revision);
       responses[i] = { response_range: resp };
     } else if (op.request_put) {
@@ -384,7 +452,7 @@ function txnIn(txn: TxnWrite, t: TxnRequest, path: boolean[], cursor: { at: numb
       resp.header = revisionHeader(txn.revision);
       responses[i] = { response_delete_range: resp };
     } else if (op.request_txn) {
-      const resp = txnIn(txn, op.request_txn, path, cursor);
+      const resp = txnIn(txn, op.request_txn, path, cursor, deferred);
       resp.header = revisionHeader(0);
       responses[i] = { response_txn: resp };
     } else {

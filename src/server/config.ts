@@ -55,6 +55,12 @@ export interface MemberConfig {
   grpcKeepaliveTimeoutMs: number;
   /** --max-client-connections (keyraft's own; etcd has no cap): connections past it are closed at accept. */
   maxClientConnections: number;
+  /**
+   * --history-cache-bytes (keyraft's own): old revisions' values read back from the backend kept
+   * for the next read (history lives on disk; mvcc/history-values.ts). Optional for callers that
+   * build a config by hand: Limits.historyCacheBytes.
+   */
+  historyCacheBytes?: number;
   /** --auto-compaction-mode and --auto-compaction-retention (ms for periodic, revisions for revision; 0 = off). */
   autoCompactionMode: AutoCompactionMode;
   autoCompactionRetention: number;
@@ -100,6 +106,7 @@ const FLAGS = {
   'grpc-keepalive-interval': { type: 'string' },
   'grpc-keepalive-timeout': { type: 'string' },
   'max-client-connections': { type: 'string' },
+  'history-cache-bytes': { type: 'string' },
   'auto-compaction-mode': { type: 'string' },
   'auto-compaction-retention': { type: 'string' },
   'experimental-initial-corrupt-check': { type: 'string' },
@@ -143,6 +150,7 @@ Every flag may also be set by its environment variable: --max-txn-ops <-> ETCD_M
   --grpc-keepalive-interval 2h              frequency of server-to-client pings to check if a connection is alive (0 to disable)
   --grpc-keepalive-timeout 20s              additional wait before closing a non-responsive connection (0 to disable)
   --max-client-connections ${Limits.clientConnectionsMax}            client connections open at once; more are closed at accept (keyraft only)
+  --history-cache-bytes ${Limits.historyCacheBytes}           bytes of old revisions' values kept after a read from disk (keyraft only)
   --auto-compaction-mode 'periodic'         'periodic' (retention a duration, bare number = hours) or 'revision'
   --auto-compaction-retention '0'           auto-compaction retention (0 = off)
   --experimental-initial-corrupt-check true compare HashKV with the peers at start-up
@@ -276,6 +284,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   const keepaliveSet = intervalMs > 0 && timeoutMs > 0;
   const maxClientConnections = parseNonNegativeInt('max-client-connections', get('max-client-connections') ?? String(Limits.clientConnectionsMax));
   if (maxClientConnections === 0) throw new ConfigError('--max-client-connections: must be greater than 0');
+  const historyCacheBytes = parseNonNegativeInt('history-cache-bytes', get('history-cache-bytes') ?? String(Limits.historyCacheBytes));
 
   const autoCompactionMode = get('auto-compaction-mode') ?? 'periodic';
   if (autoCompactionMode !== 'periodic' && autoCompactionMode !== 'revision') {
@@ -320,6 +329,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     grpcKeepaliveIntervalMs: keepaliveSet ? intervalMs : GRPC_GO_KEEPALIVE_INTERVAL_MS,
     grpcKeepaliveTimeoutMs: keepaliveSet ? timeoutMs : GRPC_GO_KEEPALIVE_TIMEOUT_MS,
     maxClientConnections,
+    historyCacheBytes,
     autoCompactionMode,
     autoCompactionRetention,
     initialCorruptCheck: initialCheckText === 'true',

@@ -157,7 +157,7 @@ export function minLeaseTtlSeconds(config: Pick<MemberConfig, 'electionTimeoutMs
 
 /** How the applier is opened (at start-up and after a state image install): the lessor's options. */
 function applierOptions(config: MemberConfig, logger: Logger, leaseMetrics: LeaseMetrics): ApplierOptions {
-  return { logger, lessor: { minTtlSeconds: minLeaseTtlSeconds(config), metrics: leaseMetrics } };
+  return { logger, historyCacheBytes: config.historyCacheBytes, lessor: { minTtlSeconds: minLeaseTtlSeconds(config), metrics: leaseMetrics } };
 }
 
 export class Member implements MemberApi, LeaseApi {
@@ -399,7 +399,9 @@ export class Member implements MemberApi, LeaseApi {
       if (this.testFault !== 'stale-read') await this.readBarrier();
     }
     if (this.installing !== null) await this.installing;
-    const response = this.applier.range(request);
+    let response = this.applier.range(request);
+    // A Promise only for a range at an old revision (values read from the backend).
+    if (response instanceof Promise) response = await response;
     response.header = this.header();
     return response;
   }
@@ -424,7 +426,11 @@ export class Member implements MemberApi, LeaseApi {
     await this.readBarrier();
     if (this.installing !== null) await this.installing;
     const response = this.applier.apply({ id: 0, txn: request }) as TxnResponse;
-    response.header = this.header();
+    const header = this.header();
+    // Ranges at an old revision finish once their values are read from the backend.
+    const reading = this.applier.resolveDeferred();
+    if (reading !== null) await reading;
+    response.header = header;
     return response;
   }
 
@@ -935,8 +941,11 @@ export class Member implements MemberApi, LeaseApi {
       return;
     }
     let response: ApplyResponse;
+    let reading: Promise<void> | null;
     try {
       response = this.applier.apply(request);
+      // A txn's ranges at an old revision read their values now (pinned), answered after.
+      reading = this.applier.resolveDeferred();
     } catch (err) {
       if (!isKeyraftError(err)) {
         this.fail(err as Error);
@@ -944,6 +953,21 @@ export class Member implements MemberApi, LeaseApi {
       }
       this.metrics.failed.inc();
       if (mine) this.wait.fail(request.id, err);
+      return;
+    }
+    if (reading !== null) {
+      const header = this.header();
+      const id = request.id;
+      reading.then(
+        () => {
+          response.header = header;
+          if (mine) this.wait.trigger(id, response);
+        },
+        (err: Error) => {
+          this.logger.error({ err }, 'reading old values for a txn failed');
+          if (mine) this.wait.fail(id, err);
+        },
+      );
       return;
     }
     if (mine) {

@@ -6,11 +6,14 @@ import type { KeyValue } from '../proto/etcd-types.js';
 import type { HistoryEvent, WatchHistory } from '../watch/watch.js';
 
 /**
- * The MVCC store as the watch hub's history (watch/watch.ts WatchHistory). The store keeps
- * history in memory today, so a read is a scan of the watcher's range in the key index; a range
- * over many keys is scanned Limits.watchHistoryScanKeysPerTurn keys per event-loop turn, so a
- * catch-up over a large keyspace never holds the main thread. `store()` is read on every call:
- * an installed state image replaces the store.
+ * The MVCC store as the watch hub's history (watch/watch.ts WatchHistory). A read is a scan of
+ * the watcher's range in the key index; a range over many keys is scanned
+ * Limits.watchHistoryScanKeysPerTurn keys per event-loop turn, so a catch-up over a large
+ * keyspace never holds the main thread. The index knows every revision but holds only the latest
+ * values: the events' older values and prev_kvs are then read from the backend asynchronously
+ * (KvStore.readValues, in bounded batches, through its cache), with the read's revision pinned
+ * against compaction from before the scan until the values are in. `store()` is read on every
+ * call: an installed state image replaces the store.
  */
 export class StoreWatchHistory implements WatchHistory {
   constructor(private readonly store: () => KvStore) {}
@@ -26,6 +29,18 @@ export class StoreWatchHistory implements WatchHistory {
   async read(key: Buffer, end: Buffer | undefined, fromRevision: number, toRevision: number, withPrevious: boolean): Promise<HistoryEvent[]> {
     // The watch layer's "every key >= key" (an empty end) is mvcc's end "\0".
     if (end !== undefined && end.length === 0) end = FROM_KEY_END;
+    const first = this.store();
+    if (fromRevision < first.compactedRevision) throw new KeyraftError('Compacted');
+    // prev_kv reads at fromRevision - 1 at the oldest: pinned from before the first index look-up.
+    const pin = first.pinHistory(fromRevision - 1);
+    try {
+      return await this.readPinned(key, end, fromRevision, toRevision, withPrevious);
+    } finally {
+      pin.release();
+    }
+  }
+
+  private async readPinned(key: Buffer, end: Buffer | undefined, fromRevision: number, toRevision: number, withPrevious: boolean): Promise<HistoryEvent[]> {
     const kvs: KeyValue[] = [];
     let resume: ScanResume = null;
     for (;;) {
@@ -44,10 +59,22 @@ export class StoreWatchHistory implements WatchHistory {
       return order === undefined ? 0 : order.get(a.key.toString('latin1'))! - order.get(b.key.toString('latin1'))!;
     });
     if (fromRevision < store.compactedRevision) throw new KeyraftError('Compacted');
+    // The previous values, resolved in this same turn as the index (before any await): the pin
+    // keeps them readable.
+    const prevs: (KeyValue | undefined)[] = withPrevious ? new Array(kvs.length) : [];
+    if (withPrevious) for (let i = 0; i < kvs.length; i++) if (!isCreate(kvs[i]!)) prevs[i] = previousOf(store, kvs[i]!);
+    await store.readValues(kvs, fromRevision);
+    if (withPrevious) {
+      const found: KeyValue[] = [];
+      for (const p of prevs) if (p !== undefined) found.push(p);
+      await store.readValues(found, fromRevision - 1);
+      let at = 0;
+      for (let i = 0; i < prevs.length; i++) if (prevs[i] !== undefined) prevs[i] = found[at++];
+    }
     const events: HistoryEvent[] = new Array(kvs.length);
     for (let i = 0; i < kvs.length; i++) {
       const kv = kvs[i]!;
-      events[i] = withPrevious && !isCreate(kv) ? { kv, prev: previousOf(store, kv) } : { kv };
+      events[i] = withPrevious && !isCreate(kv) ? { kv, prev: prevs[i] } : { kv };
     }
     return events;
   }
@@ -60,7 +87,10 @@ function isCreate(kv: KeyValue): boolean {
   return kv.create_revision !== 0 && kv.create_revision === kv.mod_revision;
 }
 
-/** The key's value just before kv's revision; undefined if none, or if compaction took it (etcd omits prev_kv then). */
+/**
+ * The key's value just before kv's revision (its value maybe unread: see readValues); undefined
+ * if none, or if compaction took it (etcd omits prev_kv then).
+ */
 function previousOf(store: KvStore, kv: KeyValue): KeyValue | undefined {
   try {
     return store.read().range(kv.key, undefined, { revision: kv.mod_revision - 1 }).kvs[0];

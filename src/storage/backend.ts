@@ -89,6 +89,15 @@ export class Backend {
   committedOps = 0;
   /** Told how long each batch took LevelDB to write (etcd_disk_backend_commit_duration_seconds). */
   commitObserver: ((seconds: number) => void) | null = null;
+  /**
+   * Commits so far (commit() with something staged, and commitDeletes()), numbered from 1: a
+   * commit's number is this value right after it. Invariant: writtenSequence <= commitSequence.
+   */
+  commitSequence = 0;
+  /** Every commit numbered up to this is written to LevelDB (readable by get/getMany). */
+  writtenSequence = 0;
+  /** Told each time writtenSequence moves (the mvcc store drops values readable from disk). */
+  writtenObserver: ((sequence: number) => void) | null = null;
 
   private constructor(db: ClassicLevel<Buffer, Buffer>, logger: Logger) {
     this.db = db;
@@ -142,6 +151,7 @@ export class Backend {
       for (const op of this.staged) this.queued.push(op);
     }
     this.staged = [];
+    this.commitSequence++;
     if (!this.writing) this.writeNext();
   }
 
@@ -163,12 +173,24 @@ export class Backend {
     this.throwIfFailed();
     assert(!this.closed, 'backend commit after close');
     for (const key of keys) this.queued.push({ type: 'del', key: bucketKey(bucket, key) });
+    this.commitSequence++;
     if (!this.writing) this.writeNext();
   }
 
   /** Reads one key (without the bucket byte) from LevelDB; staged or queued writes are not seen. */
   async get(bucket: Bucket, key: Buffer): Promise<Buffer | undefined> {
     return this.db.get(bucketKey(bucket, key));
+  }
+
+  /**
+   * Reads several keys (without the bucket byte) in one native call, in the thread pool: the
+   * event loop never waits on the disk. undefined for a missing key. Sees only written batches.
+   */
+  async getMany(bucket: Bucket, keys: readonly Buffer[]): Promise<Array<Buffer | undefined>> {
+    assert(!this.closed, 'backend read after close');
+    const prefixed = new Array<Buffer>(keys.length);
+    for (let i = 0; i < keys.length; i++) prefixed[i] = bucketKey(bucket, keys[i]!);
+    return this.db.getMany(prefixed);
   }
 
   /**
@@ -265,6 +287,8 @@ export class Backend {
     }
     this.queued = [];
     this.syncWaiters = [];
+    // Every commit numbered up to here is in `ops` (commits queue before they are numbered out).
+    const sequence = this.commitSequence;
     const sync = waiters.length > 0;
     // LevelDB skips empty batches, so a flush with nothing queued writes the barrier key: its
     // fsync of the log also covers every batch written before it.
@@ -291,6 +315,10 @@ export class Backend {
         this.writing = false;
         this.committedOps += ops.length;
         this.commitObserver?.((performance.now() - started) / 1000);
+        if (sequence > this.writtenSequence) {
+          this.writtenSequence = sequence;
+          this.writtenObserver?.(sequence);
+        }
         for (const w of waiters) w.resolve();
         this.writeNext();
       },

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Lessor, MAX_LEASE_TTL_SECONDS } from '../../src/lease/lessor.js';
 import { Applier } from '../../src/server/applier.js';
 import { silentLogger } from '../../src/platform/logger.js';
-import type { LeaseGrantResponse, LeaseTimeToLiveResponse, PutRequest, TxnResponse } from '../../src/proto/etcd-types.js';
+import type { LeaseGrantResponse, LeaseTimeToLiveResponse, PutRequest, RangeResponse, TxnResponse } from '../../src/proto/etcd-types.js';
 import { CompareResult, CompareTarget, type InternalRequest } from '../../src/proto/etcd-types.js';
 import { decode, encode, messageType } from '../../src/proto/codec.js';
 import { b, throwsCode, withTempDir } from '../mvcc/helpers.js';
@@ -21,7 +21,7 @@ const open = (dir: string, now: () => number) =>
 const grant = (a: Applier, id: bigint, ttl: number) => a.apply({ id: 1, lease_grant: { ID: id, TTL: ttl } }) as LeaseGrantResponse;
 const revoke = (a: Applier, id: bigint) => a.apply({ id: 1, lease_revoke: { ID: id } });
 const put = (a: Applier, key: string, extra: Partial<PutRequest> = {}) => a.apply({ id: 1, put: { key: b(key), value: b('v'), ...extra } });
-const leaseOf = (a: Applier, key: string) => a.range({ key: b(key) }).kvs[0]?.lease;
+const leaseOf = (a: Applier, key: string) => (a.range({ key: b(key) }) as RangeResponse).kvs[0]?.lease;
 void (undefined as unknown as LeaseTimeToLiveResponse);
 
 test('grant: TTL raised to the minimum, too large refused, an existing id refused', () => {
@@ -147,7 +147,7 @@ test('applier: revoke deletes every attached key in one revision, then the lease
     const before = a.currentRevision;
     revoke(a, 1n);
     assert.is(a.currentRevision, before + 1);
-    assert.is(a.range({ key: b('a'), range_end: b('z') }).kvs.map((kv) => String(kv.key)).join(), 'c');
+    assert.is((a.range({ key: b('a'), range_end: b('z') }) as RangeResponse).kvs.map((kv) => String(kv.key)).join(), 'c');
     assert.is(a.lessor.exists(1n), false);
     throwsCode(() => revoke(a, 1n), 'LeaseNotFound');
     // A lease without keys: revoked without a new revision, as etcd.

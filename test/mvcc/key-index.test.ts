@@ -1,8 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { KeyIndex } from '../../src/mvcc/key-index.js';
+import { isUnread, KeyIndex } from '../../src/mvcc/key-index.js';
 import type { KeyValue } from '../../src/proto/etcd-types.js';
-import { b } from './helpers.js';
+import { b, rng } from './helpers.js';
 
 const key = b('foo');
 
@@ -24,21 +24,24 @@ function example(): KeyIndex {
   return ki;
 }
 
-const revs = (ki: KeyIndex): number[][] => ki.generations.map((g) => g.map((kv) => kv.mod_revision));
+const revs = (ki: KeyIndex): number[][] => ki.generations;
 const at = (ki: KeyIndex, rev: number): string | undefined => {
   const kv = ki.get(rev);
-  return kv === undefined ? undefined : `${kv.value.toString()}/c${kv.create_revision}/v${kv.version}`;
+  // Old revisions come without their value (it lives in the backend): name them by mod revision.
+  if (kv === undefined) return undefined;
+  assert.ok(isUnread(kv) || kv === ki.latest(), 'only the latest revision carries its value');
+  return `r${kv.mod_revision}/c${kv.create_revision}/v${kv.version}`;
 };
 
 test('get at every revision follows generations and tombstones', () => {
   const ki = example();
   assert.equal(revs(ki), [[1, 2, 3], [4, 5, 6], []]);
   assert.is(at(ki, 0), undefined);
-  assert.is(at(ki, 1), 'v1/c1/v1');
-  assert.is(at(ki, 2), 'v2/c1/v2');
+  assert.is(at(ki, 1), 'r1/c1/v1');
+  assert.is(at(ki, 2), 'r2/c1/v2');
   assert.is(at(ki, 3), undefined);
-  assert.is(at(ki, 4), 'v4/c4/v1');
-  assert.is(at(ki, 5), 'v5/c4/v2');
+  assert.is(at(ki, 4), 'r4/c4/v1');
+  assert.is(at(ki, 5), 'r5/c4/v2');
   assert.is(at(ki, 6), undefined);
   assert.is(at(ki, 100), undefined);
   assert.is(ki.latest(), undefined);
@@ -46,9 +49,9 @@ test('get at every revision follows generations and tombstones', () => {
 
 function compacted(rev: number): { ki: KeyIndex; removed: number[] } {
   const ki = example();
-  const removed: KeyValue[] = [];
+  const removed: number[] = [];
   ki.compact(rev, removed);
-  return { ki, removed: removed.map((kv) => kv.mod_revision).sort((x, y) => x - y) };
+  return { ki, removed: removed.sort((x, y) => x - y) };
 }
 
 test('compaction follows etcd key_index rules (the header example)', () => {
@@ -64,7 +67,7 @@ test('compaction follows etcd key_index rules (the header example)', () => {
   r = compacted(5);
   assert.equal(revs(r.ki), [[5, 6], []]);
   assert.equal(r.removed, [1, 2, 3, 4]);
-  assert.is(at(r.ki, 5), 'v5/c4/v2');
+  assert.is(at(r.ki, 5), 'r5/c4/v2');
   r = compacted(6);
   assert.equal(revs(r.ki), [[]]);
   assert.ok(r.ki.isEmpty());
@@ -87,7 +90,51 @@ test('restore rebuilds from records, skipping a tombstone whose generation is go
   ki.restore({ key, create_revision: 4, mod_revision: 5, version: 2, value: b('v5'), lease: 0n });
   ki.restore({ key, create_revision: 0, mod_revision: 6, version: 0, value: b(''), lease: 0n });
   assert.equal(revs(ki), [[5, 6], []]);
-  assert.is(at(ki, 5), 'v5/c4/v2');
+  assert.is(at(ki, 5), 'r5/c4/v2');
+});
+
+test('each old revision keeps its own lease, version and create revision through compaction (reference model, seeded)', () => {
+  for (let seed = 1; seed <= 20; seed++) {
+    const random = rng(seed);
+    const ki = new KeyIndex(key);
+    /** rev -> what get(rev) must answer. */
+    const model = new Map<number, { create: number; version: number; lease: bigint } | undefined>();
+    let live: { create: number; version: number; lease: bigint } | undefined;
+    let rev = 1;
+    for (let step = 0; step < 60; step++) {
+      rev += 1 + Math.floor(random() * 2);
+      if (live !== undefined && random() < 0.2) {
+        ki.tombstone({ key, create_revision: 0, mod_revision: rev, version: 0, value: b(''), lease: 0n });
+        live = undefined;
+      } else {
+        const lease = random() < 0.3 ? BigInt(1 + Math.floor(random() * 5)) : 0n;
+        live = { create: live?.create ?? rev, version: (live?.version ?? 0) + 1, lease };
+        ki.put({ key, create_revision: live.create, mod_revision: rev, version: live.version, value: b(`v${rev}`), lease });
+      }
+      model.set(rev, live);
+    }
+    const expected = (r: number) => {
+      let m: { create: number; version: number; lease: bigint } | undefined;
+      let modRev = 0;
+      for (const [at, v] of model) if (at <= r) { m = v; modRev = at; }
+      return m === undefined ? undefined : `${modRev}/c${m.create}/v${m.version}/l${m.lease}`;
+    };
+    const got = (r: number) => {
+      const kv = ki.get(r);
+      return kv === undefined ? undefined : `${kv.mod_revision}/c${kv.create_revision}/v${kv.version}/l${kv.lease}`;
+    };
+    for (const compactAt of [0, Math.floor(rev / 3), Math.floor(rev / 2), rev - 5]) {
+      ki.compact(compactAt, []);
+      for (let r = compactAt; r <= rev + 1; r++) assert.is(got(r), expected(r), `seed ${seed}: compact ${compactAt}, read ${r}`);
+      // collectBetween hands out the same descriptions as get.
+      const since: KeyValue[] = [];
+      ki.collectBetween(compactAt + 1, rev, since);
+      for (const kv of since) {
+        if (kv.create_revision === 0) assert.is(expected(kv.mod_revision), undefined, `seed ${seed}: tombstone at ${kv.mod_revision}`);
+        else assert.is(`${kv.mod_revision}/c${kv.create_revision}/v${kv.version}/l${kv.lease}`, expected(kv.mod_revision), `seed ${seed}: collected ${kv.mod_revision}`);
+      }
+    }
+  }
 });
 
 test('out-of-order writes are refused by assertion', () => {

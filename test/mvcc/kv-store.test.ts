@@ -32,8 +32,8 @@ function del(store: KvStore, key: string, end?: string): number {
   return n;
 }
 
-const everything = (store: KvStore, revision = 0) =>
-  store.read().range(b('\0'), b('\0'), { revision }).kvs.map(plain);
+const everything = async (store: KvStore, revision = 0) =>
+  (await store.rangeResolved(b('\0'), b('\0'), { revision })).kvs.map(plain);
 
 async function recordCount(backend: Backend): Promise<number> {
   return backend.scan(Bucket.key, () => {});
@@ -53,7 +53,7 @@ test('restart reproduces every revision; uncommitted writes are not on disk', ()
   s.store.commit(10);
   const revision = s.store.currentRevision;
   const history: unknown[] = [];
-  for (let rev = 1; rev <= revision; rev++) history.push(everything(s.store, rev));
+  for (let rev = 1; rev <= revision; rev++) history.push(await everything(s.store, rev));
   // Written after the last commit: a crash must lose these, and the applied index with them.
   put(s.store, 'lost', 'x');
   await s.backend.flush();
@@ -63,8 +63,8 @@ test('restart reproduces every revision; uncommitted writes are not on disk', ()
   try {
     assert.is(s.store.appliedIndex, 10);
     assert.is(s.store.currentRevision, revision);
-    for (let rev = 1; rev <= revision; rev++) assert.equal(everything(s.store, rev), history[rev - 1], `revision ${rev}`);
-    assert.equal(s.store.read().range(b('lost'), undefined).count, 0);
+    for (let rev = 1; rev <= revision; rev++) assert.equal(await everything(s.store, rev), history[rev - 1], `revision ${rev}`);
+    assert.equal((await s.store.rangeResolved(b('lost'), undefined)).count, 0);
     throwsCode(() => s.store.read().range(b('k'), undefined, { revision: revision + 1 }), 'FutureRevision');
   } finally {
     await close(s);
@@ -83,8 +83,8 @@ test('many commits without waiting land in order; flush makes them durable', () 
   try {
     assert.is(s.store.appliedIndex, 2000);
     assert.is(s.store.currentRevision, 2001);
-    assert.is(plain(s.store.read().range(b('key0'), undefined).kvs[0])!.hasOwnProperty('value'), true);
-    assert.equal(plain(s.store.read().range(b('key0'), undefined).kvs[0]), {
+    assert.is(plain((await s.store.rangeResolved(b('key0'), undefined)).kvs[0])!.hasOwnProperty('value'), true);
+    assert.equal(plain((await s.store.rangeResolved(b('key0'), undefined)).kvs[0]), {
       key: 'key0', create_revision: 101, mod_revision: 2001, version: 20, value: 'value2000', lease: '0',
     });
     assert.is(await recordCount(s.backend), 2000);
@@ -99,7 +99,7 @@ test('physical compaction removes exactly the unreadable records from the backen
   del(s.store, 'k0'); // 32
   put(s.store, 'z', 'z'); // 33
   s.store.commit(1);
-  const before = everything(s.store, 32);
+  const before = await everything(s.store, 32);
   s.store.compact(32);
   throwsCode(() => s.store.read().range(b('k1'), undefined, { revision: 31 }), 'Compacted');
   s.store.commit(2);
@@ -107,13 +107,13 @@ test('physical compaction removes exactly the unreadable records from the backen
   // Left: k1@30, k2@31 (each key's latest at 32), z@33; k0 died at 32 and is gone entirely.
   assert.is(await recordCount(s.backend), 3);
   assert.is(s.store.keyCount, 3);
-  assert.equal(everything(s.store, 32), before);
+  assert.equal(await everything(s.store, 32), before);
   await close(s);
   s = await open(dir);
   try {
     assert.is(s.store.compactedRevision, 32);
-    assert.equal(everything(s.store, 32), before);
-    assert.equal(everything(s.store).map((kv) => (kv as { key: string }).key), ['k1', 'k2', 'z']);
+    assert.equal(await everything(s.store, 32), before);
+    assert.equal((await everything(s.store)).map((kv) => (kv as { key: string }).key), ['k1', 'k2', 'z']);
   } finally {
     await close(s);
   }
@@ -125,7 +125,7 @@ test('a compaction interrupted by a crash is finished at start-up', () => withTe
   del(s.store, 'k3'); // 42
   s.store.commit(5);
   await s.store.flush();
-  const at42 = everything(s.store, 42);
+  const at42 = await everything(s.store, 42);
   // The crash: the meta naming compacted revision 42 reached disk, none of the deletes did.
   const meta = Buffer.concat([encodeUint64(5), encodeUint64(42), encodeUint64(42 + 1)]);
   s.backend.put(Bucket.meta, Buffer.from('mvcc', 'ascii'), meta);
@@ -136,7 +136,7 @@ test('a compaction interrupted by a crash is finished at start-up', () => withTe
   try {
     assert.is(s.store.compactedRevision, 42);
     throwsCode(() => s.store.read().range(b('k0'), undefined, { revision: 41 }), 'Compacted');
-    assert.equal(everything(s.store, 42), at42);
+    assert.equal(await everything(s.store, 42), at42);
     await s.store.flush();
     assert.is(await recordCount(s.backend), 3); // k0, k1, k2 latest; k3 gone
     assert.is(s.store.keyCount, 3);
@@ -159,8 +159,8 @@ test('background compaction over many keys runs in chunks while writes continue'
     await new Promise((resolve) => setImmediate(resolve));
     assert.ok(s.store.compaction.running, 'still mid-pass');
     // Mid-pass reads at and after the compact revision are unaffected.
-    assert.is(s.store.read().range(b('key024998'), undefined, { revision: compactAt }).kvs[0]!.value.toString(), 'b');
-    assert.is(s.store.read().range(b('key'), b('kez'), { revision: compactAt }).count, 25_000);
+    assert.is((await s.store.rangeResolved(b('key024998'), undefined, { revision: compactAt })).kvs[0]!.value.toString(), 'b');
+    assert.is((await s.store.rangeResolved(b('key'), b('kez'), { revision: compactAt })).count, 25_000);
     put(s.store, 'key000000', 'c');
     del(s.store, 'key000001');
     s.store.commit(3);
@@ -168,10 +168,10 @@ test('background compaction over many keys runs in chunks while writes continue'
     assert.not.ok(s.store.compaction.running);
     assert.is(s.store.compaction.removedRevisions, 12_500);
     assert.is(await recordCount(s.backend), 25_000 + 2);
-    assert.is(s.store.read().range(b('key000000'), undefined, { revision: compactAt }).kvs[0]!.value.toString(), 'b');
-    assert.is(s.store.read().range(b('key000000'), undefined).kvs[0]!.value.toString(), 'c');
-    assert.is(s.store.read().range(b('key000001'), undefined).count, 0);
-    assert.is(s.store.read().range(b('key'), b('kez')).count, 24_999);
+    assert.is((await s.store.rangeResolved(b('key000000'), undefined, { revision: compactAt })).kvs[0]!.value.toString(), 'b');
+    assert.is((await s.store.rangeResolved(b('key000000'), undefined)).kvs[0]!.value.toString(), 'c');
+    assert.is((await s.store.rangeResolved(b('key000001'), undefined)).count, 0);
+    assert.is((await s.store.rangeResolved(b('key'), b('kez'))).count, 24_999);
   } finally {
     await close(s);
   }
@@ -212,7 +212,7 @@ test('stored values do not alias request buffers', () => withTempDir(async (dir)
     txn.end();
     key.write('x');
     value.write('HELLO');
-    assert.equal(plain(s.store.read().range(b('k'), undefined).kvs[0])!, { key: 'k', create_revision: 2, mod_revision: 2, version: 1, value: 'hello', lease: '0' });
+    assert.equal(plain((await s.store.rangeResolved(b('k'), undefined)).kvs[0])!, { key: 'k', create_revision: 2, mod_revision: 2, version: 1, value: 'hello', lease: '0' });
   } finally {
     await close(s);
   }
@@ -233,15 +233,15 @@ test('changesSince returns history in revision order for a key, a range, and ref
     txn.put(b('b'), b('2'), 0n);
     txn.end();
     const brief = (kvs: KeyValue[]) => kvs.map((kv) => `${kv.key}@${kv.mod_revision}${kv.create_revision === 0 ? 'x' : ''}`);
-    assert.equal(brief(s.store.changesSince(b('a'), undefined, 0)), ['a@2', 'a@4', 'a@5x', 'a@6']);
-    assert.equal(brief(s.store.changesSince(b('a'), undefined, 5)), ['a@5x', 'a@6']);
-    assert.equal(brief(s.store.changesSince(b('a'), b('c'), 4)), ['a@4', 'a@5x', 'a@6', 'b@8']);
-    assert.equal(brief(s.store.changesSince(b('\0'), b('\0'), 7)), ['c@7', 'b@8', 'c@8'].sort((x, y) => Number(x.split('@')[1]) - Number(y.split('@')[1]) || x.localeCompare(y)));
-    assert.equal(s.store.changesSince(b('a'), b('\0'), 9), []);
+    assert.equal(brief(await s.store.changesSince(b('a'), undefined, 0)), ['a@2', 'a@4', 'a@5x', 'a@6']);
+    assert.equal(brief(await s.store.changesSince(b('a'), undefined, 5)), ['a@5x', 'a@6']);
+    assert.equal(brief(await s.store.changesSince(b('a'), b('c'), 4)), ['a@4', 'a@5x', 'a@6', 'b@8']);
+    assert.equal(brief(await s.store.changesSince(b('\0'), b('\0'), 7)), ['c@7', 'b@8', 'c@8'].sort((x, y) => Number(x.split('@')[1]) - Number(y.split('@')[1]) || x.localeCompare(y)));
+    assert.equal(await s.store.changesSince(b('a'), b('\0'), 9), []);
     throwsCode(() => s.store.changesSince(b('a'), undefined, 10), 'FutureRevision');
     s.store.compact(5);
     throwsCode(() => s.store.changesSince(b('a'), undefined, 4), 'Compacted');
-    assert.equal(brief(s.store.changesSince(b('a'), undefined, 5)), ['a@5x', 'a@6']);
+    assert.equal(brief(await s.store.changesSince(b('a'), undefined, 5)), ['a@5x', 'a@6']);
   } finally {
     await close(s);
   }

@@ -79,9 +79,9 @@ async function runSeed(seed: number, steps: number): Promise<void> {
     let applier: Applier = await openApplier(dir);
     const model = new Model();
     let applied = 0;
-    const checkAllHistory = (): void => {
+    const checkAllHistory = async (): Promise<void> => {
       for (let rev = Math.max(model.compacted, 1); rev <= model.rev; rev++) {
-        const got = applier.range({ key: b('\0'), range_end: b('\0'), revision: rev });
+        const got = await applier.range({ key: b('\0'), range_end: b('\0'), revision: rev });
         assert.equal(got.kvs.map(plain), model.range('\0', '\0', rev), `seed ${seed}: full history at revision ${rev}`);
       }
     };
@@ -125,7 +125,7 @@ async function runSeed(seed: number, steps: number): Promise<void> {
           } else {
             if (!('ok' in got)) assert.unreachable(`${ctx}: read at ${rev} failed: ${got.error}`);
             const all = model.range(key, end, rev <= 0 ? model.rev : rev);
-            const r = (got as { ok: ReturnType<Applier['range']> }).ok;
+            const r = await (got as { ok: ReturnType<Applier['range']> }).ok;
             assert.equal(r.kvs.map(plain), limit > 0 ? all.slice(0, limit) : all, `${ctx}: range ${JSON.stringify([key, end, rev, limit])}`);
             assert.is(r.count, all.length, ctx);
             assert.is(r.more, limit > 0 && all.length > limit, ctx);
@@ -139,10 +139,10 @@ async function runSeed(seed: number, steps: number): Promise<void> {
           assert.is(applier.appliedIndex, applied, `${ctx}: applied index after restart`);
           assert.is(applier.currentRevision, model.rev, `${ctx}: revision after restart`);
           assert.is(applier.compactedRevision, model.compacted, `${ctx}: compacted revision after restart`);
-          checkAllHistory();
+          await checkAllHistory();
         }
       }
-      checkAllHistory();
+      await checkAllHistory();
     } finally {
       await applier.close();
     }

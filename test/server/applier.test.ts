@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import type { Applier } from '../../src/server/applier.js';
 import {
   CompareResult, CompareTarget, SortOrder, SortTarget,
-  type Compare, type DeleteRangeResponse, type PutRequest, type PutResponse, type RangeRequest, type TxnRequest, type TxnResponse,
+  type Compare, type DeleteRangeResponse, type PutRequest, type PutResponse, type RangeRequest, type RangeResponse, type TxnRequest, type TxnResponse,
 } from '../../src/proto/etcd-types.js';
 import { b, plain, throwsCode, withApplier } from '../mvcc/helpers.js';
 
@@ -11,22 +11,34 @@ const put = (a: Applier, key: string, value: string, extra: Partial<PutRequest> 
   a.apply({ id: 1, put: { key: b(key), value: b(value), ...extra } }) as PutResponse;
 const del = (a: Applier, key: string, rangeEnd?: string, prevKv = false): DeleteRangeResponse =>
   a.apply({ id: 1, delete_range: { key: b(key), range_end: rangeEnd === undefined ? undefined : b(rangeEnd), prev_kv: prevKv } }) as DeleteRangeResponse;
+/** A txn as the member applies it: ranges at an old revision finish once their values are read. */
 const txn = (a: Applier, t: TxnRequest): TxnResponse => a.apply({ id: 1, txn: t }) as TxnResponse;
-const keys = (a: Applier, r: RangeRequest): string[] => a.range(r).kvs.map((kv) => kv.key.toString('latin1'));
-const get = (a: Applier, key: string, rev = 0) => plain(a.range({ key: b(key), revision: rev }).kvs[0]);
+const txnRead = async (a: Applier, t: TxnRequest): Promise<TxnResponse> => {
+  const r = txn(a, t);
+  await a.resolveDeferred();
+  return r;
+};
+const keys = async (a: Applier, r: RangeRequest): Promise<string[]> => (await a.range(r)).kvs.map((kv) => kv.key.toString('latin1'));
+/** Keys of a range at the current revision: answered synchronously, from memory. */
+const keysNow = (a: Applier, r: RangeRequest): string[] => {
+  const res = a.range(r);
+  assert.not.instance(res, Promise);
+  return (res as RangeResponse).kvs.map((kv) => kv.key.toString('latin1'));
+};
+const get = async (a: Applier, key: string, rev = 0) => plain((await a.range({ key: b(key), revision: rev })).kvs[0]);
 
-test('revisions: empty store at 1, first put at 2, versions reset after delete', () => withApplier((a) => {
+test('revisions: empty store at 1, first put at 2, versions reset after delete', () => withApplier(async (a) => {
   assert.is(a.currentRevision, 1);
-  assert.equal(a.range({ key: b('x') }), { kvs: [], more: false, count: 0 });
+  assert.equal((await a.range({ key: b('x') })), { kvs: [], more: false, count: 0 });
   put(a, 'a', '1');
-  assert.equal(get(a, 'a'), { key: 'a', create_revision: 2, mod_revision: 2, version: 1, value: '1', lease: '0' });
+  assert.equal((await get(a, 'a')), { key: 'a', create_revision: 2, mod_revision: 2, version: 1, value: '1', lease: '0' });
   put(a, 'a', '2');
-  assert.equal(get(a, 'a'), { key: 'a', create_revision: 2, mod_revision: 3, version: 2, value: '2', lease: '0' });
+  assert.equal((await get(a, 'a')), { key: 'a', create_revision: 2, mod_revision: 3, version: 2, value: '2', lease: '0' });
   assert.is(del(a, 'a').deleted, 1);
   assert.is(a.currentRevision, 4);
-  assert.is(get(a, 'a'), undefined);
+  assert.is((await get(a, 'a')), undefined);
   put(a, 'a', '3');
-  assert.equal(get(a, 'a'), { key: 'a', create_revision: 5, mod_revision: 5, version: 1, value: '3', lease: '0' });
+  assert.equal((await get(a, 'a')), { key: 'a', create_revision: 5, mod_revision: 5, version: 1, value: '3', lease: '0' });
   // Changing nothing does not bump the revision.
   assert.is(del(a, 'nope').deleted, 0);
   assert.is(del(a, 'b', 'c').deleted, 0);
@@ -34,10 +46,10 @@ test('revisions: empty store at 1, first put at 2, versions reset after delete',
   txn(a, { success: [{ request_delete_range: { key: b('zz') } }] });
   assert.is(a.currentRevision, 5);
   // Reads at every past revision.
-  assert.is(get(a, 'a', 1), undefined);
-  assert.is((get(a, 'a', 2) as { value: string }).value, '1');
-  assert.is((get(a, 'a', 3) as { value: string }).value, '2');
-  assert.is(get(a, 'a', 4), undefined);
+  assert.is((await get(a, 'a', 1)), undefined);
+  assert.is(((await get(a, 'a', 2)) as { value: string }).value, '1');
+  assert.is(((await get(a, 'a', 3)) as { value: string }).value, '2');
+  assert.is((await get(a, 'a', 4)), undefined);
   throwsCode(() => a.range({ key: b('a'), revision: 6 }), 'FutureRevision');
 }));
 
@@ -57,40 +69,40 @@ async function seedRange(a: Applier): Promise<void> {
 
 test('range forms: single key, [key, end), prefix, from-key, everything', () => withApplier(async (a) => {
   await seedRange(a);
-  assert.equal(keys(a, { key: b('a') }), ['a']);
-  assert.equal(keys(a, { key: b('a'), range_end: b('c') }), ['a', 'ab', 'b']);
-  assert.equal(keys(a, { key: b('a'), range_end: b('b') }), ['a', 'ab']); // prefix "a"
-  assert.equal(keys(a, { key: b('c'), range_end: b('\0') }), ['c', 'd', 'e', '\xff']);
-  assert.equal(keys(a, { key: b('\0'), range_end: b('\0') }), ['a', 'ab', 'b', 'c', 'd', 'e', '\xff']);
-  assert.equal(keys(a, { key: b('c'), range_end: b('a') }), []);
-  assert.equal(keys(a, { key: b('zz') }), []);
-  assert.is(a.range({ key: b('\0'), range_end: b('\0') }).count, 7);
+  assert.equal((await keys(a, { key: b('a') })), ['a']);
+  assert.equal((await keys(a, { key: b('a'), range_end: b('c') })), ['a', 'ab', 'b']);
+  assert.equal((await keys(a, { key: b('a'), range_end: b('b') })), ['a', 'ab']); // prefix "a"
+  assert.equal((await keys(a, { key: b('c'), range_end: b('\0') })), ['c', 'd', 'e', '\xff']);
+  assert.equal((await keys(a, { key: b('\0'), range_end: b('\0') })), ['a', 'ab', 'b', 'c', 'd', 'e', '\xff']);
+  assert.equal((await keys(a, { key: b('c'), range_end: b('a') })), []);
+  assert.equal((await keys(a, { key: b('zz') })), []);
+  assert.is((await a.range({ key: b('\0'), range_end: b('\0') })).count, 7);
 }));
 
 test('range limit, more and count; count_only; keys_only', () => withApplier(async (a) => {
   await seedRange(a);
   const all = { key: b('a'), range_end: b('f') };
-  let r = a.range({ ...all, limit: 2 });
+  let r = (await a.range({ ...all, limit: 2 }));
   assert.equal(r.kvs.map((kv) => kv.key.toString()), ['a', 'ab']);
   assert.is(r.more, true);
   assert.is(r.count, 6);
-  r = a.range({ ...all, limit: 6 });
+  r = (await a.range({ ...all, limit: 6 }));
   assert.is(r.kvs.length, 6);
   assert.is(r.more, false);
-  r = a.range({ ...all, limit: 7 });
+  r = (await a.range({ ...all, limit: 7 }));
   assert.is(r.more, false);
-  r = a.range({ ...all, count_only: true, limit: 1 });
+  r = (await a.range({ ...all, count_only: true, limit: 1 }));
   assert.equal(r, { kvs: [], more: false, count: 6 });
-  r = a.range({ ...all, keys_only: true, limit: 1 });
+  r = (await a.range({ ...all, keys_only: true, limit: 1 }));
   assert.equal(plain(r.kvs[0]), { key: 'a', create_revision: 3, mod_revision: 3, version: 1, value: '', lease: '0' });
   // keys_only must not strip the stored value.
-  assert.is(get(a, 'a')!.hasOwnProperty('value') && (get(a, 'a') as { value: string }).value, 'm');
+  assert.is((await get(a, 'a'))!.hasOwnProperty('value') && ((await get(a, 'a')) as { value: string }).value, 'm');
 }));
 
 test('range sort: every order x target, NONE with a non-KEY target sorts ascending', () => withApplier(async (a) => {
   await seedRange(a);
   const all = { key: b('a'), range_end: b('f') };
-  const sorted = (order: SortOrder, target: SortTarget, limit = 0) => keys(a, { ...all, sort_order: order, sort_target: target, limit });
+  const sorted = (order: SortOrder, target: SortTarget, limit = 0) => keysNow(a, { ...all, sort_order: order, sort_target: target, limit });
   // versions: a1 ab1 b3 c1 d2 e1; create: a3 ab11 b2 c4 d6 e9; mod: a3 ab11 b7 c4 d8 e9; values: a=m ab=q b=x c=k d=b e=m
   assert.equal(sorted(SortOrder.NONE, SortTarget.KEY), ['a', 'ab', 'b', 'c', 'd', 'e']);
   assert.equal(sorted(SortOrder.ASCEND, SortTarget.KEY), ['a', 'ab', 'b', 'c', 'd', 'e']);
@@ -106,7 +118,7 @@ test('range sort: every order x target, NONE with a non-KEY target sorts ascendi
   assert.equal(sorted(SortOrder.DESCEND, SortTarget.MOD), ['ab', 'e', 'd', 'b', 'c', 'a']);
   assert.equal(sorted(SortOrder.DESCEND, SortTarget.VALUE), ['b', 'ab', 'a', 'e', 'c', 'd']);
   // Sorting happens before the limit: the top 2 by mod revision, descending.
-  const r = a.range({ ...all, sort_order: SortOrder.DESCEND, sort_target: SortTarget.MOD, limit: 2 });
+  const r = (await a.range({ ...all, sort_order: SortOrder.DESCEND, sort_target: SortTarget.MOD, limit: 2 }));
   assert.equal(r.kvs.map((kv) => kv.key.toString()), ['ab', 'e']);
   assert.is(r.more, true);
   assert.is(r.count, 6);
@@ -116,13 +128,13 @@ test('range filters on mod/create revision prune after counting', () => withAppl
   await seedRange(a);
   const all = { key: b('a'), range_end: b('f') };
   // mod: a3 ab11 b7 c4 d8 e9; create: a3 ab11 b2 c4 d6 e9
-  assert.equal(keys(a, { ...all, min_mod_revision: 8 }), ['ab', 'd', 'e']);
-  assert.equal(keys(a, { ...all, max_mod_revision: 4 }), ['a', 'c']);
-  assert.equal(keys(a, { ...all, min_mod_revision: 4, max_mod_revision: 8 }), ['b', 'c', 'd']);
-  assert.equal(keys(a, { ...all, min_create_revision: 6 }), ['ab', 'd', 'e']);
-  assert.equal(keys(a, { ...all, max_create_revision: 3 }), ['a', 'b']);
-  assert.equal(keys(a, { ...all, min_create_revision: 3, max_create_revision: 6 }), ['a', 'c', 'd']);
-  const r = a.range({ ...all, min_mod_revision: 8, limit: 1 });
+  assert.equal((await keys(a, { ...all, min_mod_revision: 8 })), ['ab', 'd', 'e']);
+  assert.equal((await keys(a, { ...all, max_mod_revision: 4 })), ['a', 'c']);
+  assert.equal((await keys(a, { ...all, min_mod_revision: 4, max_mod_revision: 8 })), ['b', 'c', 'd']);
+  assert.equal((await keys(a, { ...all, min_create_revision: 6 })), ['ab', 'd', 'e']);
+  assert.equal((await keys(a, { ...all, max_create_revision: 3 })), ['a', 'b']);
+  assert.equal((await keys(a, { ...all, min_create_revision: 3, max_create_revision: 6 })), ['a', 'c', 'd']);
+  const r = (await a.range({ ...all, min_mod_revision: 8, limit: 1 }));
   assert.equal(r.kvs.map((kv) => kv.key.toString()), ['ab']);
   assert.is(r.more, true);
   assert.is(r.count, 6); // etcd: the count of the range, not of the filtered kvs
@@ -130,19 +142,19 @@ test('range filters on mod/create revision prune after counting', () => withAppl
 
 test('range at a revision sees the state of that revision', () => withApplier(async (a) => {
   await seedRange(a);
-  assert.equal(keys(a, { key: b('a'), range_end: b('f'), revision: 4 }), ['a', 'b', 'c']);
-  assert.is((plain(a.range({ key: b('b'), revision: 6 }).kvs[0]) as { value: string }).value, 'y');
-  assert.is(a.range({ key: b('a'), range_end: b('f'), revision: 1 }).count, 0);
+  assert.equal((await keys(a, { key: b('a'), range_end: b('f'), revision: 4 })), ['a', 'b', 'c']);
+  assert.is((plain((await a.range({ key: b('b'), revision: 6 })).kvs[0]) as { value: string }).value, 'y');
+  assert.is((await a.range({ key: b('a'), range_end: b('f'), revision: 1 })).count, 0);
   throwsCode(() => a.range({ key: b('a'), revision: 12 }), 'FutureRevision');
 }));
 
-test('put: prev_kv, ignore_value, ignore_lease and their errors', () => withApplier((a) => {
+test('put: prev_kv, ignore_value, ignore_lease and their errors', () => withApplier(async (a) => {
   assert.equal(put(a, 'k', 'v1', { prev_kv: true }), {});
   assert.equal(plain(put(a, 'k', 'v2', { prev_kv: true }).prev_kv), { key: 'k', create_revision: 2, mod_revision: 2, version: 1, value: 'v1', lease: '0' });
   put(a, 'k', '', { ignore_value: true });
-  assert.equal(get(a, 'k'), { key: 'k', create_revision: 2, mod_revision: 4, version: 3, value: 'v2', lease: '0' });
+  assert.equal((await get(a, 'k')), { key: 'k', create_revision: 2, mod_revision: 4, version: 3, value: 'v2', lease: '0' });
   put(a, 'k', 'v3', { ignore_lease: true });
-  assert.is((get(a, 'k') as { value: string }).value, 'v3');
+  assert.is(((await get(a, 'k')) as { value: string }).value, 'v3');
   const rev = a.currentRevision;
   throwsCode(() => put(a, 'missing', '', { ignore_value: true }), 'KeyNotFound');
   throwsCode(() => put(a, 'missing', 'x', { ignore_lease: true }), 'KeyNotFound');
@@ -150,16 +162,16 @@ test('put: prev_kv, ignore_value, ignore_lease and their errors', () => withAppl
   throwsCode(() => put(a, 'k', 'x', { ignore_lease: true, lease: 5n }), 'LeaseProvided');
   throwsCode(() => put(a, 'k', 'x', { lease: 7n }), 'LeaseNotFound');
   assert.is(a.currentRevision, rev, 'failed puts change nothing');
-  assert.is((get(a, 'k') as { value: string }).value, 'v3');
+  assert.is(((await get(a, 'k')) as { value: string }).value, 'v3');
 }));
 
-test('put with a lease the lessor knows stores it; ignore_lease keeps it', () => withApplier((a) => {
+test('put with a lease the lessor knows stores it; ignore_lease keeps it', () => withApplier(async (a) => {
   put(a, 'k', 'v', { lease: 0x694d7d7c6b2e1a04n });
-  assert.is(a.range({ key: b('k') }).kvs[0]!.lease, 0x694d7d7c6b2e1a04n);
+  assert.is((await a.range({ key: b('k') })).kvs[0]!.lease, 0x694d7d7c6b2e1a04n);
   put(a, 'k', 'w', { ignore_lease: true });
-  assert.is(a.range({ key: b('k') }).kvs[0]!.lease, 0x694d7d7c6b2e1a04n);
+  assert.is((await a.range({ key: b('k') })).kvs[0]!.lease, 0x694d7d7c6b2e1a04n);
   put(a, 'k', 'w');
-  assert.is(a.range({ key: b('k') }).kvs[0]!.lease, 0n);
+  assert.is((await a.range({ key: b('k') })).kvs[0]!.lease, 0n);
 }, [0x694d7d7c6b2e1a04n]));
 
 test('delete_range: prev_kvs and deleted count over ranges and from-key', () => withApplier(async (a) => {
@@ -171,8 +183,8 @@ test('delete_range: prev_kvs and deleted count over ranges and from-key', () => 
   const r2 = del(a, 'd', '\0');
   assert.is(r2.deleted, 3);
   assert.equal(r2.prev_kvs, []);
-  assert.equal(keys(a, { key: b('\0'), range_end: b('\0') }), ['c']);
-  assert.equal(keys(a, { key: b('\0'), range_end: b('\0'), revision: 12 }), ['c', 'd', 'e', '\xff']);
+  assert.equal((await keys(a, { key: b('\0'), range_end: b('\0') })), ['c']);
+  assert.equal((await keys(a, { key: b('\0'), range_end: b('\0'), revision: 12 })), ['c', 'd', 'e', '\xff']);
 }));
 
 // ---- txn -----------------------------------------------------------------------------------------
@@ -194,7 +206,7 @@ function cmp(key: string, target: CompareTarget, result: CompareResult, operand:
 
 const holds = (a: Applier, ...compare: Compare[]): boolean => txn(a, { compare, success: [], failure: [] }).succeeded;
 
-test('txn compare matrix: every target x result, below/equal/above', () => withApplier((a) => {
+test('txn compare matrix: every target x result, below/equal/above', () => withApplier(async (a) => {
   put(a, 'x', 'a'); // 2
   put(a, 'k', 'a'); // 3
   put(a, 'k', 'm', { lease: 10n }); // 4: k create 3, mod 4, version 2, value m, lease 10
@@ -220,7 +232,7 @@ test('txn compare matrix: every target x result, below/equal/above', () => withA
   }
 }, [10n]));
 
-test('txn compare on a missing key: 0 for numbers, VALUE always false', () => withApplier((a) => {
+test('txn compare on a missing key: 0 for numbers, VALUE always false', () => withApplier(async (a) => {
   for (const target of [CompareTarget.VERSION, CompareTarget.CREATE, CompareTarget.MOD, CompareTarget.LEASE]) {
     assert.ok(holds(a, cmp('missing', target, CompareResult.EQUAL, 0)), `target ${target} = 0`);
     assert.not.ok(holds(a, cmp('missing', target, CompareResult.GREATER, 0)));
@@ -242,7 +254,7 @@ test('txn compare on a missing key: 0 for numbers, VALUE always false', () => wi
   assert.ok(holds(a, { key: b('v'), target: CompareTarget.VERSION, result: CompareResult.GREATER, create_revision: 100 }));
 }));
 
-test('txn compare with range_end must hold for every key in the range', () => withApplier((a) => {
+test('txn compare with range_end must hold for every key in the range', () => withApplier(async (a) => {
   put(a, 'r1', 'a'); // 2
   put(a, 'r2', 'b'); // 3
   put(a, 'r3', 'c'); // 4
@@ -260,7 +272,7 @@ test('txn compare with range_end must hold for every key in the range', () => wi
   assert.ok(holds(a, cmp('r1', CompareTarget.VALUE, CompareResult.EQUAL, 'a'), cmp('r2', CompareTarget.VALUE, CompareResult.EQUAL, 'b')));
 }));
 
-test('txn: one revision for all writes, reads see earlier writes, inner headers as etcd', () => withApplier((a) => {
+test('txn: one revision for all writes, reads see earlier writes, inner headers as etcd', () => withApplier(async (a) => {
   put(a, 'a', '1'); // 2
   put(a, 'b', '2'); // 3
   const r = txn(a, {
@@ -288,21 +300,21 @@ test('txn: one revision for all writes, reads see earlier writes, inner headers 
   assert.equal(t!.response_txn!.header, { cluster_id: 0n, member_id: 0n, revision: 0, raft_term: 0 });
   assert.is(t!.response_txn!.responses[0]!.response_range!.kvs.length, 1);
   assert.is(p2!.response_put!.prev_kv!.value.toString(), '2');
-  assert.equal(get(a, 'b'), { key: 'b', create_revision: 3, mod_revision: 4, version: 2, value: '22', lease: '0' });
-  assert.is(get(a, 'failed'), undefined);
-  assert.is(get(a, 'a'), undefined);
+  assert.equal((await get(a, 'b')), { key: 'b', create_revision: 3, mod_revision: 4, version: 2, value: '22', lease: '0' });
+  assert.is((await get(a, 'failed')), undefined);
+  assert.is((await get(a, 'a')), undefined);
   // Failure branch.
   const f = txn(a, { compare: [cmp('a', CompareTarget.VERSION, CompareResult.GREATER, 0)], success: [{ request_put: { key: b('s'), value: b('') } }], failure: [{ request_put: { key: b('f'), value: b('') } }] });
   assert.not.ok(f.succeeded);
-  assert.is(get(a, 's'), undefined);
-  assert.is((get(a, 'f') as { mod_revision: number }).mod_revision, 5);
+  assert.is((await get(a, 's')), undefined);
+  assert.is(((await get(a, 'f')) as { mod_revision: number }).mod_revision, 5);
   // A delete of nothing before any write answers with the unchanged revision.
   const n = txn(a, { success: [{ request_delete_range: { key: b('nothing') } }, { request_put: { key: b('n'), value: b('') } }] });
   assert.is(n.responses[0]!.response_delete_range!.header!.revision, 5);
   assert.is(n.responses[1]!.response_put!.header!.revision, 6);
 }));
 
-test('nested txn: compares see the state before the outer txn; paths pick branches', () => withApplier((a) => {
+test('nested txn: compares see the state before the outer txn; paths pick branches', () => withApplier(async (a) => {
   put(a, 'k', 'old'); // 2
   const r = txn(a, {
     success: [
@@ -328,10 +340,10 @@ test('nested txn: compares see the state before the outer txn; paths pick branch
   // The deep failure branch's range sees the outer txn's write.
   assert.is(deep.responses[0]!.response_range!.kvs[0]!.value.toString(), 'new');
   assert.not.ok(r.responses[2]!.response_txn!.succeeded);
-  assert.equal(keys(a, { key: b('\0'), range_end: b('\0') }), ['inner-ok', 'k', 'second-f']);
+  assert.equal((await keys(a, { key: b('\0'), range_end: b('\0') })), ['inner-ok', 'k', 'second-f']);
 }));
 
-test('txn errors are checked before any write and change nothing', () => withApplier((a) => {
+test('txn errors are checked before any write and change nothing', () => withApplier(async (a) => {
   put(a, 'k', 'v'); // 2
   put(a, 'k', 'w'); // 3
   const before = a.currentRevision;
@@ -346,9 +358,9 @@ test('txn errors are checked before any write and change nothing', () => withApp
   // The failure branch is not taken, so its bad op does not matter.
   txn(a, { success: [{ request_put: { key: b('ok'), value: b('') } }], failure: [{ request_put: { key: b('missing'), value: b(''), ignore_value: true } }] });
   assert.is(a.currentRevision, before + 1);
-  assert.is(get(a, 'written'), undefined);
+  assert.is((await get(a, 'written')), undefined);
   // A read-only txn at the compacted revision itself is fine.
-  const r = txn(a, { success: [{ request_range: { key: b('k'), revision: 3 } }] });
+  const r = await txnRead(a, { success: [{ request_range: { key: b('k'), revision: 3 } }] });
   assert.is(r.responses[0]!.response_range!.kvs[0]!.value.toString(), 'w');
 }));
 
@@ -370,9 +382,9 @@ test('compaction boundaries: at, below, above; reads at rev-1, rev, rev+1', () =
   throwsCode(() => a.apply({ id: 1, compaction: { revision: 3 } }), 'Compacted');
   throwsCode(() => a.apply({ id: 1, compaction: { revision: 8 } }), 'FutureRevision');
   throwsCode(() => a.range({ key: b('k'), revision: 3 }), 'Compacted');
-  assert.is(a.range({ key: b('k'), revision: 4 }).kvs[0]!.value.toString(), 'v4');
-  assert.is(a.range({ key: b('k'), revision: 5 }).kvs[0]!.value.toString(), 'v4');
-  assert.is(a.range({ key: b('k') }).kvs[0]!.value.toString(), 'v7');
+  assert.is((await a.range({ key: b('k'), revision: 4 })).kvs[0]!.value.toString(), 'v4');
+  assert.is((await a.range({ key: b('k'), revision: 5 })).kvs[0]!.value.toString(), 'v4');
+  assert.is((await a.range({ key: b('k') })).kvs[0]!.value.toString(), 'v7');
   a.commit(1);
   await a.flush(); // waits for the background pass
   assert.is(a.store.compaction.removedRevisions, 2); // k@2, k@3
@@ -382,13 +394,13 @@ test('compaction boundaries: at, below, above; reads at rev-1, rev, rev+1', () =
   await a.flush();
   assert.is(a.store.compaction.removedRevisions, 2 + 2); // t@5, t@6 (k@4 stays: k's latest at 6)
   assert.is(a.store.keyCount, 1);
-  assert.equal(keys(a, { key: b('\0'), range_end: b('\0'), revision: 6 }), ['k']);
-  assert.is(a.range({ key: b('k'), revision: 6 }).kvs[0]!.value.toString(), 'v4');
+  assert.equal((await keys(a, { key: b('\0'), range_end: b('\0'), revision: 6 })), ['k']);
+  assert.is((await a.range({ key: b('k'), revision: 6 })).kvs[0]!.value.toString(), 'v4');
   assert.is(a.currentRevision, 7, 'compaction does not bump the revision');
 }));
 
 
-test('txn writing one key twice on its path fails with DuplicateKey and changes nothing', () => withApplier((a) => {
+test('txn writing one key twice on its path fails with DuplicateKey and changes nothing', () => withApplier(async (a) => {
   put(a, 'k', 'v'); // 2
   const p = (key: string): NonNullable<TxnRequest['success']>[number] => ({ request_put: { key: b(key), value: b('x') } });
   const d = (key: string, end?: string): NonNullable<TxnRequest['success']>[number] => ({ request_delete_range: { key: b(key), range_end: end === undefined ? undefined : b(end) } });
@@ -403,7 +415,7 @@ test('txn writing one key twice on its path fails with DuplicateKey and changes 
   assert.is(a.currentRevision, 3);
 }));
 
-test('a txn of 30,000 deletes then 30,000 puts applies in one revision without holding the loop for long', () => withApplier((a) => {
+test('a txn of 30,000 deletes then 30,000 puts applies in one revision without holding the loop for long', () => withApplier(async (a) => {
   // The log holds whatever was proposed: the applier's own check must be n log n too. The old one
   // compared each put with every delete before it: 9 * 10^8 steps here.
   const ops: NonNullable<TxnRequest['success']> = [
@@ -415,7 +427,7 @@ test('a txn of 30,000 deletes then 30,000 puts applies in one revision without h
   const ms = performance.now() - started;
   assert.ok(r.succeeded);
   assert.is(a.currentRevision, 2);
-  assert.is(a.range({ key: b('p/'), range_end: b('p0'), count_only: true }).count, 30_000);
+  assert.is((await a.range({ key: b('p/'), range_end: b('p0'), count_only: true })).count, 30_000);
   console.log(`  60,000-op txn applied in ${ms.toFixed(0)} ms`);
   // Generous for a loaded 2-core machine: the store's own work is ~0.5 s of it.
   assert.ok(ms < 5000, `${ms.toFixed(0)} ms`);
