@@ -45,6 +45,18 @@ export const Limits = {
    * connection still holds at most one body (gatewayBodyBytesMax). Configurable for tests.
    */
   httpBodyIdleTimeoutMs: 10_000,
+  /**
+   * HTTP/1.1: how long an idle keep-alive connection stays open between requests (fast path and
+   * node:http alike; autocannon and curl reuse them): it frees the sockets of clients that went
+   * away without closing.
+   */
+  httpKeepAliveTimeoutMs: 60_000,
+  /**
+   * Any client connection: one that has sent nothing this long after accept is closed before it
+   * is told apart (HTTP/2 or HTTP/1.1); afterwards the protocol's own deadlines apply
+   * (http2PrefaceTimeoutMs, httpHeadTimeoutMs, then httpKeepAliveTimeoutMs or HTTP/2 keepalive).
+   */
+  clientFirstBytesTimeoutMs: 30_000,
   /** JSON gateway request body cap (before decoding). */
   gatewayBodyBytesMax: 1.5 * 1024 * 1024 + 512 * 1024,
   /** HTTP/2 (gRPC): streams one client connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). */
