@@ -101,6 +101,12 @@ export const Limits = {
   http2ClientResetsPerSecond: 33,
   /** HTTP/2: reply bytes handed to one socket and not yet written; more waits for 'drain'. */
   http2SocketBytesInFlightMax: 1024 * 1024,
+  /**
+   * HTTP/2: how long a PING ACK may wait for a reply to ride with while a stream is open
+   * (http/held-output.ts): grpc-go clients send a PING with each request, and an ACK of its own
+   * cost a socket write per call. Keepalive timeouts are seconds; nothing else waits on an ACK.
+   */
+  http2PingAckHoldMs: 500,
   /** HTTP/2: a connection must complete its preface and first SETTINGS within this. */
   http2PrefaceTimeoutMs: 20_000,
   /** HTTP/2: a frame (or a header block) whose first byte arrived must be whole within this (slow trickle). */
