@@ -31,6 +31,14 @@ export interface GrpcLoadOptions {
   connections: number;
   streamsPerConnection: number;
   durationSeconds: number;
+  /**
+   * Behave as a grpc-go client (etcdctl, clientv3, Kubernetes): its BDP estimator, whose window
+   * never grows on small replies, answers each DATA it reads while no estimator PING is out with a
+   * connection WINDOW_UPDATE and a PING, written together with the next call.
+   */
+  bdpPings?: boolean;
+  /** Stop after this many calls have completed (the duration still bounds the run). */
+  callsMax?: number;
 }
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -48,6 +56,8 @@ const PADDED = 0x8;
 const PRIORITY = 0x20;
 const WINDOW_BYTES = 1 << 30;
 const CREDIT_BATCH_BYTES = 1 << 20;
+/** grpc-go's bdpPing payload. */
+const BDP_PING_DATA = Buffer.from([2, 4, 16, 16, 9, 14, 7, 7]);
 /** After the load stops, calls in flight get this long to finish before connections are cut. */
 const DRAIN_WAIT_MS_MAX = 5000;
 
@@ -79,6 +89,8 @@ interface Totals {
   errors: number;
   failed: number;
   running: boolean;
+  /** Ends the run early (callsMax reached). */
+  stop(): void;
 }
 
 /** One connection's calls. */
@@ -92,6 +104,8 @@ class LoadConnection {
   private out: Buffer[] = [];
   private flushScheduled = false;
   private credit = 0;
+  /** A BDP PING is out, not yet acknowledged (grpc-go's bdpEstimator.isSent). */
+  private bdpPingOut = false;
   private closed = false;
   readonly done: Promise<void>;
   private resolveDone!: () => void;
@@ -161,7 +175,15 @@ class LoadConnection {
     switch (type) {
       case DATA:
         this.credit += payload.length;
-        if (this.credit >= CREDIT_BATCH_BYTES) {
+        if (this.options.bdpPings === true && !this.bdpPingOut) {
+          // grpc-go's handleData: the window update first ("to avoid excessive ping detection"), then the PING.
+          this.bdpPingOut = true;
+          const increment = Buffer.allocUnsafe(4);
+          increment.writeUInt32BE(Math.max(1, this.credit), 0);
+          this.queue(frame(0x8, 0, 0, increment));
+          this.queue(frame(PING, 0, 0, BDP_PING_DATA));
+          this.credit = 0;
+        } else if (this.credit >= CREDIT_BATCH_BYTES) {
           const increment = Buffer.allocUnsafe(4);
           increment.writeUInt32BE(this.credit, 0);
           this.queue(frame(0x8, 0, 0, increment));
@@ -200,6 +222,7 @@ class LoadConnection {
         return;
       case PING:
         if ((flags & ACK) === 0) this.queue(frame(PING, ACK, 0, Buffer.from(payload)));
+        else if (payload.equals(BDP_PING_DATA)) this.bdpPingOut = false;
         return;
       case GOAWAY:
         this.fail();
@@ -225,6 +248,7 @@ class LoadConnection {
     if (reset) this.totals.errors++;
     else if (status !== '0') this.totals.failed++;
     else this.totals.latenciesMs.push(performance.now() - started);
+    if (this.options.callsMax !== undefined && this.totals.latenciesMs.length + this.totals.errors + this.totals.failed >= this.options.callsMax) this.totals.stop();
     this.call();
   }
 
@@ -247,7 +271,8 @@ class LoadConnection {
 }
 
 export async function runGrpcLoad(options: GrpcLoadOptions): Promise<Measurement> {
-  const totals: Totals = { latenciesMs: [], errors: 0, failed: 0, running: true };
+  let stopEarly: () => void = () => {};
+  const totals: Totals = { latenciesMs: [], errors: 0, failed: 0, running: true, stop: () => stopEarly() };
   const headerBlock = encodeWithoutIndexing([
     [':method', 'POST'], [':scheme', 'http'], [':path', options.path], [':authority', `127.0.0.1:${options.port}`],
     ['content-type', 'application/grpc'], ['te', 'trailers'],
@@ -265,7 +290,12 @@ export async function runGrpcLoad(options: GrpcLoadOptions): Promise<Measurement
   const startedAt = performance.now();
   for (const connection of connections) connection.start();
   const durationMs = options.durationSeconds * 1000;
-  await new Promise((resolve) => setTimeout(resolve, durationMs)); // the load runs for this long
+  let runTimer: NodeJS.Timeout | undefined;
+  await new Promise<void>((resolve) => {
+    stopEarly = resolve;
+    runTimer = setTimeout(resolve, durationMs); // the load runs for this long
+  });
+  clearTimeout(runTimer);
   totals.running = false;
   const elapsedSeconds = (performance.now() - startedAt) / 1000;
   const completed = totals.latenciesMs.length;

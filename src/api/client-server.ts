@@ -10,7 +10,7 @@
  * unread bytes are put back (socket.unshift) before a connection changes hands, so no server knows.
  *
  * Bounds on connections themselves: at most Limits.clientConnectionsMax open (more are closed at
- * accept); a connection that sends nothing is closed after firstBytesTimeoutMs, an HTTP/2 one
+ * accept); a connection that sends nothing is closed after Limits.clientFirstBytesTimeoutMs, an HTTP/2 one
  * without its preface and SETTINGS after Limits.http2PrefaceTimeoutMs, an HTTP/1.1 one without a
  * whole request head after Limits.httpHeadTimeoutMs; and any connection whose queued replies do not
  * move for Limits.clientWriteStallMs is closed (HTTP/2 in http2-connection.ts, HTTP/1.1 by a sweep
@@ -66,15 +66,6 @@ export interface ClientServer {
   close(): Promise<void>;
 }
 
-/**
- * A connection that has sent nothing this long is closed before it is classified; afterwards the
- * HTTP/1.1 keep-alive timeout applies (fast path and node:http alike); HTTP/2 sessions stay open
- * until the client closes them or a keepalive deadline passes (http2-connection.ts), as etcd's do.
- */
-const firstBytesTimeoutMs = 30_000;
-/** How long an idle HTTP/1.1 keep-alive connection stays open (autocannon and curl reuse them). */
-const httpKeepAliveTimeoutMs = 60_000;
-
 export async function startClientServer(options: ClientServerOptions): Promise<ClientServer> {
   const logger = options.logger.child({ component: 'api' });
   const kv = new KvService(options.member);
@@ -97,14 +88,14 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
   const endpoints = new HttpEndpoints(options.member, options.metricsRegistry, keyraftVersion, logger);
   const gateway = new Gateway(kv, endpoints, logger, metrics, rows, options.httpBodyIdleTimeoutMs ?? Limits.httpBodyIdleTimeoutMs);
   const http1Timeouts: Http1Timeouts = {
-    idleMs: httpKeepAliveTimeoutMs,
+    idleMs: Limits.httpKeepAliveTimeoutMs,
     headMs: options.httpHeadTimeoutMs ?? Limits.httpHeadTimeoutMs,
     bodyIdleMs: options.httpBodyIdleTimeoutMs ?? Limits.httpBodyIdleTimeoutMs,
   };
   // node:http gets the same head deadline for the connections handed to it (its default is 60 s).
   // Its whole-request deadline (requestTimeout, 300 s) is off: a streaming gateway call (a watch)
   // sends its body for as long as it lasts; the gateway bounds a unary body's stalls itself.
-  const httpServer: HttpServer = createHttpServer({ keepAliveTimeout: httpKeepAliveTimeoutMs, headersTimeout: http1Timeouts.headMs, requestTimeout: 0 }, gateway.handle);
+  const httpServer: HttpServer = createHttpServer({ keepAliveTimeout: Limits.httpKeepAliveTimeoutMs, headersTimeout: http1Timeouts.headMs, requestTimeout: 0 }, gateway.handle);
   httpServer.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     // Malformed HTTP: answer 400 if the socket can still take it, as Go's server does, and close.
     if (socket.writable && err.code !== 'ECONNRESET') socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request');
@@ -208,7 +199,7 @@ function classify(
   };
   socket.on('data', onData);
   socket.on('error', onError);
-  socket.setTimeout(firstBytesTimeoutMs);
+  socket.setTimeout(Limits.clientFirstBytesTimeoutMs);
   socket.on('timeout', onTimeout);
 }
 

@@ -55,6 +55,7 @@ import {
   type RequestHeaders,
 } from '../http/http2-connection.js';
 import type { ConnectionClosures } from '../http/connection-closures.js';
+import { HeldOutput } from '../http/held-output.js';
 import { WorkScheduler, type WorkLane, type WorkTask } from './work-scheduler.js';
 import type { CallMetrics, FailureMapper, GrpcMethod, UnaryMethod } from './grpc-method.js';
 import { StreamCall, type StreamCallHost } from './stream-call.js';
@@ -85,6 +86,8 @@ export class GrpcServer {
   readonly drainWaiters = new Set<StreamCall<any, any>>();
   private deadlineTimer: NodeJS.Timeout | undefined;
   private readonly timing: Http2Timing;
+  /** PING ACKs waiting for a reply to ride with, on every connection (undefined: never held). */
+  private readonly held: HeldOutput | undefined;
 
   constructor(
     private readonly maxReceiveBytes: number,
@@ -97,6 +100,7 @@ export class GrpcServer {
   ) {
     this.timing = { ...DEFAULT_HTTP2_TIMING, ...timing };
     this.budget = new Http2SharedBudget(requestBytesBufferedMax);
+    this.held = this.timing.pingAckHoldMs > 0 ? new HeldOutput(this.timing.pingAckHoldMs) : undefined;
   }
 
   /**
@@ -121,7 +125,7 @@ export class GrpcServer {
    */
   injectConnection(socket: Socket, head: Buffer): void {
     const calls = new ConnectionCalls(this);
-    const connection = new Http2Connection(socket, calls, this.logger, this.budget, this.timing, this.closures);
+    const connection = new Http2Connection(socket, calls, this.logger, this.budget, this.timing, this.closures, this.held);
     calls.attach(connection);
     this.connections.add(connection);
     this.startDeadlineTimer();
@@ -137,6 +141,7 @@ export class GrpcServer {
   close(): void {
     for (const connection of this.connections) connection.destroy();
     this.connections.clear();
+    this.held?.flushAll();
     if (this.deadlineTimer !== undefined) clearInterval(this.deadlineTimer);
     this.deadlineTimer = undefined;
   }

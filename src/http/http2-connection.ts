@@ -38,7 +38,10 @@
  * every open stream per setting entry.
  *
  * Output is gathered and written once per tick (process.nextTick: after every promise hop of the
- * replies resolved in this turn). DATA is handed to the socket only while fewer than
+ * replies resolved in this turn). A PING ACK alone is held back while a stream is open, so that it
+ * rides in the write of that stream's reply (held-output.ts: grpc-go clients PING with every
+ * request; answered at once, that was a second socket write per call), for at most
+ * Limits.http2PingAckHoldMs. DATA is handed to the socket only while fewer than
  * Limits.http2SocketBytesInFlightMax bytes wait in it; the rest waits for 'drain' (a large reply
  * goes out in chunks as the client reads). When the socket's buffer is full we also stop reading
  * the client until it drains, so a client that does not read cannot make us queue without bound.
@@ -61,6 +64,7 @@ import { Limits } from '../platform/limits.js';
 import { HpackDecoder, HpackError, type HeaderField } from './hpack.js';
 import type { ConnectionClosures } from './connection-closures.js';
 import { WriteStall } from './write-stall.js';
+import type { HeldOutput, HoldingConnection } from './held-output.js';
 
 const FRAME_HEADER_BYTES = 9;
 export const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -161,6 +165,8 @@ export interface Http2Timing {
   keepaliveTimeoutMs: number;
   /** Queued output that does not move for this long closes the connection (Limits.clientWriteStallMs). */
   writeStallMs: number;
+  /** A PING ACK may wait this long for a reply to ride with (Limits.http2PingAckHoldMs; 0: never held). */
+  pingAckHoldMs: number;
 }
 
 export const DEFAULT_HTTP2_TIMING: Http2Timing = {
@@ -170,6 +176,7 @@ export const DEFAULT_HTTP2_TIMING: Http2Timing = {
   keepaliveIntervalMs: Limits.grpcKeepaliveIntervalMs,
   keepaliveTimeoutMs: Limits.grpcKeepaliveTimeoutMs,
   writeStallMs: Limits.clientWriteStallMs,
+  pingAckHoldMs: Limits.http2PingAckHoldMs,
 };
 
 /**
@@ -277,7 +284,7 @@ interface HeaderBlockInProgress {
   continuations: number;
 }
 
-export class Http2Connection {
+export class Http2Connection implements HoldingConnection {
   private readonly decoder = new HpackDecoder({ tableBytesMax: DEFAULT_HEADER_TABLE_BYTES, headerListBytesMax: Limits.http2HeaderListBytesMax });
   /** Open streams by id. Invariant: every stream here has closed === false. */
   private readonly streams = new Map<number, Http2ServerStream>();
@@ -318,6 +325,10 @@ export class Http2Connection {
   private out: Buffer[] = [];
   private outBytes = 0;
   private flushScheduled = false;
+  /** `out` holds a frame that must go this tick (anything but a PING ACK). */
+  private outUrgent = false;
+  /** `out` waits in `held` for a reply to ride with (only PING ACKs are in it). */
+  private holding = false;
   private readingPaused = false;
   /** DATA waits for the socket's 'drain' (Limits.http2SocketBytesInFlightMax reached). */
   private waitingForDrain = false;
@@ -349,6 +360,8 @@ export class Http2Connection {
     private readonly budget: Http2SharedBudget = new Http2SharedBudget(),
     private readonly timing: Http2Timing = DEFAULT_HTTP2_TIMING,
     private readonly closures?: ConnectionClosures,
+    /** Where a PING ACK may wait for company; without it, it goes at once. */
+    private readonly held?: HeldOutput,
   ) {
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
     socket.on('error', (err) => {
@@ -452,7 +465,9 @@ export class Http2Connection {
     // Output we hold for a client that does not take it: in the socket, or waiting for windows the
     // client never opens. Destroyed, not GOAWAY'd: the client is not reading anyway. A stream
     // blocked on its own window (a watch whose reader stopped) counts too, while nothing else moves.
-    if (this.writeStall.stalled(this.socket, this.pendingBytes + this.outBytes + this.socket.writableLength, this.dataBytesFramed, now, t.writeStallMs)) {
+    // PING ACKs we hold on purpose (held-output.ts) are not output the client fails to take.
+    const queuedBytes = this.pendingBytes + (this.holding ? 0 : this.outBytes) + this.socket.writableLength;
+    if (this.writeStall.stalled(this.socket, queuedBytes, this.dataBytesFramed, now, t.writeStallMs)) {
       this.closures?.record('write_stall', { protocol: 'h2', queuedBytes: this.outputBacklogBytes, streams: this.streams.size });
       this.destroy();
       return;
@@ -528,7 +543,7 @@ export class Http2Connection {
           this.endSocket();
           return;
         }
-        this.queueFrame(FrameType.PING, FLAG_ACK, 0, Buffer.from(payload));
+        this.pushFrame(FrameType.PING, FLAG_ACK, 0, Buffer.from(payload));
         return;
       case FrameType.GOAWAY:
         if (streamId !== 0) throw new ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, 'GOAWAY on a stream');
@@ -997,6 +1012,12 @@ export class Http2Connection {
   }
 
   private queueFrame(type: number, flags: number, streamId: number, payload: Buffer): void {
+    this.outUrgent = true;
+    this.pushFrame(type, flags, streamId, payload);
+  }
+
+  /** Queues a frame that may wait for company (flush decides): a PING ACK. */
+  private pushFrame(type: number, flags: number, streamId: number, payload: Buffer): void {
     if (this.dead) return;
     const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
     header.writeUIntBE(payload.length, 0, 3);
@@ -1019,6 +1040,19 @@ export class Http2Connection {
   flush(): void {
     this.flushScheduled = false;
     if (this.out.length === 0 || this.dead) return;
+    if (!this.outUrgent && this.held !== undefined && this.streams.size > 0) {
+      // Only PING ACKs, and a call is open: they ride with its reply, or go when the hold ends.
+      if (!this.holding) {
+        this.holding = true;
+        this.held.add(this);
+      }
+      return;
+    }
+    if (this.holding) {
+      this.holding = false;
+      this.held?.delete(this);
+    }
+    this.outUrgent = false;
     const data = this.out.length === 1 ? this.out[0]! : Buffer.concat(this.out, this.outBytes);
     this.out = [];
     this.outBytes = 0;
@@ -1037,6 +1071,14 @@ export class Http2Connection {
         this.handler.onWritable();
       }
     }
+  }
+
+  /** The hold ran out: what was held goes now. */
+  flushHeld(): void {
+    if (!this.holding) return;
+    this.holding = false;
+    this.outUrgent = true;
+    this.flush();
   }
 
   /** @internal The socket can take more: blocked DATA goes on, held-back work may start. */
@@ -1066,6 +1108,10 @@ export class Http2Connection {
     this.dead = true;
     this.out = [];
     this.outBytes = 0;
+    if (this.holding) {
+      this.holding = false;
+      this.held?.delete(this);
+    }
     const streams = [...this.streams.values()];
     this.streams.clear();
     for (const stream of streams) {

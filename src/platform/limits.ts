@@ -45,6 +45,18 @@ export const Limits = {
    * connection still holds at most one body (gatewayBodyBytesMax). Configurable for tests.
    */
   httpBodyIdleTimeoutMs: 10_000,
+  /**
+   * HTTP/1.1: how long an idle keep-alive connection stays open between requests (fast path and
+   * node:http alike; autocannon and curl reuse them): it frees the sockets of clients that went
+   * away without closing.
+   */
+  httpKeepAliveTimeoutMs: 60_000,
+  /**
+   * Any client connection: one that has sent nothing this long after accept is closed before it
+   * is told apart (HTTP/2 or HTTP/1.1); afterwards the protocol's own deadlines apply
+   * (http2PrefaceTimeoutMs, httpHeadTimeoutMs, then httpKeepAliveTimeoutMs or HTTP/2 keepalive).
+   */
+  clientFirstBytesTimeoutMs: 30_000,
   /** JSON gateway request body cap (before decoding). */
   gatewayBodyBytesMax: 1.5 * 1024 * 1024 + 512 * 1024,
   /** HTTP/2 (gRPC): streams one client connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). */
@@ -89,6 +101,12 @@ export const Limits = {
   http2ClientResetsPerSecond: 33,
   /** HTTP/2: reply bytes handed to one socket and not yet written; more waits for 'drain'. */
   http2SocketBytesInFlightMax: 1024 * 1024,
+  /**
+   * HTTP/2: how long a PING ACK may wait for a reply to ride with while a stream is open
+   * (http/held-output.ts): grpc-go clients send a PING with each request, and an ACK of its own
+   * cost a socket write per call. Keepalive timeouts are seconds; nothing else waits on an ACK.
+   */
+  http2PingAckHoldMs: 500,
   /** HTTP/2: a connection must complete its preface and first SETTINGS within this. */
   http2PrefaceTimeoutMs: 20_000,
   /** HTTP/2: a frame (or a header block) whose first byte arrived must be whole within this (slow trickle). */

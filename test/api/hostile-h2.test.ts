@@ -32,7 +32,9 @@ import {
 } from './http2-raw-client.js';
 
 const HEALTH_BOUND_MS = 1000;
-const SHORT = { prefaceTimeoutMs: 300, frameTimeoutMs: 300, keepaliveIntervalMs: 300, keepaliveTimeoutMs: 300, keepaliveMinTimeMs: 5000 };
+// PING ACKs are held (for replies to ride with) shorter than a raw client here lives without
+// answering the server's keepalive PINGs (keepaliveIntervalMs + keepaliveTimeoutMs).
+const SHORT = { prefaceTimeoutMs: 300, frameTimeoutMs: 300, keepaliveIntervalMs: 300, keepaliveTimeoutMs: 300, keepaliveMinTimeMs: 5000, pingAckHoldMs: 50 };
 
 const SHORT_REQUEST_BUDGET_BYTES = 8 * 1024 * 1024;
 
