@@ -8,8 +8,13 @@
  * sequence number. Reported per point and server: delivered events/s (deliveries over the time
  * from the first put to the last delivery), event latency from put sent to event received (p50,
  * p99 over every delivery), and fan-out completion (the time until the last of the W watchers
- * has an event: p50, p99 over events). Rounds alternate which server goes first; the table gives
- * medians. Then the server's RSS with --idle-watchers idle watchers (100,000 by default).
+ * has an event: p50, p99 over events), and the CPU each side spent: the server process's
+ * utime+stime per delivered event (/proc/PID/stat; on a machine shared with other work this is
+ * the steadier figure, as latency there mostly measures the wait for a core), and the watch
+ * client's cores (to show the load generator is not the bottleneck: it stays well under one).
+ * Rounds alternate which server goes first; the table gives medians. Then the server's RSS with
+ * --idle-watchers idle watchers (100,000 by default). `--keyraft-profile DIR` writes a CPU
+ * profile of each keyraft member (read it with profile-summary.js).
  *
  * Times come from performance.timeOrigin + performance.now() in both processes (same machine).
  * The client decodes responses with a small hand-written reader (counting events and reading the
@@ -421,10 +426,10 @@ function summarize(ms: PointMeasurement[]): PointMeasurement {
 }
 
 export function formatWatchTable(results: PointResult[], rss: Record<string, { before: number; after: number }>, idleWatchers: number): string {
-  const cell = (m?: PointMeasurement) => (m ? `${m.deliveredPerSecond.toFixed(0)} | ${m.p50Ms} / ${m.p99Ms} | ${m.lastWatcherP50Ms} / ${m.lastWatcherP99Ms}` : '- | - | -');
+  const cell = (m?: PointMeasurement) => (m ? `${m.deliveredPerSecond.toFixed(0)} | ${m.p50Ms} / ${m.p99Ms} | ${m.lastWatcherP50Ms} / ${m.lastWatcherP99Ms} | ${m.serverCpuUsPerEvent} | ${m.clientCores}` : '- | - | - | - | -');
   const rows = [
-    '| point | keyraft events/s | keyraft p50 / p99 ms | keyraft last watcher p50 / p99 ms | etcd events/s | etcd p50 / p99 ms | etcd last watcher p50 / p99 ms |',
-    '|---|---:|---:|---:|---:|---:|---:|',
+    '| point | keyraft events/s | keyraft p50 / p99 ms | keyraft last watcher p50 / p99 ms | keyraft CPU us/event | client cores | etcd events/s | etcd p50 / p99 ms | etcd last watcher p50 / p99 ms | etcd CPU us/event | client cores |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...results.map((r) => `| ${r.name} | ${cell(r.keyraft)} | ${cell(r.etcd)} |`),
   ];
   for (const [who, r] of Object.entries(rss)) rows.push(`\n${who}: RSS with ${idleWatchers} idle watchers ${(r.after / 2 ** 20).toFixed(0)} MiB (${(r.before / 2 ** 20).toFixed(0)} MiB before)`);

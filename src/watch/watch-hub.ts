@@ -68,6 +68,7 @@ export class WatchHub implements WatchStreamHost {
   private matchRevision = 0;
   private matchChange = 0;
   private readonly touchedStreams: WatcherStream[] = [];
+  private notifying = false;
   private readonly plainEvents: (Uint8Array | undefined)[] = [];
   private readonly prevEvents: (Uint8Array | undefined)[] = [];
   private cachedHeader: { revision: number; term: number; clusterId: bigint; memberId: bigint; field: Buffer } | undefined;
@@ -191,6 +192,9 @@ export class WatchHub implements WatchStreamHost {
   notify(changes: readonly KeyValue[], revision: number, previous: readonly (KeyValue | undefined)[]): void {
     this.lastNotified = revision;
     if (this.synced.size === 0) return;
+    // The scratch below is shared: a sink that applied a revision from inside a send would corrupt it.
+    assert(!this.notifying, () => `watch notify of revision ${revision} re-entered`);
+    this.notifying = true;
     const touched = this.touchedStreams;
     try {
       // Match: each change against the index (a map lookup plus the ranges holding its key),
@@ -213,14 +217,14 @@ export class WatchHub implements WatchStreamHost {
         let sending = 0;
         for (let m = 0; m < matched.length; m++) {
           const w = matched[m]!;
-          if (w.state !== 'synced') continue;
+          const events = w.liveEvents;
+          events.length = 0; // nothing from an earlier revision goes out under this one
+          if (w.state !== 'synced') continue; // canceled meanwhile (a sink's callback)
           if (stream.blocked) {
             // Over its high-water mark: no buffering; the watcher reads this revision from history later.
             this.toUnsynced(w, revision);
             continue;
           }
-          const events = w.liveEvents;
-          events.length = 0;
           const indexes = w.matchedChanges;
           for (let k = 0; k < indexes.length; k++) {
             const i = indexes[k]!;
@@ -237,8 +241,19 @@ export class WatchHub implements WatchStreamHost {
         stream.sendRevision(revision, headerField);
       }
     } finally {
-      for (let s = 0; s < touched.length; s++) touched[s]!.matched.length = 0;
+      // Scratch emptied: no watcher keeps this revision's event bytes alive until its next match.
+      for (let s = 0; s < touched.length; s++) {
+        const matched = touched[s]!.matched;
+        for (let m = 0; m < matched.length; m++) {
+          matched[m]!.liveEvents.length = 0;
+          matched[m]!.matchedChanges.length = 0;
+        }
+        matched.length = 0;
+      }
       touched.length = 0;
+      this.plainEvents.length = 0;
+      this.prevEvents.length = 0;
+      this.notifying = false;
     }
   }
 
