@@ -153,6 +153,13 @@ export const Limits = {
    * mark and a catching-up stream interleaves with live ones.
    */
   watchCatchUpBytesMax: 1024 * 1024,
+  /**
+   * Watch: encoded events kept for watchers catching up over the same history (watch/
+   * encoded-event-cache.ts), in entries and in bytes: one catch-up batch's worth, so that a crowd
+   * of watchers behind together encodes each event once, not once per watcher.
+   */
+  watchEncodedEventCacheEntriesMax: 10_000,
+  watchEncodedEventCacheBytesMax: 8 * 1024 * 1024,
   /** Watch: catch-up reads started per event-loop turn (etcd's maxWatchersPerSync). */
   watchSyncWatchersPerTurn: 512,
   /** Watch: index keys a history scan examines per event-loop turn (a range watcher over a large keyspace). */

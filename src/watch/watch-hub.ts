@@ -5,6 +5,7 @@ import type { Logger } from '../platform/logger.js';
 import type { KeyValue, ResponseHeader } from '../proto/etcd-types.js';
 import type { HeaderSource, HistoryEvent, WatchHistory, WatchSink } from './watch.js';
 import type { WatchMetrics } from './watch-metrics.js';
+import { EncodedEventCache } from './encoded-event-cache.js';
 import { encodeEvent, encodeHeaderField } from './watch-response-encoder.js';
 import { WatcherGroup } from './watcher-group.js';
 import { WatchStream, type WatchStreamHost } from './watch-stream.js';
@@ -71,6 +72,8 @@ export class WatchHub implements WatchStreamHost {
   private notifying = false;
   private readonly plainEvents: (Uint8Array | undefined)[] = [];
   private readonly prevEvents: (Uint8Array | undefined)[] = [];
+  /** Catch-up's encoded events, shared by watchers reading the same history (bounded). */
+  private readonly catchUpEvents = new EncodedEventCache(Limits.watchEncodedEventCacheEntriesMax, Limits.watchEncodedEventCacheBytesMax);
   private cachedHeader: { revision: number; term: number; clusterId: bigint; memberId: bigint; field: Buffer } | undefined;
 
   constructor(options: WatchHubOptions) {
@@ -396,7 +399,7 @@ export class WatchHub implements WatchStreamHost {
       }
       const deleted = e.kv.create_revision === 0;
       if (deleted ? w.noDelete : w.noPut) continue;
-      const bytesOf = encodeEvent(e.kv, w.prevKv ? e.prev : undefined);
+      const bytesOf = this.catchUpEvents.encode(e.kv, w.prevKv ? e.prev : undefined);
       bytes += bytesOf.length;
       encoded.push(bytesOf);
     }
