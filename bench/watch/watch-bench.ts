@@ -1,6 +1,6 @@
 /**
  * Watch fan-out benchmark: `npm run bench:watch -- [--vs-etcd] [--smoke] [--duration S] [--rounds N]
- * [--points W@P,W@P...] [--idle-watchers N]`.
+ * [--points W@P,W@P...] [--idle-watchers N] [--only keyraft|etcd] [--keyraft-profile DIR]`.
  *
  * Each point: W watchers on the prefix bench/, spread over 8 Watch streams on 4 gRPC connections
  * in this process; a separate writer process puts 256-byte values under bench/ at P puts/s,
@@ -8,8 +8,13 @@
  * sequence number. Reported per point and server: delivered events/s (deliveries over the time
  * from the first put to the last delivery), event latency from put sent to event received (p50,
  * p99 over every delivery), and fan-out completion (the time until the last of the W watchers
- * has an event: p50, p99 over events). Rounds alternate which server goes first; the table gives
- * medians. Then the server's RSS with --idle-watchers idle watchers (100,000 by default).
+ * has an event: p50, p99 over events), and the CPU each side spent: the server process's
+ * utime+stime per delivered event (/proc/PID/stat; on a machine shared with other work this is
+ * the steadier figure, as latency there mostly measures the wait for a core), and the watch
+ * client's cores (to show the load generator is not the bottleneck: it stays well under one).
+ * Rounds alternate which server goes first; the table gives medians. Then the server's RSS with
+ * --idle-watchers idle watchers (100,000 by default). `--keyraft-profile DIR` writes a CPU
+ * profile of each keyraft member (read it with profile-summary.js).
  *
  * Times come from performance.timeOrigin + performance.now() in both processes (same machine).
  * The client decodes responses with a small hand-written reader (counting events and reading the
@@ -17,6 +22,7 @@
  */
 import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { encode, messageType } from '../../src/proto/codec.js';
@@ -32,6 +38,11 @@ export interface WatchBenchOptions {
   idleWatchers: number;
   /** Measure only this server (e.g. etcd alone, as a baseline). */
   only?: 'keyraft' | 'etcd';
+  /**
+   * Profile the keyraft member's CPU into this folder (cpu-profile-preload.ts); the member is then
+   * stopped with SIGTERM, not SIGKILL, so that it writes its profile on the way out.
+   */
+  keyraftProfileDir?: string;
   log?: (line: string) => void;
 }
 
@@ -51,6 +62,10 @@ export interface PointMeasurement {
   lastWatcherP99Ms: number;
   /** Deliveries expected (W x puts acknowledged) that never arrived within the drain time. */
   missing: number;
+  /** The server process's CPU (utime + stime) per delivered event, from the writer's start to the drain's end. */
+  serverCpuUsPerEvent: number;
+  /** The watch client processes' CPU over the same time, in cores (1 = one core busy throughout). */
+  clientCores: number;
 }
 
 export interface PointResult {
@@ -276,11 +291,24 @@ async function writerMain(port: number, rate: number, seconds: number): Promise<
   process.send!({ acked, sent, sendTimes });
 }
 
+/** A process's CPU time (utime + stime) in ms, from /proc/PID/stat. */
+function processCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
+}
+/** Linux's USER_HZ, what /proc/PID/stat counts in (getconf CLK_TCK: 100 on every Linux we run). */
+const CLOCK_TICKS_PER_SECOND = 100;
+
 async function measurePoint(server: ServerProcess, watchers: number, putsPerSecond: number, durationSeconds: number): Promise<PointMeasurement> {
   const clients = new WatchClients(server.clientPort);
   try {
     await clients.watch(watchers);
     clients.resetCounts();
+    const serverCpuBefore = processCpuMs(server.child.pid!);
+    const clientCpuBefore = process.cpuUsage();
+    const wallBefore = now();
     const { acked, sendTimes } = await runWriter(server.clientPort, putsPerSecond, durationSeconds);
     const expected = acked * watchers;
     // Drain: until every acknowledged put reached every watcher, or nothing came for 5 s.
@@ -291,6 +319,9 @@ async function measurePoint(server: ServerProcess, watchers: number, putsPerSeco
       if (clients.deliveries !== lastSeen) { lastSeen = clients.deliveries; quietSince = now(); }
       if (now() - quietSince > 5000) break;
     }
+    const serverCpuMs = processCpuMs(server.child.pid!) - serverCpuBefore;
+    const clientCpu = process.cpuUsage(clientCpuBefore);
+    const wallMs = now() - wallBefore;
     const lat = clients.latencies.slice(0, clients.deliveries).sort();
     const lastWatcher: number[] = [];
     for (let seq = 0; seq < sendTimes.length; seq++) {
@@ -303,6 +334,8 @@ async function measurePoint(server: ServerProcess, watchers: number, putsPerSeco
       p50Ms: round(percentile(lat, 0.5)), p99Ms: round(percentile(lat, 0.99)),
       lastWatcherP50Ms: round(percentile(lastWatcher, 0.5)), lastWatcherP99Ms: round(percentile(lastWatcher, 0.99)),
       missing: Math.max(0, expected - clients.deliveries),
+      serverCpuUsPerEvent: clients.deliveries > 0 ? round((serverCpuMs * 1000) / clients.deliveries) : 0,
+      clientCores: round2((clientCpu.user + clientCpu.system) / 1000 / wallMs),
     };
   } finally {
     clients.close();
@@ -310,6 +343,7 @@ async function measurePoint(server: ServerProcess, watchers: number, putsPerSeco
 }
 
 const round = (x: number): number => Math.round(x * 10) / 10;
+const round2 = (x: number): number => Math.round(x * 100) / 100;
 
 function rssBytes(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -329,6 +363,12 @@ async function measureIdleRss(server: ServerProcess, n: number): Promise<{ befor
   }
 }
 
+function startKeyraftFor(options: WatchBenchOptions): Promise<ServerProcess> {
+  if (options.keyraftProfileDir === undefined) return startKeyraft();
+  const preload = join(__dirname, 'cpu-profile-preload.js');
+  return startKeyraft({ env: { NODE_OPTIONS: `--require ${preload}`, KEYRAFT_CPU_PROFILE_DIR: options.keyraftProfileDir } });
+}
+
 export async function runWatchBench(options: WatchBenchOptions): Promise<{ results: PointResult[]; rss: Record<string, { before: number; after: number }> }> {
   const log = options.log ?? ((line: string) => console.log(line));
   if (options.vsEtcd && findBinary('etcd') === undefined) throw new Error(`--vs-etcd needs etcd 3.4: ${missingReason(['etcd'])}`);
@@ -342,13 +382,14 @@ export async function runWatchBench(options: WatchBenchOptions): Promise<{ resul
         if (options.only) order = order.filter((w) => w === options.only);
         for (const who of order) {
           // A fresh server per round: no history or watchers left from the last one.
-          const server = who === 'keyraft' ? await startKeyraft() : await startEtcd();
+          const server = who === 'keyraft' ? await startKeyraftFor(options) : await startEtcd();
           try {
             const m = await measurePoint(server, point.watchers, point.putsPerSecond, options.durationSeconds);
             samples[who].push(m);
-            log(`  W=${point.watchers} P=${point.putsPerSecond} round ${r + 1} ${who}: ${m.deliveredPerSecond.toFixed(0)} events/s p50 ${m.p50Ms} ms p99 ${m.p99Ms} ms last-watcher p50 ${m.lastWatcherP50Ms} p99 ${m.lastWatcherP99Ms} ms missing ${m.missing}`);
+            log(`  W=${point.watchers} P=${point.putsPerSecond} round ${r + 1} ${who}: ${m.deliveredPerSecond.toFixed(0)} events/s p50 ${m.p50Ms} ms p99 ${m.p99Ms} ms last-watcher p50 ${m.lastWatcherP50Ms} p99 ${m.lastWatcherP99Ms} ms missing ${m.missing} server CPU ${m.serverCpuUsPerEvent} us/event client ${m.clientCores} cores`);
           } finally {
-            await server.kill9();
+            if (who === 'keyraft' && options.keyraftProfileDir !== undefined) await server.stop();
+            else await server.kill9();
           }
         }
       }
@@ -372,7 +413,7 @@ export async function runWatchBench(options: WatchBenchOptions): Promise<{ resul
   return { results, rss };
 }
 
-const ZERO: PointMeasurement = { deliveredPerSecond: 0, p50Ms: 0, p99Ms: 0, lastWatcherP50Ms: 0, lastWatcherP99Ms: 0, missing: 0 };
+const ZERO: PointMeasurement = { deliveredPerSecond: 0, p50Ms: 0, p99Ms: 0, lastWatcherP50Ms: 0, lastWatcherP99Ms: 0, missing: 0, serverCpuUsPerEvent: 0, clientCores: 0 };
 
 function summarize(ms: PointMeasurement[]): PointMeasurement {
   const med = (f: (m: PointMeasurement) => number) => median(ms.map(f));
@@ -380,14 +421,15 @@ function summarize(ms: PointMeasurement[]): PointMeasurement {
     deliveredPerSecond: med((m) => m.deliveredPerSecond), p50Ms: med((m) => m.p50Ms), p99Ms: med((m) => m.p99Ms),
     lastWatcherP50Ms: med((m) => m.lastWatcherP50Ms), lastWatcherP99Ms: med((m) => m.lastWatcherP99Ms),
     missing: ms.reduce((n, m) => n + m.missing, 0),
+    serverCpuUsPerEvent: med((m) => m.serverCpuUsPerEvent), clientCores: med((m) => m.clientCores),
   };
 }
 
 export function formatWatchTable(results: PointResult[], rss: Record<string, { before: number; after: number }>, idleWatchers: number): string {
-  const cell = (m?: PointMeasurement) => (m ? `${m.deliveredPerSecond.toFixed(0)} | ${m.p50Ms} / ${m.p99Ms} | ${m.lastWatcherP50Ms} / ${m.lastWatcherP99Ms}` : '- | - | -');
+  const cell = (m?: PointMeasurement) => (m ? `${m.deliveredPerSecond.toFixed(0)} | ${m.p50Ms} / ${m.p99Ms} | ${m.lastWatcherP50Ms} / ${m.lastWatcherP99Ms} | ${m.serverCpuUsPerEvent} | ${m.clientCores}` : '- | - | - | - | -');
   const rows = [
-    '| point | keyraft events/s | keyraft p50 / p99 ms | keyraft last watcher p50 / p99 ms | etcd events/s | etcd p50 / p99 ms | etcd last watcher p50 / p99 ms |',
-    '|---|---:|---:|---:|---:|---:|---:|',
+    '| point | keyraft events/s | keyraft p50 / p99 ms | keyraft last watcher p50 / p99 ms | keyraft CPU us/event | client cores | etcd events/s | etcd p50 / p99 ms | etcd last watcher p50 / p99 ms | etcd CPU us/event | client cores |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...results.map((r) => `| ${r.name} | ${cell(r.keyraft)} | ${cell(r.etcd)} |`),
   ];
   for (const [who, r] of Object.entries(rss)) rows.push(`\n${who}: RSS with ${idleWatchers} idle watchers ${(r.after / 2 ** 20).toFixed(0)} MiB (${(r.before / 2 ** 20).toFixed(0)} MiB before)`);
@@ -407,6 +449,7 @@ async function main(argv: string[]): Promise<void> {
     else if (arg === '--rounds') options.rounds = Number(value());
     else if (arg === '--only') options.only = value() as 'keyraft' | 'etcd';
     else if (arg === '--idle-watchers') options.idleWatchers = Number(value());
+    else if (arg === '--keyraft-profile') options.keyraftProfileDir = value();
     else if (arg === '--points') {
       options.points = value().split(',').map((p) => {
         const [w, r] = p.split('@');

@@ -26,7 +26,7 @@ import {
   leaseRevokeResponseJson, leaseTimeToLiveResponseJson, memberAddResponseJson, memberListResponseJson, moveLeaderResponseJson,
   headerOnlyResponseJson, lockResponseJson, putResponseJson, rangeResponseJson, statusResponseJson, txnResponseJson, watchResponseJson,
 } from './gateway-json.js';
-import { openWatch } from './watch-service.js';
+import { watchService } from './watch-service.js';
 import { healthRequestService, HealthStatus } from './health-service.js';
 import type { KvService } from './kv-service.js';
 import { openKeepAlive } from './lease-keep-alive.js';
@@ -89,7 +89,7 @@ export const methodTable: readonly MethodRow[] = [
   { kind: 'unary', service: 'KV', method: 'Txn', gatewayPaths: ['/v3/kv/txn'], requestType: 'TxnRequest', responseType: 'TxnResponse', jsonEncoder: txnResponseJson, serve: ({ kv }) => (r, n) => kv.txn(r, n) },
   { kind: 'unary', service: 'KV', method: 'Compact', gatewayPaths: ['/v3/kv/compaction'], requestType: 'CompactionRequest', responseType: 'CompactionResponse', jsonEncoder: compactionResponseJson, serve: ({ kv }) => (r, n) => kv.compact(r, n) },
   // Watch
-  { kind: 'bidi', service: 'Watch', method: 'Watch', gatewayPaths: ['/v3/watch'], requestType: 'WatchRequest', responseType: 'WatchResponse', jsonEncoder: watchResponseJson, serve: ({ member }) => (call) => openWatch(member, call) },
+  { kind: 'bidi', service: 'Watch', method: 'Watch', gatewayPaths: ['/v3/watch'], requestType: 'WatchRequest', responseType: 'WatchResponse', jsonEncoder: watchResponseJson, serve: ({ member }) => watchService(member) },
   // Lease
   { kind: 'unary', service: 'Lease', method: 'LeaseGrant', gatewayPaths: ['/v3/lease/grant'], requestType: 'LeaseGrantRequest', responseType: 'LeaseGrantResponse', jsonEncoder: leaseGrantResponseJson, serve: ({ member }) => (r) => member.leaseGrant(r) },
   { kind: 'unary', service: 'Lease', method: 'LeaseRevoke', gatewayPaths: ['/v3/lease/revoke', '/v3/kv/lease/revoke'], requestType: 'LeaseRevokeRequest', responseType: 'LeaseRevokeResponse', jsonEncoder: leaseRevokeResponseJson, serve: ({ member }) => (r) => member.leaseRevoke(r) },

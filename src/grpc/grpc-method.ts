@@ -24,6 +24,12 @@ export interface ServerStreamCall<Res> {
    * producers that encode once and share bytes. Same return as send.
    */
   sendEncoded(message: Uint8Array): boolean;
+  /**
+   * Queue several messages already framed with their gRPC 5-byte prefixes, back to back, written
+   * as they are (one write for many). Optional: a call that is not gRPC on the wire (the gateway's)
+   * lacks it. Same return as send.
+   */
+  sendFramed?(framed: Buffer, messages: number): boolean;
   /** Called when queued output has drained below the low-water mark after send returned false. */
   onDrain(listener: () => void): void;
   /**
@@ -38,6 +44,11 @@ export interface ServerStreamCall<Res> {
   readonly ended: boolean;
   /** Request metadata (lower-cased header names). */
   readonly metadata: ReadonlyMap<string, string>;
+  /**
+   * The client connection the call came on, an opaque key for bounds per connection (watch
+   * streams). Absent where a connection carries one call at a time (the gateway's HTTP/1.1).
+   */
+  readonly connection?: object;
 }
 
 /** What a streaming method's handler returns for each call it opens. */

@@ -112,6 +112,11 @@ export class StreamCall<Req = unknown, Res = unknown> implements Http2StreamHand
     return this.cancelledByClient;
   }
 
+  /** The connection's calls (one host per HTTP/2 connection). */
+  get connection(): object {
+    return this.host;
+  }
+
   get ended(): boolean {
     return this.done;
   }
@@ -132,7 +137,7 @@ export class StreamCall<Req = unknown, Res = unknown> implements Http2StreamHand
       if (problem !== undefined) {
         // Only 'too-large' can happen: we never push past the declared message.
         const declared = problem.kind === 'too-large' ? problem.declaredBytes : -1;
-        this.finish(GrpcCode.RESOURCE_EXHAUSTED, `grpc: received message larger than max (${declared} vs. ${this.host.receiveLimitBytes})`);
+        this.fail(GrpcCode.RESOURCE_EXHAUSTED, `grpc: received message larger than max (${declared} vs. ${this.host.receiveLimitBytes})`);
         return;
       }
     }
@@ -142,7 +147,7 @@ export class StreamCall<Req = unknown, Res = unknown> implements Http2StreamHand
     if (this.done) return;
     if (this.reader.started) {
       // END_STREAM in the middle of a message.
-      this.finish(GrpcCode.INTERNAL, 'grpc: client half-closed the stream in the middle of a message');
+      this.fail(GrpcCode.INTERNAL, 'grpc: client half-closed the stream in the middle of a message');
       return;
     }
     this.enqueue(ItemKind.HalfClose, undefined, 0);
@@ -161,8 +166,8 @@ export class StreamCall<Req = unknown, Res = unknown> implements Http2StreamHand
     const r = this.reader;
     if (r.compressed) {
       // grpc-go's checkRecvPayload, as for unary calls.
-      if (this.encoding === '' || this.encoding === 'identity') this.finish(GrpcCode.INTERNAL, 'grpc: compressed flag set with identity or empty encoding');
-      else this.finish(GrpcCode.UNIMPLEMENTED, `grpc: Decompressor is not installed for grpc-encoding "${this.encoding}"`);
+      if (this.encoding === '' || this.encoding === 'identity') this.fail(GrpcCode.INTERNAL, 'grpc: compressed flag set with identity or empty encoding');
+      else this.fail(GrpcCode.UNIMPLEMENTED, `grpc: Decompressor is not installed for grpc-encoding "${this.encoding}"`);
       return false;
     }
     const payload = r.message();
@@ -219,12 +224,7 @@ export class StreamCall<Req = unknown, Res = unknown> implements Http2StreamHand
     try {
       request = this.method.decode(payload);
     } catch (err) {
-      // The handler may hold resources for the call (a watch stream's watchers): it hears the
-      // call is over as it hears a cancel, then the call ends with the status.
-      const listeners = this.cancelListeners;
-      this.cancelListeners = [];
-      this.finish(GrpcCode.INTERNAL, `grpc: error unmarshalling request: ${(err as Error).message}`);
-      for (const listener of listeners) listener();
+      this.fail(GrpcCode.INTERNAL, `grpc: error unmarshalling request: ${(err as Error).message}`);
       return;
     }
     // Decoded: the message's bytes may go back to the client as window.
@@ -241,7 +241,7 @@ export class StreamCall<Req = unknown, Res = unknown> implements Http2StreamHand
     if (handler === undefined) return;
     if (this.method.kind === 'server-stream' && this.messagesReceived === 0) {
       // grpc-go: the handler's RecvMsg gets io.EOF, which the call returns as its status.
-      this.finish(GrpcCode.UNKNOWN, 'EOF');
+      this.fail(GrpcCode.UNKNOWN, 'EOF');
       return;
     }
     try {
@@ -260,23 +260,15 @@ export class StreamCall<Req = unknown, Res = unknown> implements Http2StreamHand
       payload = this.method.encode(response);
     } catch (err) {
       this.host.log.error({ err, method: `${this.method.service}/${this.method.method}` }, 'encoding a gRPC response failed');
-      this.finish(GrpcCode.INTERNAL, 'grpc: error while marshaling');
+      this.fail(GrpcCode.INTERNAL, 'grpc: error while marshaling');
       return false;
     }
     return this.sendEncoded(payload);
   }
 
   sendEncoded(message: Uint8Array): boolean {
-    if (this.done) return false;
+    if (!this.mayWrite()) return false;
     const stream = this.stream;
-    if (stream.pendingBytes >= Limits.grpcStreamReplyBytesQueuedMax || this.host.connectionBacklogBytes >= 2 * Limits.grpcReplyBytesQueuedPerConnectionMax) {
-      this.overflow();
-      return false;
-    }
-    if (!this.headersSent) {
-      this.headersSent = true;
-      stream.respond(RESPONSE_HEADERS, false);
-    }
     if (message.length <= SMALL_MESSAGE_BYTES) {
       // Prefix and message in one buffer: one DATA frame (a copy of a small message costs less than a frame).
       const framed = Buffer.allocUnsafe(MESSAGE_HEADER_BYTES + message.length);
@@ -292,6 +284,37 @@ export class StreamCall<Req = unknown, Res = unknown> implements Http2StreamHand
       stream.write(prefix);
       stream.write(Buffer.isBuffer(message) ? message : Buffer.from(message.buffer, message.byteOffset, message.byteLength));
     }
+    return this.afterWrite();
+  }
+
+  /**
+   * Queues messages already framed (each its 5-byte prefix and bytes, back to back) as they are:
+   * one write for many messages, no copy (watch-stream.ts writes a revision's responses to all of
+   * a stream's watchers so). Same return as send.
+   */
+  sendFramed(framed: Buffer, messages: number): boolean {
+    assert(messages > 0 && framed.length >= messages * MESSAGE_HEADER_BYTES, () => `${messages} framed messages in ${framed.length} bytes`);
+    if (!this.mayWrite()) return false;
+    this.stream.write(framed);
+    return this.afterWrite();
+  }
+
+  /** Before a write: false if the call is over or the write would pass the hard bound (the stream is then reset). */
+  private mayWrite(): boolean {
+    if (this.done) return false;
+    if (this.stream.pendingBytes >= Limits.grpcStreamReplyBytesQueuedMax || this.host.connectionBacklogBytes >= 2 * Limits.grpcReplyBytesQueuedPerConnectionMax) {
+      this.overflow();
+      return false;
+    }
+    if (!this.headersSent) {
+      this.headersSent = true;
+      this.stream.respond(RESPONSE_HEADERS, false);
+    }
+    return true;
+  }
+
+  /** After a write: true under the high-water mark, else false and onDrain fires once it drains. */
+  private afterWrite(): boolean {
     if (this.underHighWater()) return true;
     if (!this.wantsDrain) {
       this.wantsDrain = true;
@@ -388,7 +411,25 @@ export class StreamCall<Req = unknown, Res = unknown> implements Http2StreamHand
     }
   }
 
-  /** Ends the call with a status (the handler's end, or a failure of ours). */
+  /**
+   * A failure of ours (the client's input, or encoding) ends the call: the handler may hold
+   * resources for it (a watch stream's watchers, counted per connection), so it hears the call is
+   * over as it hears a cancel, then the call ends with the status.
+   */
+  private fail(code: number, message: string): void {
+    if (this.done) return;
+    const listeners = this.cancelListeners;
+    this.finish(code, message);
+    for (const listener of listeners) {
+      try {
+        listener();
+      } catch (err) {
+        this.host.log.error({ err, method: `${this.method.service}/${this.method.method}` }, 'a stream cancel listener threw');
+      }
+    }
+  }
+
+  /** Ends the call with a status (the handler's end, or a failure of ours through fail). */
   private finish(code: number, message: string): void {
     if (this.done) return;
     this.done = true;

@@ -148,6 +148,13 @@ export const Limits = {
   /** Watch: watchers one watch stream may hold; a create past it is refused (canceled, with a reason). */
   watchersPerStreamMax: 100_000,
   /**
+   * Watch: Watch calls one client connection may have open at once (etcd has no such bound; its
+   * clients multiplex watchers onto one stream per context). One past it ends at once with
+   * RESOURCE_EXHAUSTED naming this limit. Below http2StreamsPerConnectionMax, so that a
+   * connection full of watch streams still has room for its other calls.
+   */
+  watchStreamsPerConnectionMax: 1024,
+  /**
    * Watch: bytes a stream may hand its sink beyond the sink's high-water mark before the client
    * reads again. Events stop at the mark (watchers fall back to history); what still goes out
    * then is control responses (created, canceled, progress) answering the client's own requests,
@@ -164,6 +171,13 @@ export const Limits = {
    * mark and a catching-up stream interleaves with live ones.
    */
   watchCatchUpBytesMax: 1024 * 1024,
+  /**
+   * Watch: encoded events kept for watchers catching up over the same history (watch/
+   * encoded-event-cache.ts), in entries and in bytes: one catch-up batch's worth, so that a crowd
+   * of watchers behind together encodes each event once, not once per watcher.
+   */
+  watchEncodedEventCacheEntriesMax: 10_000,
+  watchEncodedEventCacheBytesMax: 8 * 1024 * 1024,
   /** Watch: catch-up reads started per event-loop turn (etcd's maxWatchersPerSync). */
   watchSyncWatchersPerTurn: 512,
   /** Watch: index keys a history scan examines per event-loop turn (a range watcher over a large keyspace). */

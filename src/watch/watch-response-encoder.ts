@@ -1,6 +1,6 @@
 import { assert } from '../platform/assert.js';
 import { EventType, type KeyValue, type ResponseHeader } from '../proto/etcd-types.js';
-import { bigVarintSize, varintSize } from '../proto/varint.js';
+import { bigVarintSize, varintSize, writeVarint } from '../proto/varint.js';
 
 /**
  * Protobuf encoding of etcdserverpb.WatchResponse, written by hand for the fan-out path: each
@@ -89,6 +89,65 @@ export function watchResponseSize(f: ResponseFields, events: readonly Uint8Array
 }
 
 const NO_EVENTS: readonly Uint8Array[] = [];
+
+/**
+ * A WatchResponse's header field (tag, length, ResponseHeader) encoded once, to be shared by every
+ * response of one revision (watch-hub.ts keeps the last one): the cluster and member ids are
+ * 64-bit varints, costly to encode per response.
+ */
+export function encodeHeaderField(h: ResponseHeader): Buffer {
+  const len = headerSize(h);
+  const w = new Writer(1 + varintSize(len) + len);
+  w.byte(0x0a); w.varint(len); w.header(h);
+  return w.done() as Buffer;
+}
+
+/**
+ * Length-prefixed responses, as gRPC frames messages on the wire (a flag byte 0, then the length
+ * as 4 bytes big-endian, then the message): several watchers' responses of one revision go to a
+ * stream as one buffer, one allocation and one write, instead of one of each per watcher.
+ */
+export const FRAME_PREFIX_BYTES = 5;
+
+/** Bytes an event-carrying response for `watchId` takes (without its frame prefix). */
+export function eventsResponseSize(headerField: Uint8Array, watchId: number, events: readonly Uint8Array[]): number {
+  let size = headerField.length;
+  if (watchId !== 0) size += 1 + varintSize(watchId);
+  for (let i = 0; i < events.length; i++) size += 1 + varintSize(events[i]!.length) + events[i]!.length;
+  return size;
+}
+
+/**
+ * Writes one framed response (prefix, shared header field, watch_id, events) of `size` bytes
+ * (eventsResponseSize) into `out` at `at`; returns the offset after it.
+ */
+export function writeFramedEventsResponse(out: Buffer, at: number, size: number, headerField: Uint8Array, watchId: number, events: readonly Uint8Array[]): number {
+  out[at] = 0;
+  out.writeUInt32BE(size, at + 1);
+  let pos = at + FRAME_PREFIX_BYTES;
+  out.set(headerField, pos);
+  pos += headerField.length;
+  if (watchId !== 0) { out[pos++] = 0x10; pos = watchId < 0 ? writeNegativeVarint(out, pos, watchId) : writeVarint(out, pos, watchId); }
+  for (let i = 0; i < events.length; i++) {
+    const e = events[i]!;
+    out[pos++] = 0x5a;
+    pos = writeVarint(out, pos, e.length);
+    out.set(e, pos);
+    pos += e.length;
+  }
+  assert(pos === at + FRAME_PREFIX_BYTES + size, () => `watch response wrote ${pos - at - FRAME_PREFIX_BYTES} bytes of ${size}`);
+  return pos;
+}
+
+function writeNegativeVarint(out: Buffer, at: number, n: number): number {
+  let v = BigInt.asUintN(64, BigInt(n));
+  while (v >= 0x80n) {
+    out[at++] = Number(v & 0x7fn) | 0x80;
+    v >>= 7n;
+  }
+  out[at++] = Number(v);
+  return at;
+}
 
 function kvSize(kv: KeyValue): number {
   let size = 0;

@@ -6,7 +6,9 @@ import {
   AUTO_WATCH_ID, ERR_DUPLICATE_WATCH_ID, ERR_EMPTY_WATCHER_RANGE, ERR_TOO_MANY_WATCHERS, PROGRESS_WATCH_ID,
   type WatchSink,
 } from './watch.js';
-import { encodeWatchResponse, watchResponseSize, type ResponseFields } from './watch-response-encoder.js';
+import {
+  encodeWatchResponse, eventsResponseSize, FRAME_PREFIX_BYTES, watchResponseSize, writeFramedEventsResponse, type ResponseFields,
+} from './watch-response-encoder.js';
 import { Watcher, type WatcherStream } from './watcher.js';
 
 /** What a stream asks of the hub that owns it (watch-hub.ts's WatchHub). */
@@ -54,6 +56,10 @@ export class WatchStream {
   unsyncedCount = 0;
   /** Events handed to the sink over its high-water mark, not yet drained (etcd_debugging_mvcc_pending_events_total). */
   pendingEvents = 0;
+  /** The hub's notify scratch: watchers of this stream matched at the revision being notified. */
+  readonly matched: Watcher[] = [];
+  /** sendRevision's scratch: each sending watcher's response size. */
+  private readonly responseSizes: number[] = [];
   /** A progress request waits for every watcher to be synced. */
   private deferredProgress = false;
   private nextId = 0;
@@ -200,6 +206,74 @@ export class WatchStream {
       const last = end === events.length;
       this.write(encodeWatchResponse(last ? fields : fragmentFields, part), part.length);
       at = end;
+    }
+  }
+
+  /**
+   * The live path's responses at `revision`: one per watcher in `matched` with events in its
+   * `liveEvents`, all sharing the header field, written to the sink as ONE buffer of framed
+   * responses (one allocation, one write for the stream, whatever the number of watchers). A
+   * watcher that asked for fragments and whose response is too large goes on its own, in order.
+   */
+  sendRevision(revision: number, headerField: Buffer): void {
+    const matched = this.matched;
+    const sizes = this.responseSizes;
+    sizes.length = 0;
+    let from = 0;
+    let bytes = 0;
+    for (let m = 0; m < matched.length; m++) {
+      const w = matched[m]!;
+      const events = w.liveEvents;
+      if (w.state === 'canceled' || events.length === 0) {
+        sizes.push(-1);
+        continue;
+      }
+      const size = eventsResponseSize(headerField, w.id, events);
+      if (w.fragment && events.length > 1 && size >= this.fragmentBytes) {
+        // Everything before it goes first, then its fragments.
+        this.writeFramed(headerField, from, m, bytes);
+        sizes.length = 0; // indexes from the next watcher on
+        from = m + 1;
+        bytes = 0;
+        this.sendEvents(w, revision, events);
+        continue;
+      }
+      sizes.push(size);
+      bytes += FRAME_PREFIX_BYTES + size;
+    }
+    this.writeFramed(headerField, from, matched.length, bytes);
+  }
+
+  /** Writes matched[from, to)'s responses (sizes in responseSizes from index 0 = from) as one buffer of `bytes`. */
+  private writeFramed(headerField: Buffer, from: number, to: number, bytes: number): void {
+    if (bytes === 0 || this.closed) return;
+    const sizes = this.responseSizes;
+    const out = Buffer.allocUnsafe(bytes);
+    let at = 0;
+    let messages = 0;
+    let events = 0;
+    for (let m = from; m < to; m++) {
+      const size = sizes[m - from]!;
+      if (size < 0) continue;
+      const w = this.matched[m]!;
+      w.progressDue = false;
+      at = writeFramedEventsResponse(out, at, size, headerField, w.id, w.liveEvents);
+      messages++;
+      events += w.liveEvents.length;
+    }
+    this.hub.eventsSent(events);
+    if (this.blocked) this.pendingEvents += events;
+    const sink = this.sink;
+    if (sink.sendFramed !== undefined) {
+      if (!sink.sendFramed(out, messages)) this.blocked = true;
+      return;
+    }
+    // A sink that takes one message at a time (the gateway, the lock service): views, not copies.
+    for (let pos = 0; pos < out.length && !this.closed;) {
+      const size = out.readUInt32BE(pos + 1);
+      const start = pos + FRAME_PREFIX_BYTES;
+      pos = start + size;
+      if (!sink.send(out.subarray(start, pos))) this.blocked = true;
     }
   }
 

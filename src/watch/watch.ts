@@ -55,6 +55,12 @@ export interface WatchHistory {
  */
 export interface WatchSink {
   send(message: Uint8Array): boolean;
+  /**
+   * Several responses at once, each framed as gRPC frames a message (a 0 flag byte, the length
+   * as 4 bytes big-endian, the message): a gRPC sink writes them as they are. Optional: without
+   * it the stream hands each message to `send`. Same return as send.
+   */
+  sendFramed?(framed: Buffer, messages: number): boolean;
   onDrain(listener: () => void): void;
   /** Ends the call with an error (a stream that broke a bound), mapped once at the edge. */
   end(error?: unknown): void;

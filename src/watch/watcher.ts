@@ -8,6 +8,10 @@ export interface WatcherStream {
   /** Watchers of this stream behind the store (the hub counts them). */
   unsyncedCount: number;
   sendEvents(w: Watcher, revision: number, events: readonly Uint8Array[]): void;
+  /** The live path: every watcher in `matched` has its events of `revision` in `liveEvents` (watch-hub.ts notify). */
+  sendRevision(revision: number, headerField: Buffer): void;
+  /** Scratch of the hub's notify: this stream's watchers matched at the revision being notified, in match order. */
+  readonly matched: Watcher[];
   compacted(w: Watcher, compactRevision: number): void;
   maybeSendDeferredProgress(): void;
 }
@@ -40,6 +44,12 @@ export class Watcher {
   reading = false;
   /** No event sent since the last progress tick (etcd's sws.progress[id]): the next tick notifies. */
   progressDue = true;
+  /** Scratch of the hub's notify (reused, so matching allocates nothing per event): the revision it last matched at, */
+  matchedRevision = 0;
+  /** the indexes of that revision's changes in its range, in op order, */
+  readonly matchedChanges: number[] = [];
+  /** and their encoded events after the filters. */
+  readonly liveEvents: Uint8Array[] = [];
 
   constructor(
     readonly id: number,

@@ -67,6 +67,32 @@ export class TestSink implements WatchSink {
   }
 }
 
+/**
+ * A TestSink that also takes framed batches, as a gRPC call does (the hub's live path then writes
+ * a revision's responses to several watchers as one buffer): it checks the framing and keeps the
+ * messages as send() would.
+ */
+export class FramedTestSink extends TestSink {
+  framedWrites = 0;
+
+  sendFramed(framed: Buffer, messages: number): boolean {
+    this.framedWrites++;
+    let at = 0;
+    let n = 0;
+    let open = true;
+    while (at < framed.length) {
+      if (framed[at] !== 0) throw new Error(`frame flag ${framed[at]} at ${at}`);
+      const size = framed.readUInt32BE(at + 1);
+      if (at + 5 + size > framed.length) throw new Error(`frame of ${size} bytes at ${at} runs past ${framed.length}`);
+      open = this.send(framed.subarray(at + 5, at + 5 + size));
+      at += 5 + size;
+      n++;
+    }
+    if (n !== messages) throw new Error(`sendFramed said ${messages} messages, the buffer holds ${n}`);
+    return open;
+  }
+}
+
 export function newHub(applier: Applier, progressNotifyIntervalMs = 0): WatchHub {
   const hub = new WatchHub({
     history: new StoreWatchHistory(() => applier.store),
