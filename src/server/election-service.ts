@@ -186,8 +186,8 @@ export class ElectionService {
     if (first.kv !== undefined) return { header: first.header, kv: first.kv };
     let found: { header: ResponseHeader; kv: KeyValue } | undefined;
     const end = await watchUntil(this.kv, { key: prefix, range_end: prefixEnd(prefix), start_revision: first.header.revision }, signal, (response) => {
-      // Only puts: a delete would make the loop spin (election.go).
-      const put = response.events.find((e) => e.type === EventType.PUT);
+      // Only puts: a delete would make the loop spin (election.go). Decoded events omit type PUT (0, proto3's default).
+      const put = response.events.find((e) => e.type !== EventType.DELETE);
       if (put?.kv === undefined) return false;
       found = { header: { ...response.header!, revision: put.kv.mod_revision }, kv: put.kv };
       return true;
