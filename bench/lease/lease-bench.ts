@@ -8,8 +8,13 @@
  *                over the whole measured window, divided by the keep-alives answered).
  *   grant-put-revoke  C concurrent loops (default 32) of LeaseGrant, Put under the lease,
  *                LeaseRevoke; reports cycles/s.
+ *   lock         K contenders (default 10), each with its own lease, loop Lock(name) then
+ *                Unlock(key) on one name through the Lock service (v3lockpb); reports
+ *                acquire/release cycles/s and the server's CPU time per cycle. Every cycle is a
+ *                txn, a range, a watch on the key ahead in the queue and a delete: the queue
+ *                recipe, not one RPC.
  *
- * Options: --vs-etcd --leases N --streams N --duration S --rounds N --concurrency N.
+ * Options: --vs-etcd --leases N --streams N --duration S --rounds N --concurrency N --contenders N.
  * The load generator runs on the same machine as the server: on a shared 2-core machine, take
  * the numbers as relative (the ratio column), not absolute.
  */
@@ -17,6 +22,7 @@ import { readFileSync } from 'node:fs';
 import { checkEtcdAvailable, forEachArg, median } from '../kv/side-by-side.js';
 import { killAll, startEtcd, startKeyraft, type ServerProcess } from '../../test/integration/harness.js';
 import { LeaseGrpc } from '../../test/cluster/lease-grpc.js';
+import { LockClient } from '../../test/lock/lock-client.js';
 
 export interface LeaseBenchOptions {
   vsEtcd: boolean;
@@ -25,6 +31,8 @@ export interface LeaseBenchOptions {
   durationSeconds: number;
   rounds: number;
   concurrency: number;
+  /** Lock contenders on one name (the lock scenario). */
+  contenders: number;
   log: (line: string) => void;
 }
 
@@ -33,7 +41,7 @@ export interface LeaseBenchRow {
   unit: string;
   keyraft: number;
   etcd?: number;
-  /** For keep-alive: server CPU µs per keep-alive (lower is better). */
+  /** Server CPU µs per operation (a keep-alive, a lock cycle; lower is better). */
   keyraftCpuUs?: number;
   etcdCpuUs?: number;
 }
@@ -96,6 +104,36 @@ async function grantPutRevokeRound(port: number, o: LeaseBenchOptions): Promise<
   }
 }
 
+/** K contenders each loop Lock then Unlock on one name, each under its own lease: cycles/s and server CPU per cycle. */
+async function lockRound(port: number, pid: number, o: LeaseBenchOptions): Promise<{ perSecond: number; cpuUs: number }> {
+  const leases = new LeaseGrpc(port);
+  const locks = new LockClient(port);
+  try {
+    const ids = await Promise.all(Array.from({ length: o.contenders }, () => leases.grant(60)));
+    // Warm the connection and the name before measuring.
+    const warm = await locks.lock('bench-lock', ids[0]!.ID.toString()).reply;
+    await locks.unlock(warm.key);
+    let cycles = 0;
+    const cpuBefore = cpuMs(pid);
+    const started = performance.now();
+    const deadline = started + o.durationSeconds * 1000;
+    await Promise.all(ids.map(async ({ ID }) => {
+      while (performance.now() < deadline) {
+        const held = await locks.lock('bench-lock', ID.toString()).reply;
+        await locks.unlock(held.key);
+        cycles++;
+      }
+    }));
+    const elapsed = (performance.now() - started) / 1000;
+    const cpu = cpuMs(pid) - cpuBefore;
+    for (const { ID } of ids) await leases.revoke(ID);
+    return { perSecond: cycles / elapsed, cpuUs: (cpu * 1000) / Math.max(1, cycles) };
+  } finally {
+    locks.close();
+    leases.close();
+  }
+}
+
 async function grantAll(port: number, n: number): Promise<bigint[]> {
   const client = new LeaseGrpc(port);
   try {
@@ -120,6 +158,8 @@ export async function runLeaseBench(o: LeaseBenchOptions): Promise<LeaseBenchRow
     const ka = { keyraft: [] as number[], etcd: [] as number[] };
     const kaCpu = { keyraft: [] as number[], etcd: [] as number[] };
     const gpr = { keyraft: [] as number[], etcd: [] as number[] };
+    const lock = { keyraft: [] as number[], etcd: [] as number[] };
+    const lockCpu = { keyraft: [] as number[], etcd: [] as number[] };
     for (let round = 0; round < o.rounds; round++) {
       const order = round % 2 === 0 ? servers : [...servers].reverse();
       for (const [who, s] of order) {
@@ -133,6 +173,12 @@ export async function runLeaseBench(o: LeaseBenchOptions): Promise<LeaseBenchRow
         gpr[who].push(c);
         o.log(`  grant-put-revoke round ${round + 1} ${who}: ${c.toFixed(0)} cycles/s`);
       }
+      for (const [who, s] of order) {
+        const r = await lockRound(s.clientPort, s.child.pid!, o);
+        lock[who].push(r.perSecond);
+        lockCpu[who].push(r.cpuUs);
+        o.log(`  lock round ${round + 1} ${who}: ${r.perSecond.toFixed(0)} acquire/release cycles/s, ${r.cpuUs.toFixed(0)} µs server CPU each`);
+      }
     }
     const etcd = o.vsEtcd;
     return [
@@ -142,6 +188,11 @@ export async function runLeaseBench(o: LeaseBenchOptions): Promise<LeaseBenchRow
         keyraftCpuUs: median(kaCpu.keyraft), etcdCpuUs: etcd ? median(kaCpu.etcd) : undefined,
       },
       { name: `grant + put + revoke (${o.concurrency} loops)`, unit: 'cycles/s', keyraft: median(gpr.keyraft), etcd: etcd ? median(gpr.etcd) : undefined },
+      {
+        name: `lock acquire/release (${o.contenders} contenders)`, unit: 'cycles/s',
+        keyraft: median(lock.keyraft), etcd: etcd ? median(lock.etcd) : undefined,
+        keyraftCpuUs: median(lockCpu.keyraft), etcdCpuUs: etcd ? median(lockCpu.etcd) : undefined,
+      },
     ];
   } finally {
     await killAll();
@@ -149,7 +200,7 @@ export async function runLeaseBench(o: LeaseBenchOptions): Promise<LeaseBenchRow
 }
 
 export function formatLeaseTable(rows: LeaseBenchRow[]): string {
-  const out = ['| scenario | keyraft | etcd 3.4 | keyraft/etcd | server CPU per keep-alive keyraft / etcd |', '|---|---:|---:|---:|---:|'];
+  const out = ['| scenario | keyraft | etcd 3.4 | keyraft/etcd | server CPU per operation keyraft / etcd |', '|---|---:|---:|---:|---:|'];
   for (const r of rows) {
     const ratio = r.etcd ? `${(r.keyraft / r.etcd).toFixed(2)}x` : '-';
     const cpu = r.keyraftCpuUs !== undefined ? `${r.keyraftCpuUs.toFixed(1)} µs / ${r.etcdCpuUs !== undefined ? `${r.etcdCpuUs.toFixed(1)} µs` : '-'}` : '';
@@ -159,7 +210,7 @@ export function formatLeaseTable(rows: LeaseBenchRow[]): string {
 }
 
 async function main(): Promise<void> {
-  const o: LeaseBenchOptions = { vsEtcd: false, leases: 10_000, streams: 10, durationSeconds: 10, rounds: 3, concurrency: 32, log: (l) => console.log(l) };
+  const o: LeaseBenchOptions = { vsEtcd: false, leases: 10_000, streams: 10, durationSeconds: 10, rounds: 3, concurrency: 32, contenders: 10, log: (l) => console.log(l) };
   forEachArg(process.argv.slice(2), (arg, value) => {
     if (arg === '--vs-etcd') o.vsEtcd = true;
     else if (arg === '--leases') o.leases = Number(value());
@@ -167,6 +218,7 @@ async function main(): Promise<void> {
     else if (arg === '--duration') o.durationSeconds = Number(value());
     else if (arg === '--rounds') o.rounds = Number(value());
     else if (arg === '--concurrency') o.concurrency = Number(value());
+    else if (arg === '--contenders') o.contenders = Number(value());
     else return false;
     return true;
   });

@@ -21,7 +21,7 @@ import { messageType } from '../proto/codec.js';
 import type {
   AlarmResponse, DefragmentResponse, HashKVResponse, HashResponse,
   CompactionResponse, DeleteRangeResponse, KeyValue, Member, MemberListResponse, MemberAddResponse, MoveLeaderResponse, PutResponse, RangeResponse,
-  ResponseHeader, ResponseOp, StatusResponse, TxnResponse, Event, WatchResponse, LockResponse,
+  ResponseHeader, ResponseOp, StatusResponse, TxnResponse, Event, WatchResponse, LockResponse, CampaignResponse, LeaderKey, LeaderResponse,
   LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse,
 } from '../proto/etcd-types.js';
 import { EventType } from '../proto/etcd-types.js';
@@ -568,4 +568,28 @@ export function lockResponseJson(r: LockResponse): string {
 /** Responses that carry only a header (v3lockpb.UnlockResponse). */
 export function headerOnlyResponseJson(r: { header?: ResponseHeader }): string {
   return r.header ? `{"header":${headerJson(r.header)}}` : '{}';
+}
+
+/** v3electionpb.LeaderKey: name and key in base64, rev and lease as strings, zero fields omitted. */
+function leaderKeyJson(l: LeaderKey): string {
+  let s = '';
+  if (l.name && l.name.length) s += `"name":"${base64(l.name)}"`;
+  if (l.key && l.key.length) s += `${s ? ',' : ''}"key":"${base64(l.key)}"`;
+  s = int64Field('rev', l.rev, s);
+  s = int64Field('lease', l.lease, s);
+  return `{${s}}`;
+}
+
+/** v3electionpb.CampaignResponse {header, leader}. */
+export function campaignResponseJson(r: CampaignResponse): string {
+  let s = r.header ? `"header":${headerJson(r.header)}` : '';
+  if (r.leader) s += `${s ? ',' : ''}"leader":${leaderKeyJson(r.leader)}`;
+  return `{${s}}`;
+}
+
+/** v3electionpb.LeaderResponse {header, kv} (Leader, and each message of Observe). */
+export function leaderResponseJson(r: LeaderResponse): string {
+  let s = r.header ? `"header":${headerJson(r.header)}` : '';
+  if (r.kv) s += `${s ? ',' : ''}"kv":${keyValueJson(r.kv)}`;
+  return `{${s}}`;
 }

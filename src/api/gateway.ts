@@ -45,6 +45,28 @@ class NodeReply implements ReplySink {
   replyJson(status: number, json: string): void {
     sendJson(this.res, status, json);
   }
+
+  /** node:http closes the response early when its connection closes; a finished one does not count. */
+  onGone(listener: () => void): void {
+    const res = this.res;
+    if (res.destroyed && !res.writableEnded) {
+      listener();
+      return;
+    }
+    let called = false;
+    const gone = (): void => {
+      if (called || res.writableEnded) return;
+      called = true;
+      listener();
+    };
+    // The client's FIN (its read side ended) while we still owe the answer: gone, as in Go.
+    const socket = res.req.socket;
+    socket.once('end', gone);
+    res.once('close', () => {
+      socket.off('end', gone);
+      gone();
+    });
+  }
 }
 
 /** A gateway path of a served method, built from its row of the method table. */
@@ -268,7 +290,7 @@ export class Gateway implements Http1RequestHandler<Route> {
       // Over the gRPC limit, etcd's gRPC server refuses before counting the call as started.
       if (size > this.kv.grpcMaxReceiveBytes) throw new MessageTooLargeError(size, this.kv.grpcMaxReceiveBytes);
       this.metrics.start(route.service, route.method);
-      reply = route.handle!(request, size).then(route.json);
+      reply = route.handle!(request, size, route.row.kind === 'unary' && route.row.wantsSignal === true ? goneSignal(sink) : undefined).then(route.json);
     } catch (err) {
       this.fail(sink, err, route);
       return;
@@ -303,6 +325,13 @@ export class Gateway implements Http1RequestHandler<Route> {
     }
     this.serve(this.routes.get('/v3/kv/range')!, request, new NodeReply(res));
   }
+}
+
+/** A signal that aborts when the client of `sink` goes away: only for handlers that block (wantsSignal). */
+function goneSignal(sink: ReplySink): AbortSignal {
+  const abort = new AbortController();
+  sink.onGone(() => abort.abort());
+  return abort.signal;
 }
 
 function drain(req: IncomingMessage): void {

@@ -24,9 +24,10 @@ import {
   alarmResponseJson, defragmentResponseJson, hashKVResponseJson, hashResponseJson,
   compactionResponseJson, deleteRangeResponseJson, leaseGrantResponseJson, leaseKeepAliveResponseJson, leaseLeasesResponseJson,
   leaseRevokeResponseJson, leaseTimeToLiveResponseJson, memberAddResponseJson, memberListResponseJson, moveLeaderResponseJson,
-  headerOnlyResponseJson, lockResponseJson, putResponseJson, rangeResponseJson, statusResponseJson, txnResponseJson, watchResponseJson,
+  campaignResponseJson, headerOnlyResponseJson, leaderResponseJson, lockResponseJson, putResponseJson, rangeResponseJson, statusResponseJson, txnResponseJson, watchResponseJson,
 } from './gateway-json.js';
 import { watchService } from './watch-service.js';
+import { openObserve } from './election-observe.js';
 import { healthRequestService, HealthStatus } from './health-service.js';
 import type { KvService } from './kv-service.js';
 import { openKeepAlive } from './lease-keep-alive.js';
@@ -113,6 +114,12 @@ export const methodTable: readonly MethodRow[] = [
   // Lock (etcd's v3lockpb; server/lock-service.ts). Lock blocks until held: it takes the call's signal to give up its place.
   { kind: 'unary', service: 'v3lockpb.Lock', method: 'Lock', gatewayPaths: ['/v3/lock/lock'], requestType: 'v3lockpb.LockRequest', responseType: 'v3lockpb.LockResponse', jsonEncoder: lockResponseJson, wantsSignal: true, serve: ({ member }) => (r, _n, signal) => member.lock(r, signal) },
   { kind: 'unary', service: 'v3lockpb.Lock', method: 'Unlock', gatewayPaths: ['/v3/lock/unlock'], requestType: 'v3lockpb.UnlockRequest', responseType: 'v3lockpb.UnlockResponse', jsonEncoder: headerOnlyResponseJson, serve: ({ member }) => (r) => member.unlock(r) },
+  // Election (etcd's v3electionpb; server/election-service.ts). Campaign blocks until elected: it takes the call's signal to resign.
+  { kind: 'unary', service: 'v3electionpb.Election', method: 'Campaign', gatewayPaths: ['/v3/election/campaign'], requestType: 'v3electionpb.CampaignRequest', responseType: 'v3electionpb.CampaignResponse', jsonEncoder: campaignResponseJson, wantsSignal: true, serve: ({ member }) => (r, _n, signal) => member.campaign(r, signal) },
+  { kind: 'unary', service: 'v3electionpb.Election', method: 'Proclaim', gatewayPaths: ['/v3/election/proclaim'], requestType: 'v3electionpb.ProclaimRequest', responseType: 'v3electionpb.ProclaimResponse', jsonEncoder: headerOnlyResponseJson, serve: ({ member }) => (r) => member.proclaim(r) },
+  { kind: 'unary', service: 'v3electionpb.Election', method: 'Leader', gatewayPaths: ['/v3/election/leader'], requestType: 'v3electionpb.LeaderRequest', responseType: 'v3electionpb.LeaderResponse', jsonEncoder: leaderResponseJson, serve: ({ member }) => (r) => member.electionLeader(r) },
+  { kind: 'server-stream', service: 'v3electionpb.Election', method: 'Observe', gatewayPaths: ['/v3/election/observe'], requestType: 'v3electionpb.LeaderRequest', responseType: 'v3electionpb.LeaderResponse', jsonEncoder: leaderResponseJson, serve: ({ member }) => (call) => openObserve(member, call) },
+  { kind: 'unary', service: 'v3electionpb.Election', method: 'Resign', gatewayPaths: ['/v3/election/resign'], requestType: 'v3electionpb.ResignRequest', responseType: 'v3electionpb.ResignResponse', jsonEncoder: headerOnlyResponseJson, serve: ({ member }) => (r) => member.resign(r) },
   // Auth
   auth('AuthEnable', '/v3/auth/enable', 'AuthEnable'),
   auth('AuthDisable', '/v3/auth/disable', 'AuthDisable'),

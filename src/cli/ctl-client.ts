@@ -26,7 +26,8 @@ const GO_CODE_NAMES = [
 
 export const DEADLINE_EXCEEDED_MESSAGE = 'context deadline exceeded';
 
-export type EtcdService = 'KV' | 'Cluster' | 'Maintenance' | 'Lease' | 'Auth' | 'Watch';
+/** etcdserverpb's services by short name; other packages' services by full name (v3lockpb.Lock). */
+export type EtcdService = 'KV' | 'Cluster' | 'Maintenance' | 'Lease' | 'Auth' | 'Watch' | 'v3lockpb.Lock' | 'v3electionpb.Election';
 
 interface MethodCodec {
   path: string;
@@ -40,10 +41,11 @@ function methodCodec(service: EtcdService, method: string): MethodCodec {
   const key = `${service}/${method}`;
   let codec = methodCodecs.get(key);
   if (codec) return codec;
-  const rpc = protoRoot.lookupService(`etcdserverpb.${service}`).methods[method];
-  assert(rpc !== undefined, () => `etcdserverpb.${service} has no method ${method}`);
+  const fullName = service.includes('.') ? service : `etcdserverpb.${service}`;
+  const rpc = protoRoot.lookupService(fullName).methods[method];
+  assert(rpc !== undefined, () => `${fullName} has no method ${method}`);
   rpc.resolve();
-  codec = { path: `/etcdserverpb.${service}/${method}`, requestType: rpc.resolvedRequestType!, responseType: rpc.resolvedResponseType! };
+  codec = { path: `/${fullName}/${method}`, requestType: rpc.resolvedRequestType!, responseType: rpc.resolvedResponseType! };
   methodCodecs.set(key, codec);
   return codec;
 }
@@ -67,7 +69,14 @@ export function describeCallError(err: grpc.ServiceError): string {
 export interface CallOptions {
   /** Absolute deadline in ms since the epoch. */
   deadlineMs: number;
+  /** The deadline bounds only finding an endpoint; the call runs as long as it takes (Lock, Campaign, Snapshot). */
+  unbounded?: boolean;
+  /** Cancels the call (a blocking call interrupted by SIGINT): it fails with clientv3's "context canceled". */
+  signal?: AbortSignal;
 }
+
+/** What clientv3 reports for a call whose context was cancelled. */
+export const CONTEXT_CANCELED_MESSAGE = 'context canceled';
 
 export class EtcdClient {
   private readonly channels: grpc.Client[];
@@ -86,19 +95,25 @@ export class EtcdClient {
   async call<Req extends object, Res>(service: EtcdService, method: string, request: Req, options: CallOptions): Promise<Res> {
     const codec = methodCodec(service, method);
     const channel = await this.readyChannel(options.deadlineMs);
+    const signal = options.signal;
+    if (signal?.aborted) throw new CtlError(ExitCode.Error, CONTEXT_CANCELED_MESSAGE);
     return new Promise<Res>((resolve, reject) => {
-      channel.makeUnaryRequest<Req, Res>(
+      const onAbort = (): void => call.cancel();
+      const call = channel.makeUnaryRequest<Req, Res>(
         codec.path,
         (value) => Buffer.from(encode(codec.requestType, value)),
         (bytes) => decode<Res>(codec.responseType, bytes),
         request,
         new grpc.Metadata(),
-        { deadline: new Date(options.deadlineMs) },
+        { deadline: options.unbounded === true ? Infinity : new Date(options.deadlineMs) },
         (err, response) => {
-          if (err) reject(new CtlError(ExitCode.Error, describeCallError(err)));
+          signal?.removeEventListener('abort', onAbort);
+          if (err && signal?.aborted) reject(new CtlError(ExitCode.Error, CONTEXT_CANCELED_MESSAGE));
+          else if (err) reject(new CtlError(ExitCode.Error, describeCallError(err)));
           else resolve(response!);
         },
       );
+      signal?.addEventListener('abort', onAbort);
     });
   }
 
@@ -138,7 +153,9 @@ export class EtcdClient {
    * the next message only as the iteration asks for it, so a slow consumer slows the server down
    * (HTTP/2 flow control) instead of buffering the stream.
    */
-  async *serverStream<Req extends object, Res>(service: EtcdService, method: string, request: Req, options: CallOptions & { unbounded?: boolean }): AsyncGenerator<Res> {
+  async *serverStream<Req extends object, Res>(service: EtcdService, method: string, request: Req, options: CallOptions): AsyncGenerator<Res> {
+    // A stream cancelled through `signal` just ends (elect -l stopped by SIGINT).
+    const signal = options.signal;
     const codec = methodCodec(service, method);
     const channel = await this.readyChannel(options.deadlineMs);
     const call = channel.makeServerStreamRequest<Req, Res>(
@@ -150,12 +167,16 @@ export class EtcdClient {
       // unbounded: the deadline only bounds finding an endpoint, the stream runs as long as it takes.
       { deadline: options.unbounded === true ? Infinity : new Date(options.deadlineMs) },
     );
+    const onAbort = (): void => call.cancel();
+    signal?.addEventListener('abort', onAbort);
     try {
       for await (const response of call as AsyncIterable<Res>) yield response;
     } catch (err) {
+      if (signal?.aborted) return;
       if ((err as grpc.ServiceError).code !== undefined) throw new CtlError(ExitCode.Error, describeCallError(err as grpc.ServiceError));
       throw err;
     } finally {
+      signal?.removeEventListener('abort', onAbort);
       call.cancel();
     }
   }

@@ -14,6 +14,8 @@ import { CtlError, ExitCode } from './ctl-exit.js';
 import { goDuration, goParseInt, GoSyntaxError } from './ctl-go-text.js';
 import { buildDeleteRequest, buildPutRequest, buildRangeRequest, DEL_FLAGS, GET_FLAGS, PUT_FLAGS } from './ctl-kv-ops.js';
 import type { EndpointHashKVResult, EndpointHealthResult, EndpointStatusResult } from './ctl-printer.js';
+import { ELECT_FLAGS, runElect } from './ctl-elect.js';
+import { LOCK_FLAGS, runLock } from './ctl-lock.js';
 import { runLeaseGrant, runLeaseKeepAlive, runLeaseList, runLeaseRevoke, runLeaseTimeToLive } from './ctl-lease.js';
 import { runSnapshotRestore, runSnapshotSave, runSnapshotStatus, SNAPSHOT_RESTORE_FLAGS } from './ctl-snapshot.js';
 import { readTxnRequest } from './ctl-txn.js';
@@ -304,5 +306,7 @@ export const COMMANDS: Command[] = [
     spec: { path: ['watch'], use: 'watch [options] [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...]', summary: 'Watches events stream on keys or prefixes', flags: WATCH_FLAGS },
     usesPrinter: true, streamsOutput: true, run: runWatch,
   },
+  { spec: { path: ['lock'], use: 'lock <lockname> [exec-command arg1 arg2 ...]', summary: 'Acquires a named lock', flags: LOCK_FLAGS }, usesPrinter: true, streamsOutput: true, run: runLock },
+  { spec: { path: ['elect'], use: 'elect <election-name> [proposal]', summary: 'Observes and participates in leader election', flags: ELECT_FLAGS }, usesPrinter: true, streamsOutput: true, run: runElect },
   { spec: { path: ['version'], use: 'version', summary: 'Prints the version of keyraftctl', flags: [] }, usesPrinter: false, run: runVersion },
 ];

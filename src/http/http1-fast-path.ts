@@ -30,6 +30,12 @@ import type { Socket } from 'node:net';
 /** Where the answer to one request goes: the fast path's connection (or node:http's response, elsewhere). */
 export interface ReplySink {
   replyJson(status: number, json: string): void;
+  /**
+   * `listener` runs once if the client goes away (closes or half-closes its connection) before
+   * the answer is written. Go's net/http cancels a request's context when its connection's read
+   * side ends, and etcd's gateway thereby the gRPC call: a blocking call (Lock, Campaign) gives up.
+   */
+  onGone(listener: () => void): void;
 }
 
 /**
@@ -111,6 +117,8 @@ export class Http1FastConnection<R> implements ReplySink {
   private handedOff = false;
   /** The client half-closed: answer what is complete, then end. */
   private readEnded = false;
+  /** The in-flight request's onGone listener (only blocking calls set one). */
+  private goneListener: (() => void) | undefined;
   /** Runs out when a head or a body takes too long (armed only while one is incomplete). */
   private deadline: NodeJS.Timeout | undefined;
   private readonly onData = (chunk: Buffer): void => this.receive(chunk);
@@ -127,9 +135,11 @@ export class Http1FastConnection<R> implements ReplySink {
   private readonly onEnd = (): void => {
     this.readEnded = true;
     if (!this.inFlight) this.next();
+    else this.clientGone();
   };
   private readonly onClose = (): void => {
     this.clearDeadline();
+    this.clientGone();
   };
   private readonly onError = (): void => {
     this.socket.destroy();
@@ -304,8 +314,24 @@ export class Http1FastConnection<R> implements ReplySink {
     return { route, headBytes: headEnd + 4, bodyBytes, close };
   }
 
+  /** ReplySink: the in-flight request's listener for its client going away. */
+  onGone(listener: () => void): void {
+    if (this.readEnded || this.socket.destroyed) {
+      listener();
+      return;
+    }
+    this.goneListener = listener;
+  }
+
+  private clientGone(): void {
+    const listener = this.goneListener;
+    this.goneListener = undefined;
+    listener?.();
+  }
+
   /** ReplySink: the gateway's answer to the request in flight. */
   replyJson(status: number, json: string): void {
+    this.goneListener = undefined;
     if (this.socket.destroyed) return;
     const head = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Unknown'}\r\n${this.handler.replyHeaderLines}Content-Type: application/json\r\n${currentDateLine()}Content-Length: ${Buffer.byteLength(json)}\r\n${this.closeAfterReply ? 'Connection: close\r\n' : ''}\r\n`;
     this.socket.write(head + json);

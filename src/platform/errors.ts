@@ -94,6 +94,11 @@ export const ErrorTable = {
   // etcd's v3lock runs clientv3 inside the server: a KV error reaches the caller as a plain error,
   // code Unknown with etcd's text ("etcdserver: requested lease not found", HTTP 500 on the gateway).
   Unknown: { grpc: GrpcCode.UNKNOWN, message: 'unknown' },
+  // etcd's v3election: clientv3 concurrency.Election's errors and the service's own check, all
+  // plain Go errors, so code Unknown (HTTP 500 on the gateway) with these texts.
+  ElectionNotLeader: { grpc: GrpcCode.UNKNOWN, message: 'election: not leader' },
+  ElectionNoLeader: { grpc: GrpcCode.UNKNOWN, message: 'election: no leader' },
+  ElectionMissingLeaderKey: { grpc: GrpcCode.UNKNOWN, message: '"leader" field must be provided' },
   Unimplemented: { grpc: GrpcCode.UNIMPLEMENTED, message: 'unknown service' },
   NotFoundPath: { grpc: GrpcCode.NOT_FOUND, message: 'Not Found' },
   Internal: { grpc: GrpcCode.INTERNAL, message: 'internal error' },

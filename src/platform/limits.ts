@@ -7,6 +7,12 @@ export const Limits = {
   maxRequestBytes: 1.5 * 1024 * 1024,
   /** gRPC receive limit: etcd allows max-request-bytes plus this much framing overhead. */
   grpcOverheadBytes: 512 * 1024,
+  /**
+   * TTL of the lease the Election service grants for a Campaign that names none (lease 0): etcd's
+   * v3election opens a clientv3 concurrency.Session, whose default TTL is 60 s, and orphans it, so
+   * nothing keeps that lease alive and the leadership ends with it.
+   */
+  electionSessionTtlSeconds: 60,
   /** --max-txn-ops default. Configurable. */
   maxTxnOps: 128,
   /** --quota-backend-bytes default: etcd's 2 GiB. Configurable. */

@@ -21,7 +21,7 @@ function loadRoot(): protobuf.Root {
   const root = new protobuf.Root();
   // Imports are written relative to protocol/ ("etcd/kv.proto").
   root.resolvePath = (_origin, target) => (isAbsolute(target) ? target : join(protocolDir, target));
-  root.loadSync(['etcd/rpc.proto', 'etcd/v3lock.proto', 'keyraft/internal.proto'], { keepCase: true });
+  root.loadSync(['etcd/rpc.proto', 'etcd/v3lock.proto', 'etcd/v3election.proto', 'keyraft/internal.proto'], { keepCase: true });
   root.resolveAll();
   return root;
 }

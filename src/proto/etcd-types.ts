@@ -338,3 +338,48 @@ export interface UnlockRequest {
 export interface UnlockResponse {
   header?: ResponseHeader;
 }
+
+/** v3electionpb (protocol/etcd/v3election.proto): etcd's Election service. */
+export interface LeaderKey {
+  name?: Buffer;
+  key?: Buffer;
+  rev?: number;
+  lease?: bigint;
+}
+
+export interface CampaignRequest {
+  name?: Buffer;
+  lease?: bigint;
+  value?: Buffer;
+}
+
+export interface CampaignResponse {
+  header?: ResponseHeader;
+  leader?: LeaderKey;
+}
+
+export interface ProclaimRequest {
+  leader?: LeaderKey;
+  value?: Buffer;
+}
+
+export interface ProclaimResponse {
+  header?: ResponseHeader;
+}
+
+export interface LeaderRequest {
+  name?: Buffer;
+}
+
+export interface LeaderResponse {
+  header?: ResponseHeader;
+  kv?: KeyValue;
+}
+
+export interface ResignRequest {
+  leader?: LeaderKey;
+}
+
+export interface ResignResponse {
+  header?: ResponseHeader;
+}

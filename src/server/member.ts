@@ -40,8 +40,10 @@ import type {
   MembersResponse, MemberUpdateRequest, MoveLeaderRequest, MoveLeaderResponse, PutRequest, PutResponse,
   RangeRequest, RangeResponse, ResponseHeader, StatusResponse, TxnRequest, TxnResponse,
   LockRequest, LockResponse, UnlockRequest, UnlockResponse,
+  CampaignRequest, CampaignResponse, LeaderRequest, LeaderResponse, ProclaimRequest, ProclaimResponse, ResignRequest, ResignResponse,
 } from '../proto/etcd-types.js';
 import { LockService } from './lock-service.js';
+import { ElectionService } from './election-service.js';
 import { decodeConfChange, ConfChangeType, type ConfChange } from '../raft/conf-change.js';
 import { Raft, type RaftConfig } from '../raft/raft.js';
 import {
@@ -66,7 +68,7 @@ import { RaftNode, type RaftTransport } from './raft-node.js';
 import { WalRaftStorage } from './raft-storage.js';
 import { StateImages } from './state-images.js';
 import { openEtcdSnapshot, type EtcdSnapshotStream } from './etcd-snapshots.js';
-import type { ApiLimits, LeaseApi, MemberApi, WatchSink, WatchStreamHandle } from './raft-kv.js';
+import type { ApiLimits, LeaderSink, LeaseApi, MemberApi, WatchSink, WatchStreamHandle } from './raft-kv.js';
 import { WATCH_PROGRESS_NOTIFY_INTERVAL_MS } from './config.js';
 import { StoreWatchHistory } from './watch-history.js';
 import { WatchHub } from '../watch/watch-hub.js';
@@ -200,6 +202,8 @@ export class Member implements MemberApi, LeaseApi {
   private readonly watchHub: WatchHub;
   /** etcd's v3lock recipe over this member's own KV and watch (made on first use: it needs the logger). */
   private lockServiceInstance: LockService | undefined;
+  /** etcd's v3election recipe over this member's own KV, leases and watch (made on first use, as the Lock service). */
+  private electionServiceInstance: ElectionService | undefined;
 
   private constructor(
     private readonly config: MemberConfig,
@@ -279,6 +283,31 @@ export class Member implements MemberApi, LeaseApi {
   private lockService(): LockService {
     this.lockServiceInstance ??= new LockService(this, this.logger.child({ component: 'lock' }));
     return this.lockServiceInstance;
+  }
+
+  campaign(request: CampaignRequest, signal?: AbortSignal): Promise<CampaignResponse> {
+    return this.electionService().campaign(request, signal);
+  }
+
+  proclaim(request: ProclaimRequest): Promise<ProclaimResponse> {
+    return this.electionService().proclaim(request);
+  }
+
+  electionLeader(request: LeaderRequest): Promise<LeaderResponse> {
+    return this.electionService().leader(request);
+  }
+
+  observe(request: LeaderRequest, sink: LeaderSink, signal: AbortSignal): Promise<void> {
+    return this.electionService().observe(request, sink, signal);
+  }
+
+  resign(request: ResignRequest): Promise<ResignResponse> {
+    return this.electionService().resign(request);
+  }
+
+  private electionService(): ElectionService {
+    this.electionServiceInstance ??= new ElectionService(this, this.logger.child({ component: 'election' }));
+    return this.electionServiceInstance;
   }
 
   /** Opens the data dir, recovers (backend, then the Raft log from the WAL), joins the peers, starts ticking. */

@@ -7,6 +7,7 @@ import type {
   MemberUpdateRequest, MoveLeaderRequest, MoveLeaderResponse, PutRequest, PutResponse, RangeRequest,
   RangeResponse, StatusResponse, TxnRequest, TxnResponse, WatchRequest,
   LockRequest, LockResponse, UnlockRequest, UnlockResponse,
+  CampaignRequest, CampaignResponse, LeaderRequest, LeaderResponse, ProclaimRequest, ProclaimResponse, ResignRequest, ResignResponse,
 } from '../proto/etcd-types.js';
 import type { EtcdSnapshotStream } from './etcd-snapshots.js';
 import type { WatchSink } from '../watch/watch.js';
@@ -90,6 +91,24 @@ export interface LockApi {
   unlock(request: UnlockRequest): Promise<UnlockResponse>;
 }
 
+/** Where Election.Observe sends: `send` false means wait for `drained` before sending more. */
+export interface LeaderSink {
+  send(response: LeaderResponse): boolean;
+  drained(): Promise<void>;
+}
+
+/** etcd's Election service (v3electionpb), with clientv3 concurrency.Election semantics (server/election-service.ts). */
+export interface ElectionApi {
+  /** Resolves once elected; `signal` aborting (the call ended) resigns the waiting campaign. */
+  campaign(request: CampaignRequest, signal?: AbortSignal): Promise<CampaignResponse>;
+  proclaim(request: ProclaimRequest): Promise<ProclaimResponse>;
+  /** Election.Leader (named so beside the member's Raft leader). */
+  electionLeader(request: LeaderRequest): Promise<LeaderResponse>;
+  /** Election.Observe: sends to `sink` until `signal` aborts (rejects) or the observation is lost (resolves). */
+  observe(request: LeaderRequest, sink: LeaderSink, signal: AbortSignal): Promise<void>;
+  resign(request: ResignRequest): Promise<ResignResponse>;
+}
+
 /** Limits the API layer enforces before a request reaches the member (from flags). */
 export interface ApiLimits {
   maxRequestBytes: number;
@@ -97,7 +116,7 @@ export interface ApiLimits {
 }
 
 /** Everything the client-facing API serves. The member implements it. */
-export interface MemberApi extends RaftKV, ClusterInfo, MaintenanceInfo, LeaseApi, WatchApi, LockApi {
+export interface MemberApi extends RaftKV, ClusterInfo, MaintenanceInfo, LeaseApi, WatchApi, LockApi, ElectionApi {
   readonly limits: ApiLimits;
   /** Cluster and member id and current term for headers built outside the member (errors, health). */
   readonly clusterId: bigint;

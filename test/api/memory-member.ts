@@ -44,6 +44,27 @@ export class MemoryMember implements MemberApi {
     return Promise.reject(new KeyraftError('Unimplemented', 'unknown service v3lockpb.Lock'));
   }
 
+  /** Elections need a watch too: the election tests run against real members (test/election). */
+  campaign(): Promise<never> {
+    return Promise.reject(new KeyraftError('Unimplemented', 'unknown service v3electionpb.Election'));
+  }
+
+  proclaim(): Promise<never> {
+    return this.campaign();
+  }
+
+  electionLeader(): Promise<never> {
+    return this.campaign();
+  }
+
+  observe(): Promise<never> {
+    return this.campaign();
+  }
+
+  resign(): Promise<never> {
+    return this.campaign();
+  }
+
   isHealthy(): boolean {
     return this.healthy;
   }
