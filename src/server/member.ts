@@ -76,6 +76,7 @@ import { WatchMetrics } from '../watch/watch-metrics.js';
 import { ReadIndexQueue } from './read-index-queue.js';
 import { isTxnReadOnly } from './txn-write-checks.js';
 import { Wait } from './wait.js';
+import { RecordArena } from '../mvcc/record-arena.js';
 import { ETCD_SERVER_VERSION } from '../platform/etcd-version.js';
 
 
@@ -186,6 +187,16 @@ export class Member implements MemberApi, LeaseApi {
    * proposal is waiting.
    */
   private ownProposals = new Map<Uint8Array, InternalRequest>();
+  /**
+   * Memory for the data of the entries this member proposes, which the Raft log keeps until a
+   * compaction (up to two rounds of --snapshot-count entries). protobufjs hands each encoding out
+   * of Node's shared 8 KiB pool, where a slab stays alive while any slice of it does, so each
+   * long-lived entry kept some of the transient buffers around it alive too (about 100 B per entry).
+   * Entries are compacted in the order they were proposed, so an arena chunk is freed whole.
+   * Measured: RSS after 200,000 puts of 256 B to one key (h2load, 100 in flight), 345 -> 325 MiB.
+   * What is left of the log's memory is its length: see maybeCompact.
+   */
+  private readonly entryArena = new RecordArena();
   private readonly wait: Wait<ApplyResponse>;
   private readonly reads: ReadIndexQueue;
   private published = false;
@@ -788,8 +799,9 @@ export class Member implements MemberApi, LeaseApi {
     const id = this.wait.newId();
     request.id = id;
     request.member_id = this.memberId;
-    const data = encode(internalRequestType, request);
-    if (data.length > this.config.maxRequestBytes + Limits.grpcOverheadBytes) return Promise.reject(new KeyraftError('RequestTooLarge'));
+    const encoded = encode(internalRequestType, request);
+    if (encoded.length > this.config.maxRequestBytes + Limits.grpcOverheadBytes) return Promise.reject(new KeyraftError('RequestTooLarge'));
+    const data = this.entryArena.copy(encoded as Buffer);
     const promise = this.wait.register(id);
     this.ownProposals.set(data, request);
     this.batchData.push(data);
