@@ -204,6 +204,8 @@ export class Member implements MemberApi, LeaseApi {
   /** Applied index covered by the last completed backend flush (see maybeCompact). */
   private flushedIndex = 0;
   private appliedSinceCompact = 0;
+  /** Bytes of entry data applied since the last compaction (Limits.raftLogBytesBetweenCompactionsMax). */
+  private appliedBytesSinceCompact = 0;
   private readonly metrics: MemberMetrics;
   /** Alarms, quota, defrag, hashes (operations.ts). */
   readonly ops: Operations;
@@ -906,6 +908,7 @@ export class Member implements MemberApi, LeaseApi {
     this.flushedIndex = index;
     this.lastCompactIndex = Math.max(this.lastCompactIndex, index);
     this.appliedSinceCompact = 0;
+    this.appliedBytesSinceCompact = 0;
     this.reads.applied(index);
     this.metrics.snapshotsInstalled.inc();
     await this.images.removeOlderThan(index);
@@ -934,7 +937,8 @@ export class Member implements MemberApi, LeaseApi {
     this.applier.commit(this.appliedIndex);
     this.reads.applied(this.appliedIndex);
     this.appliedSinceCompact += entries.length;
-    if (this.appliedSinceCompact >= this.config.snapshotCount) this.maybeCompact();
+    for (const entry of entries) this.appliedBytesSinceCompact += entry.data.length;
+    if (this.appliedSinceCompact >= this.config.snapshotCount || this.appliedBytesSinceCompact >= Limits.raftLogBytesBetweenCompactionsMax) this.maybeCompact();
   }
 
   /**
@@ -1107,6 +1111,7 @@ export class Member implements MemberApi, LeaseApi {
     if (this.releasing) return;
     this.releasing = true;
     this.appliedSinceCompact = 0;
+    this.appliedBytesSinceCompact = 0;
     const compactTo = this.flushedIndex;
     const flushing = this.appliedIndex;
     this.applier.flush()
