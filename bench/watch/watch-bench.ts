@@ -426,7 +426,9 @@ function summarize(ms: PointMeasurement[]): PointMeasurement {
 }
 
 export function formatWatchTable(results: PointResult[], rss: Record<string, { before: number; after: number }>, idleWatchers: number): string {
-  const cell = (m?: PointMeasurement) => (m ? `${m.deliveredPerSecond.toFixed(0)} | ${m.p50Ms} / ${m.p99Ms} | ${m.lastWatcherP50Ms} / ${m.lastWatcherP99Ms} | ${m.serverCpuUsPerEvent} | ${m.clientCores}` : '- | - | - | - | -');
+  // Medians of an even number of rounds are means of two: round them for the table.
+  const ms = (v: number) => v.toFixed(1);
+  const cell = (m?: PointMeasurement) => (m ? `${m.deliveredPerSecond.toFixed(0)} | ${ms(m.p50Ms)} / ${ms(m.p99Ms)} | ${ms(m.lastWatcherP50Ms)} / ${ms(m.lastWatcherP99Ms)} | ${m.serverCpuUsPerEvent.toFixed(1)} | ${m.clientCores.toFixed(2)}` : '- | - | - | - | -');
   const rows = [
     '| point | keyraft events/s | keyraft p50 / p99 ms | keyraft last watcher p50 / p99 ms | keyraft CPU us/event | client cores | etcd events/s | etcd p50 / p99 ms | etcd last watcher p50 / p99 ms | etcd CPU us/event | client cores |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
