@@ -930,14 +930,16 @@ export class Member implements MemberApi, LeaseApi {
   }
 
   private applyEntries(entries: readonly Entry[]): void {
-    for (const entry of entries) this.applyEntry(entry);
+    for (const entry of entries) {
+      this.applyEntry(entry);
+      this.appliedBytesSinceCompact += entry.data.length;
+    }
     // Proposals whose waiters timed out and that never came back are dropped once none wait.
     if (this.wait.size === 0 && this.ownProposals.size > 0 && this.batchData.length === 0) this.ownProposals = new Map();
     // One backend batch for everything applied in this Ready, with the applied index inside it.
     this.applier.commit(this.appliedIndex);
     this.reads.applied(this.appliedIndex);
     this.appliedSinceCompact += entries.length;
-    for (const entry of entries) this.appliedBytesSinceCompact += entry.data.length;
     if (this.appliedSinceCompact >= this.config.snapshotCount || this.appliedBytesSinceCompact >= Limits.raftLogBytesBetweenCompactionsMax) this.maybeCompact();
   }
 
