@@ -11,8 +11,11 @@
  * on a PING ACK but the client's window estimate (a late ACK makes it a larger sample, which grpc-go
  * reads as more bandwidth, never less) and keepalive (seconds), so a short hold costs them nothing.
  *
- * The bound: the timer is armed when the first connection begins to hold and flushes every holding
- * connection when it fires, so none holds longer than `holdMs`.
+ * The bound: one timer for the port, ticking every holdMs / 2 while anything is held. A connection
+ * that begins to hold joins the current round; a tick writes the connections of the round before
+ * (they have held for at least holdMs / 2) and starts a new round. So each holds between holdMs / 2
+ * and holdMs: not less (a tick that flushed every holder would cut short the ones that had just
+ * begun, and with a thousand connections most ACKs would go alone), never more.
  */
 export interface HoldingConnection {
   /** Writes what it held (the timer ran out). */
@@ -20,32 +23,48 @@ export interface HoldingConnection {
 }
 
 export class HeldOutput {
-  /** Connections holding output. Invariant: each has output waiting and no flush scheduled. */
-  private holding = new Set<HoldingConnection>();
+  /** Connections that began to hold since the last tick. Each has output waiting, no flush scheduled. */
+  private current = new Set<HoldingConnection>();
+  /** Connections that began to hold before the last tick: the next tick writes them. */
+  private previous = new Set<HoldingConnection>();
   private timer: NodeJS.Timeout | undefined;
-  private readonly fire = (): void => this.flushAll();
+  private readonly fire = (): void => this.tick();
 
   constructor(readonly holdMs: number) {}
 
   add(connection: HoldingConnection): void {
-    this.holding.add(connection);
+    this.current.add(connection);
     if (this.timer === undefined) {
-      this.timer = setTimeout(this.fire, this.holdMs);
+      this.timer = setInterval(this.fire, Math.max(1, this.holdMs / 2));
       this.timer.unref();
     }
   }
 
   /** The connection wrote (or dropped) its held output by itself. */
   delete(connection: HoldingConnection): void {
-    this.holding.delete(connection);
+    if (!this.current.delete(connection)) this.previous.delete(connection);
   }
 
-  /** Every held connection writes now (the port is closing, or the timer ran out). */
+  /** Every held connection writes now (the port is closing). */
   flushAll(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
-    const due = this.holding;
-    this.holding = new Set();
+    this.stop();
+    const due = [...this.previous, ...this.current];
+    this.previous = new Set();
+    this.current = new Set();
     for (const connection of due) connection.flushHeld();
+  }
+
+  /** @internal What the timer runs: writes the round before, starts a new one. */
+  tick(): void {
+    const due = this.previous;
+    this.previous = this.current;
+    this.current = new Set();
+    if (this.previous.size === 0) this.stop();
+    for (const connection of due) connection.flushHeld();
+  }
+
+  private stop(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
   }
 }

@@ -38,8 +38,9 @@
  * every open stream per setting entry.
  *
  * Output is gathered and written once per tick (process.nextTick: after every promise hop of the
- * replies resolved in this turn). A PING ACK alone is held back while a stream is open, so that it
- * rides in the write of that stream's reply (held-output.ts: grpc-go clients PING with every
+ * replies resolved in this turn). A PING ACK alone is held back while a stream is open, or for a
+ * moment after a write (the client's next call is likely on its way), so that it rides in the write
+ * of a reply (held-output.ts: grpc-go clients PING with every
  * request; answered at once, that was a second socket write per call), for at most
  * Limits.http2PingAckHoldMs. DATA is handed to the socket only while fewer than
  * Limits.http2SocketBytesInFlightMax bytes wait in it; the rest waits for 'drain' (a large reply
@@ -329,6 +330,8 @@ export class Http2Connection implements HoldingConnection {
   private outUrgent = false;
   /** `out` waits in `held` for a reply to ride with (only PING ACKs are in it). */
   private holding = false;
+  /** performance.now() of the last socket write once a call came: a PING soon after is held too (flush). */
+  private lastWriteAt = -Infinity;
   private readingPaused = false;
   /** DATA waits for the socket's 'drain' (Limits.http2SocketBytesInFlightMax reached). */
   private waitingForDrain = false;
@@ -1040,8 +1043,10 @@ export class Http2Connection implements HoldingConnection {
   flush(): void {
     this.flushScheduled = false;
     if (this.out.length === 0 || this.dead) return;
-    if (!this.outUrgent && this.held !== undefined && this.streams.size > 0) {
-      // Only PING ACKs, and a call is open: they ride with its reply, or go when the hold ends.
+    if (!this.outUrgent && this.held !== undefined && (this.streams.size > 0 || performance.now() - this.lastWriteAt < this.held.holdMs)) {
+      // Only PING ACKs, and a call is open, or a reply went out a moment ago (a grpc-go client
+      // with one call at a time PINGs as it reads each reply, before its next call): they ride
+      // with the next reply, or go when the hold ends. An idle connection's PING is answered at once.
       if (!this.holding) {
         this.holding = true;
         this.held.add(this);
@@ -1056,6 +1061,8 @@ export class Http2Connection implements HoldingConnection {
     const data = this.out.length === 1 ? this.out[0]! : Buffer.concat(this.out, this.outBytes);
     this.out = [];
     this.outBytes = 0;
+    // Not the preface's SETTINGS: a PING right after connecting is answered at once.
+    if (this.lastStreamId > 0) this.lastWriteAt = performance.now();
     this.socket.write(data);
     if (this.socket.writableLength > SOCKET_BUFFER_BYTES_MAX && !this.readingPaused) {
       this.readingPaused = true;

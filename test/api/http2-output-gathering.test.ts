@@ -237,13 +237,63 @@ function answer(stream: Http2ServerStream, body: string): void {
   stream.end(trailerBlock);
 }
 
-test('recorder: a PING with no stream open is answered in the next write, alone', async () => {
+test('held output: a tick writes only the connections that held before the tick before it (each holds between holdMs / 2 and holdMs)', () => {
+  const held = new HeldOutput(60_000); // the real timer never fires here: the test ticks
+  const written: string[] = [];
+  const conn = (name: string) => ({ flushHeld: () => written.push(name) });
+  const a = conn('a'); const b = conn('b'); const c = conn('c');
+  held.add(a);
+  held.tick();
+  assert.equal(written, [], 'a began just before the tick: it keeps holding');
+  held.add(b);
+  held.add(c);
+  held.delete(c); // c wrote by itself
+  held.tick();
+  assert.equal(written, ['a']);
+  held.tick();
+  assert.equal(written, ['a', 'b']);
+  held.add(a);
+  held.flushAll();
+  assert.equal(written, ['a', 'b', 'a']);
+  held.tick();
+  assert.equal(written, ['a', 'b', 'a'], 'nothing twice');
+});
+
+test('recorder: a PING with no stream open on a connection that has had no call is answered in the next write, alone', async () => {
   const b = await connectionOverRecorder();
   b.connection.receive(pingFrame(Buffer.from('pingpong')));
   await tick();
   assert.is(b.socket.writes.length, 1);
   const [ack] = framesOf(b.socket.writes[0]!);
   assert.ok(ack!.type === PING && (ack!.flags & FLAG_ACK) !== 0 && ack!.payload.toString() === 'pingpong', describe(ack!));
+  b.connection.destroy();
+});
+
+test('recorder: a PING that comes just after a reply (no call open) is held and rides with the next call\'s reply; after the hold it goes alone', async () => {
+  // As a grpc-go client with one call at a time: it PINGs as it reads each reply, and its next
+  // call comes later. Answered at once, each such PING costs a socket write of its own.
+  const b = await connectionOverRecorder();
+  b.connection.receive(Buffer.concat([headersFrame(1, requestBlock), dataFrame(1, putRequest('a'), { endStream: true })]));
+  await tick();
+  answer(b.streams[0]!, 'reply-1');
+  await tick();
+  assert.is(b.socket.writes.length, 1);
+  b.connection.receive(pingFrame(Buffer.from('after-r1')));
+  await tick();
+  assert.is(b.socket.writes.length, 1, 'the ACK waits for the next reply');
+  b.connection.receive(Buffer.concat([headersFrame(3, requestBlock), dataFrame(3, putRequest('b'), { endStream: true })]));
+  await tick();
+  answer(b.streams[1]!, 'reply-3');
+  await tick();
+  assert.is(b.socket.writes.length, 2, 'the ACK and the reply in one write');
+  assert.equal(framesOf(b.socket.writes[1]!).map((f) => [f.type, f.streamId]), [[PING, 0], [HEADERS, 3], [DATA, 3], [HEADERS, 3]]);
+  // No next call: the hold's end writes the ACK alone.
+  b.connection.receive(pingFrame(Buffer.from('after-r3')));
+  await tick();
+  assert.is(b.socket.writes.length, 2);
+  b.held.flushAll();
+  assert.is(b.socket.writes.length, 3);
+  assert.equal(framesOf(b.socket.writes[2]!).map((f) => [f.type, f.flags, f.payload.toString()]), [[PING, FLAG_ACK, 'after-r3']]);
   b.connection.destroy();
 });
 
