@@ -41,6 +41,8 @@ interface InflightWrite {
   /** The last entry index it writes, lowered if a later Ready overwrites from below it; -1 if none. */
   lastIndex: number;
   readonly messagesAfterPersist: readonly Message[];
+  /** Storage reported it durable; it completes once every write before it has (completeWritten). */
+  durable: boolean;
 }
 
 export interface RaftStorage {
@@ -177,19 +179,24 @@ export class RaftNode {
         token: this.raft.handOff(),
         lastIndex: rd.entries.length > 0 ? rd.entries[rd.entries.length - 1]!.index : -1,
         messagesAfterPersist: rd.messagesAfterPersist,
+        durable: false,
       };
       if (rd.readStates.length > 0) this.stateMachine.onReadStates(rd.readStates);
+      // A write storage finished at once (nothing to write, e.g. a commit-only Ready) still counts
+      // as durable only after every write before it: its messagesAfterPersist may promise entries
+      // or a vote that an earlier, still running write holds (a follower's ack of entries it
+      // already had, a repeated vote), and the core requires persisted() in hand-off order.
+      this.inflight.push(write);
       if (saved === null) {
-        this.written(write);
+        write.durable = true;
+        this.completeWritten();
         continue;
       }
-      this.inflight.push(write);
       saved.then(
         () => {
           if (this.stopped) return;
-          assert(this.inflight[0] === write, 'pipelined writes completed out of order');
-          this.inflight.shift();
-          this.written(write);
+          write.durable = true;
+          this.completeWritten();
           this.process();
         },
         (err: Error) => this.fail(err),
@@ -203,6 +210,11 @@ export class RaftNode {
       this.held = null;
       this.carryOutAlone(rd);
     }
+  }
+
+  /** Pipelined mode: completes the durable writes at the head of the in-flight queue, in hand-off order. */
+  private completeWritten(): void {
+    while (this.inflight.length > 0 && this.inflight[0]!.durable && !this.stopped) this.written(this.inflight.shift()!);
   }
 
   /** Pipelined mode: a write is durable, in order. */
