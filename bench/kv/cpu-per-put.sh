@@ -1,7 +1,7 @@
 #!/bin/bash
 # CPU per unary gRPC Put of one member, by h2load: the server main thread's and the whole
 # process's utime+stime (/proc) over the run, divided by the requests. Less sensitive to a shared
-# machine's load than throughput. Needs h2load and /tmp/put.bin (a gRPC-framed PutRequest).
+# machine's load than throughput. Needs h2load; the Put body is /tmp/put.bin (bench/kv/put-body.sh writes it if missing).
 # writes_per_put/reads_per_put: the process's write and read syscalls (/proc/PID/io syscw, syscr:
 # every thread, so the WAL writer's appends and the wake-ups between threads count too) per put.
 # usage: bench/kv/cpu-per-put.sh WORKTREE|etcd CONNECTIONS STREAMS [REQUESTS]
@@ -12,6 +12,7 @@
 set -e
 WT=$1; C=$2; M=$3; N=${4:-40000}
 PUTBIN=${PUTBIN:-/tmp/put.bin}
+"$(dirname "$0")/put-body.sh" "$PUTBIN"
 LOADRUN=$(cd "$(dirname "$0")/../.." && pwd)/dist/bench/kv/grpc-load-run.js
 PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
 PPORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
