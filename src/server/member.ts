@@ -65,6 +65,7 @@ import { Membership } from './membership.js';
 import { Operations } from './operations.js';
 import { toKeyraftError } from './raft-error-map.js';
 import { RaftNode, type RaftTransport } from './raft-node.js';
+import { decodePutProposal } from './put-proposal-decoding.js';
 import { WalRaftStorage } from './raft-storage.js';
 import { StateImages } from './state-images.js';
 import { openEtcdSnapshot, type EtcdSnapshotStream } from './etcd-snapshots.js';
@@ -959,7 +960,8 @@ export class Member implements MemberApi, LeaseApi {
     if (entry.data.length === 0) return; // a new leader's no-op
     let request = this.ownProposals.get(entry.data);
     if (request !== undefined) this.ownProposals.delete(entry.data);
-    else request = decode<InternalRequest>(internalRequestType, entry.data);
+    // Followers (and a restart's replay) decode every entry: plain puts by hand, the rest by protobufjs.
+    else request = decodePutProposal(entry.data) ?? decode<InternalRequest>(internalRequestType, entry.data);
     const mine = request.member_id === this.memberId && this.wait.has(request.id);
     if (request.member_update) {
       const existing = this.membership.get(request.member_update.member_id);
