@@ -24,10 +24,17 @@ export interface GrpcLoadOptions {
   port: number;
   /** Spread the connections round-robin over these ports (a cluster's members) instead of `port`. */
   ports?: number[];
-  /** e.g. '/etcdserverpb.KV/Put' */
-  path: string;
-  /** The protobuf request for the next call (called once per call). */
-  nextRequest: () => Uint8Array;
+  /** e.g. '/etcdserverpb.KV/Put' (not used with `sequence`) */
+  path?: string;
+  /** The protobuf request for the next call (called once per call; not used with `sequence`). */
+  nextRequest?: () => Uint8Array;
+  /**
+   * Dependent calls instead of independent ones: each of the streamsPerConnection slots of each
+   * connection is one loop that makes these calls in order, each once the one before it has
+   * answered, and starts over (a cycle). Request bodies are built per loop and cycle, so a cycle
+   * whose later calls refer to an earlier one's result uses ids the client chose (a lease ID).
+   */
+  sequence?: readonly GrpcCallStep[];
   connections: number;
   streamsPerConnection: number;
   durationSeconds: number;
@@ -39,6 +46,13 @@ export interface GrpcLoadOptions {
   bdpPings?: boolean;
   /** Stop after this many calls have completed (the duration still bounds the run). */
   callsMax?: number;
+}
+
+export interface GrpcCallStep {
+  /** e.g. '/etcdserverpb.Lease/LeaseGrant' */
+  path: string;
+  /** The request of this step for loop `loop` (0-based over all connections' slots) in its `cycle`. */
+  request: (loop: number, cycle: number) => Uint8Array;
 }
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -97,6 +111,10 @@ interface Totals {
 class LoadConnection {
   private readonly decoder = new HpackDecoder({ tableBytesMax: 4096, headerListBytesMax: 1 << 20 });
   private readonly started = new Map<number, number>();
+  /** Sequence mode: the slot each open stream belongs to, and each slot's next step and cycle. */
+  private readonly slotOf = new Map<number, number>();
+  private readonly slotStep: number[];
+  private readonly slotCycle: number[];
   private readonly status = new Map<number, string>();
   private nextStreamId = 1;
   private leftover: Buffer | undefined;
@@ -110,8 +128,18 @@ class LoadConnection {
   readonly done: Promise<void>;
   private resolveDone!: () => void;
 
-  constructor(private readonly socket: Socket, private readonly options: GrpcLoadOptions, private readonly headerBlock: Buffer, private readonly totals: Totals) {
+  constructor(
+    private readonly socket: Socket,
+    private readonly options: GrpcLoadOptions,
+    /** One header block per path: the only one, or one per sequence step. */
+    private readonly headerBlocks: Buffer[],
+    private readonly totals: Totals,
+    /** This connection's place, so sequence loops are numbered across connections. */
+    private readonly index: number,
+  ) {
     this.done = new Promise((resolve) => { this.resolveDone = resolve; });
+    this.slotStep = new Array<number>(options.streamsPerConnection).fill(0);
+    this.slotCycle = new Array<number>(options.streamsPerConnection).fill(0);
     const settings = Buffer.alloc(12);
     settings.writeUInt16BE(0x2, 0); // ENABLE_PUSH 0
     settings.writeUInt32BE(0, 2);
@@ -126,10 +154,10 @@ class LoadConnection {
   }
 
   start(): void {
-    for (let i = 0; i < this.options.streamsPerConnection; i++) this.call();
+    for (let i = 0; i < this.options.streamsPerConnection; i++) this.call(i);
   }
 
-  private call(): void {
+  private call(slot: number): void {
     if (!this.totals.running || this.closed) {
       if (this.started.size === 0) this.finish();
       return;
@@ -137,8 +165,18 @@ class LoadConnection {
     const id = this.nextStreamId;
     this.nextStreamId += 2;
     this.started.set(id, performance.now());
-    this.queue(frame(HEADERS, END_HEADERS, id, this.headerBlock));
-    this.queue(frame(DATA, END_STREAM, id, grpcFrame(this.options.nextRequest())));
+    const sequence = this.options.sequence;
+    let headerBlock = this.headerBlocks[0]!;
+    let body: Uint8Array;
+    if (sequence === undefined) body = this.options.nextRequest!();
+    else {
+      const step = this.slotStep[slot]!;
+      headerBlock = this.headerBlocks[step]!;
+      body = sequence[step]!.request(this.index * this.options.streamsPerConnection + slot, this.slotCycle[slot]!);
+      this.slotOf.set(id, slot);
+    }
+    this.queue(frame(HEADERS, END_HEADERS, id, headerBlock));
+    this.queue(frame(DATA, END_STREAM, id, grpcFrame(body)));
   }
 
   private queue(bytes: Buffer): void {
@@ -249,7 +287,17 @@ class LoadConnection {
     else if (status !== '0') this.totals.failed++;
     else this.totals.latenciesMs.push(performance.now() - started);
     if (this.options.callsMax !== undefined && this.totals.latenciesMs.length + this.totals.errors + this.totals.failed >= this.options.callsMax) this.totals.stop();
-    this.call();
+    let slot = 0;
+    const sequence = this.options.sequence;
+    if (sequence !== undefined) {
+      slot = this.slotOf.get(streamId)!;
+      this.slotOf.delete(streamId);
+      if (++this.slotStep[slot]! === sequence.length) {
+        this.slotStep[slot] = 0;
+        this.slotCycle[slot]!++;
+      }
+    }
+    this.call(slot);
   }
 
   private fail(): void {
@@ -273,10 +321,11 @@ class LoadConnection {
 export async function runGrpcLoad(options: GrpcLoadOptions): Promise<Measurement> {
   let stopEarly: () => void = () => {};
   const totals: Totals = { latenciesMs: [], errors: 0, failed: 0, running: true, stop: () => stopEarly() };
-  const headerBlock = encodeWithoutIndexing([
-    [':method', 'POST'], [':scheme', 'http'], [':path', options.path], [':authority', `127.0.0.1:${options.port}`],
+  const paths = options.sequence !== undefined ? options.sequence.map((step) => step.path) : [options.path!];
+  const headerBlocks = paths.map((path) => encodeWithoutIndexing([
+    [':method', 'POST'], [':scheme', 'http'], [':path', path], [':authority', `127.0.0.1:${options.port}`],
     ['content-type', 'application/grpc'], ['te', 'trailers'],
-  ]);
+  ]));
   const connections: LoadConnection[] = [];
   for (let c = 0; c < options.connections; c++) {
     const port = options.ports !== undefined && options.ports.length > 0 ? options.ports[c % options.ports.length]! : options.port;
@@ -285,7 +334,7 @@ export async function runGrpcLoad(options: GrpcLoadOptions): Promise<Measurement
       socket.once('connect', () => resolve());
       socket.once('error', reject);
     });
-    connections.push(new LoadConnection(socket, options, headerBlock, totals));
+    connections.push(new LoadConnection(socket, options, headerBlocks, totals, c));
   }
   const startedAt = performance.now();
   for (const connection of connections) connection.start();

@@ -7,7 +7,12 @@
  *                server's CPU time per keep-alive (utime + stime of its process from /proc,
  *                over the whole measured window, divided by the keep-alives answered).
  *   grant-put-revoke  C concurrent loops (default 32) of LeaseGrant, Put under the lease,
- *                LeaseRevoke; reports cycles/s.
+ *                LeaseRevoke; reports cycles/s. Twice: through the grpc-js client (what a Node
+ *                user of @grpc/grpc-js sees; its ~0.5-1.2 ms of CPU per cycle shares the two cores
+ *                with the server and bounds both servers alike), and through the raw HTTP/2 load
+ *                generator of the KV bench (bench/kv/grpc-load.ts, a few µs per call) with
+ *                lease IDs the client chooses, which leaves the cores to the server; that row
+ *                also reports the server's CPU per cycle.
  *   lock         K contenders (default 10), each with its own lease, loop Lock(name) then
  *                Unlock(key) on one name through the Lock service (v3lockpb); reports
  *                acquire/release cycles/s and the server's CPU time per cycle. Every cycle is a
@@ -23,6 +28,8 @@ import { checkEtcdAvailable, forEachArg, median } from '../kv/side-by-side.js';
 import { killAll, startEtcd, startKeyraft, type ServerProcess } from '../../test/integration/harness.js';
 import { LeaseGrpc } from '../../test/cluster/lease-grpc.js';
 import { LockClient } from '../../test/lock/lock-client.js';
+import { encode, messageType } from '../../src/proto/codec.js';
+import { runGrpcLoad } from '../kv/grpc-load.js';
 
 export interface LeaseBenchOptions {
   vsEtcd: boolean;
@@ -104,6 +111,41 @@ async function grantPutRevokeRound(port: number, o: LeaseBenchOptions): Promise<
   }
 }
 
+const leaseGrantType = messageType('etcdserverpb.LeaseGrantRequest');
+const putType = messageType('etcdserverpb.PutRequest');
+const leaseRevokeType = messageType('etcdserverpb.LeaseRevokeRequest');
+/** Raw-client rounds so far, per port: each round's lease IDs are new (a failed revoke must not collide later). */
+const rawRounds = new Map<number, number>();
+
+/**
+ * The grant + put + revoke loops through the raw HTTP/2 generator: the client picks each cycle's
+ * lease ID (round, loop and cycle in its bits), so the put and the revoke need nothing from the
+ * grant's answer. Cycles/s, server CPU per cycle, and calls that failed (there should be none).
+ */
+async function grantPutRevokeRawRound(port: number, pid: number, o: LeaseBenchOptions): Promise<{ perSecond: number; cpuUs: number; failed: number }> {
+  const round = (rawRounds.get(port) ?? 0) + 1;
+  rawRounds.set(port, round);
+  const leaseId = (loop: number, cycle: number) => (BigInt(round) << 48n) | (BigInt(loop) << 28n) | BigInt(cycle);
+  const connections = Math.min(4, o.concurrency);
+  const streams = Math.max(1, Math.round(o.concurrency / connections));
+  const value = Buffer.from('v');
+  const cpuBefore = cpuMs(pid);
+  const load = await runGrpcLoad({
+    port,
+    connections,
+    streamsPerConnection: streams,
+    durationSeconds: o.durationSeconds,
+    sequence: [
+      { path: '/etcdserverpb.Lease/LeaseGrant', request: (loop, cycle) => encode(leaseGrantType, { TTL: 60, ID: leaseId(loop, cycle) }) },
+      { path: '/etcdserverpb.KV/Put', request: (loop, cycle) => encode(putType, { key: Buffer.from(`bench/${loop}/${cycle % 100}`), value, lease: leaseId(loop, cycle) }) },
+      { path: '/etcdserverpb.Lease/LeaseRevoke', request: (loop, cycle) => encode(leaseRevokeType, { ID: leaseId(loop, cycle) }) },
+    ],
+  });
+  const cycles = (load.requestsPerSecond * o.durationSeconds) / 3;
+  const cpu = cpuMs(pid) - cpuBefore;
+  return { perSecond: load.requestsPerSecond / 3, cpuUs: (cpu * 1000) / Math.max(1, cycles), failed: load.errors + load.non2xx };
+}
+
 /** K contenders each loop Lock then Unlock on one name, each under its own lease: cycles/s and server CPU per cycle. */
 async function lockRound(port: number, pid: number, o: LeaseBenchOptions): Promise<{ perSecond: number; cpuUs: number }> {
   const leases = new LeaseGrpc(port);
@@ -158,6 +200,8 @@ export async function runLeaseBench(o: LeaseBenchOptions): Promise<LeaseBenchRow
     const ka = { keyraft: [] as number[], etcd: [] as number[] };
     const kaCpu = { keyraft: [] as number[], etcd: [] as number[] };
     const gpr = { keyraft: [] as number[], etcd: [] as number[] };
+    const gprRaw = { keyraft: [] as number[], etcd: [] as number[] };
+    const gprRawCpu = { keyraft: [] as number[], etcd: [] as number[] };
     const lock = { keyraft: [] as number[], etcd: [] as number[] };
     const lockCpu = { keyraft: [] as number[], etcd: [] as number[] };
     for (let round = 0; round < o.rounds; round++) {
@@ -174,6 +218,13 @@ export async function runLeaseBench(o: LeaseBenchOptions): Promise<LeaseBenchRow
         o.log(`  grant-put-revoke round ${round + 1} ${who}: ${c.toFixed(0)} cycles/s`);
       }
       for (const [who, s] of order) {
+        const r = await grantPutRevokeRawRound(s.clientPort, s.child.pid!, o);
+        if (r.failed > 0) throw new Error(`grant-put-revoke (raw client) on ${who}: ${r.failed} calls failed`);
+        gprRaw[who].push(r.perSecond);
+        gprRawCpu[who].push(r.cpuUs);
+        o.log(`  grant-put-revoke (raw client) round ${round + 1} ${who}: ${r.perSecond.toFixed(0)} cycles/s, ${r.cpuUs.toFixed(0)} µs server CPU each`);
+      }
+      for (const [who, s] of order) {
         const r = await lockRound(s.clientPort, s.child.pid!, o);
         lock[who].push(r.perSecond);
         lockCpu[who].push(r.cpuUs);
@@ -187,7 +238,12 @@ export async function runLeaseBench(o: LeaseBenchOptions): Promise<LeaseBenchRow
         keyraft: median(ka.keyraft), etcd: etcd ? median(ka.etcd) : undefined,
         keyraftCpuUs: median(kaCpu.keyraft), etcdCpuUs: etcd ? median(kaCpu.etcd) : undefined,
       },
-      { name: `grant + put + revoke (${o.concurrency} loops)`, unit: 'cycles/s', keyraft: median(gpr.keyraft), etcd: etcd ? median(gpr.etcd) : undefined },
+      { name: `grant + put + revoke (${o.concurrency} loops, grpc-js)`, unit: 'cycles/s', keyraft: median(gpr.keyraft), etcd: etcd ? median(gpr.etcd) : undefined },
+      {
+        name: `grant + put + revoke (${o.concurrency} loops, raw HTTP/2 client)`, unit: 'cycles/s',
+        keyraft: median(gprRaw.keyraft), etcd: etcd ? median(gprRaw.etcd) : undefined,
+        keyraftCpuUs: median(gprRawCpu.keyraft), etcdCpuUs: etcd ? median(gprRawCpu.etcd) : undefined,
+      },
       {
         name: `lock acquire/release (${o.contenders} contenders)`, unit: 'cycles/s',
         keyraft: median(lock.keyraft), etcd: etcd ? median(lock.etcd) : undefined,
