@@ -65,7 +65,7 @@ class BufferPieceOutput implements PieceOutput {
   reserve(bytes: number): number {
     const at = this.at;
     this.at += bytes;
-    assert(this.at <= this.buffer.length, () => `framed messages past the ${this.buffer.length} bytes announced`);
+    if (this.at > this.buffer.length) assert(false, `framed messages past the ${this.buffer.length} bytes announced`);
     return at;
   }
 }

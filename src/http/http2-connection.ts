@@ -1117,6 +1117,13 @@ export class Http2Connection implements HoldingConnection {
       if (held + bytes <= Limits.http2OutputChunkBytes) size = Math.max(held + bytes, Math.min(Limits.http2OutputChunkBytes, chunk.length * 2));
       else {
         this.writeOut();
+        if (chunk.length >= bytes && this.socket.writableLength === 0) {
+          // The kernel took every byte (the write completed synchronously): nothing refers to
+          // the chunk any more, so it is filled again rather than another allocated.
+          this.outStart = 0;
+          this.outEnd = 0;
+          return 0;
+        }
         size = Math.max(bytes, Limits.http2OutputChunkBytes);
       }
     }
@@ -1185,8 +1192,8 @@ export class Http2Connection implements HoldingConnection {
 
   /** PieceOutput.reserve for the stream writing directly: `bytes` in the DATA frame being filled, or a new one. */
   private reserveDirect(bytes: number): number {
-    const stream = this.directStream;
-    assert(stream !== undefined && bytes > 0 && bytes <= this.peerMaxFrameBytes, () => `direct reserve of ${bytes} bytes (frame size ${this.peerMaxFrameBytes})`);
+    // Once per piece: the message is built only on failure (no closure per call).
+    if (this.directStream === undefined || bytes <= 0 || bytes > this.peerMaxFrameBytes) assert(false, `direct reserve of ${bytes} bytes (frame size ${this.peerMaxFrameBytes})`);
     const frameAt = this.directFrameAt;
     if (frameAt >= 0) {
       // The frame goes on unless the piece would pass the client's frame size, or the chunk must
@@ -1233,7 +1240,10 @@ export class Http2Connection implements HoldingConnection {
     this.outUrgent = false;
     this.writeOut();
     this.wroteThisTurn = false;
-    this.chunk = undefined;
+    // The chunk is kept for the next turn only when nothing refers to it any more (the socket took
+    // every byte synchronously) and a stream is open (more output is likely); otherwise it goes, so
+    // an idle connection holds no output buffer.
+    if (this.socket.writableLength !== 0 || this.streams.size === 0) this.chunk = undefined;
     this.outStart = 0;
     this.outEnd = 0;
     this.chunkBytesHint = Math.min(Limits.http2OutputChunkBytes, Math.max(OUTPUT_CHUNK_BYTES_MIN, this.turnBytes));
