@@ -40,7 +40,8 @@
  * Output is gathered and written once per tick (process.nextTick: after every promise hop of the
  * replies resolved in this turn), framed in place into one buffer (`chunk`); a turn whose output
  * passes Limits.http2OutputChunkBytes is written in pieces of that size as they fill. A stream's
- * owner may also fill DATA bodies in place itself (writeDirect: watch responses). A PING ACK alone is held back while a stream is open, or for a
+ * owner may also fill DATA bodies in place itself (writeDirect: watch responses). A PING ACK
+ * alone is held back while a stream is open, or for a
  * moment after a write (the client's next call is likely on its way), so that it rides in the write
  * of a reply (held-output.ts: grpc-go clients PING with every
  * request; answered at once, that was a second socket write per call), for at most
@@ -361,8 +362,9 @@ export class Http2Connection implements HoldingConnection {
    * joined by Buffer.concat at the flush (that concat was 16-25% of the member's CPU under watch
    * fan-out). A full chunk is written at once and a new one begun: a turn's output goes to the
    * socket in pieces of at most Limits.http2OutputChunkBytes, so the client starts reading the
-   * first while the rest is being encoded. The chunk is let go at the end of the turn (the socket
-   * may still hold the written part; what is left of it would be held for nothing).
+   * first while the rest is being encoded. A chunk the socket took whole (written synchronously)
+   * is filled again; one it still holds is let go, as is any chunk at the end of a turn when no
+   * stream is open (an idle connection holds no output buffer).
    */
   private chunk: Buffer | undefined;
   private outStart = 0;
@@ -1086,7 +1088,7 @@ export class Http2Connection implements HoldingConnection {
   /** Queues a frame that may wait for company (flush decides): a PING ACK. */
   private pushFrame(type: number, flags: number, streamId: number, payload: Buffer): void {
     if (this.dead) return;
-    assert(this.directStream === undefined, () => `frame of type ${type} queued while stream ${this.directStream!.id} fills its DATA`);
+    if (this.directStream !== undefined) assert(false, `frame of type ${type} queued while stream ${this.directStream.id} fills its DATA`);
     const at = this.room(FRAME_HEADER_BYTES + payload.length);
     const chunk = this.chunk!;
     writeFrameHeader(chunk, at, payload.length, type, flags, streamId);
