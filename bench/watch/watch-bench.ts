@@ -8,7 +8,8 @@
  * sequence number. Reported per point and server: delivered events/s (deliveries over the time
  * from the first put to the last delivery), event latency from put sent to event received (p50,
  * p99 over every delivery), and fan-out completion (the time until the last of the W watchers
- * has an event: p50, p99 over events), and the CPU each side spent: the server process's
+ * has an event: p50, p99 over events), the put's own latency (sent to acknowledged, in the writer:
+ * what of the event latency is the write path rather than delivery), and the CPU each side spent: the server process's
  * utime+stime per delivered event (/proc/PID/stat; on a machine shared with other work this is
  * the steadier figure, as latency there mostly measures the wait for a core), and the watch
  * client's cores (to show the load generator is not the bottleneck: it stays well under one).
@@ -60,6 +61,12 @@ export interface PointMeasurement {
   p99Ms: number;
   lastWatcherP50Ms: number;
   lastWatcherP99Ms: number;
+  /**
+   * The writer's put latency (sent to acknowledged), p50 / p99: the part of the event latency
+   * that is the put's own path (Raft, WAL fsync, apply); the rest is delivery.
+   */
+  putAckP50Ms: number;
+  putAckP99Ms: number;
   /** Deliveries expected (W x puts acknowledged) that never arrived within the drain time. */
   missing: number;
   /** The server process's CPU (utime + stime) per delivered event, from the writer's start to the drain's end. */
@@ -249,10 +256,18 @@ class WatchClients {
 }
 
 /** Runs the writer in a child process; resolves with the number of puts acknowledged and their send times per sequence. */
-function runWriter(port: number, putsPerSecond: number, durationSeconds: number): Promise<{ acked: number; sent: number; sendTimes: number[] }> {
+interface WriterResult {
+  acked: number;
+  sent: number;
+  sendTimes: number[];
+  /** Put latencies (sent to acknowledged) in ms, sorted. */
+  ackLatencies: number[];
+}
+
+function runWriter(port: number, putsPerSecond: number, durationSeconds: number): Promise<WriterResult> {
   return new Promise((resolve, reject) => {
     const child = fork(__filename, ['--writer', String(port), String(putsPerSecond), String(durationSeconds)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    child.once('message', (m) => resolve(m as { acked: number; sent: number; sendTimes: number[] }));
+    child.once('message', (m) => resolve(m as WriterResult));
     child.once('error', reject);
     child.once('exit', (code) => { if (code !== 0) reject(new Error(`writer exited ${code}`)); });
   });
@@ -264,6 +279,7 @@ async function writerMain(port: number, rate: number, seconds: number): Promise<
   await new Promise<void>((resolve, reject) => client.waitForReady(Date.now() + 10_000, (e) => (e ? reject(e) : resolve())));
   const total = Math.round(rate * seconds);
   const sendTimes: number[] = new Array(total);
+  const ackLatencies: number[] = [];
   let sent = 0;
   let acked = 0;
   const start = now();
@@ -279,7 +295,10 @@ async function writerMain(port: number, rate: number, seconds: number): Promise<
         sendTimes[seq] = t;
         client.makeUnaryRequest('/etcdserverpb.KV/Put', (v: object) => Buffer.from(encode(putRequestType, v)), (b: Buffer) => b,
           { key: Buffer.from(`${PREFIX}k${seq % 100}`), value }, (err) => {
-            if (!err) acked++;
+            if (!err) {
+              acked++;
+              ackLatencies.push(now() - t);
+            }
             if (acked === total || (sent === total && err)) resolve();
           });
       }
@@ -288,7 +307,8 @@ async function writerMain(port: number, rate: number, seconds: number): Promise<
     tick();
   });
   client.close();
-  process.send!({ acked, sent, sendTimes });
+  ackLatencies.sort((a, b) => a - b);
+  process.send!({ acked, sent, sendTimes, ackLatencies } satisfies WriterResult);
 }
 
 /** A process's CPU time (utime + stime) in ms, from /proc/PID/stat. */
@@ -309,7 +329,7 @@ async function measurePoint(server: ServerProcess, watchers: number, putsPerSeco
     const serverCpuBefore = processCpuMs(server.child.pid!);
     const clientCpuBefore = process.cpuUsage();
     const wallBefore = now();
-    const { acked, sendTimes } = await runWriter(server.clientPort, putsPerSecond, durationSeconds);
+    const { acked, sendTimes, ackLatencies } = await runWriter(server.clientPort, putsPerSecond, durationSeconds);
     const expected = acked * watchers;
     // Drain: until every acknowledged put reached every watcher, or nothing came for 5 s.
     let lastSeen = clients.deliveries;
@@ -333,6 +353,7 @@ async function measurePoint(server: ServerProcess, watchers: number, putsPerSeco
       deliveredPerSecond: elapsed > 0 ? clients.deliveries / elapsed : 0,
       p50Ms: round(percentile(lat, 0.5)), p99Ms: round(percentile(lat, 0.99)),
       lastWatcherP50Ms: round(percentile(lastWatcher, 0.5)), lastWatcherP99Ms: round(percentile(lastWatcher, 0.99)),
+      putAckP50Ms: round(percentile(ackLatencies, 0.5)), putAckP99Ms: round(percentile(ackLatencies, 0.99)),
       missing: Math.max(0, expected - clients.deliveries),
       serverCpuUsPerEvent: clients.deliveries > 0 ? round((serverCpuMs * 1000) / clients.deliveries) : 0,
       clientCores: round2((clientCpu.user + clientCpu.system) / 1000 / wallMs),
@@ -386,7 +407,7 @@ export async function runWatchBench(options: WatchBenchOptions): Promise<{ resul
           try {
             const m = await measurePoint(server, point.watchers, point.putsPerSecond, options.durationSeconds);
             samples[who].push(m);
-            log(`  W=${point.watchers} P=${point.putsPerSecond} round ${r + 1} ${who}: ${m.deliveredPerSecond.toFixed(0)} events/s p50 ${m.p50Ms} ms p99 ${m.p99Ms} ms last-watcher p50 ${m.lastWatcherP50Ms} p99 ${m.lastWatcherP99Ms} ms missing ${m.missing} server CPU ${m.serverCpuUsPerEvent} us/event client ${m.clientCores} cores`);
+            log(`  W=${point.watchers} P=${point.putsPerSecond} round ${r + 1} ${who}: ${m.deliveredPerSecond.toFixed(0)} events/s p50 ${m.p50Ms} ms p99 ${m.p99Ms} ms last-watcher p50 ${m.lastWatcherP50Ms} p99 ${m.lastWatcherP99Ms} ms put-ack p50 ${m.putAckP50Ms} p99 ${m.putAckP99Ms} ms missing ${m.missing} server CPU ${m.serverCpuUsPerEvent} us/event client ${m.clientCores} cores`);
           } finally {
             if (who === 'keyraft' && options.keyraftProfileDir !== undefined) await server.stop();
             else await server.kill9();
@@ -413,13 +434,14 @@ export async function runWatchBench(options: WatchBenchOptions): Promise<{ resul
   return { results, rss };
 }
 
-const ZERO: PointMeasurement = { deliveredPerSecond: 0, p50Ms: 0, p99Ms: 0, lastWatcherP50Ms: 0, lastWatcherP99Ms: 0, missing: 0, serverCpuUsPerEvent: 0, clientCores: 0 };
+const ZERO: PointMeasurement = { deliveredPerSecond: 0, p50Ms: 0, p99Ms: 0, lastWatcherP50Ms: 0, lastWatcherP99Ms: 0, putAckP50Ms: 0, putAckP99Ms: 0, missing: 0, serverCpuUsPerEvent: 0, clientCores: 0 };
 
 function summarize(ms: PointMeasurement[]): PointMeasurement {
   const med = (f: (m: PointMeasurement) => number) => median(ms.map(f));
   return {
     deliveredPerSecond: med((m) => m.deliveredPerSecond), p50Ms: med((m) => m.p50Ms), p99Ms: med((m) => m.p99Ms),
     lastWatcherP50Ms: med((m) => m.lastWatcherP50Ms), lastWatcherP99Ms: med((m) => m.lastWatcherP99Ms),
+    putAckP50Ms: med((m) => m.putAckP50Ms), putAckP99Ms: med((m) => m.putAckP99Ms),
     missing: ms.reduce((n, m) => n + m.missing, 0),
     serverCpuUsPerEvent: med((m) => m.serverCpuUsPerEvent), clientCores: med((m) => m.clientCores),
   };
@@ -428,10 +450,10 @@ function summarize(ms: PointMeasurement[]): PointMeasurement {
 export function formatWatchTable(results: PointResult[], rss: Record<string, { before: number; after: number }>, idleWatchers: number): string {
   // Medians of an even number of rounds are means of two: round them for the table.
   const ms = (v: number) => v.toFixed(1);
-  const cell = (m?: PointMeasurement) => (m ? `${m.deliveredPerSecond.toFixed(0)} | ${ms(m.p50Ms)} / ${ms(m.p99Ms)} | ${ms(m.lastWatcherP50Ms)} / ${ms(m.lastWatcherP99Ms)} | ${m.serverCpuUsPerEvent.toFixed(1)} | ${m.clientCores.toFixed(2)}` : '- | - | - | - | -');
+  const cell = (m?: PointMeasurement) => (m ? `${m.deliveredPerSecond.toFixed(0)} | ${ms(m.p50Ms)} / ${ms(m.p99Ms)} | ${ms(m.lastWatcherP50Ms)} / ${ms(m.lastWatcherP99Ms)} | ${ms(m.putAckP50Ms)} / ${ms(m.putAckP99Ms)} | ${m.serverCpuUsPerEvent.toFixed(1)} | ${m.clientCores.toFixed(2)}` : '- | - | - | - | - | -');
   const rows = [
-    '| point | keyraft events/s | keyraft p50 / p99 ms | keyraft last watcher p50 / p99 ms | keyraft CPU us/event | client cores | etcd events/s | etcd p50 / p99 ms | etcd last watcher p50 / p99 ms | etcd CPU us/event | client cores |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| point | keyraft events/s | keyraft p50 / p99 ms | keyraft last watcher p50 / p99 ms | keyraft put ack p50 / p99 ms | keyraft CPU us/event | client cores | etcd events/s | etcd p50 / p99 ms | etcd last watcher p50 / p99 ms | etcd put ack p50 / p99 ms | etcd CPU us/event | client cores |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...results.map((r) => `| ${r.name} | ${cell(r.keyraft)} | ${cell(r.etcd)} |`),
   ];
   for (const [who, r] of Object.entries(rss)) rows.push(`\n${who}: RSS with ${idleWatchers} idle watchers ${(r.after / 2 ** 20).toFixed(0)} MiB (${(r.before / 2 ** 20).toFixed(0)} MiB before)`);

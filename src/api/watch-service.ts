@@ -56,6 +56,8 @@ function openWatch(member: WatchApi, call: ServerStreamCall<WatchResponse>, open
     send: (message) => call.sendEncoded(message),
     // gRPC calls take a revision's responses to several watchers as one framed write.
     sendFramed: call.sendFramed === undefined ? undefined : (framed, messages) => call.sendFramed!(framed, messages),
+    // ... and writes them straight into the connection's output when the stream can send them now.
+    sendPieces: call.sendPieces === undefined ? undefined : (bytes, messages, largest, writer) => call.sendPieces!(bytes, messages, largest, writer),
     onDrain: (listener) => call.onDrain(listener),
     end: (error) => {
       uncount();

@@ -10,6 +10,8 @@
  * Watch ends its stream when the client closes its side; LeaseKeepAlive the same).
  */
 
+import type { PieceWriter } from '../http/http2-connection.js';
+
 export type StreamingKind = 'unary' | 'server-stream' | 'bidi';
 
 /** One open streaming call as its handler sees it. */
@@ -30,6 +32,12 @@ export interface ServerStreamCall<Res> {
    * lacks it. Same return as send.
    */
   sendFramed?(framed: Buffer, messages: number): boolean;
+  /**
+   * Several messages that `writer` frames itself (prefixes included, `bytes` in all, none over
+   * `largestMessageBytes`), written into the connection's output without a buffer of their own
+   * when the stream can send them now (StreamCall.sendPieces). Optional, as sendFramed.
+   */
+  sendPieces?(bytes: number, messages: number, largestMessageBytes: number, writer: PieceWriter): boolean;
   /** Called when queued output has drained below the low-water mark after send returned false. */
   onDrain(listener: () => void): void;
   /**

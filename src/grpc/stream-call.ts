@@ -29,7 +29,7 @@ import { assert } from '../platform/assert.js';
 import { GrpcCode } from '../platform/errors.js';
 import { Limits } from '../platform/limits.js';
 import type { Logger } from '../platform/logger.js';
-import { Http2ErrorCode, type Http2ServerStream, type Http2StreamHandler, type RequestHeaders } from '../http/http2-connection.js';
+import { Http2ErrorCode, type Http2ServerStream, type Http2StreamHandler, type PieceOutput, type PieceWriter, type RequestHeaders } from '../http/http2-connection.js';
 import { grpcTypeLabel, type CallMetrics, type FailureMapper, type ServerStreamCall, type StreamHandler, type StreamingMethod } from './grpc-method.js';
 import { GrpcMessageReader, MESSAGE_HEADER_BYTES } from './grpc-message-reader.js';
 import { RESPONSE_HEADERS, respondTrailersOnly, statusTrailers } from './grpc-status.js';
@@ -55,6 +55,20 @@ export interface StreamCallHost {
 
 /** Messages up to this size are copied behind their prefix; larger ones are written as they are. */
 const SMALL_MESSAGE_BYTES = 16 * 1024;
+
+/** A PieceOutput over one buffer of the announced size (sendPieces when the stream cannot take the pieces now). */
+class BufferPieceOutput implements PieceOutput {
+  at = 0;
+
+  constructor(readonly buffer: Buffer) {}
+
+  reserve(bytes: number): number {
+    const at = this.at;
+    this.at += bytes;
+    if (this.at > this.buffer.length) assert(false, `framed messages past the ${this.buffer.length} bytes announced`);
+    return at;
+  }
+}
 
 const enum ItemKind {
   Open,
@@ -296,6 +310,24 @@ export class StreamCall<Req = unknown, Res = unknown> implements Http2StreamHand
     assert(messages > 0 && framed.length >= messages * MESSAGE_HEADER_BYTES, () => `${messages} framed messages in ${framed.length} bytes`);
     if (!this.mayWrite()) return false;
     this.stream.write(framed);
+    return this.afterWrite();
+  }
+
+  /**
+   * Messages that `writer` frames itself (each its 5-byte prefix and bytes; `bytes` in all, none
+   * over `largestMessageBytes` with its prefix), written straight into the connection's output
+   * when the stream can send them all now (Http2ServerStream.writeDirect: no buffer of their own,
+   * no copy), else into one buffer queued as sendFramed queues it. Same return as send.
+   */
+  sendPieces(bytes: number, messages: number, largestMessageBytes: number, writer: PieceWriter): boolean {
+    assert(messages > 0 && bytes >= messages * MESSAGE_HEADER_BYTES, () => `${messages} framed messages in ${bytes} bytes`);
+    if (!this.mayWrite()) return false;
+    if (!this.stream.writeDirect(bytes, largestMessageBytes, writer)) {
+      const out = new BufferPieceOutput(Buffer.allocUnsafe(bytes));
+      writer.writePieces(out);
+      assert(out.at === bytes, () => `${out.at} bytes of framed messages written, ${bytes} announced`);
+      this.stream.write(out.buffer);
+    }
     return this.afterWrite();
   }
 

@@ -112,6 +112,13 @@ export const Limits = {
    */
   http2ClientResetsBurst: 1000,
   http2ClientResetsPerSecond: 33,
+  /**
+   * HTTP/2: a connection's output of one event-loop turn goes to its socket in writes of at most
+   * this (http2-connection.ts chunk): under watch fan-out a turn can frame megabytes; written as
+   * they fill, the client reads the first while the rest is encoded, and no turn builds one copy
+   * of all of it.
+   */
+  http2OutputChunkBytes: 64 * 1024,
   /** HTTP/2: reply bytes handed to one socket and not yet written; more waits for 'drain'. */
   http2SocketBytesInFlightMax: 1024 * 1024,
   /**

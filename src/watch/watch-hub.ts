@@ -220,8 +220,8 @@ export class WatchHub implements WatchStreamHost {
         let sending = 0;
         for (let m = 0; m < matched.length; m++) {
           const w = matched[m]!;
+          // Empty: the finally below emptied it after the last revision this watcher matched.
           const events = w.liveEvents;
-          events.length = 0; // nothing from an earlier revision goes out under this one
           if (w.state !== 'synced') continue; // canceled meanwhile (a sink's callback)
           if (stream.blocked) {
             // Over its high-water mark: no buffering; the watcher reads this revision from history later.
@@ -245,11 +245,18 @@ export class WatchHub implements WatchStreamHost {
       }
     } finally {
       // Scratch emptied: no watcher keeps this revision's event bytes alive until its next match.
+      // pop, not `length = 0`: the lists hold one or a few entries, and a length store was a
+      // runtime call that shrank each list's backing store, twice per watcher per revision (6% of
+      // the member's CPU at W=100 P=4000); pop clears the slots all the same.
       for (let s = 0; s < touched.length; s++) {
         const matched = touched[s]!.matched;
         for (let m = 0; m < matched.length; m++) {
-          matched[m]!.liveEvents.length = 0;
-          matched[m]!.matchedChanges.length = 0;
+          const w = matched[m]!;
+          w.matchedRevision = 0; // a later notify of the same revision (none today) starts it afresh
+          const events = w.liveEvents;
+          while (events.length > 0) events.pop();
+          const changes = w.matchedChanges;
+          while (changes.length > 0) changes.pop();
         }
         matched.length = 0;
       }
@@ -265,8 +272,8 @@ export class WatchHub implements WatchStreamHost {
     const revision = this.matchRevision;
     if (w.minRev > revision) return; // a future start revision: not yet
     if (w.matchedRevision !== revision) {
+      // matchedChanges is empty here: notify's finally emptied it after the watcher's last match.
       w.matchedRevision = revision;
-      w.matchedChanges.length = 0;
       const matched = w.stream.matched;
       if (matched.length === 0) this.touchedStreams.push(w.stream);
       matched.push(w);

@@ -4,7 +4,7 @@ import { varintSize } from '../proto/varint.js';
 import { WatchFilterType, type ResponseHeader, type WatchCreateRequest, type WatchRequest } from '../proto/etcd-types.js';
 import {
   AUTO_WATCH_ID, ERR_DUPLICATE_WATCH_ID, ERR_EMPTY_WATCHER_RANGE, ERR_TOO_MANY_WATCHERS, PROGRESS_WATCH_ID,
-  type WatchSink,
+  type FramedResponseOutput, type FramedResponseWriter, type WatchSink,
 } from './watch.js';
 import {
   encodeWatchResponse, eventsResponseSize, FRAME_PREFIX_BYTES, watchResponseSize, writeFramedEventsResponse, type ResponseFields,
@@ -48,7 +48,7 @@ export interface WatchStreamHost {
  * client's own requests), up to Limits.watchStreamControlBytesBlockedMax; a client that keeps
  * writing requests without reading past that is cut off with RESOURCE_EXHAUSTED.
  */
-export class WatchStream {
+export class WatchStream implements FramedResponseWriter {
   readonly watchers = new Map<number, Watcher>();
   /** Over the sink's high-water mark: no events until it drains. */
   blocked = false;
@@ -60,6 +60,10 @@ export class WatchStream {
   readonly matched: Watcher[] = [];
   /** sendRevision's scratch: each sending watcher's response size. */
   private readonly responseSizes: number[] = [];
+  /** writeFramed's arguments for writePieces: the header field and matched[from, to). */
+  private piecesHeaderField: Buffer = EMPTY;
+  private piecesFrom = 0;
+  private piecesTo = 0;
   /** A progress request waits for every watcher to be synced. */
   private deferredProgress = false;
   private nextId = 0;
@@ -244,36 +248,62 @@ export class WatchStream {
     this.writeFramed(headerField, from, matched.length, bytes);
   }
 
-  /** Writes matched[from, to)'s responses (sizes in responseSizes from index 0 = from) as one buffer of `bytes`. */
+  /** Writes matched[from, to)'s responses (sizes in responseSizes from index 0 = from), `bytes` in all with their prefixes. */
   private writeFramed(headerField: Buffer, from: number, to: number, bytes: number): void {
     if (bytes === 0 || this.closed) return;
     const sizes = this.responseSizes;
-    const out = Buffer.allocUnsafe(bytes);
-    let at = 0;
     let messages = 0;
     let events = 0;
+    let largest = 0;
     for (let m = from; m < to; m++) {
       const size = sizes[m - from]!;
       if (size < 0) continue;
       const w = this.matched[m]!;
       w.progressDue = false;
-      at = writeFramedEventsResponse(out, at, size, headerField, w.id, w.liveEvents);
       messages++;
       events += w.liveEvents.length;
+      if (size > largest) largest = size;
     }
     this.hub.eventsSent(events);
     if (this.blocked) this.pendingEvents += events;
+    this.piecesHeaderField = headerField;
+    this.piecesFrom = from;
+    this.piecesTo = to;
     const sink = this.sink;
-    if (sink.sendFramed !== undefined) {
-      if (!sink.sendFramed(out, messages)) this.blocked = true;
-      return;
+    try {
+      if (sink.sendPieces !== undefined) {
+        if (!sink.sendPieces(bytes, messages, FRAME_PREFIX_BYTES + largest, this)) this.blocked = true;
+        return;
+      }
+      const out = new OneBuffer(Buffer.allocUnsafe(bytes));
+      this.writePieces(out);
+      if (sink.sendFramed !== undefined) {
+        if (!sink.sendFramed(out.buffer, messages)) this.blocked = true;
+        return;
+      }
+      // A sink that takes one message at a time (the gateway, the lock service): views, not copies.
+      const framed = out.buffer;
+      for (let pos = 0; pos < framed.length && !this.closed;) {
+        const size = framed.readUInt32BE(pos + 1);
+        const start = pos + FRAME_PREFIX_BYTES;
+        pos = start + size;
+        if (!sink.send(framed.subarray(start, pos))) this.blocked = true;
+      }
+    } finally {
+      this.piecesHeaderField = EMPTY;
     }
-    // A sink that takes one message at a time (the gateway, the lock service): views, not copies.
-    for (let pos = 0; pos < out.length && !this.closed;) {
-      const size = out.readUInt32BE(pos + 1);
-      const start = pos + FRAME_PREFIX_BYTES;
-      pos = start + size;
-      if (!sink.send(out.subarray(start, pos))) this.blocked = true;
+  }
+
+  /** @internal The sink's call back from sendPieces: writes the framed responses writeFramed announced. */
+  writePieces(out: FramedResponseOutput): void {
+    const sizes = this.responseSizes;
+    const from = this.piecesFrom;
+    for (let m = from; m < this.piecesTo; m++) {
+      const size = sizes[m - from]!;
+      if (size < 0) continue;
+      const w = this.matched[m]!;
+      const at = out.reserve(FRAME_PREFIX_BYTES + size);
+      writeFramedEventsResponse(out.buffer, at, size, this.piecesHeaderField, w.id, w.liveEvents);
     }
   }
 
@@ -306,6 +336,19 @@ export class WatchStream {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** A FramedResponseOutput over one buffer (sinks without sendPieces). */
+class OneBuffer implements FramedResponseOutput {
+  private at = 0;
+
+  constructor(readonly buffer: Buffer) {}
+
+  reserve(bytes: number): number {
+    const at = this.at;
+    this.at += bytes;
+    return at;
+  }
+}
 const NO_EVENTS: readonly Uint8Array[] = [];
 
 /** Bytes one encoded event adds to a response: tag, length, body. */

@@ -61,9 +61,27 @@ export interface WatchSink {
    * it the stream hands each message to `send`. Same return as send.
    */
   sendFramed?(framed: Buffer, messages: number): boolean;
+  /**
+   * As sendFramed, but `writer` writes the framed responses (`bytes` in all, none over
+   * `largestMessageBytes` with its prefix) where the sink says, `out.reserve(n)` at a time: a
+   * gRPC sink hands it its connection's output, so the bytes are written once, not built in a
+   * buffer of the stream's and copied again. Optional. Same return as send.
+   */
+  sendPieces?(bytes: number, messages: number, largestMessageBytes: number, writer: FramedResponseWriter): boolean;
   onDrain(listener: () => void): void;
   /** Ends the call with an error (a stream that broke a bound), mapped once at the edge. */
   end(error?: unknown): void;
+}
+
+/** Where FramedResponseWriter writes: n bytes at `reserve(n)` in `buffer` (read `buffer` after each reserve). */
+export interface FramedResponseOutput {
+  readonly buffer: Buffer;
+  reserve(bytes: number): number;
+}
+
+/** Writes a revision's framed responses into a FramedResponseOutput (WatchSink.sendPieces). */
+export interface FramedResponseWriter {
+  writePieces(out: FramedResponseOutput): void;
 }
 
 /** The header fields that do not come from the event (etcd's newResponseHeader). */

@@ -16,13 +16,14 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { encodeWithoutIndexing } from '../../src/http/hpack.js';
 import { HeldOutput } from '../../src/http/held-output.js';
-import { Http2Connection, Http2SharedBudget, HTTP2_PREFACE, DEFAULT_HTTP2_TIMING, type Http2ServerStream } from '../../src/http/http2-connection.js';
+import { Http2Connection, Http2SharedBudget, HTTP2_PREFACE, DEFAULT_HTTP2_TIMING, type Http2ServerStream, type PieceOutput, type PieceWriter } from '../../src/http/http2-connection.js';
+import { Limits } from '../../src/platform/limits.js';
 import { silentLogger } from '../../src/platform/logger.js';
 import { decode, encode } from '../../src/proto/codec.js';
 import { rng } from '../seeded-random.js';
 import { startWithMemoryMember, type Running } from './helpers.js';
 import {
-  openConnections, openRaw, frame, headersFrame, dataFrame, pingFrame, windowUpdateFrame, unaryFrames, putRequest, grpcMessage, rangeType,
+  openConnections, openRaw, frame, settingsFrame, headersFrame, dataFrame, pingFrame, windowUpdateFrame, unaryFrames, putRequest, grpcMessage, rangeType,
   rangeResponseType, readAnswer, assertOk, describe, requestHeaders, PING, HEADERS, DATA, SETTINGS, FLAG_ACK, FLAG_END_STREAM, FLAG_END_HEADERS,
   SETTINGS_INITIAL_WINDOW_SIZE, type Frame,
 } from './http2-raw-client.js';
@@ -381,15 +382,81 @@ test('recorder: the connection closes between queuing answers and their gathered
   }
   for (const s of b.streams.slice(3, 10)) answer(s, 'x'.repeat(1000));
   assert.ok(b.budget.replyBytes > 0, 'reply bytes wait for window');
+  // Three windows' worth (196 KB) outgrew the turn's chunk (Limits.http2OutputChunkBytes): the
+  // full chunks went out as they filled; the small answers after them are still gathered.
+  const writesBeforeClose = b.socket.writes.length;
+  assert.ok(writesBeforeClose >= 1 && b.socket.bytesWritten < 3 * 65_535 + 7 * 1000, 'part of the turn is still gathered at the close');
   b.socket.emit('close'); // before the tick's flush
   await tick();
   await tick();
-  assert.is(b.socket.writes.length, 0, 'nothing written after the close');
+  assert.is(b.socket.writes.length, writesBeforeClose, 'nothing written after the close');
   assert.is(b.budget.requestBytes, 0, 'request bytes released');
   assert.is(b.budget.replyBytes, 0, 'reply bytes released');
   assert.is(aborted, 1, 'the open stream heard of the close');
   b.held.flushAll(); // the hold ending later writes nothing for a closed connection
-  assert.is(b.socket.writes.length, 0);
+  assert.is(b.socket.writes.length, writesBeforeClose);
+});
+
+test('recorder: a turn\'s output past Limits.http2OutputChunkBytes goes in several writes, none larger, as it fills; every frame whole and in order', async () => {
+  const b = await connectionOverRecorder();
+  b.connection.receive(Buffer.concat([settingsFrame([[SETTINGS_INITIAL_WINDOW_SIZE, 8 * 1024 * 1024]]), windowUpdateFrame(0, 8 * 1024 * 1024)]));
+  await tick();
+  b.socket.writes.length = 0;
+  const calls: Buffer[] = [];
+  for (let id = 1; id <= 39; id += 2) calls.push(headersFrame(id, requestBlock), dataFrame(id, putRequest(`k${id}`), { endStream: true }));
+  b.connection.receive(Buffer.concat(calls));
+  await tick();
+  b.socket.writes.length = 0;
+  // 20 answers of 20 KB: 400 KB framed in one turn.
+  for (const s of b.streams) {
+    s.respond(responseBlock, false);
+    s.write(Buffer.alloc(20_000, s.id));
+    s.end(trailerBlock);
+  }
+  const writtenBeforeTheTick = b.socket.writes.length;
+  assert.ok(writtenBeforeTheTick >= 4, `full chunks are written as the turn goes (${writtenBeforeTheTick} writes before its end)`);
+  await tick();
+  const all = Buffer.concat(b.socket.writes);
+  for (const w of b.socket.writes) assert.ok(w.length <= Limits.http2OutputChunkBytes, `a write of ${w.length} bytes`);
+  // Every write ends on a frame boundary, and the frames are each stream's in order.
+  for (const w of b.socket.writes) {
+    let at = 0;
+    while (at < w.length) at += 9 + w.readUIntBE(at, 3);
+    assert.is(at, w.length, 'a write ends where a frame ends');
+  }
+  const body = new Map<number, Buffer[]>();
+  for (const f of framesOf(all)) if (f.type === DATA) body.set(f.streamId, [...(body.get(f.streamId) ?? []), f.payload]);
+  for (const s of b.streams) assert.ok(Buffer.concat(body.get(s.id) ?? []).equals(Buffer.alloc(20_000, s.id)), `stream ${s.id}'s body`);
+  b.connection.destroy();
+});
+
+test('recorder: writeDirect fills DATA frames in place, a piece never split, frames no larger than the client\'s frame size; refused (nothing written) when the window is short or body waits', async () => {
+  const b = await connectionOverRecorder();
+  b.connection.receive(Buffer.concat([headersFrame(1, requestBlock, { endStream: false }), headersFrame(3, requestBlock, { endStream: false })]));
+  await tick();
+  const [s1, s3] = b.streams as [Http2ServerStream, Http2ServerStream];
+  s1.respond(responseBlock, false);
+  // 60 pieces of 1,000 bytes = 60,000 of the 65,535 window: one DATA frame holds 16 of them (16,384 max).
+  const pieces = (count: number, size: number, fill: number): PieceWriter => ({
+    writePieces(out: PieceOutput) {
+      for (let i = 0; i < count; i++) {
+        const at = out.reserve(size);
+        out.buffer.fill(fill + (i % 7), at, at + size);
+      }
+    },
+  });
+  assert.ok(s1.writeDirect(60 * 1000, 1000, pieces(60, 1000, 10)));
+  assert.not.ok(s1.writeDirect(10 * 1000, 1000, pieces(10, 1000, 20)), 'the stream window has 5,535 bytes left');
+  s3.respond(responseBlock, false);
+  s3.write(Buffer.alloc(70_000, 1)); // more than its window: part waits
+  assert.not.ok(s3.writeDirect(100, 100, pieces(1, 100, 30)), 'body of the stream waits before it');
+  await tick();
+  const frames = framesOf(Buffer.concat(b.socket.writes)).filter((f) => f.type === DATA && f.streamId === 1);
+  assert.ok(frames.length === 4 && frames.every((f) => f.payload.length <= 16_384 && f.payload.length % 1000 === 0), `frames of ${frames.map((f) => f.payload.length)}`);
+  const body = Buffer.concat(frames.map((f) => f.payload));
+  assert.is(body.length, 60_000);
+  for (let i = 0; i < 60; i++) assert.ok(body.subarray(i * 1000, (i + 1) * 1000).every((x) => x === 10 + (i % 7)), `piece ${i}`);
+  b.connection.destroy();
 });
 
 test.run();

@@ -93,6 +93,64 @@ export class FramedTestSink extends TestSink {
   }
 }
 
+/**
+ * A TestSink that takes a revision's responses as a gRPC call's sendPieces does: the writer
+ * reserves each framed response in turn, and this output hands out room in a fresh buffer every
+ * `piecesPerBuffer` reserves (as the connection starts a new chunk), so a writer that kept an old
+ * `buffer` across a reserve, or wrote past what it reserved, garbles a message and the checks
+ * here or the decode fail. Every `refuseEvery`-th call has nothing written directly (the stream
+ * could not send now): the writer then fills one buffer of the announced size instead.
+ */
+export class PiecesTestSink extends TestSink {
+  piecesWrites = 0;
+  private calls = 0;
+
+  constructor(highWaterBytes = Number.POSITIVE_INFINITY, private readonly piecesPerBuffer = 3, private readonly refuseEvery = 4) {
+    super(highWaterBytes);
+  }
+
+  sendPieces(bytes: number, messages: number, largestMessageBytes: number, writer: { writePieces(out: { readonly buffer: Buffer; reserve(n: number): number }): void }): boolean {
+    this.calls++;
+    const refused = this.calls % this.refuseEvery === 0;
+    const pieces: Array<{ buffer: Buffer; at: number; n: number }> = [];
+    const sink = this;
+    const out = {
+      buffer: Buffer.alloc(0),
+      reserve(n: number): number {
+        if (n <= 0 || n > largestMessageBytes) throw new Error(`a piece of ${n} bytes, the largest announced is ${largestMessageBytes}`);
+        if (refused) {
+          if (pieces.length === 0) pieces.push({ buffer: (this.buffer = Buffer.alloc(bytes, 0xee)), at: 0, n: 0 });
+          const whole = pieces[0]!;
+          whole.n += n;
+          if (whole.n > bytes) throw new Error(`pieces past the ${bytes} bytes announced`);
+          return whole.n - n;
+        }
+        if (pieces.length % sink.piecesPerBuffer === 0) this.buffer = Buffer.alloc(bytes + 64, 0xee);
+        const at = pieces.length % sink.piecesPerBuffer === 0 ? 7 : pieces[pieces.length - 1]!.at + pieces[pieces.length - 1]!.n;
+        pieces.push({ buffer: this.buffer, at, n });
+        return at;
+      },
+    };
+    writer.writePieces(out);
+    this.piecesWrites++;
+    const framed = Buffer.concat(pieces.map((p) => p.buffer.subarray(p.at, p.at + p.n)));
+    if (framed.length !== bytes) throw new Error(`sendPieces announced ${bytes} bytes, ${framed.length} written`);
+    let at = 0;
+    let n = 0;
+    let open = true;
+    while (at < framed.length) {
+      if (framed[at] !== 0) throw new Error(`frame flag ${framed[at]} at ${at}`);
+      const size = framed.readUInt32BE(at + 1);
+      if (at + 5 + size > framed.length) throw new Error(`frame of ${size} bytes at ${at} runs past ${framed.length}`);
+      open = this.send(Buffer.from(framed.subarray(at + 5, at + 5 + size)));
+      at += 5 + size;
+      n++;
+    }
+    if (n !== messages) throw new Error(`sendPieces said ${messages} messages, ${n} written`);
+    return open;
+  }
+}
+
 export function newHub(applier: Applier, progressNotifyIntervalMs = 0): WatchHub {
   const hub = new WatchHub({
     history: new StoreWatchHistory(() => applier.store),

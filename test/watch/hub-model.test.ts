@@ -5,7 +5,7 @@ import type { Applier } from '../../src/server/applier.js';
 import type { WatchStream } from '../../src/watch/watch-stream.js';
 import { withApplier } from '../mvcc/helpers.js';
 import { rng } from '../seeded-random.js';
-import { b, FramedTestSink, newHub, settle, TestSink, turn, type Resp } from './helpers.js';
+import { b, FramedTestSink, newHub, PiecesTestSink, settle, TestSink, turn, type Resp } from './helpers.js';
 
 /**
  * Model-based check of the watch hub: seeded random writers (puts, txns, delete ranges) on a
@@ -137,8 +137,9 @@ for (const seed of [1, 2, 3, 4, 5, 6]) {
       const model = new Model();
       const hub = newHub(applier);
       // Stream 0 never stalls; the others have small high-water marks and are read now and then.
-      // Two take framed batches as gRPC calls do, two one message at a time as the gateway does.
-      const sinks = [new FramedTestSink(), new TestSink(300), new FramedTestSink(2000), new TestSink(600)];
+      // Two take framed batches, two pieces written in place (as gRPC calls do: sendFramed,
+      // sendPieces), two one message at a time as the gateway does.
+      const sinks = [new FramedTestSink(), new TestSink(300), new FramedTestSink(2000), new TestSink(600), new PiecesTestSink(), new PiecesTestSink(1500, 2, 3)];
       const streams: WatchStream[] = sinks.map((s) => hub.newStream(s, 1024 * 1024));
       const watchers: WatcherSpec[] = [];
       const nextIds = sinks.map(() => 0);

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { Limits } from '../../src/platform/limits.js';
 import type { Applier } from '../../src/server/applier.js';
 import { withApplier } from '../mvcc/helpers.js';
-import { b, FramedTestSink, newHub, settle, TestSink, type Resp } from './helpers.js';
+import { b, FramedTestSink, newHub, PiecesTestSink, settle, TestSink, type Resp } from './helpers.js';
 
 /**
  * The live path writes a revision's responses to all of a stream's watchers as one framed buffer,
@@ -38,7 +38,7 @@ function byWatcher(rs: Resp[]): Map<number, string[]> {
   return out;
 }
 
-for (const Sink of [FramedTestSink, TestSink]) {
+for (const Sink of [PiecesTestSink, FramedTestSink, TestSink]) {
   test(`${Sink.name}: watchers on one stream with overlapping ranges each get exactly their events, under their own watch_id, one response per revision`, async () => {
     await withApplier(async (applier) => {
       const hub = newHub(applier);
@@ -73,6 +73,7 @@ for (const Sink of [FramedTestSink, TestSink]) {
         [5, 40, '7', '9', 2],
       ]);
       if (sink instanceof FramedTestSink) assert.is(sink.framedWrites, 3, 'one framed write per revision for the stream');
+      if (sink instanceof PiecesTestSink) assert.is(sink.piecesWrites, 3, 'one pieces write per revision for the stream');
       hub.close();
     });
   });
