@@ -57,6 +57,7 @@ import { installStateImage } from '../storage/state-image.js';
 import { Wal } from '../storage/wal.js';
 import { Applier, type ApplierOptions, type ApplyResponse as AppliedResponse } from './applier.js';
 import { LEASE_GRANT_COST_BYTES } from './quota.js';
+import { putProposalBytes, writePutProposal } from './put-proposal-encoding.js';
 import { computeMemberId, loadOrCreateIdentity, type ClusterIdDiscovery, type ClusterIdentity } from './cluster-identity.js';
 import { forwardUnary } from './leader-forward.js';
 import { LeaseKeeper } from './lease-keeper.js';
@@ -802,9 +803,19 @@ export class Member implements MemberApi, LeaseApi {
     const id = this.wait.newId();
     request.id = id;
     request.member_id = this.memberId;
-    const encoded = encode(internalRequestType, request);
-    if (encoded.length > this.config.maxRequestBytes + Limits.grpcOverheadBytes) return Promise.reject(new KeyraftError('RequestTooLarge'));
-    const data = this.entryArena.copy(encoded as Buffer);
+    let data: Buffer;
+    // Puts are encoded by hand straight into the arena (put-proposal-encoding.ts: the same bytes
+    // as protobufjs, without its clone of the request, its pooled result and the copy out of it).
+    const putBytes = putProposalBytes(request);
+    if (putBytes >= 0) {
+      if (putBytes > this.config.maxRequestBytes + Limits.grpcOverheadBytes) return Promise.reject(new KeyraftError('RequestTooLarge'));
+      data = this.entryArena.alloc(putBytes);
+      writePutProposal(request, data);
+    } else {
+      const encoded = encode(internalRequestType, request);
+      if (encoded.length > this.config.maxRequestBytes + Limits.grpcOverheadBytes) return Promise.reject(new KeyraftError('RequestTooLarge'));
+      data = this.entryArena.copy(encoded as Buffer);
+    }
     const promise = this.wait.register(id);
     this.ownProposals.set(data, request);
     this.batchData.push(data);
