@@ -946,6 +946,10 @@ export class Member implements MemberApi, LeaseApi {
       this.applyEntry(entry);
       this.appliedBytesSinceCompact += entry.data.length;
     }
+    // Counted once per applied batch, not twice per entry: each prom-client inc hashes its labels
+    // and looks them up in a Map.
+    this.metrics.committed.inc(entries.length);
+    this.metrics.applied.inc(entries.length);
     // Proposals whose waiters timed out and that never came back are dropped once none wait.
     if (this.wait.size === 0 && this.ownProposals.size > 0 && this.batchData.length === 0) this.ownProposals = new Map();
     // One backend batch for everything applied in this Ready, with the applied index inside it.
@@ -962,8 +966,6 @@ export class Member implements MemberApi, LeaseApi {
   private applyEntry(entry: Entry): void {
     assert(entry.index === this.appliedIndex + 1, () => `applying index ${entry.index} after ${this.appliedIndex}`);
     this.appliedIndex = entry.index;
-    this.metrics.committed.inc();
-    this.metrics.applied.inc();
     if (entry.type === EntryType.ConfChange) {
       this.applyConfChange(entry);
       return;
