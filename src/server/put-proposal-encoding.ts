@@ -27,61 +27,30 @@
  */
 import { assert } from '../platform/assert.js';
 import type { InternalRequest, PutRequest } from '../proto/etcd-types.js';
-
-/** Varint length of a non-negative safe integer (lengths and request ids). */
-function varintBytes(n: number): number {
-  let bytes = 1;
-  while (n >= 128) {
-    n = Math.floor(n / 128);
-    bytes++;
-  }
-  return bytes;
-}
-
-function writeVarint(out: Uint8Array, pos: number, n: number): number {
-  // Division, not shifts: ids go past 2^32 (wait.ts starts them at the time in ms x 1024).
-  while (n >= 128) {
-    out[pos++] = (n % 128) | 0x80;
-    n = Math.floor(n / 128);
-  }
-  out[pos++] = n;
-  return pos;
-}
-
-/** The varint of a 64-bit value as protobufjs writes it (negative int64: two's complement). */
-function varint64(value: bigint): Uint8Array {
-  let v = BigInt.asUintN(64, value);
-  const bytes: number[] = [];
-  while (v >= 128n) {
-    bytes.push(Number(v & 0x7fn) | 0x80);
-    v >>= 7n;
-  }
-  bytes.push(Number(v));
-  return Uint8Array.from(bytes);
-}
+import { bigVarintBytes, varintSize, writeVarint } from '../proto/varint.js';
 
 /**
  * The member id's varint, kept: it is the same in every proposal of a member, and a bigint varint
  * costs a dozen bigint operations.
  */
 let lastMemberId = 0n;
-let lastMemberIdVarint: Uint8Array = varint64(0n);
+let lastMemberIdVarint: Uint8Array = bigVarintBytes(0n);
 
 function memberIdVarint(memberId: bigint): Uint8Array {
   if (memberId !== lastMemberId) {
-    lastMemberIdVarint = varint64(memberId);
+    lastMemberIdVarint = bigVarintBytes(memberId);
     lastMemberId = memberId;
   }
   return lastMemberIdVarint;
 }
 
-/** The lease's varint (leases change per request, but are absent from most puts). */
+/** The last lease's varint, kept likewise (a client tends to put many keys under one lease). */
 let lastLease = 0n;
-let lastLeaseVarint: Uint8Array = varint64(0n);
+let lastLeaseVarint: Uint8Array = bigVarintBytes(0n);
 
 function leaseVarint(lease: bigint): Uint8Array {
   if (lease !== lastLease) {
-    lastLeaseVarint = varint64(lease);
+    lastLeaseVarint = bigVarintBytes(lease);
     lastLease = lease;
   }
   return lastLeaseVarint;
@@ -102,11 +71,11 @@ function putBodyBytes(put: PutRequest): number {
   let bytes = 0;
   if (key !== undefined && key !== null) {
     if (!isBytes(key)) return -1;
-    if (key.length > 0) bytes += 1 + varintBytes(key.length) + key.length;
+    if (key.length > 0) bytes += 1 + varintSize(key.length) + key.length;
   }
   if (value !== undefined && value !== null) {
     if (!isBytes(value)) return -1;
-    if (value.length > 0) bytes += 1 + varintBytes(value.length) + value.length;
+    if (value.length > 0) bytes += 1 + varintSize(value.length) + value.length;
   }
   if (lease !== undefined && lease !== null) {
     if (typeof lease !== 'bigint') return -1;
@@ -137,8 +106,8 @@ export function putProposalBytes(request: InternalRequest): number {
   if (memberId !== undefined && memberId !== null && typeof memberId !== 'bigint') return -1;
   const body = putBodyBytes(put);
   if (body < 0) return -1;
-  let bytes = 1 + varintBytes(body) + body;
-  if (id !== 0) bytes += 1 + varintBytes(id);
+  let bytes = 1 + varintSize(body) + body;
+  if (id !== 0) bytes += 1 + varintSize(id);
   if (memberId !== undefined && memberId !== null && memberId !== 0n) bytes += 1 + memberIdVarint(memberId).length;
   return bytes;
 }
