@@ -7,6 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { decode, encode, messageType } from '../../src/proto/codec.js';
 import type { InternalRequest, PutRequest } from '../../src/proto/etcd-types.js';
+import { decodePutProposal } from '../../src/server/put-proposal-decoding.js';
 import { putProposalBytes, writePutProposal } from '../../src/server/put-proposal-encoding.js';
 import { rng } from '../seeded-random.js';
 
@@ -99,6 +100,24 @@ test('the same bytes over seeded random puts, alternating member ids (the varint
     const decoded = decode<InternalRequest>(internalRequestType, handEncoded(request));
     assert.is(decoded.id, request.id, `random case ${i}: id decodes back`);
     assert.is(decoded.member_id ?? 0n, request.member_id, `random case ${i}: member_id decodes back`);
+  }
+});
+
+test('the hand decoder (put-proposal-decoding.ts, what followers use) reads back what the hand encoder wrote', () => {
+  const random = rng(31);
+  const bytes = (n: number): Buffer => Buffer.from(Array.from({ length: n }, () => Math.floor(random() * 256)));
+  for (let i = 0; i < 500; i++) {
+    const put: PutRequest = {};
+    if (random() < 0.9) put.key = bytes(1 + Math.floor(random() * 40));
+    if (random() < 0.8) put.value = bytes(1 + Math.floor(random() * (random() < 0.05 ? 20_000 : 300)));
+    if (random() < 0.3) put.lease = BigInt.asIntN(64, (BigInt(Math.floor(random() * 2 ** 32)) << 32n) | 7n);
+    if (random() < 0.3) put.prev_kv = true;
+    if (random() < 0.2) put.ignore_value = true;
+    if (random() < 0.2) put.ignore_lease = true;
+    const request: InternalRequest = { id: 1 + Math.floor(random() * Number.MAX_SAFE_INTEGER), put, member_id: memberId };
+    const decoded = decodePutProposal(handEncoded(request));
+    assert.ok(decoded !== null, `case ${i}: the hand decoder declined the hand encoder's bytes`);
+    assert.equal(decoded, request, `case ${i}`);
   }
 });
 
