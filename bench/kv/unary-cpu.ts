@@ -5,7 +5,9 @@
  * it includes the load generator's few µs per call: compare runs of this script (one commit against
  * another, alternating), not with the server-only figures elsewhere.
  *
- *   node dist/bench/kv/unary-cpu.js [--duration S (5)] [--rounds R (3)]
+ *   node dist/bench/kv/unary-cpu.js [--duration S (5)] [--rounds R (3)] [--only NAME]
+ *
+ * --only put-one-key-256B (or range-one-key): that scenario alone, e.g. to profile one of them.
  */
 import { Registry } from 'prom-client';
 import { startClientServer } from '../../src/api/client-server.js';
@@ -38,8 +40,11 @@ async function main(): Promise<void> {
     { name: 'put-one-key-256B', path: '/etcdserverpb.KV/Put', nextRequest: () => keep(put) },
     { name: 'range-one-key', path: '/etcdserverpb.KV/Range', nextRequest: () => keep(range) },
   ];
+  const onlyAt = process.argv.indexOf('--only');
+  const only = onlyAt === -1 ? undefined : process.argv[onlyAt + 1];
   try {
     for (const s of scenarios) {
+      if (only !== undefined && s.name !== only) continue;
       const results: Array<{ rps: number; cpuUs: number }> = [];
       for (let r = 0; r < rounds; r++) {
         const before = process.cpuUsage();

@@ -70,6 +70,13 @@ function sharedTallies(registry: Registry): SharedTallies {
 export class ApiMetrics implements CallMetrics {
   private readonly started = new Map<string, Tally>();
   private readonly handled = new Map<string, Tally>();
+  /**
+   * The same tallies by service, then method (then code): found without building a key string
+   * per call. `service + '/' + method` made, flattened and hashed a new string on every start and
+   * every handle: ~0.45 µs per unary put (unary-cpu.ts --only put-one-key-256B, node --cpu-prof).
+   */
+  private readonly startedByService = new Map<string, Map<string, Tally>>();
+  private readonly handledByService = new Map<string, Map<string, Array<Tally | undefined>>>();
 
   constructor(registry: Registry) {
     const shared = sharedTallies(registry);
@@ -80,19 +87,31 @@ export class ApiMetrics implements CallMetrics {
   /** `service` is the full name (etcdserverpb.KV), `method` the rpc name (Put). */
   /** `grpcType`: unary, server_stream or bidi_stream (a method has one, so it is not part of the key). */
   start(service: string, method: string, grpcType = 'unary'): void {
-    const key = service + '/' + method;
-    const tally = this.started.get(key);
-    if (tally !== undefined) tally.count++;
-    else this.started.set(key, { labels: { grpc_type: grpcType, grpc_service: service, grpc_method: method }, count: 1 });
+    const tally = this.startedByService.get(service)?.get(method);
+    if (tally !== undefined) {
+      tally.count++;
+      return;
+    }
+    const created: Tally = { labels: { grpc_type: grpcType, grpc_service: service, grpc_method: method }, count: 1 };
+    this.started.set(service + '/' + method, created);
+    let byMethod = this.startedByService.get(service);
+    if (byMethod === undefined) this.startedByService.set(service, byMethod = new Map());
+    byMethod.set(method, created);
   }
 
   handle(service: string, method: string, code: number, grpcType = 'unary'): void {
-    const key = service + '/' + method + '/' + code;
-    const tally = this.handled.get(key);
-    if (tally !== undefined) tally.count++;
-    else {
-      const labels = { grpc_type: grpcType, grpc_service: service, grpc_method: method, grpc_code: CODE_NAMES[code] ?? String(code) };
-      this.handled.set(key, { labels, count: 1 });
+    const tally = this.handledByService.get(service)?.get(method)?.[code];
+    if (tally !== undefined) {
+      tally.count++;
+      return;
     }
+    const labels = { grpc_type: grpcType, grpc_service: service, grpc_method: method, grpc_code: CODE_NAMES[code] ?? String(code) };
+    const created: Tally = { labels, count: 1 };
+    this.handled.set(service + '/' + method + '/' + code, created);
+    let byMethod = this.handledByService.get(service);
+    if (byMethod === undefined) this.handledByService.set(service, byMethod = new Map());
+    let byCode = byMethod.get(method);
+    if (byCode === undefined) byMethod.set(method, byCode = []);
+    byCode[code] = created;
   }
 }

@@ -32,3 +32,16 @@ export function writeVarint(out: Uint8Array, at: number, n: number): number {
   out[at++] = n;
   return at;
 }
+
+/** The varint bytes of a 64-bit value held as a bigint (two's complement for negatives). */
+export function bigVarintBytes(n: bigint): Uint8Array {
+  const out = new Uint8Array(bigVarintSize(n));
+  let v = BigInt.asUintN(64, n);
+  let at = 0;
+  while (v >= 0x80n) {
+    out[at++] = Number(v & 0x7fn) | 0x80;
+    v >>= 7n;
+  }
+  out[at] = Number(v);
+  return out;
+}

@@ -285,6 +285,20 @@ async function expectReset(c: RawConnection, streamId: number, code: number): Pr
   assert.is(errorName(f.payload.readUInt32BE(0)), errorName(code), `RST_STREAM code; server sent: ${c.transcript()}`);
 }
 
+test('stream error: a malformed request (uppercase header name, pseudo-header after a regular one) -> RST_STREAM PROTOCOL_ERROR, the connection goes on', async () => {
+  const c = open();
+  const uppercase: HeaderField[] = [...requestHeaders('/etcdserverpb.KV/Put'), ['X-Upper', 'v']];
+  c.send(headersFrame(1, encodeWithoutIndexing(uppercase)));
+  await expectReset(c, 1, PROTOCOL_ERROR);
+  const lateUppercase: HeaderField[] = [...requestHeaders('/etcdserverpb.KV/Put'), ['x-lower-then-uppeR', 'v']];
+  c.send(headersFrame(3, encodeWithoutIndexing(lateUppercase)));
+  await expectReset(c, 3, PROTOCOL_ERROR);
+  const pseudoLast: HeaderField[] = [...requestHeaders('/etcdserverpb.KV/Put'), [':scheme', 'http']];
+  c.send(headersFrame(5, encodeWithoutIndexing(pseudoLast)));
+  await expectReset(c, 5, PROTOCOL_ERROR);
+  await assertUsable(c, 'h2c/after-malformed-headers');
+});
+
 test('stream error: WINDOW_UPDATE of 0 on an open stream -> RST_STREAM PROTOCOL_ERROR, the connection goes on', async () => {
   const c = open();
   c.send(headersFrame(1, getBlock()), windowUpdateFrame(1, 0));
