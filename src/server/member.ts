@@ -249,7 +249,8 @@ export class Member implements MemberApi, LeaseApi {
     this.memberId = identity.memberId;
     this.wait = new Wait(Limits.pendingProposalsMax, requestTimeoutMs(config));
     this.reads = new ReadIndexQueue(identity.memberId, requestTimeoutMs(config), READ_INDEX_RETRY_MS, Limits.pendingProposalsMax);
-    this.metrics = new MemberMetrics(registry, () => this.reads.slowRounds, () => this.wait.size);
+    this.metrics = new MemberMetrics(registry, () => this.reads.slowRounds, () => this.wait.size,
+      () => (this.node === undefined ? 0 : this.node.raft.log.lastIndex() - this.node.raft.log.offset));
     this.ops = new Operations({
       memberId: identity.memberId,
       applier: () => this.applier,
@@ -1329,7 +1330,7 @@ class MemberMetrics {
   readonly snapshotsSent: Counter;
   readonly snapshotsInstalled: Counter;
 
-  constructor(registry: Registry, slowReadIndexes: () => number, waiting: () => number) {
+  constructor(registry: Registry, slowReadIndexes: () => number, waiting: () => number, logEntries: () => number) {
     const registers = [registry];
     this.committed = new Counter({ name: 'etcd_server_proposals_committed_total', help: 'The total number of consensus proposals committed.', registers });
     this.applied = new Counter({ name: 'etcd_server_proposals_applied_total', help: 'The total number of consensus proposals applied.', registers });
@@ -1337,6 +1338,10 @@ class MemberMetrics {
     this.pending = new Gauge({
       name: 'etcd_server_proposals_pending', help: 'The current number of pending proposals to commit.', registers,
       collect() { this.set(waiting()); },
+    });
+    new Gauge({
+      name: 'keyraft_server_raft_log_entries', help: 'Raft log entries held in memory (the catch-up window below the applied index, and what is not applied yet).', registers,
+      collect() { this.set(logEntries()); },
     });
     this.hasLeader = new Gauge({ name: 'etcd_server_has_leader', help: 'Whether or not a leader exists. 1 is existence, 0 is not.', registers });
     this.isLeader = new Gauge({ name: 'etcd_server_is_leader', help: 'Whether or not this member is a leader. 1 if is, 0 otherwise.', registers });
