@@ -143,6 +143,9 @@ function requestTimeoutMs(config: MemberConfig): number {
  */
 const WAL_WRITES_IN_FLIGHT_MAX = 4;
 
+/** Backend commits tracked until written (Member.backendCommits); a few are in flight normally. */
+const BACKEND_COMMITS_TRACKED_MAX = 1024;
+
 /** A follower's ReadIndex round that got no answer within this is asked again (etcd: 500 ms). */
 const READ_INDEX_RETRY_MS = 500;
 
@@ -211,8 +214,8 @@ export class Member implements MemberApi, LeaseApi {
    * Backend commits (by Backend.commitSequence) with the applied index each carries, oldest first,
    * not yet known to be written to LevelDB; writtenAppliedIndex is the newest one written. A state
    * image is taken at the backend's written applied index and needs that index's term from the
-   * log, so trimLog never trims past it (the list holds one pair per trim: it grows only while
-   * LevelDB writes stall).
+   * log, so trimLog never trims past it. Bounded (BACKEND_COMMITS_TRACKED_MAX): while LevelDB
+   * writes stall, the newest pairs are merged, which only makes writtenAppliedIndex later to move.
    */
   private backendCommits: { sequence: number; index: number }[] = [];
   private writtenAppliedIndex = 0;
@@ -969,6 +972,7 @@ export class Member implements MemberApi, LeaseApi {
     if (this.wait.size === 0 && this.ownProposals.size > 0 && this.batchData.length === 0) this.ownProposals = new Map();
     // One backend batch for everything applied in this Ready, with the applied index inside it.
     this.applier.commit(this.appliedIndex);
+    this.trackBackendCommit();
     this.reads.applied(this.appliedIndex);
     this.appliedSinceCompact += entries.length;
     this.appliedBytesSinceCompact += bytes;
@@ -1180,15 +1184,14 @@ export class Member implements MemberApi, LeaseApi {
   private trimLog(): void {
     this.appliedSinceTrim = 0;
     this.appliedBytesSinceTrim = 0;
-    const backend = this.applier.backend;
     const commits = this.backendCommits;
+    const writtenSequence = this.applier.backend.writtenSequence;
     let written = 0;
-    while (written < commits.length && commits[written]!.sequence <= backend.writtenSequence) {
+    while (written < commits.length && commits[written]!.sequence <= writtenSequence) {
       this.writtenAppliedIndex = Math.max(this.writtenAppliedIndex, commits[written]!.index);
       written++;
     }
     if (written > 0) commits.splice(0, written);
-    commits.push({ sequence: backend.commitSequence, index: this.appliedIndex });
     const raft = this.node.raft;
     const log = raft.log;
     // log.applied: applied and confirmed by advance() (this Ready's entries are not yet).
@@ -1198,6 +1201,22 @@ export class Member implements MemberApi, LeaseApi {
   }
 
   private lastCompactIndex = 0;
+
+  /** Notes the backend commit that carries the applied index just committed (see backendCommits). */
+  private trackBackendCommit(): void {
+    const sequence = this.applier.backend.commitSequence;
+    const commits = this.backendCommits;
+    const last = commits[commits.length - 1];
+    if (last !== undefined && last.sequence === sequence) {
+      last.index = this.appliedIndex;
+    } else if (last !== undefined && commits.length >= BACKEND_COMMITS_TRACKED_MAX) {
+      // Merged into the newest pair: its index counts as written only once this later commit is.
+      last.sequence = sequence;
+      last.index = this.appliedIndex;
+    } else {
+      commits.push({ sequence, index: this.appliedIndex });
+    }
+  }
 
   // ---- transport -------------------------------------------------------------------------------
 
