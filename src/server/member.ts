@@ -188,13 +188,14 @@ export class Member implements MemberApi, LeaseApi {
    */
   private ownProposals = new Map<Uint8Array, InternalRequest>();
   /**
-   * Memory for the data of the entries this member proposes, which the Raft log keeps until a
-   * compaction (up to two rounds of --snapshot-count entries). protobufjs hands each encoding out
+   * Memory for the data of the entries this member proposes, which the Raft log keeps until it is
+   * trimmed (trimLog: the last 5,000 applied entries and those not applied yet), and of the entries
+   * start-up keeps from the WAL. protobufjs hands each encoding out
    * of Node's shared 8 KiB pool, where a slab stays alive while any slice of it does, so each
    * long-lived entry kept some of the transient buffers around it alive too (about 100 B per entry).
    * Entries are compacted in the order they were proposed, so an arena chunk is freed whole.
-   * Measured: RSS after 200,000 puts of 256 B to one key (h2load, 100 in flight), 345 -> 325 MiB.
-   * What is left of the log's memory is its length: see trimLog.
+   * Measured: RSS after 200,000 puts of 256 B to one key (h2load, 100 in flight), 345 -> 325 MiB
+   * (when the log still held up to 200,000 entries).
    */
   private readonly entryArena = new RecordArena();
   private readonly wait: Wait<ApplyResponse>;
