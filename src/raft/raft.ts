@@ -315,6 +315,11 @@ export class Raft {
     if (this.role === Role.Leader && pr !== undefined && pr.state === ProgressState.Replicate) pr.becomeProbe();
   }
 
+  /** The index of the latest snapshot (the in-memory log holds nothing it needs below it). */
+  snapshotIndex(): number {
+    return this.snapshot.metadata.index;
+  }
+
   /**
    * The state machine saved an image at index (<= applied): it becomes the snapshot sent to
    * lagging followers, and the log is compacted up to index - retainEntries (entries kept so a

@@ -47,14 +47,14 @@ import { ElectionService } from './election-service.js';
 import { decodeConfChange, ConfChangeType, type ConfChange } from '../raft/conf-change.js';
 import { Raft, type RaftConfig } from '../raft/raft.js';
 import {
-  EntryType, MessageType, NONE, Role, type Entry, type Message, type PersistedState, type ReadState,
+  EntryType, MessageType, NONE, Role, entrySizeBytes, type Entry, type Message, type PersistedState, type ReadState,
   type Snapshot, type SoftState,
 } from '../raft/raft-types.js';
 import { SeededRandom } from '../raft/seeded-random.js';
 import { readAppliedIndex } from '../mvcc/kv-store.js';
 import { UNKNOWN_TERM } from '../raft/raft-log.js';
 import { installStateImage } from '../storage/state-image.js';
-import { Wal } from '../storage/wal.js';
+import { Wal, type SnapshotMarker } from '../storage/wal.js';
 import { Applier, type ApplierOptions, type ApplyResponse as AppliedResponse } from './applier.js';
 import { LEASE_GRANT_COST_BYTES } from './quota.js';
 import { putProposalBytes, writePutProposal } from './put-proposal-encoding.js';
@@ -145,11 +145,11 @@ function requestTimeoutMs(config: MemberConfig): number {
  */
 const WAL_WRITES_IN_FLIGHT_MAX = 4;
 
+/** Backend commits tracked until written (Member.backendCommits); a few are in flight normally. */
+const BACKEND_COMMITS_TRACKED_MAX = 1024;
+
 /** A follower's ReadIndex round that got no answer within this is asked again (etcd: 500 ms). */
 const READ_INDEX_RETRY_MS = 500;
-
-/** Entries the leader keeps after a compaction so a slightly slow follower needs no snapshot (etcd's SnapshotCatchUpEntries). */
-const SNAPSHOT_CATCH_UP_ENTRIES = 5000;
 
 /**
  * etcd's minimum lease TTL: (3 x election ticks / 2) heartbeats, in whole seconds rounded up
@@ -190,21 +190,38 @@ export class Member implements MemberApi, LeaseApi {
    */
   private ownProposals = new Map<Uint8Array, InternalRequest>();
   /**
-   * Memory for the data of the entries this member proposes, which the Raft log keeps until a
-   * compaction (up to two rounds of --snapshot-count entries). protobufjs hands each encoding out
+   * Memory for the data of the entries this member proposes, which the Raft log keeps until it is
+   * trimmed (trimLog: the last 5,000 applied entries and those not applied yet), and of the entries
+   * start-up keeps from the WAL. protobufjs hands each encoding out
    * of Node's shared 8 KiB pool, where a slab stays alive while any slice of it does, so each
    * long-lived entry kept some of the transient buffers around it alive too (about 100 B per entry).
    * Entries are compacted in the order they were proposed, so an arena chunk is freed whole.
-   * Measured: RSS after 200,000 puts of 256 B to one key (h2load, 100 in flight), 345 -> 325 MiB.
-   * What is left of the log's memory is its length: see maybeCompact.
+   * Measured: RSS after 200,000 puts of 256 B to one key (h2load, 100 in flight), 345 -> 325 MiB
+   * (when the log still held up to 200,000 entries).
    */
   private readonly entryArena = new RecordArena();
   private readonly wait: Wait<ApplyResponse>;
   private readonly reads: ReadIndexQueue;
   private published = false;
   private releasing = false;
-  /** Applied index covered by the last completed backend flush (see maybeCompact). */
-  private flushedIndex = 0;
+  /**
+   * The WAL snapshot marker for the applied index covered by the last completed backend flush
+   * (see maybeCompact), described when that flush started: the in-memory log may be trimmed past
+   * that index before the marker is written. null: nothing to release yet.
+   */
+  private flushedMarker: SnapshotMarker | null = null;
+  /** Entries, and bytes of entry data, applied since the in-memory log was last trimmed (trimLog). */
+  private appliedSinceTrim = 0;
+  private appliedBytesSinceTrim = 0;
+  /**
+   * Backend commits (by Backend.commitSequence) with the applied index each carries, oldest first,
+   * not yet known to be written to LevelDB; writtenAppliedIndex is the newest one written. A state
+   * image is taken at the backend's written applied index and needs that index's term from the
+   * log, so trimLog never trims past it. Bounded (BACKEND_COMMITS_TRACKED_MAX): while LevelDB
+   * writes stall, the newest pairs are merged, which only makes writtenAppliedIndex later to move.
+   */
+  private backendCommits: { sequence: number; index: number }[] = [];
+  private writtenAppliedIndex = 0;
   private appliedSinceCompact = 0;
   /** Bytes of entry data applied since the last compaction (Limits.raftLogBytesBetweenCompactionsMax). */
   private appliedBytesSinceCompact = 0;
@@ -238,7 +255,8 @@ export class Member implements MemberApi, LeaseApi {
     this.memberId = identity.memberId;
     this.wait = new Wait(Limits.pendingProposalsMax, requestTimeoutMs(config));
     this.reads = new ReadIndexQueue(identity.memberId, requestTimeoutMs(config), READ_INDEX_RETRY_MS, Limits.pendingProposalsMax);
-    this.metrics = new MemberMetrics(registry, () => this.reads.slowRounds, () => this.wait.size);
+    this.metrics = new MemberMetrics(registry, () => this.reads.slowRounds, () => this.wait.size,
+      () => (this.node === undefined ? 0 : this.node.raft.log.lastIndex() - this.node.raft.log.offset));
     this.ops = new Operations({
       memberId: identity.memberId,
       applier: () => this.applier,
@@ -412,16 +430,26 @@ export class Member implements MemberApi, LeaseApi {
     const hs = replay.hardState ?? { term: snap.term, vote: NONE, commit: snap.index };
     const applied = Math.max(backendApplied, snap.index);
     this.appliedIndex = applied;
-    this.flushedIndex = applied;
+    this.writtenAppliedIndex = applied;
+    // The WAL holds up to two --snapshot-count rounds of entries after its marker; the in-memory
+    // log keeps only the catch-up window below the applied index (trimLog). The entries kept are
+    // copied out of the WAL's read buffers, which would otherwise stay alive whole for them.
+    const firstIndex = snap.index + 1;
+    const trimTo = catchUpTrimIndex(snap.index, applied, (i) => replay.entries[i - firstIndex]!);
+    const entries = replay.entries.map((e) => (e.index <= trimTo ? e : { ...e, data: this.entryArena.copy(e.data as Buffer) }));
     const persisted: PersistedState = {
       // The commit index is not fsync'd on its own (raft-storage.ts): entries the backend applied
       // were committed, so commit is at least the applied index.
       hardState: { term: hs.term, vote: hs.vote, commit: Math.min(Math.max(hs.commit, applied), lastIndex) },
       snapshot: { metadata: { index: snap.index, term: snap.term, confState: { voters: snap.voters, learners: snap.learners } }, data: new Uint8Array(0) },
-      entries: replay.entries,
+      entries,
       applied,
     };
-    return new Raft(raftConfig, persisted);
+    const raft = new Raft(raftConfig, persisted);
+    // The first release after a restart goes to the applied index the backend recovered at.
+    this.flushedMarker = markerAt(raft, applied);
+    if (trimTo > raft.snapshotIndex()) raft.compact(trimTo, new Uint8Array(0));
+    return raft;
   }
 
   private raftConfig(): RaftConfig {
@@ -917,10 +945,16 @@ export class Member implements MemberApi, LeaseApi {
     await this.ops.attach();
     for (const m of this.membership.all()) if (m.id !== this.memberId) this.network?.addPeer(m.id, m.peerURLs);
     this.appliedIndex = index;
-    this.flushedIndex = index;
+    // The image's own marker is already in the WAL (raft-node.ts saved it before the install).
+    this.flushedMarker = null;
     this.lastCompactIndex = Math.max(this.lastCompactIndex, index);
     this.appliedSinceCompact = 0;
     this.appliedBytesSinceCompact = 0;
+    // A new backend: its commit sequence starts again, and everything up to the image is written.
+    this.backendCommits = [];
+    this.writtenAppliedIndex = index;
+    this.appliedSinceTrim = 0;
+    this.appliedBytesSinceTrim = 0;
     this.reads.applied(index);
     this.metrics.snapshotsInstalled.inc();
     await this.images.removeOlderThan(index);
@@ -942,9 +976,10 @@ export class Member implements MemberApi, LeaseApi {
   }
 
   private applyEntries(entries: readonly Entry[]): void {
+    let bytes = 0;
     for (const entry of entries) {
       this.applyEntry(entry);
-      this.appliedBytesSinceCompact += entry.data.length;
+      bytes += entry.data.length;
     }
     // Counted once per applied batch, not twice per entry: each prom-client inc hashes its labels
     // and looks them up in a Map.
@@ -954,8 +989,13 @@ export class Member implements MemberApi, LeaseApi {
     if (this.wait.size === 0 && this.ownProposals.size > 0 && this.batchData.length === 0) this.ownProposals = new Map();
     // One backend batch for everything applied in this Ready, with the applied index inside it.
     this.applier.commit(this.appliedIndex);
+    this.trackBackendCommit();
     this.reads.applied(this.appliedIndex);
     this.appliedSinceCompact += entries.length;
+    this.appliedBytesSinceCompact += bytes;
+    this.appliedSinceTrim += entries.length;
+    this.appliedBytesSinceTrim += bytes;
+    if (this.appliedSinceTrim >= Limits.raftLogTrimIntervalEntries || this.appliedBytesSinceTrim >= Limits.raftLogTrimIntervalBytes) this.trimLog();
     if (this.appliedSinceCompact >= this.config.snapshotCount || this.appliedBytesSinceCompact >= Limits.raftLogBytesBetweenCompactionsMax) this.maybeCompact();
   }
 
@@ -1114,45 +1154,85 @@ export class Member implements MemberApi, LeaseApi {
   // ---- compaction ------------------------------------------------------------------------------
 
   /**
-   * Every --snapshot-count applied entries: once the backend is synced, the Raft log and the WAL
-   * before the backend's durable applied index are no longer needed for recovery. The log is
-   * compacted there (keeping SNAPSHOT_CATCH_UP_ENTRIES in memory for slow followers), the
-   * snapshot marker is made durable, and only then are WAL segments before it released.
+   * Every --snapshot-count applied entries: once the backend is synced, the WAL before the
+   * backend's durable applied index is no longer needed for recovery. The snapshot marker is made
+   * durable, and only then are WAL segments before it released. The in-memory log is trimmed on
+   * its own, far more often (trimLog): only the WAL waits for the backend.
    *
-   * The compaction lags one round behind the flush: it covers only what was applied before the
+   * The release lags one round behind the flush: it covers only what was applied before the
    * *previous* flush. LevelDB switches memtable logs without syncing the old one, so a synced
    * write covers the newest log only until the old memtable reaches a (synced) table file; a
    * whole round of writes in between makes that all but certain before the WAL copy is gone.
+   * The marker for the index being flushed is described now (term, configuration), while the
+   * in-memory log still holds it: by the next round trimLog has moved far past it.
    */
   private maybeCompact(): void {
     if (this.releasing) return;
     this.releasing = true;
     this.appliedSinceCompact = 0;
     this.appliedBytesSinceCompact = 0;
-    const compactTo = this.flushedIndex;
-    const flushing = this.appliedIndex;
+    const release = this.flushedMarker;
+    const flushing = markerAt(this.node.raft, this.appliedIndex);
     this.applier.flush()
       .then(async () => {
-        const raft = this.node.raft;
-        // An image being installed moves the log past compactTo and sets flushedIndex itself.
+        // An image being installed moves the log past the release and resets flushedMarker itself.
         if (this.installing !== null) return;
-        if (!this.stopped && compactTo > 1 && compactTo > this.lastCompactIndex && compactTo > raft.log.offset) {
-          const snap = raft.compact(compactTo, new Uint8Array(0), SNAPSHOT_CATCH_UP_ENTRIES);
-          await this.wal.appendSnapshotMarker({
-            index: snap.metadata.index, term: snap.metadata.term,
-            voters: snap.metadata.confState.voters, learners: snap.metadata.confState.learners,
-          });
-          this.lastCompactIndex = compactTo;
-          await this.wal.releaseTo(compactTo);
-          this.logger.debug({ index: compactTo }, 'compacted the raft log and released the WAL before it');
+        if (!this.stopped && release !== null && release.index > 1 && release.index > this.lastCompactIndex) {
+          await this.wal.appendSnapshotMarker(release);
+          this.lastCompactIndex = release.index;
+          await this.wal.releaseTo(release.index);
+          this.logger.debug({ index: release.index }, 'released the WAL before the backend\'s durable applied index');
         }
-        this.flushedIndex = flushing;
+        this.flushedMarker = flushing;
       })
-      .catch((err: Error) => this.logger.error({ err, compactTo }, 'log compaction failed; WAL segments are kept'))
+      .catch((err: Error) => this.logger.error({ err, release: release?.index }, 'WAL release failed; WAL segments are kept'))
       .finally(() => { this.releasing = false; });
   }
 
+  /**
+   * Drops the in-memory Raft log below the catch-up window (Limits.raftLogCatchUpEntries entries,
+   * at most Limits.raftLogCatchUpBytesMax bytes, below the applied index), apart from the WAL,
+   * which keeps everything recovery needs (maybeCompact). A follower behind the window gets a
+   * state image, as etcd's followers behind its 5,000 catch-up entries get a snapshot. Unapplied
+   * entries are never dropped, nor anything the backend has not written yet: a state image is
+   * taken at the backend's written applied index, whose term and configuration come from the log.
+   */
+  private trimLog(): void {
+    this.appliedSinceTrim = 0;
+    this.appliedBytesSinceTrim = 0;
+    const commits = this.backendCommits;
+    const writtenSequence = this.applier.backend.writtenSequence;
+    let written = 0;
+    while (written < commits.length && commits[written]!.sequence <= writtenSequence) {
+      this.writtenAppliedIndex = Math.max(this.writtenAppliedIndex, commits[written]!.index);
+      written++;
+    }
+    if (written > 0) commits.splice(0, written);
+    const raft = this.node.raft;
+    const log = raft.log;
+    // log.applied: applied and confirmed by advance() (this Ready's entries are not yet).
+    const bound = Math.min(log.applied, log.stable, this.writtenAppliedIndex);
+    const trimTo = catchUpTrimIndex(log.offset, bound, (i) => log.entryAt(i));
+    if (trimTo > raft.snapshotIndex()) raft.compact(trimTo, new Uint8Array(0));
+  }
+
   private lastCompactIndex = 0;
+
+  /** Notes the backend commit that carries the applied index just committed (see backendCommits). */
+  private trackBackendCommit(): void {
+    const sequence = this.applier.backend.commitSequence;
+    const commits = this.backendCommits;
+    const last = commits[commits.length - 1];
+    if (last !== undefined && last.sequence === sequence) {
+      last.index = this.appliedIndex;
+    } else if (last !== undefined && commits.length >= BACKEND_COMMITS_TRACKED_MAX) {
+      // Merged into the newest pair: its index counts as written only once this later commit is.
+      last.sequence = sequence;
+      last.index = this.appliedIndex;
+    } else {
+      commits.push({ sequence, index: this.appliedIndex });
+    }
+  }
 
   // ---- transport -------------------------------------------------------------------------------
 
@@ -1285,7 +1365,7 @@ class MemberMetrics {
   readonly snapshotsSent: Counter;
   readonly snapshotsInstalled: Counter;
 
-  constructor(registry: Registry, slowReadIndexes: () => number, waiting: () => number) {
+  constructor(registry: Registry, slowReadIndexes: () => number, waiting: () => number, logEntries: () => number) {
     const registers = [registry];
     this.committed = new Counter({ name: 'etcd_server_proposals_committed_total', help: 'The total number of consensus proposals committed.', registers });
     this.applied = new Counter({ name: 'etcd_server_proposals_applied_total', help: 'The total number of consensus proposals applied.', registers });
@@ -1293,6 +1373,10 @@ class MemberMetrics {
     this.pending = new Gauge({
       name: 'etcd_server_proposals_pending', help: 'The current number of pending proposals to commit.', registers,
       collect() { this.set(waiting()); },
+    });
+    new Gauge({
+      name: 'keyraft_server_raft_log_entries', help: 'Raft log entries held in memory (the catch-up window below the applied index, and what is not applied yet).', registers,
+      collect() { this.set(logEntries()); },
     });
     this.hasLeader = new Gauge({ name: 'etcd_server_has_leader', help: 'Whether or not a leader exists. 1 is existence, 0 is not.', registers });
     this.isLeader = new Gauge({ name: 'etcd_server_is_leader', help: 'Whether or not this member is a leader. 1 if is, 0 otherwise.', registers });
@@ -1318,6 +1402,33 @@ function checkPeerUrl(text: string): void {
   if ((url.protocol !== 'http:' && url.protocol !== 'https:') || !url.port || (url.pathname !== '/' && url.pathname !== '')) {
     throw new KeyraftError('InvalidArgument', `etcdserver: invalid peer URL ${JSON.stringify(text)}`);
   }
+}
+
+/** The WAL snapshot marker for an index the Raft log still holds (its term and configuration there). */
+function markerAt(raft: Raft, index: number): SnapshotMarker {
+  const term = raft.log.term(index);
+  assert(term !== UNKNOWN_TERM, () => `snapshot marker at ${index}: the raft log no longer holds its term (offset ${raft.log.offset})`);
+  const conf = raft.log.confAt(index);
+  return { index, term, voters: conf.voters, learners: conf.learners };
+}
+
+/**
+ * Where the in-memory log may be trimmed to (the new compaction point) so that it keeps the
+ * catch-up window below `upTo`: at most Limits.raftLogCatchUpEntries entries and
+ * Limits.raftLogCatchUpBytesMax bytes (at least one entry). `offset` is the current compaction
+ * point; entryAt reads the entries in (offset, upTo]. Returns offset when nothing can go.
+ */
+export function catchUpTrimIndex(offset: number, upTo: number, entryAt: (index: number) => Entry): number {
+  if (upTo <= offset) return offset;
+  const lowest = Math.max(offset, upTo - Limits.raftLogCatchUpEntries);
+  let i = upTo;
+  let bytes = 0;
+  while (i > lowest) {
+    bytes += entrySizeBytes(entryAt(i));
+    if (bytes > Limits.raftLogCatchUpBytesMax && i < upTo) break;
+    i--;
+  }
+  return i;
 }
 
 function isImageSnap(m: Message): boolean {
