@@ -533,13 +533,15 @@ export class KvStore implements KV {
    * them would cost start-up time and save little). Returns the bytes copied.
    */
   private relocateRecoveredValues(chunks: ReadonlyMap<ArrayBufferLike, ChunkUse>): number {
+    const sparse = new Set<ArrayBufferLike>();
+    for (const [buffer, use] of chunks) if (use.replacedBytes > use.valueBytes * Limits.recoveryReplacedShareMax) sparse.add(buffer);
+    if (sparse.size === 0) return 0; // a few replaced values: not worth a walk over every key
     let copied = 0;
     for (const cursor = this.index.first(this.cursor); cursor.valid; cursor.next()) {
       const ki = cursor.value;
       const latest = ki.latest();
       if (latest === undefined || latest.value.length === 0) continue;
-      const use = chunks.get(latest.value.buffer);
-      if (use === undefined || use.replacedBytes <= use.valueBytes * Limits.recoveryReplacedShareMax) continue;
+      if (!sparse.has(latest.value.buffer)) continue;
       copied += latest.value.length;
       ki.replaceLatest(Object.freeze({
         key: latest.key, create_revision: latest.create_revision, mod_revision: latest.mod_revision,
