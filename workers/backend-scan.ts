@@ -1,5 +1,6 @@
 import { workerData, type MessagePort } from 'node:worker_threads';
 import { ClassicLevel } from 'classic-level';
+import { assert } from '../src/platform/assert.js';
 import { RecordPacker, type FromScanWorker, type ScanWorkerData, type ToScanWorker } from '../src/storage/backend-scan-protocol.js';
 
 /**
@@ -38,14 +39,17 @@ async function main(): Promise<void> {
   try {
     const iterator = db.iterator({ gte: Buffer.from(data.gte), lt: Buffer.from(data.lt), highWaterMarkBytes: BATCH_BYTES, fillCache: false });
     try {
-      const packer = new RecordPacker(data.chunkBytes);
+      const packer = new RecordPacker(data.chunkBytes, data.headBytes);
       const sendFull = async (): Promise<void> => {
-        for (const { chunk, bytes, records: chunkRecords } of packer.full.splice(0)) {
+        for (const chunk of packer.full.splice(0)) {
           while (inFlight >= data.chunksInFlightMax && !stopped) await new Promise<void>((resolve) => { wake = resolve; });
           if (stopped) return;
           inFlight++;
-          const buffer = chunk.buffer as ArrayBuffer;
-          post({ kind: 'chunk', buffer, bytes, records: chunkRecords }, [buffer]);
+          // Both in memory of their own (allocUnsafeSlow): transferred whole, not copied.
+          assert(chunk.records.byteOffset === 0 && chunk.tails.byteOffset === 0 && chunk.tails.length === chunk.tails.buffer.byteLength, 'packed chunk shares its memory');
+          const records = chunk.records.buffer as ArrayBuffer;
+          const tails = chunk.tails.buffer as ArrayBuffer;
+          post({ kind: 'chunk', records, recordsBytes: chunk.recordsBytes, tails, count: chunk.count }, [records, tails]);
         }
       };
       let next = iterator.nextv(BATCH_ENTRIES);

@@ -63,18 +63,19 @@ export function isTombstoneRecord(record: Buffer): boolean {
 }
 
 /**
- * The KeyValue of the put record at [start, end) of `buffer`, its value a VIEW of the buffer (no
- * copy): start-up reads records in place from the backend scan's chunks (kv-store.ts recover).
+ * The KeyValue of a put record whose header is at [start, end) of `buffer` and whose value is
+ * `value` (start-up reads the header in place from the backend scan's chunk and keeps the value as
+ * a view of it, no copy: kv-store.ts recover).
  */
-export function readPutRecordAt(key: Buffer, modRevision: number, buffer: Buffer, start: number, end: number): KeyValue {
-  if (end - start < RECORD_HEADER_BYTES) assert(false, `mvcc record of ${end - start} bytes at revision ${modRevision} is truncated`);
+export function readPutRecordAt(key: Buffer, modRevision: number, buffer: Buffer, start: number, end: number, value: Buffer): KeyValue {
+  if (end - start !== RECORD_HEADER_BYTES) assert(false, `mvcc record of ${end - start + value.length} bytes at revision ${modRevision} is truncated`);
   const lease = buffer.readUInt32BE(start + 16) === 0 && buffer.readUInt32BE(start + 20) === 0 ? 0n : buffer.readBigInt64BE(start + 16);
   return Object.freeze({
     key,
     create_revision: readUint64(buffer, start),
     mod_revision: modRevision,
     version: readUint64(buffer, start + 8),
-    value: buffer.subarray(start + RECORD_HEADER_BYTES, end),
+    value,
     lease,
   });
 }

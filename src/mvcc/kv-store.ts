@@ -480,9 +480,9 @@ export class KvStore implements KV {
       replacedBytes += kv.value.length;
       chunks.get(kv.value.buffer)!.replacedBytes += kv.value.length;
     };
-    const records = await this.backend.scanPacked(Bucket.key, (chunk, keyStart, keyEnd, valueEnd) => {
+    const records = await this.backend.scanPacked(Bucket.key, (chunk, keyStart, keyEnd, headEnd, tails, tailStart, tailEnd) => {
       // Once per record at start-up, reading the packed chunk in place (backend-scan-protocol.ts):
-      // checks without message closures, no Buffer per record.
+      // checks without message closures, no Buffer per record but the value's view.
       if (keyEnd - keyStart <= REVISION_BYTES) assert(false, `backend revision key of ${keyEnd - keyStart} bytes is too short`);
       const rev = readUint64(chunk, keyStart);
       if (rev < lastRevision || rev > metaRevision) {
@@ -492,8 +492,9 @@ export class KvStore implements KV {
       const userKeyStart = keyStart + REVISION_BYTES;
       const keyString = chunk.toString('latin1', userKeyStart, keyEnd);
       let ki = index.get(keyString);
-      if (valueEnd === keyEnd) {
-        // A tombstone (an empty record).
+      if (headEnd === keyEnd) {
+        // A tombstone (an empty record; a shorter head than a put's is a truncated record).
+        if (tailEnd !== tailStart) assert(false, `mvcc record at revision ${rev} is truncated`);
         if (ki === undefined) return; // its generation was compacted away; nothing to end
         replaced(ki.latest());
         ki.restore(Object.freeze({ key: ki.key, create_revision: 0, mod_revision: rev, version: 0, value: EMPTY, lease: 0n }));
@@ -507,15 +508,15 @@ export class KvStore implements KV {
       } else {
         replaced(ki.latest());
       }
-      // The value is a view of the scan's chunk, not a copy: most values are the latest of their
-      // key and stay; relocateRecoveredValues() copies out the survivors if many were replaced.
-      const kv = readPutRecordAt(ki.key, rev, chunk, keyEnd, valueEnd);
+      // The value is a view of the chunk's tails, not a copy: most values are the latest of their
+      // key and stay; relocateRecoveredValues() copies out the survivors of mostly replaced chunks.
+      const kv = readPutRecordAt(ki.key, rev, chunk, keyEnd, headEnd, tails.subarray(tailStart, tailEnd));
       valueBytes += kv.value.length;
-      let use = chunks.get(chunk.buffer);
-      if (use === undefined) chunks.set(chunk.buffer, use = { valueBytes: 0, replacedBytes: 0 });
+      let use = chunks.get(tails.buffer);
+      if (use === undefined) chunks.set(tails.buffer, use = { valueBytes: 0, replacedBytes: 0 });
       use.valueBytes += kv.value.length;
       ki.restore(kv);
-    }, scanOptions);
+    }, { ...scanOptions, headBytes: RECORD_HEADER_BYTES });
     const relocatedBytes = replacedBytes > 0 ? this.relocateRecoveredValues(chunks) : 0;
     // Everything recovered was read from the backend: readable there.
     this.history.markWritten(this.revision);

@@ -8,11 +8,16 @@
  * Buffer creation, a fifth in GC). The worker pays it on the other core and packs the records into
  * large chunks it transfers (not copies) to the main thread, which reads them in place.
  *
- * Chunk layout: records back to back, each
+ * A chunk is two buffers. `records`: per record
  *
- *   key length (u32 LE) | value length (u32 LE) | key (without the bucket byte) | value
+ *   key length (u32 LE) | head length (u32 LE) | tail length (u32 LE) | key (without the bucket byte) | head
  *
- * e.g. key 00..05 "foo" (11 B) with a 27-byte value: 0b 00 00 00 | 1b 00 00 00 | 11 B | 27 B.
+ * and `tails`: each record's tail, back to back. A value is split into its first `headBytes`
+ * (all of it if shorter), read once and dropped with `records`, and the rest, which the reader
+ * may keep views of: the mvcc store's recovered values are views of `tails` (kv-store.ts), so
+ * `tails` holds nothing else (no keys, no headers) and is cut to its used length before it is
+ * sent. E.g. key 00..05 "foo" (11 B) with a 27-byte mvcc record and headBytes 24:
+ * records 0b 00 00 00 | 18 00 00 00 | 03 00 00 00 | 11 B key | 24 B header; tails: 3 B value.
  * A record larger than a chunk gets a chunk of its own.
  *
  * Flow control: the worker keeps at most `chunksInFlightMax` chunks unacknowledged; the main
@@ -26,88 +31,119 @@ export interface ScanWorkerData {
   gte: Uint8Array;
   lt: Uint8Array;
   chunkBytes: number;
+  headBytes: number;
   chunksInFlightMax: number;
   port: MessagePort;
 }
 
-export const PACKED_RECORD_HEADER_BYTES = 8;
+export const PACKED_RECORD_HEADER_BYTES = 12;
 
 export type FromScanWorker =
-  | { kind: 'chunk'; buffer: ArrayBuffer; bytes: number; records: number }
+  | { kind: 'chunk'; records: ArrayBuffer; recordsBytes: number; tails: ArrayBuffer; count: number }
   | { kind: 'done'; records: number }
   | { kind: 'failed'; message: string };
 
 export type ToScanWorker = { kind: 'ack' } | { kind: 'stop' };
 
 export interface PackedChunk {
-  chunk: Buffer;
-  bytes: number;
-  records: number;
+  records: Buffer;
+  recordsBytes: number;
+  /** Exactly the used bytes, in memory of its own (byteOffset 0: transferable whole). */
+  tails: Buffer;
+  count: number;
 }
 
 /**
- * Fills chunks of `chunkBytes` with records in the layout above. Synchronous: full chunks wait in
- * `full` until the caller takes them (the worker, between its reads, and with flow control).
+ * Fills chunks of `chunkBytes` (records and tails each) in the layout above. Synchronous: full
+ * chunks wait in `full` until the caller takes them (the worker, between its reads, with flow
+ * control).
  */
 export class RecordPacker {
-  private chunk: Buffer;
-  private used = 0;
-  private records = 0;
+  private records: Buffer;
+  private recordsUsed = 0;
+  private tails: Buffer;
+  private tailsUsed = 0;
+  private count = 0;
   /** Chunks filled and not yet taken, in record order. */
   readonly full: PackedChunk[] = [];
 
-  constructor(private readonly chunkBytes: number) {
-    this.chunk = Buffer.allocUnsafeSlow(chunkBytes);
+  constructor(private readonly chunkBytes: number, private readonly headBytes: number) {
+    this.records = Buffer.allocUnsafeSlow(chunkBytes);
+    this.tails = Buffer.allocUnsafeSlow(chunkBytes);
   }
 
   /** Adds one LevelDB entry; `key` still has its bucket byte, which is dropped. */
   add(key: Buffer, value: Buffer): void {
-    const need = PACKED_RECORD_HEADER_BYTES + key.length - 1 + value.length;
-    if (this.used + need > this.chunk.length) {
+    const head = Math.min(this.headBytes, value.length);
+    const recordNeed = PACKED_RECORD_HEADER_BYTES + key.length - 1 + head;
+    const tailNeed = value.length - head;
+    if (this.recordsUsed + recordNeed > this.records.length || this.tailsUsed + tailNeed > this.tails.length) {
       this.close();
-      this.chunk = Buffer.allocUnsafeSlow(Math.max(need, this.chunkBytes));
+      this.records = Buffer.allocUnsafeSlow(Math.max(recordNeed, this.chunkBytes));
+      this.tails = Buffer.allocUnsafeSlow(Math.max(tailNeed, this.chunkBytes));
     }
-    const chunk = this.chunk;
-    let at = this.used;
-    chunk.writeUInt32LE(key.length - 1, at);
-    chunk.writeUInt32LE(value.length, at + 4);
+    const records = this.records;
+    let at = this.recordsUsed;
+    records.writeUInt32LE(key.length - 1, at);
+    records.writeUInt32LE(head, at + 4);
+    records.writeUInt32LE(tailNeed, at + 8);
     at += PACKED_RECORD_HEADER_BYTES;
-    at += key.copy(chunk, at, 1);
-    at += value.copy(chunk, at);
-    this.used = at;
-    this.records++;
+    at += key.copy(records, at, 1);
+    at += value.copy(records, at, 0, head);
+    this.recordsUsed = at;
+    this.tailsUsed += value.copy(this.tails, this.tailsUsed, head);
+    this.count++;
   }
 
   /** Moves the chunk being filled, if it holds any record, to `full`; add() starts a new one. */
   close(): void {
-    if (this.records === 0) return;
-    this.full.push({ chunk: this.chunk, bytes: this.used, records: this.records });
-    this.chunk = EMPTY_CHUNK;
-    this.used = 0;
-    this.records = 0;
+    if (this.count === 0) return;
+    // Tails outlive the chunk as views: a partly used buffer is cut to size (a copy, here in the
+    // packer's thread), or its unused bytes would stay allocated with them.
+    let tails = this.tails;
+    if (this.tailsUsed < tails.length) {
+      tails = Buffer.allocUnsafeSlow(this.tailsUsed);
+      this.tails.copy(tails, 0, 0, this.tailsUsed);
+    }
+    this.full.push({ records: this.records, recordsBytes: this.recordsUsed, tails, count: this.count });
+    this.records = EMPTY_CHUNK;
+    this.tails = EMPTY_CHUNK;
+    this.recordsUsed = 0;
+    this.tailsUsed = 0;
+    this.count = 0;
   }
 }
 
 const EMPTY_CHUNK = Buffer.alloc(0);
 
 /**
- * Visits the records of one chunk in order: `visit(chunk, keyStart, keyEnd, valueEnd)`, the key
- * at [keyStart, keyEnd) (without the bucket byte) and the value at [keyEnd, valueEnd), views of
- * the chunk for the visitor to read in place. Returns the number of records.
+ * Visits the records of one chunk in order: `visit(records, keyStart, keyEnd, headEnd, tails,
+ * tailStart, tailEnd)`: the key at records[keyStart, keyEnd) (without the bucket byte), the
+ * value's head at records[keyEnd, headEnd) and its tail at tails[tailStart, tailEnd). The visitor
+ * may keep views of `tails` (never reused), not of `records`. Returns the number of records.
  */
-export function visitPacked(chunk: Buffer, bytes: number, visit: PackedRecordVisitor): number {
+export function visitPacked(chunk: PackedChunk, visit: PackedRecordVisitor): number {
+  const { records, recordsBytes, tails } = chunk;
   let at = 0;
-  let records = 0;
-  while (at < bytes) {
+  let tailAt = 0;
+  let count = 0;
+  while (at < recordsBytes) {
     const keyStart = at + PACKED_RECORD_HEADER_BYTES;
-    const keyEnd = keyStart + chunk.readUInt32LE(at);
-    const valueEnd = keyEnd + chunk.readUInt32LE(at + 4);
-    if (valueEnd > bytes) throw new Error(`packed backend record at ${at} runs past its chunk of ${bytes} bytes`);
-    visit(chunk, keyStart, keyEnd, valueEnd);
-    at = valueEnd;
-    records++;
+    const keyEnd = keyStart + records.readUInt32LE(at);
+    const headEnd = keyEnd + records.readUInt32LE(at + 4);
+    const tailEnd = tailAt + records.readUInt32LE(at + 8);
+    if (headEnd > recordsBytes || tailEnd > tails.length) {
+      throw new Error(`packed backend record at ${at} runs past its chunk (${recordsBytes} record bytes, ${tails.length} tail bytes)`);
+    }
+    visit(records, keyStart, keyEnd, headEnd, tails, tailAt, tailEnd);
+    at = headEnd;
+    tailAt = tailEnd;
+    count++;
   }
-  return records;
+  if (tailAt !== tails.length) throw new Error(`packed backend chunk has ${tails.length - tailAt} tail bytes no record claims`);
+  return count;
 }
 
-export type PackedRecordVisitor = (chunk: Buffer, keyStart: number, keyEnd: number, valueEnd: number) => void;
+export type PackedRecordVisitor = (
+  records: Buffer, keyStart: number, keyEnd: number, headEnd: number, tails: Buffer, tailStart: number, tailEnd: number,
+) => void;

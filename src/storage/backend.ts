@@ -75,6 +75,8 @@ export interface PackedScanOptions {
   thread?: 'auto' | 'worker' | 'inline';
   /** Chunk size; Limits.backendScanChunkBytes by default (tests use small ones to get many chunks). */
   chunkBytes?: number;
+  /** Bytes of each value handed over in the records buffer, the rest in tails (backend-scan-protocol.ts); 0 by default. */
+  headBytes?: number;
 }
 
 export interface ScanOptions {
@@ -251,12 +253,13 @@ export class Backend {
     const lt = Buffer.from([bucket + 1]);
     let thread = options.thread ?? 'auto';
     const chunkBytes = options.chunkBytes ?? Limits.backendScanChunkBytes;
+    const headBytes = options.headBytes ?? 0;
     if (thread === 'auto') thread = (await this.db.approximateSize(gte, lt)) >= Limits.backendScanWorkerBytesMin ? 'worker' : 'inline';
     if (thread === 'inline') {
       let visited = 0;
-      const packer = new RecordPacker(chunkBytes);
+      const packer = new RecordPacker(chunkBytes, headBytes);
       const visitFull = (): void => {
-        for (const { chunk, bytes } of packer.full.splice(0)) visited += visitPacked(chunk, bytes, visit);
+        for (const chunk of packer.full.splice(0)) visited += visitPacked(chunk, visit);
       };
       await this.scan(bucket, (key, value) => {
         // scan() hands keys without the bucket byte; the packer drops the first byte it is given.
@@ -267,14 +270,14 @@ export class Backend {
       visitFull();
       return visited;
     }
-    return this.scanInWorker(gte, lt, visit, chunkBytes);
+    return this.scanInWorker(gte, lt, visit, chunkBytes, headBytes);
   }
 
-  private scanInWorker(gte: Buffer, lt: Buffer, visit: PackedRecordVisitor, chunkBytes: number): Promise<number> {
+  private scanInWorker(gte: Buffer, lt: Buffer, visit: PackedRecordVisitor, chunkBytes: number, headBytes: number): Promise<number> {
     const { port1, port2 } = new MessageChannel();
     const workerData: ScanWorkerData = {
       location: this.location, gte, lt, port: port2,
-      chunkBytes, chunksInFlightMax: Limits.backendScanChunksInFlightMax,
+      chunkBytes, headBytes, chunksInFlightMax: Limits.backendScanChunksInFlightMax,
     };
     const worker = new Worker(scanWorkerPath, { workerData, transferList: [port2] });
     const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
@@ -295,7 +298,9 @@ export class Backend {
         if (settled) return;
         try {
           if (message.kind === 'chunk') {
-            visited += visitPacked(Buffer.from(message.buffer, 0, message.bytes), message.bytes, visit);
+            visited += visitPacked({
+              records: Buffer.from(message.records), recordsBytes: message.recordsBytes, tails: Buffer.from(message.tails), count: message.count,
+            }, visit);
             port1.postMessage({ kind: 'ack' } satisfies ToScanWorker);
           } else if (message.kind === 'done') {
             assert(message.records === visited, () => `backend scan worker sent ${message.records} records, ${visited} visited`);
