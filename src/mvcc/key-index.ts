@@ -178,6 +178,18 @@ export class KeyIndex {
   }
 
   /**
+   * Replaces the latest KeyValue with an equal one whose bytes live elsewhere (start-up moves
+   * recovered values out of the scan's buffers). Everything but where the value lives must match.
+   */
+  replaceLatest(kv: KeyValue): void {
+    const latest = this.latestKv;
+    assert(latest !== undefined && kv.mod_revision === latest.mod_revision && kv.create_revision === latest.create_revision &&
+      kv.version === latest.version && kv.lease === latest.lease && kv.key === latest.key && kv.value.length === latest.value.length,
+    () => `replaceLatest at revision ${kv.mod_revision} changes more than where the value lives`);
+    this.latestKv = kv;
+  }
+
+  /**
    * The KeyValue visible at revision `rev`, or undefined if the key did not exist then: the
    * latest itself, or a fresh KeyValue with UNREAD_VALUE for an older revision.
    */

@@ -63,19 +63,18 @@ export function isTombstoneRecord(record: Buffer): boolean {
 }
 
 /**
- * Decodes a put record into a KeyValue that owns copies of its bytes, in `arena` (classic-level
- * hands out one buffer per entry; copies carved from shared chunks cost less memory per key).
+ * The KeyValue of a put record whose header is at [start, end) of `buffer` and whose value is
+ * `value` (start-up reads the header in place from the backend scan's chunk and keeps the value as
+ * a view of it, no copy: kv-store.ts recover).
  */
-export function decodePutRecord(key: Buffer, modRevision: number, record: Buffer, arena: RecordArena): KeyValue {
-  assert(record.length >= RECORD_HEADER_BYTES, () => `mvcc record of ${record.length} bytes at revision ${modRevision} is truncated`);
-  const lease = record.readUInt32BE(16) === 0 && record.readUInt32BE(20) === 0 ? 0n : record.readBigInt64BE(16);
-  const value = arena.alloc(record.length - RECORD_HEADER_BYTES);
-  record.copy(value, 0, RECORD_HEADER_BYTES);
+export function readPutRecordAt(key: Buffer, modRevision: number, buffer: Buffer, start: number, end: number, value: Buffer): KeyValue {
+  if (end - start !== RECORD_HEADER_BYTES) assert(false, `mvcc record of ${end - start + value.length} bytes at revision ${modRevision} is truncated`);
+  const lease = buffer.readUInt32BE(start + 16) === 0 && buffer.readUInt32BE(start + 20) === 0 ? 0n : buffer.readBigInt64BE(start + 16);
   return Object.freeze({
     key,
-    create_revision: readUint64(record, 0),
+    create_revision: readUint64(buffer, start),
     mod_revision: modRevision,
-    version: readUint64(record, 8),
+    version: readUint64(buffer, start + 8),
     value,
     lease,
   });

@@ -3,16 +3,16 @@ import { KeyraftError } from '../platform/errors.js';
 import { Limits } from '../platform/limits.js';
 import type { Logger } from '../platform/logger.js';
 import type { KeyValue } from '../proto/etcd-types.js';
-import { Bucket, type Backend } from '../storage/backend.js';
+import { Bucket, type Backend, type PackedScanOptions } from '../storage/backend.js';
 import { BPlusTree, BPlusTreeCursor } from './b-plus-tree.js';
 import { Compactor } from './compaction.js';
 import { hashBackend, hashKV, type HashKVResult } from './hash.js';
 import { HistoryValues, type HistoryPin } from './history-values.js';
 import type { ChangeListener, KV, RangeOptions, RangeResult, ReadView, ScanResume, TxnWrite } from './kv.js';
-import { decodePutRecord, encodePutRecord, encodeTombstoneRecord, isTombstoneRecord, RECORD_HEADER_BYTES } from './kv-record.js';
+import { encodePutRecord, encodeTombstoneRecord, readPutRecordAt, RECORD_HEADER_BYTES } from './kv-record.js';
 import { isUnread, KeyIndex } from './key-index.js';
 import { RecordArena } from './record-arena.js';
-import { prefixedRevisionKey, readUint64, REVISION_BYTES, revisionOf, writeUint64 } from './revision.js';
+import { prefixedRevisionKey, readUint64, REVISION_BYTES, writeUint64 } from './revision.js';
 
 /**
  * The MVCC key-value store (etcd's mvcc/kvstore.go): a B+tree of key indexes in memory, and the
@@ -90,6 +90,18 @@ export interface KvStoreOptions {
   logger: Logger;
   /** --history-cache-bytes: bytes of old values read back that are kept for the next read. */
   historyCacheBytes?: number;
+  /** How start-up reads the backend (Backend.scanPacked); tests force a worker or inline, and small chunks. */
+  recoveryScan?: PackedScanOptions;
+}
+
+/** What start-up read (kv-store.ts recover), for the log and tests. */
+export interface RecoveryStats {
+  records: number;
+  /** Bytes of put values read, and how many of them later records of the same key replaced. */
+  valueBytes: number;
+  replacedBytes: number;
+  /** Bytes of latest values copied out of mostly replaced scan chunks (relocateRecoveredValues). */
+  relocatedBytes: number;
 }
 
 export class KvStore implements KV {
@@ -120,6 +132,8 @@ export class KvStore implements KV {
   private readonly opOrders = new Map<number, Map<string, number>>();
   /** Values of old revisions: held until written, then read back from the backend (history-values.ts). */
   readonly history: HistoryValues;
+  /** What start-up read from the backend. */
+  recovered: RecoveryStats = { records: 0, valueBytes: 0, replacedBytes: 0, relocatedBytes: 0 };
 
   private constructor(backend: Backend, logger: Logger, historyCacheBytes: number) {
     this.backend = backend;
@@ -135,7 +149,7 @@ export class KvStore implements KV {
   /** Rebuilds the store from the backend. */
   static async open(backend: Backend, options: KvStoreOptions): Promise<KvStore> {
     const store = new KvStore(backend, options.logger.child({ component: 'mvcc' }), options.historyCacheBytes ?? Limits.historyCacheBytes);
-    await store.recover();
+    await store.recover(options.recoveryScan ?? {});
     return store;
   }
 
@@ -444,7 +458,7 @@ export class KvStore implements KV {
 
   // ---- recovery --------------------------------------------------------------------------------
 
-  private async recover(): Promise<void> {
+  private async recover(scanOptions: PackedScanOptions): Promise<void> {
     const meta = await this.backend.get(Bucket.meta, META_KEY);
     if (meta !== undefined) {
       assert(meta.length === META_BYTES, () => `mvcc meta of ${meta.length} bytes, expected ${META_BYTES}`);
@@ -453,32 +467,96 @@ export class KvStore implements KV {
       this.compacted = readUint64(meta, 16) - 1;
     }
     let lastRevision = 0;
-    const records = await this.backend.scan(Bucket.key, (recordKey, record) => {
-      // Once per record at start-up: checks without message closures, the key read in place.
-      const rev = revisionOf(recordKey);
-      if (rev < lastRevision || rev > this.revision) {
-        assert(false, `backend revision ${rev} after ${lastRevision}, meta revision ${this.revision}: out of order or beyond the meta`);
+    const metaRevision = this.revision;
+    const arena = this.arena;
+    const index = this.index;
+    // Per scan chunk: the value bytes read from it, and how many of them a later record of the
+    // same key replaced (relocateRecoveredValues decides from these which chunks to empty).
+    const chunks = new Map<ArrayBufferLike, ChunkUse>();
+    let valueBytes = 0;
+    let replacedBytes = 0;
+    const replaced = (kv: KeyValue | undefined): void => {
+      if (kv === undefined || kv.value.length === 0) return;
+      replacedBytes += kv.value.length;
+      chunks.get(kv.value.buffer)!.replacedBytes += kv.value.length;
+    };
+    const records = await this.backend.scanPacked(Bucket.key, (chunk, keyStart, keyEnd, headEnd, tails, tailStart, tailEnd) => {
+      // Once per record at start-up, reading the packed chunk in place (backend-scan-protocol.ts):
+      // checks without message closures, no Buffer per record but the value's view.
+      if (keyEnd - keyStart <= REVISION_BYTES) assert(false, `backend revision key of ${keyEnd - keyStart} bytes is too short`);
+      const rev = readUint64(chunk, keyStart);
+      if (rev < lastRevision || rev > metaRevision) {
+        assert(false, `backend revision ${rev} after ${lastRevision}, meta revision ${metaRevision}: out of order or beyond the meta`);
       }
       lastRevision = rev;
-      const keyString = recordKey.toString('latin1', REVISION_BYTES);
-      let ki = this.index.get(keyString);
-      if (isTombstoneRecord(record)) {
+      const userKeyStart = keyStart + REVISION_BYTES;
+      const keyString = chunk.toString('latin1', userKeyStart, keyEnd);
+      let ki = index.get(keyString);
+      if (headEnd === keyEnd) {
+        // A tombstone (an empty record; a shorter head than a put's is a truncated record).
+        if (tailEnd !== tailStart) assert(false, `mvcc record at revision ${rev} is truncated`);
         if (ki === undefined) return; // its generation was compacted away; nothing to end
+        replaced(ki.latest());
         ki.restore(Object.freeze({ key: ki.key, create_revision: 0, mod_revision: rev, version: 0, value: EMPTY, lease: 0n }));
         return;
       }
       if (ki === undefined) {
-        ki = new KeyIndex(this.arena.copy(recordKey.subarray(REVISION_BYTES)));
-        this.index.set(keyString, ki);
+        const key = arena.alloc(keyEnd - userKeyStart);
+        chunk.copy(key, 0, userKeyStart, keyEnd);
+        ki = new KeyIndex(key);
+        index.set(keyString, ki);
+      } else {
+        replaced(ki.latest());
       }
-      const kv = decodePutRecord(ki.key, rev, record, this.arena);
+      // The value is a view of the chunk's tails, not a copy: most values are the latest of their
+      // key and stay; relocateRecoveredValues() copies out the survivors of mostly replaced chunks.
+      const kv = readPutRecordAt(ki.key, rev, chunk, keyEnd, headEnd, tails.subarray(tailStart, tailEnd));
+      valueBytes += kv.value.length;
+      let use = chunks.get(tails.buffer);
+      if (use === undefined) chunks.set(tails.buffer, use = { valueBytes: 0, replacedBytes: 0 });
+      use.valueBytes += kv.value.length;
       ki.restore(kv);
-    });
+    }, { ...scanOptions, headBytes: RECORD_HEADER_BYTES });
+    const relocatedBytes = replacedBytes > 0 ? this.relocateRecoveredValues(chunks) : 0;
     // Everything recovered was read from the backend: readable there.
     this.history.markWritten(this.revision);
     if (this.compacted >= 0) this.compactor.schedule(this.compacted);
-    this.logger.info({ records, keys: this.index.size, revision: this.revision, compacted: this.compacted, appliedIndex: this.applied }, 'mvcc store recovered');
+    this.recovered = { records, valueBytes, replacedBytes, relocatedBytes };
+    this.logger.info({
+      keys: this.index.size, revision: this.revision, compacted: this.compacted, appliedIndex: this.applied, ...this.recovered,
+    }, 'mvcc store recovered');
   }
+
+  /**
+   * Copies the latest values that sit in mostly replaced scan chunks into the store's arena, so
+   * those chunks (and the replaced values in them) can be freed: a chunk stays in memory while any
+   * value viewing it does. A chunk whose values are mostly still latest stays as it is (copying
+   * them would cost start-up time and save little). Returns the bytes copied.
+   */
+  private relocateRecoveredValues(chunks: ReadonlyMap<ArrayBufferLike, ChunkUse>): number {
+    const sparse = new Set<ArrayBufferLike>();
+    for (const [buffer, use] of chunks) if (use.replacedBytes > use.valueBytes * Limits.recoveryReplacedShareMax) sparse.add(buffer);
+    if (sparse.size === 0) return 0; // a few replaced values: not worth a walk over every key
+    let copied = 0;
+    for (const cursor = this.index.first(this.cursor); cursor.valid; cursor.next()) {
+      const ki = cursor.value;
+      const latest = ki.latest();
+      if (latest === undefined || latest.value.length === 0) continue;
+      if (!sparse.has(latest.value.buffer)) continue;
+      copied += latest.value.length;
+      ki.replaceLatest(Object.freeze({
+        key: latest.key, create_revision: latest.create_revision, mod_revision: latest.mod_revision,
+        version: latest.version, value: this.arena.copy(latest.value), lease: latest.lease,
+      }));
+    }
+    return copied;
+  }
+}
+
+/** What start-up read from one scan chunk (kv-store.ts recover). */
+interface ChunkUse {
+  valueBytes: number;
+  replacedBytes: number;
 }
 
 class StoreReadView implements ReadView {

@@ -26,7 +26,8 @@ export function writeUint64(buf: Buffer, value: number, offset: number): void {
 
 export function readUint64(buf: Buffer, offset: number): number {
   const value = buf.readUInt32BE(offset) * TWO_32 + buf.readUInt32BE(offset + 4);
-  assert(Number.isSafeInteger(value), () => `8-byte integer at offset ${offset} exceeds 2^53: corrupt record`);
+  // The message closure only when it fails: this runs several times per record at start-up.
+  if (!Number.isSafeInteger(value)) assert(false, `8-byte integer at offset ${offset} exceeds 2^53: corrupt record`);
   return value;
 }
 

@@ -224,6 +224,23 @@ export const Limits = {
    * History itself lives on disk (mvcc/history-values.ts). Configurable.
    */
   historyCacheBytes: 32 * 1024 * 1024,
+  /**
+   * Start-up scan of the mvcc history in a worker thread (storage/backend-scan-protocol.ts): the
+   * records come to the main thread packed in chunks of this size, at most
+   * backendScanChunksInFlightMax unvisited at a time (so at most 16 MiB queued, whatever the
+   * backend's size). A bucket LevelDB estimates below backendScanWorkerBytesMin is read inline:
+   * starting the worker costs more than it saves there (tests open many small backends).
+   */
+  backendScanChunkBytes: 4 * 1024 * 1024,
+  backendScanChunksInFlightMax: 4,
+  backendScanWorkerBytesMin: 4 * 1024 * 1024,
+  /**
+   * Start-up keeps each recovered value as a view of the scan chunk it came in (no copy). A chunk
+   * more than this share of whose value bytes were replaced by later records of their key
+   * (history) has its surviving values copied into the store's arena, so it can be freed
+   * (mvcc/kv-store.ts relocateRecoveredValues).
+   */
+  recoveryReplacedShareMax: 0.25,
   /** Old revisions' records fetched from the backend per native call (one getMany). */
   historyReadBatchRecords: 1000,
   /**

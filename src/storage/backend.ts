@@ -1,6 +1,12 @@
+import { join } from 'node:path';
+import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import { ClassicLevel, type Iterator as LevelIterator } from 'classic-level';
 import { assert } from '../platform/assert.js';
+import { Limits } from '../platform/limits.js';
 import type { Logger } from '../platform/logger.js';
+import {
+  RecordPacker, visitPacked, type FromScanWorker, type PackedRecordVisitor, type ScanWorkerData, type ToScanWorker,
+} from './backend-scan-protocol.js';
 
 /**
  * The backend: the durable copy of the applied state, in one classic-level (LevelDB) database at
@@ -66,6 +72,17 @@ export interface BackendOptions {
   logger: Logger;
 }
 
+const scanWorkerPath = join(__dirname, '..', '..', 'workers', 'backend-scan.js');
+
+export interface PackedScanOptions {
+  /** 'auto' (default): a worker thread for a large bucket, inline for a small one; tests force either. */
+  thread?: 'auto' | 'worker' | 'inline';
+  /** Chunk size; Limits.backendScanChunkBytes by default (tests use small ones to get many chunks). */
+  chunkBytes?: number;
+  /** Bytes of each value handed over in the records buffer, the rest in tails (backend-scan-protocol.ts); 0 by default. */
+  headBytes?: number;
+}
+
 export interface ScanOptions {
   /** First key (without the bucket byte) to visit, inclusive. */
   gte?: Buffer;
@@ -103,15 +120,16 @@ export class Backend {
   /** Told each time writtenSequence moves (the mvcc store drops values readable from disk). */
   writtenObserver: ((sequence: number) => void) | null = null;
 
-  private constructor(db: ClassicLevel<Buffer, Buffer>, logger: Logger) {
+  private constructor(db: ClassicLevel<Buffer, Buffer>, logger: Logger, private readonly location: string) {
     this.db = db;
     this.logger = logger;
   }
 
   static async open(path: string, options: BackendOptions): Promise<Backend> {
     const db = new ClassicLevel<Buffer, Buffer>(path, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
-    await db.open({ createIfMissing: true, writeBufferSize: WRITE_BUFFER_BYTES });
-    return new Backend(db, options.logger.child({ component: 'backend' }));
+    // multithreading: the start-up scan worker (scanPacked) opens the same LevelDB handle.
+    await db.open({ createIfMissing: true, writeBufferSize: WRITE_BUFFER_BYTES, multithreading: true });
+    return new Backend(db, options.logger.child({ component: 'backend' }), path);
   }
 
   /** Stages a put; it reaches LevelDB with the next commit(). `key` excludes the bucket byte. */
@@ -225,6 +243,89 @@ export class Backend {
       await iterator.close();
     }
     return visited;
+  }
+
+  /**
+   * Visits every entry of a bucket in key order, as scan() does, but handed over as ranges of
+   * packed chunks (backend-scan-protocol.ts) that the visitor reads in place: no object per
+   * record. A large bucket is read and packed by a worker thread while this thread visits; the
+   * visitor may keep views of a chunk (it is never reused). For start-up, while nothing writes.
+   */
+  async scanPacked(bucket: Bucket, visit: PackedRecordVisitor, options: PackedScanOptions = {}): Promise<number> {
+    assert(!this.closed, 'backend scan after close');
+    const gte = Buffer.from([bucket]);
+    const lt = Buffer.from([bucket + 1]);
+    let thread = options.thread ?? 'auto';
+    const chunkBytes = options.chunkBytes ?? Limits.backendScanChunkBytes;
+    const headBytes = options.headBytes ?? 0;
+    if (thread === 'auto') thread = (await this.db.approximateSize(gte, lt)) >= Limits.backendScanWorkerBytesMin ? 'worker' : 'inline';
+    if (thread === 'inline') {
+      let visited = 0;
+      const packer = new RecordPacker(chunkBytes, headBytes);
+      const visitFull = (): void => {
+        for (const chunk of packer.full.splice(0)) visited += visitPacked(chunk, visit);
+      };
+      await this.scan(bucket, (key, value) => {
+        // scan() hands keys without the bucket byte; the packer drops the first byte it is given.
+        packer.add(Buffer.concat([gte, key]), value);
+        if (packer.full.length > 0) visitFull();
+      });
+      packer.close();
+      visitFull();
+      return visited;
+    }
+    return this.scanInWorker(gte, lt, visit, chunkBytes, headBytes);
+  }
+
+  private scanInWorker(gte: Buffer, lt: Buffer, visit: PackedRecordVisitor, chunkBytes: number, headBytes: number): Promise<number> {
+    const { port1, port2 } = new MessageChannel();
+    const workerData: ScanWorkerData = {
+      location: this.location, gte, lt, port: port2,
+      chunkBytes, headBytes, chunksInFlightMax: Limits.backendScanChunksInFlightMax,
+    };
+    const worker = new Worker(scanWorkerPath, { workerData, transferList: [port2] });
+    const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
+    return new Promise<number>((resolve, reject) => {
+      let visited = 0;
+      let settled = false;
+      // Settles once the worker is gone: it has closed its LevelDB handle (or never opened it).
+      const finish = (err: Error | undefined, records: number): void => {
+        if (settled) return;
+        settled = true;
+        void exited.then(() => {
+          port1.close();
+          if (err) reject(err);
+          else resolve(records);
+        });
+      };
+      const handle = (message: FromScanWorker): void => {
+        if (settled) return;
+        try {
+          if (message.kind === 'chunk') {
+            visited += visitPacked({
+              records: Buffer.from(message.records), recordsBytes: message.recordsBytes, tails: Buffer.from(message.tails), count: message.count,
+            }, visit);
+            port1.postMessage({ kind: 'ack' } satisfies ToScanWorker);
+          } else if (message.kind === 'done') {
+            assert(message.records === visited, () => `backend scan worker sent ${message.records} records, ${visited} visited`);
+            finish(undefined, visited);
+          } else {
+            finish(new Error(`backend scan of ${this.location} failed: ${message.message}`), visited);
+          }
+        } catch (err) {
+          // The visitor threw (an assertion on a record): the worker stops reading and exits.
+          port1.postMessage({ kind: 'stop' } satisfies ToScanWorker);
+          finish(err as Error, visited);
+        }
+      };
+      port1.on('message', handle);
+      worker.once('error', (err) => finish(new Error(`backend scan worker failed: ${err.message}`), visited));
+      void exited.then((code) => {
+        // Its last messages may not have been delivered yet when the exit is seen.
+        for (let m = receiveMessageOnPort(port1); m !== undefined; m = receiveMessageOnPort(port1)) handle(m.message as FromScanWorker);
+        finish(new Error(`backend scan worker exited with code ${code} before it was done`), visited);
+      });
+    });
   }
 
   /** Resolves once every committed batch has been handed to LevelDB and written (not synced). */
