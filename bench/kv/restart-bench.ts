@@ -21,6 +21,7 @@ import { EtcdClient } from '../../src/cli/ctl-client.js';
 import { findBinary } from '../../test/etcd-binaries.js';
 import { keyraftBin, killAll, startEtcd, startKeyraft, track, type ServerProcess } from '../../test/integration/harness.js';
 import { median } from './side-by-side.js';
+import { loadKeys, loadedKeyName } from './load-keys.js';
 
 const VALUE_BYTES = 256;
 const TXN_PUTS = 128;
@@ -47,29 +48,6 @@ export interface RestartSample {
 
 export type RestartBenchResult = Record<Server, Record<Mode, RestartSample[]>>;
 
-function keyName(i: number): Buffer {
-  return Buffer.from(`bench/${i.toString().padStart(8, '0')}`);
-}
-
-async function load(port: number, keys: number): Promise<void> {
-  const client = new EtcdClient([`127.0.0.1:${port}`]);
-  const value = Buffer.alloc(VALUE_BYTES, 0x61);
-  let next = 0;
-  try {
-    await Promise.all(Array.from({ length: LOAD_CONCURRENCY }, async () => {
-      while (next < keys) {
-        const first = next;
-        next = Math.min(keys, next + TXN_PUTS);
-        const success = [];
-        for (let i = first; i < next; i++) success.push({ request_put: { key: keyName(i), value } });
-        await client.call('KV', 'Txn', { success }, { deadlineMs: Date.now() + 120_000 });
-      }
-    }));
-  } finally {
-    client.close();
-  }
-}
-
 function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host: '127.0.0.1', port });
@@ -90,7 +68,7 @@ async function firstRange(server: ServerProcess, t0: number): Promise<number> {
       // A fresh client per attempt: grpc-js's reconnect backoff would otherwise set the pace.
       const client = new EtcdClient([`127.0.0.1:${server.clientPort}`]);
       try {
-        const res = await client.call<object, { count?: unknown }>('KV', 'Range', { key: keyName(0) }, { deadlineMs: Date.now() + 60_000 });
+        const res = await client.call<object, { count?: unknown }>('KV', 'Range', { key: loadedKeyName(0) }, { deadlineMs: Date.now() + 60_000 });
         const ms = performance.now() - t0;
         if (Number(res.count ?? 0) !== 1) throw new Error(`the first key is missing after the restart:\n${server.output()}`);
         return ms;
@@ -178,7 +156,7 @@ export async function runRestartBench(options: RestartBenchOptions): Promise<Res
     running.keyraft = await startKeyraft();
     if (options.vsEtcd) running.etcd = await startEtcd();
     const t0 = performance.now();
-    await Promise.all(servers.map((s) => load(running[s]!.clientPort, options.keys)));
+    await Promise.all(servers.map((s) => loadKeys(running[s]!.clientPort, { keys: options.keys, valueBytes: VALUE_BYTES, txnPuts: TXN_PUTS, concurrency: LOAD_CONCURRENCY, txnTimeoutMs: 120_000 })));
     options.log(`loaded ${options.keys} keys x ${VALUE_BYTES} B (txns of ${TXN_PUTS} puts) into ${servers.join(' and ')} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     let marker = 0;
     for (let round = 0; round < options.rounds; round++) {

@@ -18,6 +18,7 @@ import { EtcdClient } from '../../src/cli/ctl-client.js';
 import { findBinary } from '../../test/etcd-binaries.js';
 import { freePort, keyraftctlBin, killAll, runCommand, startEtcd, startKeyraft, tempDir, type ServerProcess } from '../../test/integration/harness.js';
 import { median } from '../kv/side-by-side.js';
+import { loadKeys } from '../kv/load-keys.js';
 
 const args = process.argv.slice(2);
 const smoke = args.includes('--smoke');
@@ -32,25 +33,6 @@ const TXN_PUTS = 100;
 const LOAD_CONCURRENCY = 8;
 
 interface SaveSample { ms: number; bytes: number; maxPauseMs: number; puts: number }
-
-async function load(port: number): Promise<void> {
-  const client = new EtcdClient([`127.0.0.1:${port}`]);
-  const value = Buffer.alloc(VALUE_BYTES, 0x61);
-  let next = 0;
-  try {
-    await Promise.all(Array.from({ length: LOAD_CONCURRENCY }, async () => {
-      while (next < keys) {
-        const first = next;
-        next = Math.min(keys, next + TXN_PUTS);
-        const success = [];
-        for (let i = first; i < next; i++) success.push({ request_put: { key: Buffer.from(`bench/${i.toString().padStart(8, '0')}`), value } });
-        await client.call('KV', 'Txn', { success }, { deadlineMs: Date.now() + 60_000 });
-      }
-    }));
-  } finally {
-    client.close();
-  }
-}
 
 /** Puts back to back until `stop` resolves; the longest time between two completions. */
 async function putStream(port: number, stop: Promise<unknown>): Promise<{ maxPauseMs: number; puts: number }> {
@@ -102,7 +84,8 @@ async function main(): Promise<void> {
     const keyraft = await startKeyraft();
     const etcd = await startEtcd();
     const t0 = performance.now();
-    await Promise.all([load(keyraft.clientPort), load(etcd.clientPort)]);
+    const loadOptions = { keys, valueBytes: VALUE_BYTES, txnPuts: TXN_PUTS, concurrency: LOAD_CONCURRENCY, txnTimeoutMs: 60_000 };
+    await Promise.all([loadKeys(keyraft.clientPort, loadOptions), loadKeys(etcd.clientPort, loadOptions)]);
     console.log(`loaded ${keys} keys x ${VALUE_BYTES} B into both in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     const saves: Record<'keyraft' | 'etcd', SaveSample[]> = { keyraft: [], etcd: [] };
     const restores: Record<'etcdctl' | 'keyraftctl', number[]> = { etcdctl: [], keyraftctl: [] };
