@@ -100,8 +100,12 @@ class ProposalReader {
     return 0;
   }
 
-  /** A 64-bit varint as its low and high 32 bits. */
-  private varint64(): [number, number] {
+  /** The low and high 32 bits of the last varint64() (fields, not a returned pair: no allocation per field). */
+  private lo = 0;
+  private hi = 0;
+
+  /** Reads a 64-bit varint into lo and hi. */
+  private varint64(): void {
     let lo = 0;
     let hi = 0;
     for (let i = 0; i < 10; i++) {
@@ -112,28 +116,33 @@ class ProposalReader {
         lo |= (b & 0x0f) << 28;
         hi |= (b & 0x7f) >> 4;
       } else hi |= (b & 0x7f) << (7 * i - 32);
-      if (b < 0x80) return [lo >>> 0, hi >>> 0];
+      if (b < 0x80) {
+        this.lo = lo >>> 0;
+        this.hi = hi >>> 0;
+        return;
+      }
     }
     this.failed = true;
-    return [0, 0];
+    this.lo = 0;
+    this.hi = 0;
   }
 
   /** As protobufjs' unsigned Long.toNumber(): high x 2^32 + low, rounded as a double. */
   uint64AsNumber(): number {
-    const [lo, hi] = this.varint64();
-    return hi * 4294967296 + lo;
+    this.varint64();
+    return this.hi * 4294967296 + this.lo;
   }
 
   uint64AsBigInt(): bigint {
-    const [lo, hi] = this.varint64();
-    return (BigInt(hi) << 32n) | BigInt(lo);
+    this.varint64();
+    return (BigInt(this.hi) << 32n) | BigInt(this.lo);
   }
 
   /** 0 or 1; any other value (which protobufjs would read through its low 32 bits) fails. */
   bool(): boolean {
-    const [lo, hi] = this.varint64();
-    if (hi !== 0 || lo > 1) this.failed = true;
-    return lo === 1;
+    this.varint64();
+    if (this.hi !== 0 || this.lo > 1) this.failed = true;
+    return this.lo === 1;
   }
 
   /** A length-delimited field as a view of the entry (protobufjs slices, not copies, too). */

@@ -30,31 +30,25 @@ import type { InternalRequest, PutRequest } from '../proto/etcd-types.js';
 import { bigVarintBytes, varintSize, writeVarint } from '../proto/varint.js';
 
 /**
- * The member id's varint, kept: it is the same in every proposal of a member, and a bigint varint
- * costs a dozen bigint operations.
+ * The varint of the last 64-bit value asked for, kept: a member id is the same in every proposal
+ * of a member and a client tends to put many keys under one lease, while a bigint varint costs a
+ * dozen bigint operations.
  */
-let lastMemberId = 0n;
-let lastMemberIdVarint: Uint8Array = bigVarintBytes(0n);
+class LastBigVarint {
+  private last = 0n;
+  private bytes: Uint8Array = bigVarintBytes(0n);
 
-function memberIdVarint(memberId: bigint): Uint8Array {
-  if (memberId !== lastMemberId) {
-    lastMemberIdVarint = bigVarintBytes(memberId);
-    lastMemberId = memberId;
+  of(n: bigint): Uint8Array {
+    if (n !== this.last) {
+      this.bytes = bigVarintBytes(n);
+      this.last = n;
+    }
+    return this.bytes;
   }
-  return lastMemberIdVarint;
 }
 
-/** The last lease's varint, kept likewise (a client tends to put many keys under one lease). */
-let lastLease = 0n;
-let lastLeaseVarint: Uint8Array = bigVarintBytes(0n);
-
-function leaseVarint(lease: bigint): Uint8Array {
-  if (lease !== lastLease) {
-    lastLeaseVarint = bigVarintBytes(lease);
-    lastLease = lease;
-  }
-  return lastLeaseVarint;
-}
+const memberIdVarints = new LastBigVarint();
+const leaseVarints = new LastBigVarint();
 
 function isBytes(value: unknown): value is Uint8Array {
   return value instanceof Uint8Array;
@@ -79,7 +73,7 @@ function putBodyBytes(put: PutRequest): number {
   }
   if (lease !== undefined && lease !== null) {
     if (typeof lease !== 'bigint') return -1;
-    if (lease !== 0n) bytes += 1 + leaseVarint(lease).length;
+    if (lease !== 0n) bytes += 1 + leaseVarints.of(lease).length;
   }
   if (!isFlag(put.prev_kv) || !isFlag(put.ignore_value) || !isFlag(put.ignore_lease)) return -1;
   if (put.prev_kv === true) bytes += 2;
@@ -108,7 +102,7 @@ export function putProposalBytes(request: InternalRequest): number {
   if (body < 0) return -1;
   let bytes = 1 + varintSize(body) + body;
   if (id !== 0) bytes += 1 + varintSize(id);
-  if (memberId !== undefined && memberId !== null && memberId !== 0n) bytes += 1 + memberIdVarint(memberId).length;
+  if (memberId !== undefined && memberId !== null && memberId !== 0n) bytes += 1 + memberIdVarints.of(memberId).length;
   return bytes;
 }
 
@@ -141,7 +135,7 @@ export function writePutProposal(request: InternalRequest, out: Uint8Array): voi
   }
   if (lease != null && lease !== 0n) {
     out[pos++] = 0x18;
-    const v = leaseVarint(lease);
+    const v = leaseVarints.of(lease);
     out.set(v, pos);
     pos += v.length;
   }
@@ -151,7 +145,7 @@ export function writePutProposal(request: InternalRequest, out: Uint8Array): voi
   const memberId = request.member_id;
   if (memberId != null && memberId !== 0n) {
     out[pos++] = 0x38;
-    const v = memberIdVarint(memberId);
+    const v = memberIdVarints.of(memberId);
     out.set(v, pos);
     pos += v.length;
   }
