@@ -77,20 +77,26 @@ export class FramedTestSink extends TestSink {
 
   sendFramed(framed: Buffer, messages: number): boolean {
     this.framedWrites++;
-    let at = 0;
-    let n = 0;
-    let open = true;
-    while (at < framed.length) {
-      if (framed[at] !== 0) throw new Error(`frame flag ${framed[at]} at ${at}`);
-      const size = framed.readUInt32BE(at + 1);
-      if (at + 5 + size > framed.length) throw new Error(`frame of ${size} bytes at ${at} runs past ${framed.length}`);
-      open = this.send(framed.subarray(at + 5, at + 5 + size));
-      at += 5 + size;
-      n++;
-    }
+    const { open, n } = sendEachFrame(this, framed);
     if (n !== messages) throw new Error(`sendFramed said ${messages} messages, the buffer holds ${n}`);
     return open;
   }
+}
+
+/** Checks the gRPC framing of `framed` and hands each message to sink.send(); how many, and the last answer. */
+function sendEachFrame(sink: TestSink, framed: Buffer): { open: boolean; n: number } {
+  let at = 0;
+  let n = 0;
+  let open = true;
+  while (at < framed.length) {
+    if (framed[at] !== 0) throw new Error(`frame flag ${framed[at]} at ${at}`);
+    const size = framed.readUInt32BE(at + 1);
+    if (at + 5 + size > framed.length) throw new Error(`frame of ${size} bytes at ${at} runs past ${framed.length}`);
+    open = sink.send(framed.subarray(at + 5, at + 5 + size));
+    at += 5 + size;
+    n++;
+  }
+  return { open, n };
 }
 
 /**
@@ -135,17 +141,8 @@ export class PiecesTestSink extends TestSink {
     this.piecesWrites++;
     const framed = Buffer.concat(pieces.map((p) => p.buffer.subarray(p.at, p.at + p.n)));
     if (framed.length !== bytes) throw new Error(`sendPieces announced ${bytes} bytes, ${framed.length} written`);
-    let at = 0;
-    let n = 0;
-    let open = true;
-    while (at < framed.length) {
-      if (framed[at] !== 0) throw new Error(`frame flag ${framed[at]} at ${at}`);
-      const size = framed.readUInt32BE(at + 1);
-      if (at + 5 + size > framed.length) throw new Error(`frame of ${size} bytes at ${at} runs past ${framed.length}`);
-      open = this.send(Buffer.from(framed.subarray(at + 5, at + 5 + size)));
-      at += 5 + size;
-      n++;
-    }
+    // `framed` is a fresh copy (Buffer.concat), so the messages kept are not the writer's buffers.
+    const { open, n } = sendEachFrame(this, framed);
     if (n !== messages) throw new Error(`sendPieces said ${messages} messages, ${n} written`);
     return open;
   }
