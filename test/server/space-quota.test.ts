@@ -6,6 +6,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,7 +42,15 @@ test('NOSPACE: writes refused past the quota, reads/deletes/compaction work, rec
   try {
     member = await started(dir);
     const acknowledged = new Map<string, string>();
-    const value = (i: number) => `${i}:`.padEnd(64 * 1024, 'x');
+    // Values that do not compress (random hex), like real data: LevelDB may flush its log into a
+    // Snappy-compressed table at any time, and a run of 'x' would then shrink the backend to a
+    // fraction of its size (db_size fell back under the quota in about one run of five).
+    const values = new Map<number, string>();
+    const value = (i: number) => {
+      let v = values.get(i);
+      if (v === undefined) values.set(i, (v = `${i}:${randomBytes(32 * 1024).toString('hex')}`));
+      return v;
+    };
     let refusedAt = -1;
     // The size is measured twice a second: writes go on until the member notices (bounded).
     for (let i = 0; i < 5000; i++) {
