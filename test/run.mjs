@@ -51,9 +51,20 @@ function runSuite(name) {
       const skipLines = [...plain.matchAll(/\[skip\] (.*)/g)].map((m) => m[1]);
       // A test that fails because KEYRAFT_REQUIRE_ETCD=1 and a tool is missing says so first.
       const required = [...plain.matchAll(/(KEYRAFT_REQUIRE_ETCD=1 and .*)/g)].map((m) => m[1]);
-      resolve({ name, total, passed, failed, skipped, skipLines, required, code, ms: Date.now() - started });
+      resolve({ name, total, passed, failed, skipped, skipLines, required, failureReports: failureReports(plain), code, ms: Date.now() - started });
     });
   });
+}
+
+// uvu prints each failure as a block that starts at a "FAIL" line, in the middle of a long suite's
+// output; CI keeps only the tail of the log, so the blocks are printed again above the summary.
+function failureReports(plain) {
+  const lines = plain.split('\n');
+  const reports = [];
+  lines.forEach((line, at) => {
+    if (/^\s*FAIL\s/.test(line)) reports.push(lines.slice(at, at + 25).join('\n'));
+  });
+  return reports;
 }
 
 const suites = listSuites();
@@ -65,6 +76,11 @@ const results = [];
 for (const name of suites) {
   console.log(`\n=== suite ${name} ===`);
   results.push(await runSuite(name));
+}
+for (const r of results.filter((result) => result.failed > 0)) {
+  console.log(`\n=== failures in suite ${r.name} (exit code ${r.code}) ===`);
+  for (const report of r.failureReports) console.log(report);
+  if (r.failureReports.length === 0) console.log('(no FAIL block printed: a crash, a hang or a timeout; see the suite above)');
 }
 console.log('\nsuite            passed  failed skipped  seconds');
 for (const r of results) {
