@@ -28,7 +28,7 @@ function listSuites() {
 function runSuite(name) {
   return new Promise((resolve) => {
     const started = Date.now();
-    const child = spawn(process.execPath, [join(root, 'node_modules', 'uvu', 'bin.js'), join(distTest, name), '\\.test\\.js$'], {
+    const child = spawn(process.execPath, ['--require', join(root, 'test', 'uvu-hook-errors.cjs'), join(root, 'node_modules', 'uvu', 'bin.js'), join(distTest, name), '\\.test\\.js$'], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'inherit'],
     });
