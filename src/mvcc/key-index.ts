@@ -154,6 +154,11 @@ export class KeyIndex {
     return this.latestKv;
   }
 
+  /** True when the key is live at the newest revision (latest() !== undefined), without building a recovered key. */
+  isLive(): boolean {
+    return this.recovered !== null || this.latestKv !== undefined;
+  }
+
   /** Mod revision of the newest revision of any kind (put or tombstone), 0 if none. */
   lastModRevision(): number {
     if (this.recovered !== null) return this.recovered.modRevision(this.recoveredSlot);

@@ -233,6 +233,15 @@ export const Limits = {
    */
   backendScanChunkBytes: 4 * 1024 * 1024,
   backendScanChunksInFlightMax: 4,
+  /**
+   * Worker threads that read the start-up scan at once, each a consecutive part of the bucket
+   * (storage/backend.ts scanInWorker). The records are visited in order, so a later part's chunks
+   * wait until the parts before it are visited: at most backendScanLookaheadChunksMax each (256
+   * MiB of records and values; values that are their key's latest stay in memory anyway, as the
+   * store's current values).
+   */
+  backendScanWorkers: 2,
+  backendScanLookaheadChunksMax: 64,
   backendScanWorkerBytesMin: 4 * 1024 * 1024,
   /**
    * Start-up keeps each recovered value as a view of the scan chunk it came in (no copy). A chunk
