@@ -14,10 +14,9 @@
  * generator shares the same 2 cores, as etcd's published figures here did. Medians of rounds.
  */
 import autocannon from 'autocannon';
-import { readFileSync } from 'node:fs';
 import { b64, killAll, postJson, startEtcd, startKeyraft, type ServerProcess } from '../../test/integration/harness.js';
 import { formatHistoryResult, runHistoryBench } from './history-bench.js';
-import { checkEtcdAvailable, formatTable, parseCommonArgs, runScenarios, type CommonOptions, type Measurement, type Scenario, type ScenarioResult } from './side-by-side.js';
+import { checkEtcdAvailable, formatTable, parseCommonArgs, rssOf, runScenarios, type CommonOptions, type Measurement, type Scenario, type ScenarioResult } from './side-by-side.js';
 
 export { formatTable };
 
@@ -95,12 +94,6 @@ export function runAutocannon(port: number, scenario: GatewayScenario, durationS
   });
 }
 
-function rssBytes(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
-  return kb * 1024;
-}
-
 export interface BenchOptions extends CommonOptions {
   rssKeys: number;
   /** Puts to one key for the history bench (history-bench.ts); 0 = skip. */
@@ -126,7 +119,7 @@ async function loadKeysAndMeasureRss(server: ServerProcess, count: number, conne
       }],
     }, (err) => (err ? reject(err) : resolve()));
   });
-  return rssBytes(server.child.pid!);
+  return rssOf(server.child.pid!);
 }
 
 export async function runGatewayBench(options: BenchOptions): Promise<{ results: ScenarioResult[]; rss?: { keyraft: number; etcd?: number; keys: number } }> {

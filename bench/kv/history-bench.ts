@@ -14,12 +14,12 @@
  * must have landed).
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { b64, killAll, postJson, startEtcd, startKeyraft, type ServerProcess } from '../../test/integration/harness.js';
-import { median } from './side-by-side.js';
+import { cpuSecondsOf, median, rssOf } from './side-by-side.js';
 
 const run = promisify(execFile);
 
@@ -86,18 +86,6 @@ async function h2load(port: number, path: string, bodyFile: string, load: string
   if (!finished || !requests) throw new Error(`unexpected h2load output:\n${stdout}`);
   const seconds = Number(finished[1]) / (finished[2] === 'ms' ? 1000 : 1);
   return { requestsPerSecond: Number(finished[3]), succeeded: Number(requests[1]), seconds };
-}
-
-function rssOf(pid: number): number {
-  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-  return kb * 1024;
-}
-
-/** utime + stime of a process, in seconds (clock ticks of 100 Hz, as Linux reports them). */
-function cpuSecondsOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 async function loadHistory(server: ServerProcess, puts: number, putFile: string): Promise<{ rssBytes: number; putsPerSecond: number; cpuMicrosPerPut: number }> {

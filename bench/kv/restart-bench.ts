@@ -10,7 +10,8 @@
  * Measured: process start (spawn) to the first answered Range (gRPC, linearizable) of a key the
  * load wrote, polled every 10 ms. After each restart the key count is checked (count_only range)
  * so a restart that lost keys fails the run instead of looking fast. For keyraft, the start-up
- * log line's phases (WAL read, store rebuild, ...) are printed too. Medians over the rounds; the
+ * log line's phases (WAL read, store rebuild, ...) are printed too, and for both servers the
+ * CPU time and RSS at the first answered Range, and the RSS after the load. Medians over the rounds; the
  * machine is shared, so compare only numbers from the same run.
  *
  *   node dist/bench/kv/restart-bench.js [--keys N] [--rounds R] [--keyraft-only] [--smoke]
@@ -20,7 +21,7 @@ import { connect } from 'node:net';
 import { EtcdClient } from '../../src/cli/ctl-client.js';
 import { findBinary } from '../../test/etcd-binaries.js';
 import { keyraftBin, killAll, startEtcd, startKeyraft, track, type ServerProcess } from '../../test/integration/harness.js';
-import { median } from './side-by-side.js';
+import { cpuSecondsOf, median, rssOf } from './side-by-side.js';
 import { loadKeys, loadedKeyName } from './load-keys.js';
 
 const VALUE_BYTES = 256;
@@ -42,11 +43,14 @@ type Mode = 'graceful' | 'kill -9';
 export interface RestartSample {
   /** Spawn to the first answered Range, ms. */
   firstRangeMs: number;
+  /** The server's CPU time (utime + stime) and RSS right after that Range: on a shared machine, CPU says more than wall time. */
+  cpuMs: number;
+  rssBytes: number;
   /** keyraft only: the start-up log line's phases (ms), when it printed one. */
   phases?: Record<string, number>;
 }
 
-export type RestartBenchResult = Record<Server, Record<Mode, RestartSample[]>>;
+export type RestartBenchResult = Record<Server, Record<Mode, RestartSample[]>> & { rssAfterLoadBytes: Partial<Record<Server, number>> };
 
 function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -151,12 +155,14 @@ export async function runRestartBench(options: RestartBenchOptions): Promise<Res
   const result: RestartBenchResult = {
     keyraft: { graceful: [], 'kill -9': [] },
     etcd: { graceful: [], 'kill -9': [] },
+    rssAfterLoadBytes: {},
   };
   try {
     running.keyraft = await startKeyraft();
     if (options.vsEtcd) running.etcd = await startEtcd();
     const t0 = performance.now();
     await Promise.all(servers.map((s) => loadKeys(running[s]!.clientPort, { keys: options.keys, valueBytes: VALUE_BYTES, txnPuts: TXN_PUTS, concurrency: LOAD_CONCURRENCY, txnTimeoutMs: 120_000 })));
+    for (const which of servers) result.rssAfterLoadBytes[which] = rssOf(running[which]!.child.pid!);
     options.log(`loaded ${options.keys} keys x ${VALUE_BYTES} B (txns of ${TXN_PUTS} puts) into ${servers.join(' and ')} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     let marker = 0;
     for (let round = 0; round < options.rounds; round++) {
@@ -174,6 +180,8 @@ export async function runRestartBench(options: RestartBenchOptions): Promise<Res
           const after = respawn(which, before);
           running[which] = after;
           const firstRangeMs = await firstRange(after, start);
+          const cpuMs = cpuSecondsOf(after.child.pid!) * 1000;
+          const rssBytes = rssOf(after.child.pid!);
           const count = await countKeys(after.clientPort);
           if (count !== options.keys) throw new Error(`${which} holds ${count} keys after a ${mode} restart, expected ${options.keys}`);
           if (mode === 'kill -9') {
@@ -181,9 +189,9 @@ export async function runRestartBench(options: RestartBenchOptions): Promise<Res
             if (got !== String(marker)) throw new Error(`${which} lost an acknowledged put across kill -9: marker ${got}, expected ${marker}`);
           }
           const phases = which === 'keyraft' ? startupPhases(after.output()) : undefined;
-          result[which][mode].push({ firstRangeMs, phases });
+          result[which][mode].push({ firstRangeMs, cpuMs, rssBytes, phases });
           const phaseText = phases ? ' (' + Object.entries(phases).map(([k, v]) => `${k} ${v}`).join(', ') + ')' : '';
-          options.log(`round ${round + 1} ${which.padEnd(7)} ${mode.padEnd(8)} first range after ${firstRangeMs.toFixed(0)} ms${phaseText}`);
+          options.log(`round ${round + 1} ${which.padEnd(7)} ${mode.padEnd(8)} first range after ${firstRangeMs.toFixed(0)} ms, CPU ${cpuMs.toFixed(0)} ms, RSS ${mib(rssBytes)} MiB${phaseText}`);
         }
       }
     }
@@ -193,13 +201,19 @@ export async function runRestartBench(options: RestartBenchOptions): Promise<Res
   return result;
 }
 
+function mib(bytes: number): string {
+  return (bytes / 1024 / 1024).toFixed(0);
+}
+
 export function formatRestartResult(result: RestartBenchResult, options: Pick<RestartBenchOptions, 'keys' | 'rounds' | 'vsEtcd'>): string {
   const lines = [`restart with ${options.keys} keys x ${VALUE_BYTES} B, process start to first answered Range, medians of ${options.rounds} rounds`];
-  lines.push('server    graceful ms   kill -9 ms');
+  lines.push('server    graceful ms   kill -9 ms   CPU graceful / kill -9 ms   RSS after load MiB   RSS at first range MiB');
   for (const which of (options.vsEtcd ? ['keyraft', 'etcd'] : ['keyraft']) as Server[]) {
-    const g = median(result[which].graceful.map((s) => s.firstRangeMs));
-    const k = median(result[which]['kill -9'].map((s) => s.firstRangeMs));
-    lines.push(`${which.padEnd(8)} ${g.toFixed(0).padStart(12)} ${k.toFixed(0).padStart(12)}`);
+    const m = (mode: Mode, f: (s: RestartSample) => number): number => median(result[which][mode].map(f));
+    const cpu = `${m('graceful', (s) => s.cpuMs).toFixed(0)} / ${m('kill -9', (s) => s.cpuMs).toFixed(0)}`;
+    const rss = median([...result[which].graceful, ...result[which]['kill -9']].map((s) => s.rssBytes));
+    lines.push(`${which.padEnd(8)} ${m('graceful', (s) => s.firstRangeMs).toFixed(0).padStart(12)} ${m('kill -9', (s) => s.firstRangeMs).toFixed(0).padStart(12)}` +
+      ` ${cpu.padStart(27)} ${mib(result.rssAfterLoadBytes[which] ?? 0).padStart(20)} ${mib(rss).padStart(24)}`);
   }
   return lines.join('\n');
 }

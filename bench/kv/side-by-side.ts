@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 /**
  * The side-by-side driver shared by the KV benchmarks (gateway-bench.ts, grpc-bench.ts): each
  * scenario runs against keyraft and, with --vs-etcd, against etcd 3.4 in the same run, rounds
@@ -37,6 +38,19 @@ export interface CommonOptions {
   connections: number;
   rounds: number;
   scenarioNames?: string[];
+}
+
+/** A process's resident set (VmRSS of /proc/PID/status), bytes. */
+export function rssOf(pid: number): number {
+  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  return kb * 1024;
+}
+
+/** utime + stime of a process, in seconds (clock ticks of 100 Hz, as Linux reports them). */
+export function cpuSecondsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 export function median(values: number[]): number {

@@ -1,5 +1,6 @@
 import { assert } from '../platform/assert.js';
 import type { KeyValue } from '../proto/etcd-types.js';
+import type { RecoveredLatest } from './recovered-latest.js';
 
 /**
  * The history of one key: its revisions, grouped into generations, as etcd's key_index.go.
@@ -45,6 +46,13 @@ import type { KeyValue } from '../proto/etcd-types.js';
  * Invariant: mod revisions strictly increase across all generations.
  * Invariant: every closed generation is non-empty and ends with a tombstone; the open one has none.
  * Invariant: latest is defined exactly when the open generation is non-empty, and is its last revision.
+ *
+ * Recovered form: a key that start-up read back with a single revision (recovered()) holds only
+ * its key string and a slot of a RecoveredLatest table (recovered-latest.ts says why); the first
+ * method that needs its KeyValue, key Buffer or revision array builds them from the slot
+ * (build()). Until then it is the one-revision open generation {slot's mod revision}, no closed
+ * generation. lastModRevision, isEmpty, revisionCount, keptAt, compact and a collectBetween that
+ * finds nothing answer without building.
  */
 
 /**
@@ -71,8 +79,13 @@ interface ClosedGeneration {
 }
 
 export class KeyIndex {
-  /** The user key; every KeyValue of this key shares this buffer. */
-  readonly key: Buffer;
+  /** The user key's bytes (see `key`); null while recovered and not yet built. */
+  private keyBytes: Buffer | null;
+  /** The user key as a latin1 string, for a recovered key (the B+tree's own string); else null. */
+  private readonly keyString: string | null;
+  /** The table holding this key's latest KeyValue while in recovered form; null once built. */
+  private recovered: RecoveredLatest | null = null;
+  private recoveredSlot = 0;
   /**
    * Generations ended by a delete, oldest first, or null when there are none (most keys): one
    * array less per key than a list of all generations (memory and GC work, per key).
@@ -88,12 +101,47 @@ export class KeyIndex {
   /** The KeyValue of current's last revision, value included; undefined when current is empty. */
   private latestKv: KeyValue | undefined = undefined;
 
-  constructor(key: Buffer) {
-    this.key = key;
+  constructor(key: Buffer | null, keyString: string | null = null) {
+    this.keyBytes = key;
+    this.keyString = keyString;
+  }
+
+  /**
+   * A key read back at start-up whose one revision is `slot` of `table` (the recovered form,
+   * see the header). `keyString` is the user key as latin1.
+   */
+  static recovered(keyString: string, table: RecoveredLatest, slot: number): KeyIndex {
+    const ki = new KeyIndex(null, keyString);
+    ki.recovered = table;
+    ki.recoveredSlot = slot;
+    return ki;
+  }
+
+  /** True while in recovered form (nothing built yet). */
+  get isRecovered(): boolean {
+    return this.recovered !== null;
+  }
+
+  /** The user key; every KeyValue of this key shares this buffer. */
+  get key(): Buffer {
+    if (this.keyBytes === null) this.build();
+    return this.keyBytes!;
+  }
+
+  /** Builds the KeyValue, key Buffer and revision array of a key in recovered form. */
+  private build(): void {
+    const table = this.recovered!;
+    this.recovered = null;
+    const key = this.keyBytes ?? (this.keyBytes = table.copyKey(this.keyString!));
+    const kv = table.take(this.recoveredSlot, key);
+    this.current = [kv.mod_revision];
+    if (kv.lease !== 0n) this.currentLeases = [kv.lease];
+    this.latestKv = kv;
   }
 
   /** Mod revisions of all generations, oldest first, the open one last (for tests). */
   get generations(): number[][] {
+    if (this.recovered !== null) this.build();
     const out: number[][] = [];
     if (this.closed !== null) for (const c of this.closed) out.push([...c.revs]);
     out.push([...this.current]);
@@ -102,11 +150,18 @@ export class KeyIndex {
 
   /** The live KeyValue at the newest revision, or undefined when the key is deleted. */
   latest(): KeyValue | undefined {
+    if (this.recovered !== null) this.build();
     return this.latestKv;
+  }
+
+  /** True when the key is live at the newest revision (latest() !== undefined), without building a recovered key. */
+  isLive(): boolean {
+    return this.recovered !== null || this.latestKv !== undefined;
   }
 
   /** Mod revision of the newest revision of any kind (put or tombstone), 0 if none. */
   lastModRevision(): number {
+    if (this.recovered !== null) return this.recovered.modRevision(this.recoveredSlot);
     if (this.current.length > 0) return this.current[this.current.length - 1]!;
     if (this.closed === null) return 0;
     const g = this.closed[this.closed.length - 1]!.revs;
@@ -119,6 +174,7 @@ export class KeyIndex {
    * Returns the KeyValue it replaces as latest (its value is history from now on), if any.
    */
   put(kv: KeyValue): KeyValue | undefined {
+    if (this.recovered !== null) this.build();
     // Checked without building a message closure: this is the hot path of every put.
     const prev = this.latestKv;
     if (!(kv.mod_revision > this.lastModRevision() && kv.create_revision > 0 &&
@@ -145,6 +201,7 @@ export class KeyIndex {
    * Returns the KeyValue that was latest (its value is history from now on).
    */
   tombstone(kv: KeyValue): KeyValue {
+    if (this.recovered !== null) this.build();
     const latest = this.latestKv;
     const g = this.current;
     assert(latest !== undefined && g.length > 0, 'tombstone of a key that is not live');
@@ -169,6 +226,7 @@ export class KeyIndex {
    * generation's earlier revisions.
    */
   restore(kv: KeyValue): void {
+    if (this.recovered !== null) this.build();
     if (kv.create_revision === 0) {
       // A tombstone whose generation was compacted away entirely has nothing to close.
       if (this.current.length > 0) this.tombstone(kv);
@@ -182,6 +240,7 @@ export class KeyIndex {
    * recovered values out of the scan's buffers). Everything but where the value lives must match.
    */
   replaceLatest(kv: KeyValue): void {
+    if (this.recovered !== null) this.build();
     const latest = this.latestKv;
     assert(latest !== undefined && kv.mod_revision === latest.mod_revision && kv.create_revision === latest.create_revision &&
       kv.version === latest.version && kv.lease === latest.lease && kv.key === latest.key && kv.value.length === latest.value.length,
@@ -194,6 +253,7 @@ export class KeyIndex {
    * latest itself, or a fresh KeyValue with UNREAD_VALUE for an older revision.
    */
   get(rev: number): KeyValue | undefined {
+    if (this.recovered !== null) this.build();
     const g = this.current;
     if (g.length > 0 && g[0]! <= rev) return this.openAt(lastAtOrBelow(g, rev));
     const closed = this.closed;
@@ -217,6 +277,7 @@ export class KeyIndex {
    */
   collectBetween(fromRevision: number, toRevision: number, out: KeyValue[]): void {
     if (this.lastModRevision() < fromRevision) return; // the common case: nothing new on this key
+    if (this.recovered !== null) this.build();
     const closed = this.closed;
     if (closed !== null) {
       for (const c of closed) {
@@ -242,6 +303,7 @@ export class KeyIndex {
    * pushing the mod revision of every removed revision (puts and tombstones) onto `removed`.
    */
   compact(atRev: number, removed: number[]): void {
+    if (this.recovered !== null) return; // one revision, no closed generation: nothing to drop
     const g = this.current;
     if (this.closed === null) {
       // Only the open generation: keep its latest revision at or below atRev and what follows.
@@ -296,6 +358,10 @@ export class KeyIndex {
    * keptAt(5) = 5, keptAt(9) = 0.
    */
   keptAt(atRev: number): number {
+    if (this.recovered !== null) {
+      const rev = this.recovered.modRevision(this.recoveredSlot);
+      return rev <= atRev ? rev : 0;
+    }
     const closed = this.closed;
     let g = this.current;
     let last = true;
@@ -318,11 +384,13 @@ export class KeyIndex {
 
   /** True when no revision is left: the store removes the key from its index. */
   isEmpty(): boolean {
+    if (this.recovered !== null) return false;
     return this.closed === null && this.current.length === 0;
   }
 
   /** Number of revisions held (puts and tombstones). */
   revisionCount(): number {
+    if (this.recovered !== null) return 1;
     let n = this.current.length;
     if (this.closed !== null) for (const c of this.closed) n += c.revs.length;
     return n;

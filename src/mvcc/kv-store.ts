@@ -12,6 +12,7 @@ import type { ChangeListener, KV, RangeOptions, RangeResult, ReadView, ScanResum
 import { encodePutRecord, encodeTombstoneRecord, readPutRecordAt, RECORD_HEADER_BYTES } from './kv-record.js';
 import { isUnread, KeyIndex } from './key-index.js';
 import { RecordArena } from './record-arena.js';
+import { RecoveredLatest } from './recovered-latest.js';
 import { prefixedRevisionKey, readUint64, REVISION_BYTES, writeUint64 } from './revision.js';
 
 /**
@@ -280,7 +281,15 @@ export class KvStore implements KV {
     for (; cursor.valid; cursor.next()) {
       if (endKey !== null && cursor.key >= endKey) break;
       const ki = cursor.value;
-      let kv = atLatest ? ki.latest() : ki.get(rev);
+      if (atLatest) {
+        // Counted without building keys still in their recovered form (key-index.ts): a count or
+        // a limited range over a large store right after a restart builds only what it returns.
+        if (!ki.isLive()) continue;
+        count++;
+        if (!countOnly && (limit <= 0 || kvs.length < limit)) kvs.push(ki.latest()!);
+        continue;
+      }
+      let kv = ki.get(rev);
       if (kv === undefined) continue;
       count++;
       if (!countOnly && (limit <= 0 || kvs.length < limit)) {
@@ -383,13 +392,13 @@ export class KvStore implements KV {
     const out: KeyIndex[] = [];
     if (end === undefined || end.length === 0) {
       const ki = this.index.get(key.toString('latin1'));
-      if (ki !== undefined && ki.latest() !== undefined) out.push(ki);
+      if (ki !== undefined && ki.isLive()) out.push(ki);
       return out;
     }
     const endKey = end.length === 1 && end[0] === 0 ? null : end.toString('latin1');
     for (const cursor = this.index.seek(key.toString('latin1'), this.cursor); cursor.valid; cursor.next()) {
       if (endKey !== null && cursor.key >= endKey) break;
-      if (cursor.value.latest() !== undefined) out.push(cursor.value);
+      if (cursor.value.isLive()) out.push(cursor.value);
     }
     return out;
   }
@@ -468,8 +477,13 @@ export class KvStore implements KV {
     }
     let lastRevision = 0;
     const metaRevision = this.revision;
-    const arena = this.arena;
     const index = this.index;
+    // Keys whose first record is a put start in recovered form (key-index.ts): a slot here
+    // instead of their KeyValue, key Buffer and revision array; a later record of the key builds them.
+    const table = new RecoveredLatest(this.arena);
+    let tailsSeen: Buffer | null = null;
+    let tailsChunk = 0;
+    let tailsUse: ChunkUse = { valueBytes: 0, replacedBytes: 0 };
     // Per scan chunk: the value bytes read from it, and how many of them a later record of the
     // same key replaced (relocateRecoveredValues decides from these which chunks to empty).
     const chunks = new Map<ArrayBufferLike, ChunkUse>();
@@ -500,30 +514,35 @@ export class KvStore implements KV {
         ki.restore(Object.freeze({ key: ki.key, create_revision: 0, mod_revision: rev, version: 0, value: EMPTY, lease: 0n }));
         return;
       }
-      if (ki === undefined) {
-        const key = arena.alloc(keyEnd - userKeyStart);
-        chunk.copy(key, 0, userKeyStart, keyEnd);
-        ki = new KeyIndex(key);
-        index.set(keyString, ki);
-      } else {
-        replaced(ki.latest());
+      // The value stays where the scan put it, in the chunk's tails (a view, not a copy): most
+      // values are the latest of their key and stay; relocateRecoveredValues() copies out the
+      // survivors of mostly replaced chunks.
+      if (tails !== tailsSeen) {
+        tailsSeen = tails;
+        tailsChunk = table.addChunk(tails);
+        chunks.set(tails.buffer, tailsUse = { valueBytes: 0, replacedBytes: 0 });
       }
-      // The value is a view of the chunk's tails, not a copy: most values are the latest of their
-      // key and stay; relocateRecoveredValues() copies out the survivors of mostly replaced chunks.
-      const kv = readPutRecordAt(ki.key, rev, chunk, keyEnd, headEnd, tails.subarray(tailStart, tailEnd));
-      valueBytes += kv.value.length;
-      let use = chunks.get(tails.buffer);
-      if (use === undefined) chunks.set(tails.buffer, use = { valueBytes: 0, replacedBytes: 0 });
-      use.valueBytes += kv.value.length;
-      ki.restore(kv);
+      valueBytes += tailEnd - tailStart;
+      tailsUse.valueBytes += tailEnd - tailStart;
+      if (ki === undefined) {
+        if (headEnd - keyEnd !== RECORD_HEADER_BYTES) assert(false, `mvcc record of ${headEnd - keyEnd + tailEnd - tailStart} bytes at revision ${rev} is truncated`);
+        const lease = chunk.readUInt32BE(keyEnd + 16) === 0 && chunk.readUInt32BE(keyEnd + 20) === 0 ? 0n : chunk.readBigInt64BE(keyEnd + 16);
+        const slot = table.add(rev, readUint64(chunk, keyEnd), readUint64(chunk, keyEnd + 8), lease, tailsChunk, tailStart, tailEnd - tailStart);
+        index.set(keyString, KeyIndex.recovered(keyString, table, slot));
+        return;
+      }
+      replaced(ki.latest());
+      ki.restore(readPutRecordAt(ki.key, rev, chunk, keyEnd, headEnd, tails.subarray(tailStart, tailEnd)));
     }, { ...scanOptions, headBytes: RECORD_HEADER_BYTES });
-    const relocatedBytes = replacedBytes > 0 ? this.relocateRecoveredValues(chunks) : 0;
+    const relocatedBytes = replacedBytes > 0 ? this.relocateRecoveredValues(chunks, table) : 0;
+    table.seal();
     // Everything recovered was read from the backend: readable there.
     this.history.markWritten(this.revision);
     if (this.compacted >= 0) this.compactor.schedule(this.compacted);
     this.recovered = { records, valueBytes, replacedBytes, relocatedBytes };
     this.logger.info({
       keys: this.index.size, revision: this.revision, compacted: this.compacted, appliedIndex: this.applied, ...this.recovered,
+      scanWorkers: this.backend.lastScanParts,
     }, 'mvcc store recovered');
   }
 
@@ -533,13 +552,15 @@ export class KvStore implements KV {
    * value viewing it does. A chunk whose values are mostly still latest stays as it is (copying
    * them would cost start-up time and save little). Returns the bytes copied.
    */
-  private relocateRecoveredValues(chunks: ReadonlyMap<ArrayBufferLike, ChunkUse>): number {
+  private relocateRecoveredValues(chunks: ReadonlyMap<ArrayBufferLike, ChunkUse>, table: RecoveredLatest): number {
     const sparse = new Set<ArrayBufferLike>();
     for (const [buffer, use] of chunks) if (use.replacedBytes > use.valueBytes * Limits.recoveryReplacedShareMax) sparse.add(buffer);
     if (sparse.size === 0) return 0; // a few replaced values: not worth a walk over every key
-    let copied = 0;
+    // Keys still in recovered form are moved in the table; the walk below skips them.
+    let copied = table.relocate((buffer) => sparse.has(buffer));
     for (const cursor = this.index.first(this.cursor); cursor.valid; cursor.next()) {
       const ki = cursor.value;
+      if (ki.isRecovered) continue;
       const latest = ki.latest();
       if (latest === undefined || latest.value.length === 0) continue;
       if (!sparse.has(latest.value.buffer)) continue;

@@ -233,6 +233,17 @@ export const Limits = {
    */
   backendScanChunkBytes: 4 * 1024 * 1024,
   backendScanChunksInFlightMax: 4,
+  /**
+   * Worker threads that read the start-up scan at once, each a consecutive part of the bucket
+   * (storage/backend.ts scanInWorker). The records are visited in order, so a later part's chunks
+   * wait until the parts before it are visited: at most backendScanLookaheadChunksMax each (up
+   * to 64 x (4 MiB of keys and record headers + 4 MiB of values); the values that are their key's
+   * latest stay in memory anyway, as the store's current values, and the keys and headers are
+   * about a fifth of a record of 256 B). At 1M keys of 256 B the second part is about 31 chunks,
+   * so it never waits there.
+   */
+  backendScanWorkers: 2,
+  backendScanLookaheadChunksMax: 64,
   backendScanWorkerBytesMin: 4 * 1024 * 1024,
   /**
    * Start-up keeps each recovered value as a view of the scan chunk it came in (no copy). A chunk

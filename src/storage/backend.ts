@@ -1,12 +1,10 @@
 import { join } from 'node:path';
-import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import { ClassicLevel, type Iterator as LevelIterator } from 'classic-level';
 import { assert } from '../platform/assert.js';
 import { Limits } from '../platform/limits.js';
 import type { Logger } from '../platform/logger.js';
-import {
-  RecordPacker, visitPacked, type FromScanWorker, type PackedRecordVisitor, type ScanWorkerData, type ToScanWorker,
-} from './backend-scan-protocol.js';
+import { BackendScanPart } from './backend-scan-part.js';
+import { RecordPacker, visitPacked, type PackedRecordVisitor } from './backend-scan-protocol.js';
 
 /**
  * The backend: the durable copy of the applied state, in one classic-level (LevelDB) database at
@@ -81,6 +79,8 @@ export interface PackedScanOptions {
   chunkBytes?: number;
   /** Bytes of each value handed over in the records buffer, the rest in tails (backend-scan-protocol.ts); 0 by default. */
   headBytes?: number;
+  /** Worker threads reading parts of the bucket at once; Limits.backendScanWorkers by default. */
+  workers?: number;
 }
 
 export interface ScanOptions {
@@ -119,6 +119,8 @@ export class Backend {
   writtenSequence = 0;
   /** Told each time writtenSequence moves (the mvcc store drops values readable from disk). */
   writtenObserver: ((sequence: number) => void) | null = null;
+  /** Parts (worker threads) the last worker scan read at once (scanPacked; for the log and tests). */
+  lastScanParts = 0;
 
   private constructor(db: ClassicLevel<Buffer, Buffer>, logger: Logger, private readonly location: string) {
     this.db = db;
@@ -274,58 +276,87 @@ export class Backend {
       visitFull();
       return visited;
     }
-    return this.scanInWorker(gte, lt, visit, chunkBytes, headBytes);
+    return this.scanInWorker(gte, lt, visit, chunkBytes, headBytes, options.workers ?? Limits.backendScanWorkers);
   }
 
-  private scanInWorker(gte: Buffer, lt: Buffer, visit: PackedRecordVisitor, chunkBytes: number, headBytes: number): Promise<number> {
-    const { port1, port2 } = new MessageChannel();
-    const workerData: ScanWorkerData = {
-      location: this.location, gte, lt, port: port2,
-      chunkBytes, headBytes, chunksInFlightMax: Limits.backendScanChunksInFlightMax,
+  /**
+   * Reads [gte, lt) in `workers` (Limits.backendScanWorkers) worker threads at once, each over a consecutive
+   * part of about equal size on disk (splitRange), and visits the parts in order: the first part's
+   * chunks as they come, the later parts' queued meanwhile (up to backendScanLookaheadChunksMax
+   * each). One worker was the bound of a restart at 1M keys once the main thread's rebuild got
+   * cheaper: classic-level's iteration costs about 2 us of CPU per record, all in that thread.
+   */
+  private async scanInWorker(gte: Buffer, lt: Buffer, visit: PackedRecordVisitor, chunkBytes: number, headBytes: number, workers: number): Promise<number> {
+    const bounds = await this.splitRange(gte, lt, workers);
+    this.lastScanParts = bounds.length - 1;
+    const parts: BackendScanPart[] = [];
+    for (let i = 0; i + 1 < bounds.length; i++) {
+      parts.push(new BackendScanPart(scanWorkerPath, {
+        location: this.location, gte: bounds[i]!, lt: bounds[i + 1]!, chunkBytes, headBytes,
+        chunksInFlightMax: i === 0 ? Limits.backendScanChunksInFlightMax : Limits.backendScanLookaheadChunksMax,
+      }));
+    }
+    let visited = 0;
+    try {
+      for (const part of parts) {
+        for (let chunk = await part.next(); chunk !== null; chunk = await part.next()) visited += visitPacked(chunk, visit);
+      }
+    } catch (err) {
+      // A worker failed, or the visitor threw (an assertion on a record): every worker stops
+      // reading, and the scan fails once all are gone (their LevelDB handles closed).
+      for (const part of parts) part.stop();
+      await Promise.all(parts.map((part) => part.exited));
+      throw err;
+    }
+    await Promise.all(parts.map((part) => part.exited));
+    return visited;
+  }
+
+  /**
+   * Boundaries [gte, k1, ..., lt) that cut [gte, lt) into at most `parts` ranges of about equal
+   * size on disk (LevelDB's approximateSize). Cut points are the bucket byte and 8 bytes taken as
+   * a big-endian number, found by bisection between the first and last key's: for the mvcc
+   * bucket these are revisions. Fewer parts (at the least one) when the range is too small to cut
+   * or LevelDB cannot tell (data still in the memtable counts as size 0).
+   */
+  private async splitRange(gte: Buffer, lt: Buffer, parts: number): Promise<Buffer[]> {
+    if (parts <= 1) return [gte, lt];
+    const total = await this.db.approximateSize(gte, lt);
+    const first = await this.db.keys({ gte, lt, limit: 1 }).all();
+    const last = await this.db.keys({ gte, lt, limit: 1, reverse: true }).all();
+    if (total <= 0 || first.length === 0 || last.length === 0) return [gte, lt];
+    const bucket = gte[0]!;
+    const numberOf = (key: Buffer): number => {
+      const padded = Buffer.alloc(9);
+      key.copy(padded, 0, 0, 9);
+      return padded.readUInt32BE(1) * 0x1_0000_0000 + padded.readUInt32BE(5);
     };
-    const worker = new Worker(scanWorkerPath, { workerData, transferList: [port2] });
-    const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
-    return new Promise<number>((resolve, reject) => {
-      let visited = 0;
-      let settled = false;
-      // Settles once the worker is gone: it has closed its LevelDB handle (or never opened it).
-      const finish = (err: Error | undefined, records: number): void => {
-        if (settled) return;
-        settled = true;
-        void exited.then(() => {
-          port1.close();
-          if (err) reject(err);
-          else resolve(records);
-        });
-      };
-      const handle = (message: FromScanWorker): void => {
-        if (settled) return;
-        try {
-          if (message.kind === 'chunk') {
-            visited += visitPacked({
-              records: Buffer.from(message.records), recordsBytes: message.recordsBytes, tails: Buffer.from(message.tails), count: message.count,
-            }, visit);
-            port1.postMessage({ kind: 'ack' } satisfies ToScanWorker);
-          } else if (message.kind === 'done') {
-            assert(message.records === visited, () => `backend scan worker sent ${message.records} records, ${visited} visited`);
-            finish(undefined, visited);
-          } else {
-            finish(new Error(`backend scan of ${this.location} failed: ${message.message}`), visited);
-          }
-        } catch (err) {
-          // The visitor threw (an assertion on a record): the worker stops reading and exits.
-          port1.postMessage({ kind: 'stop' } satisfies ToScanWorker);
-          finish(err as Error, visited);
-        }
-      };
-      port1.on('message', handle);
-      worker.once('error', (err) => finish(new Error(`backend scan worker failed: ${err.message}`), visited));
-      void exited.then((code) => {
-        // Its last messages may not have been delivered yet when the exit is seen.
-        for (let m = receiveMessageOnPort(port1); m !== undefined; m = receiveMessageOnPort(port1)) handle(m.message as FromScanWorker);
-        finish(new Error(`backend scan worker exited with code ${code} before it was done`), visited);
-      });
-    });
+    const keyOf = (n: number): Buffer => {
+      const key = Buffer.alloc(9);
+      key[0] = bucket;
+      key.writeUInt32BE(Math.floor(n / 0x1_0000_0000), 1);
+      key.writeUInt32BE(n % 0x1_0000_0000, 5);
+      return key;
+    };
+    const bounds = [gte];
+    let lo = numberOf(first[0]!);
+    const hi = numberOf(last[0]!);
+    for (let part = 1; part < parts; part++) {
+      const target = (total * part) / parts;
+      // The smallest n whose prefix holds at least `target` bytes before it.
+      let a = lo;
+      let b = hi;
+      while (a < b) {
+        const mid = a + Math.floor((b - a) / 2);
+        if (await this.db.approximateSize(gte, keyOf(mid)) < target) a = mid + 1;
+        else b = mid;
+      }
+      if (a <= lo || a >= hi) continue; // nothing to cut here
+      bounds.push(keyOf(a));
+      lo = a;
+    }
+    bounds.push(lt);
+    return bounds;
   }
 
   /** Resolves once every committed batch has been handed to LevelDB and written (not synced). */

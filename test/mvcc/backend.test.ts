@@ -67,3 +67,60 @@ test('a failed batch write fails every later commit and flush', () => withTempDi
 }));
 
 test.run();
+
+// The start-up scan reads a large bucket in several worker threads at once, each a consecutive
+// part (split by size on disk), and must still hand out every record once, in key order.
+async function fillRevisions(backend: Backend, records: number): Promise<void> {
+  for (let rev = 1; rev <= records; rev++) {
+    const key = Buffer.alloc(8 + 6);
+    key.writeUInt32BE(Math.floor(rev / 0x1_0000_0000), 0);
+    key.writeUInt32BE(rev >>> 0, 4);
+    key.write(`k${rev % 10_000}`.padEnd(6, '.'), 8, 'latin1');
+    backend.put(Bucket.key, key, Buffer.alloc(200 + (rev % 50), rev % 251));
+    if (rev % 1000 === 0) backend.commit();
+  }
+  backend.commit();
+  // Into table files: LevelDB sizes (approximateSize, which the split reads) count only those.
+  await backend.defragment();
+}
+
+test('a worker scan split in parts visits every record once, in key order', () => withTempDir(async (dir) => {
+  const backend = await Backend.open(join(dir, 'db'), { logger: silentLogger });
+  try {
+    const records = 20_000;
+    await fillRevisions(backend, records);
+    for (const workers of [1, 3]) {
+      let expected = 1;
+      const visited = await backend.scanPacked(Bucket.key, (chunk, keyStart, keyEnd, headEnd, tails, tailStart, tailEnd) => {
+        const rev = chunk.readUInt32BE(keyStart) * 0x1_0000_0000 + chunk.readUInt32BE(keyStart + 4);
+        if (rev !== expected) assert.unreachable(`record ${rev} visited, expected ${expected}`);
+        const value = Buffer.concat([chunk.subarray(keyEnd, headEnd), tails.subarray(tailStart, tailEnd)]);
+        if (!value.equals(Buffer.alloc(200 + (rev % 50), rev % 251))) assert.unreachable(`value of record ${rev}`);
+        expected++;
+      }, { thread: 'worker', chunkBytes: 64 * 1024, headBytes: 24, workers });
+      assert.is(visited, records);
+      assert.is(expected, records + 1);
+      if (workers === 1) assert.is(backend.lastScanParts, 1);
+      else assert.ok(backend.lastScanParts >= 2, `scanned in ${backend.lastScanParts} part(s)`);
+    }
+  } finally {
+    await backend.close();
+  }
+}));
+
+test('a visitor failing in a split worker scan stops every worker and fails the scan', () => withTempDir(async (dir) => {
+  const backend = await Backend.open(join(dir, 'db'), { logger: silentLogger });
+  try {
+    await fillRevisions(backend, 20_000);
+    let seen = 0;
+    const scan = backend.scanPacked(Bucket.key, () => {
+      if (++seen === 15_000) throw new Error('bad record');
+    }, { thread: 'worker', chunkBytes: 64 * 1024, headBytes: 24, workers: 2 });
+    await scan.then(() => assert.unreachable('the scan succeeded'), (err: Error) => assert.is(err.message, 'bad record'));
+    assert.is(backend.lastScanParts, 2);
+    // Every worker closed its handle: the backend still reads and closes normally.
+    assert.is((await entries(backend, Bucket.meta)).length, 0);
+  } finally {
+    await backend.close();
+  }
+}));

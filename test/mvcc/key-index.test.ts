@@ -1,6 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { isUnread, KeyIndex } from '../../src/mvcc/key-index.js';
+import { RecordArena } from '../../src/mvcc/record-arena.js';
+import { RecoveredLatest } from '../../src/mvcc/recovered-latest.js';
 import type { KeyValue } from '../../src/proto/etcd-types.js';
 import { b, rng } from './helpers.js';
 
@@ -141,6 +143,48 @@ test('out-of-order writes are refused by assertion', () => {
   const ki = example();
   assert.throws(() => ki.put({ key, create_revision: 7, mod_revision: 6, version: 1, value: b(''), lease: 0n }));
   assert.throws(() => ki.tombstone({ key, create_revision: 0, mod_revision: 9, version: 0, value: b(''), lease: 0n }));
+});
+
+// A key start-up read back with one revision is held in recovered form (a RecoveredLatest slot)
+// and builds its objects on first use: it must answer like a key built by put, and the questions
+// that need no objects (the store's compaction, HashKV, watch catch-up with nothing new, counts)
+// must leave it unbuilt.
+test('a recovered key answers as the same key built by put, and builds only when it must', () => {
+  const chunk = Buffer.from('..hello..');
+  const table = new RecoveredLatest(new RecordArena());
+  const c = table.addChunk(chunk);
+  const plain = new KeyIndex(b('foo'));
+  plain.put({ key: b('foo'), create_revision: 3, mod_revision: 7, version: 4, value: b('hello'), lease: 5n });
+  const recovered = KeyIndex.recovered('foo', table, table.add(7, 3, 4, 5n, c, 2, 5));
+  const other = KeyIndex.recovered('bar', table, table.add(8, 8, 1, 0n, c, 0, 0));
+  table.seal();
+  assert.is(table.live, 2);
+  // No objects needed:
+  assert.is(recovered.lastModRevision(), 7);
+  assert.ok(recovered.isLive() && !recovered.isEmpty());
+  assert.is(recovered.revisionCount(), 1);
+  assert.is(recovered.keptAt(6), 0);
+  assert.is(recovered.keptAt(7), 7);
+  const removed: number[] = [];
+  recovered.compact(9, removed);
+  assert.equal(removed, []);
+  const none: KeyValue[] = [];
+  recovered.collectBetween(8, 100, none);
+  assert.equal(none, []);
+  assert.ok(recovered.isRecovered, 'built by a question that needs no objects');
+  // The first read builds it, equal to the plain key.
+  const kv = recovered.latest()!;
+  assert.not.ok(recovered.isRecovered);
+  assert.equal({ ...kv, key: kv.key.toString(), value: kv.value.toString() }, { ...plain.latest()!, key: 'foo', value: 'hello' });
+  assert.ok(Object.isFrozen(kv));
+  assert.equal(recovered.generations, plain.generations);
+  assert.equal(recovered.get(7), plain.get(7));
+  assert.is(table.live, 1);
+  // A write to a recovered key builds it first, then goes on as for any key.
+  other.tombstone({ key: other.key, create_revision: 0, mod_revision: 9, version: 0, value: b(''), lease: 0n });
+  assert.equal(other.generations, [[8, 9], []]);
+  assert.is(other.get(8)!.version, 1);
+  assert.is(table.live, 0);
 });
 
 test.run();

@@ -8,10 +8,15 @@ import type { KeyValue } from '../../src/proto/etcd-types.js';
 import { Backend, Bucket } from '../../src/storage/backend.js';
 import { b, plain, throwsCode, withTempDir } from './helpers.js';
 
-/** `thread`: how start-up scans the backend, in chunks of 8 KiB (many chunks, even for small tests). */
-async function open(dir: string, thread?: 'worker' | 'inline'): Promise<{ backend: Backend; store: KvStore }> {
+/**
+ * `thread`: how start-up scans the backend, in chunks of 8 KiB (many chunks, even for small
+ * tests): one worker thread, two reading halves of the bucket at once ('workers'), or inline.
+ */
+async function open(dir: string, thread?: 'worker' | 'workers' | 'inline'): Promise<{ backend: Backend; store: KvStore }> {
   const backend = await Backend.open(join(dir, 'db'), { logger: silentLogger });
-  const store = await KvStore.open(backend, { logger: silentLogger, recoveryScan: thread === undefined ? undefined : { thread, chunkBytes: 8192 } });
+  const recoveryScan = thread === undefined ? undefined
+    : thread === 'inline' ? { thread, chunkBytes: 8192 } : { thread: 'worker' as const, chunkBytes: 8192, workers: thread === 'workers' ? 2 : 1 };
+  const store = await KvStore.open(backend, { logger: silentLogger, recoveryScan });
   return { backend, store };
 }
 
@@ -253,7 +258,7 @@ test('changesSince returns history in revision order for a key, a range, and ref
 // backend, inline for a small one) must give values that stay correct after the restart, through
 // later writes and compactions: a chunk reused or released while a value still viewed it would
 // show up here as a changed value.
-for (const thread of ['worker', 'inline'] as const) {
+for (const thread of ['worker', 'workers', 'inline'] as const) {
   test(`restart with much history (${thread} scan): latest values and history as before, and they survive later writes and compactions`, () => withTempDir(async (dir) => {
     const keys = 400;
     const rounds = 12;
@@ -285,9 +290,12 @@ for (const thread of ['worker', 'inline'] as const) {
     try {
       assert.is(s.store.currentRevision, revision);
       assert.is(s.store.recovered.records, revision - 1);
-      // Most of what was read was replaced by later records: the survivors were copied out.
+      // Most of what was read was replaced by later records: the survivors were copied out. (Read
+      // in two parts, the last round's records start a chunk of their own at the cut: that
+      // layout may leave nothing worth moving.)
       assert.ok(s.store.recovered.replacedBytes > s.store.recovered.valueBytes / 2, JSON.stringify(s.store.recovered));
-      assert.ok(s.store.recovered.relocatedBytes > 0, JSON.stringify(s.store.recovered));
+      if (thread === 'workers') assert.is(s.backend.lastScanParts, 2);
+      else assert.ok(s.store.recovered.relocatedBytes > 0, JSON.stringify(s.store.recovered));
       for (const rev of atRevisions) assert.equal(await everything(s.store, rev), before.get(rev), `revision ${rev}`);
       // Later writes to half the keys, a compaction of everything older, more writes: the values
       // of the keys not written since the restart are still the recovered ones.
@@ -327,7 +335,7 @@ test('restart without history keeps every value where the scan put it (nothing t
   const before = await everything(s.store);
   await s.backend.flush();
   await close(s);
-  for (const thread of ['worker', 'inline'] as const) {
+  for (const thread of ['worker', 'workers', 'inline'] as const) {
     s = await open(dir, thread);
     try {
       assert.equal(s.store.recovered, { records: 500, valueBytes: s.store.recovered.valueBytes, replacedBytes: 0, relocatedBytes: 0 });

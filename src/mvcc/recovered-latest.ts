@@ -1,0 +1,181 @@
+import { assert } from '../platform/assert.js';
+import type { KeyValue } from '../proto/etcd-types.js';
+import type { RecordArena } from './record-arena.js';
+
+/**
+ * The latest KeyValues of keys rebuilt at start-up, held as numbers in typed arrays until a read
+ * or a write first needs them as objects (key-index.ts, KeyIndex.recovered).
+ *
+ * Why: a key read back from the backend used to cost about seven heap objects at once (its
+ * KeyIndex, key string, key Buffer, value Buffer, frozen KeyValue, and the revision array with
+ * its backing store), about 400 bytes of heap per key, every one of them surviving: at 1M keys
+ * the young-generation GC copied each twice and took a third of the main thread's rebuild. Most
+ * keys of a large store have one revision after a restart (no history yet, or history compacted
+ * away), and most are not read in the first seconds. Such a key now costs its KeyIndex and its
+ * key string (the B+tree's, shared) plus one slot here: 36 bytes in typed arrays, outside the
+ * GC's reach. The KeyIndex builds its KeyValue, key Buffer and revision array from the slot on
+ * first use, and the slot is released; reads after that are exactly as before.
+ *
+ * A slot: mod revision, create revision, version (f64: revisions are safe integers), and where the
+ * value lies: a chunk (one of the backend scan's `tails` buffers, kv-store.ts recover), an offset
+ * and a length (u32). Leases are bigints: the few keys with one keep it in a map.
+ *
+ * Memory: a chunk is referenced from here while any slot in it is unreleased; a KeyValue built
+ * from a slot holds its own view of the chunk, so it lives as long as some value does (as before).
+ * Once every slot is released the arrays go too.
+ *
+ * Invariant: liveSlots === the number of slots added and not released; liveInChunk[c] likewise per chunk.
+ */
+const NO_CHUNK = 0xffff_ffff;
+const INITIAL_SLOTS = 1024;
+
+export class RecoveredLatest {
+  private modRevisions: Float64Array = new Float64Array(INITIAL_SLOTS);
+  private createRevisions: Float64Array = new Float64Array(INITIAL_SLOTS);
+  private versions: Float64Array = new Float64Array(INITIAL_SLOTS);
+  private chunkOf: Uint32Array = new Uint32Array(INITIAL_SLOTS);
+  private startOf: Uint32Array = new Uint32Array(INITIAL_SLOTS);
+  private lengthOf: Uint32Array = new Uint32Array(INITIAL_SLOTS);
+  private readonly leases = new Map<number, bigint>();
+  private readonly chunks: Buffer[] = [];
+  private readonly liveInChunk: number[] = [];
+  private slots = 0;
+  private liveSlots = 0;
+  /** Start-up is done adding slots: the arrays may go once every slot is released. */
+  private sealed = false;
+  private readonly arena: RecordArena;
+
+  constructor(arena: RecordArena) {
+    this.arena = arena;
+  }
+
+  /** Unreleased slots. */
+  get live(): number {
+    return this.liveSlots;
+  }
+
+  /** Registers a buffer values will be views of; returns its chunk number for add(). */
+  addChunk(buffer: Buffer): number {
+    assert(!this.sealed, 'recovered chunk added after start-up');
+    this.chunks.push(buffer);
+    this.liveInChunk.push(0);
+    return this.chunks.length - 1;
+  }
+
+  /** A new slot for a put whose value is chunk[start, start + length). */
+  add(modRevision: number, createRevision: number, version: number, lease: bigint, chunk: number, start: number, length: number): number {
+    assert(!this.sealed, 'recovered slot added after start-up');
+    if (this.slots === this.modRevisions.length) this.grow();
+    const slot = this.slots++;
+    this.modRevisions[slot] = modRevision;
+    this.createRevisions[slot] = createRevision;
+    this.versions[slot] = version;
+    this.chunkOf[slot] = chunk;
+    this.startOf[slot] = start;
+    this.lengthOf[slot] = length;
+    if (lease !== 0n) this.leases.set(slot, lease);
+    this.liveInChunk[chunk]!++;
+    this.liveSlots++;
+    return slot;
+  }
+
+  modRevision(slot: number): number {
+    return this.modRevisions[slot]!;
+  }
+
+  /** The key's bytes copied into the store's arena (the KeyIndex's key Buffer). */
+  copyKey(key: string): Buffer {
+    const out = this.arena.alloc(key.length);
+    out.write(key, 0, 'latin1');
+    return out;
+  }
+
+  /** The slot's KeyValue (frozen, value a view of its chunk); releases the slot. */
+  take(slot: number, key: Buffer): KeyValue {
+    const chunk = this.chunkOf[slot]!;
+    if (chunk === NO_CHUNK) assert(false, `recovered slot ${slot} taken twice`);
+    const start = this.startOf[slot]!;
+    const lease = this.leases.size === 0 ? 0n : this.leases.get(slot) ?? 0n;
+    const kv: KeyValue = Object.freeze({
+      key,
+      create_revision: this.createRevisions[slot]!,
+      mod_revision: this.modRevisions[slot]!,
+      version: this.versions[slot]!,
+      value: this.chunks[chunk]!.subarray(start, start + this.lengthOf[slot]!),
+      lease,
+    });
+    if (lease !== 0n) this.leases.delete(slot);
+    this.release(slot, chunk);
+    return kv;
+  }
+
+  /** The buffer the slot's value lies in (start-up's accounting of which chunks to empty). */
+  chunkBufferOf(slot: number): ArrayBufferLike | undefined {
+    const chunk = this.chunkOf[slot]!;
+    return chunk === NO_CHUNK ? undefined : this.chunks[chunk]!.buffer;
+  }
+
+  /**
+   * Copies the values of unreleased slots whose chunk `move` names into the arena (start-up
+   * empties mostly replaced scan chunks this way, kv-store.ts). Returns the bytes copied.
+   */
+  relocate(move: (buffer: ArrayBufferLike) => boolean): number {
+    let copied = 0;
+    for (let slot = 0; slot < this.slots; slot++) {
+      const chunk = this.chunkOf[slot]!;
+      if (chunk === NO_CHUNK || !move(this.chunks[chunk]!.buffer)) continue;
+      const start = this.startOf[slot]!;
+      const length = this.lengthOf[slot]!;
+      const copy = this.arena.copy(this.chunks[chunk]!.subarray(start, start + length));
+      // Each copy is a chunk of its own (a view of an arena chunk): one entry per value moved.
+      const to = this.addChunk(copy);
+      this.chunkOf[slot] = to;
+      this.startOf[slot] = 0;
+      this.liveInChunk[to]!++;
+      if (--this.liveInChunk[chunk]! === 0) this.chunks[chunk] = EMPTY;
+      copied += length;
+    }
+    return copied;
+  }
+
+  private release(slot: number, chunk: number): void {
+    this.chunkOf[slot] = NO_CHUNK;
+    this.liveSlots--;
+    // The last slot of a chunk gone: the chunk lives on only through KeyValues viewing it. Not
+    // while start-up still adds slots: a later record may land in the same chunk.
+    if (--this.liveInChunk[chunk]! === 0 && this.sealed) this.chunks[chunk] = EMPTY;
+    if (this.liveSlots === 0 && this.sealed) this.drop();
+  }
+
+  /** No more slots will be added (start-up is done); frees everything if none is left. */
+  seal(): void {
+    this.sealed = true;
+    if (this.liveSlots === 0) this.drop();
+    for (let chunk = 0; chunk < this.chunks.length; chunk++) if (this.liveInChunk[chunk] === 0) this.chunks[chunk] = EMPTY;
+  }
+
+  /** Every slot released: the arrays and chunk list go (slots are never added after start-up). */
+  private drop(): void {
+    this.modRevisions = this.createRevisions = this.versions = EMPTY_F64;
+    this.chunkOf = this.startOf = this.lengthOf = EMPTY_U32;
+    this.chunks.length = 0;
+    this.liveInChunk.length = 0;
+    this.slots = 0;
+  }
+
+  private grow(): void {
+    const size = this.modRevisions.length * 2;
+    const f64 = (from: Float64Array): Float64Array => { const to = new Float64Array(size); to.set(from); return to; };
+    const u32 = (from: Uint32Array): Uint32Array => { const to = new Uint32Array(size); to.set(from); return to; };
+    this.modRevisions = f64(this.modRevisions);
+    this.createRevisions = f64(this.createRevisions);
+    this.versions = f64(this.versions);
+    this.chunkOf = u32(this.chunkOf);
+    this.startOf = u32(this.startOf);
+    this.lengthOf = u32(this.lengthOf);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+const EMPTY_F64 = new Float64Array(0);
+const EMPTY_U32 = new Uint32Array(0);
