@@ -69,7 +69,6 @@ import { HpackDecoder, HpackError, type HeaderField } from './hpack.js';
 import type { ConnectionClosures } from './connection-closures.js';
 import { WriteStall } from './write-stall.js';
 import type { HeldOutput, HoldingConnection } from './held-output.js';
-import { readIntoSharedBuffer } from './socket-reads.js';
 
 const FRAME_HEADER_BYTES = 9;
 export const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -440,11 +439,7 @@ export class Http2Connection implements HoldingConnection {
       },
       reserve: (n: number): number => this.reserveDirect(n),
     };
-    const onChunk = (chunk: Buffer): void => this.receive(chunk);
-    // Reads land in one shared buffer (socket-reads.ts: no 64 KiB allocation per read); 'data'
-    // stays for what node buffered before, and for sockets that cannot take the shared buffer.
-    socket.on('data', onChunk);
-    readIntoSharedBuffer(socket, onChunk);
+    socket.on('data', (chunk: Buffer) => this.receive(chunk));
     socket.on('error', (err) => {
       this.logger.debug({ err }, 'HTTP/2 connection socket error');
       this.teardown();

@@ -135,12 +135,6 @@ export const Limits = {
    * of all of it.
    */
   http2OutputChunkBytes: 64 * 1024,
-  /**
-   * HTTP/2: the one buffer every client connection's socket reads into (http/socket-reads.ts);
-   * each read's bytes are copied out of it at once. libuv's suggested read size: a read of up to
-   * this much per readable event, as with node's own allocation.
-   */
-  http2SocketReadBufferBytes: 64 * 1024,
   /** HTTP/2: reply bytes handed to one socket and not yet written; more waits for 'drain'. */
   http2SocketBytesInFlightMax: 1024 * 1024,
   /**
