@@ -64,7 +64,8 @@ export class RawPutClient {
   private readonly headers: Buffer;
   private nextStreamId = 1;
   private sendWindow = DEFAULT_WINDOW_BYTES;
-  private maxConcurrent = 100;
+  /** The server's SETTINGS_MAX_CONCURRENT_STREAMS: unlimited until its SETTINGS say (RFC 9113 6.5.2). */
+  private maxConcurrent = Number.POSITIVE_INFINITY;
   private readonly open = new Map<number, { done: (ok: boolean) => void; hadData: boolean }>();
   private readonly waiting: Call[] = [];
   private waitingHead = 0;

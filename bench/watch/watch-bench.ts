@@ -518,9 +518,9 @@ function summarize(ms: PointMeasurement[]): PointMeasurement {
 export function formatWatchTable(results: PointResult[], rss: Record<string, { before: number; after: number }>, idleWatchers: number): string {
   // Medians of an even number of rounds are means of two: round them for the table.
   const ms = (v: number) => v.toFixed(1);
-  const cell = (m?: PointMeasurement) => (m ? `${m.deliveredPerSecond.toFixed(0)} | ${ms(m.p50Ms)} / ${ms(m.p99Ms)} | ${ms(m.lastWatcherP50Ms)} / ${ms(m.lastWatcherP99Ms)} | ${ms(m.putAckP50Ms)} / ${ms(m.putAckP99Ms)} | ${m.serverCpuUsPerEvent.toFixed(1)} | ${m.clientCores.toFixed(2)}` : '- | - | - | - | - | -');
+  const cell = (m?: PointMeasurement) => (m ? `${m.deliveredPerSecond.toFixed(0)} | ${ms(m.p50Ms)} / ${ms(m.p99Ms)} | ${ms(m.lastWatcherP50Ms)} / ${ms(m.lastWatcherP99Ms)} | ${ms(m.putAckP50Ms)} / ${ms(m.putAckP99Ms)} | ${m.serverCpuUsPerEvent.toFixed(1)} | ${m.clientCores.toFixed(2)} / ${m.writerCores.toFixed(2)}` : '- | - | - | - | - | -');
   const rows = [
-    '| point | keyraft events/s | keyraft p50 / p99 ms | keyraft last watcher p50 / p99 ms | keyraft put ack p50 / p99 ms | keyraft CPU us/event | client cores | etcd events/s | etcd p50 / p99 ms | etcd last watcher p50 / p99 ms | etcd put ack p50 / p99 ms | etcd CPU us/event | client cores |',
+    '| point | keyraft events/s | keyraft p50 / p99 ms | keyraft last watcher p50 / p99 ms | keyraft put ack p50 / p99 ms | keyraft CPU us/event | client / writer cores | etcd events/s | etcd p50 / p99 ms | etcd last watcher p50 / p99 ms | etcd put ack p50 / p99 ms | etcd CPU us/event | client / writer cores |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...results.map((r) => `| ${r.name} | ${cell(r.keyraft)} | ${cell(r.etcd)} |`),
   ];
