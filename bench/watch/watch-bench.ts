@@ -93,6 +93,8 @@ export interface PointMeasurement {
    * the server and the watch client, so when it is busy its own queueing is in the put latency.
    */
   writerCores: number;
+  /** The writer's CPU per acknowledged put, in µs (the client library's cost, whatever the rate). */
+  writerCpuUsPerPut: number;
 }
 
 export interface PointResult {
@@ -284,8 +286,9 @@ interface WriterResult {
   ackLatencies: number[];
   /** Per sequence number: its put's latency in ms (-1 if it failed). */
   ackBySeq: number[];
-  /** The writer's CPU from its first put to its last ack, in cores. */
+  /** The writer's CPU from its first put to its last ack, in cores, and per put acknowledged in µs. */
   cores: number;
+  cpuUsPerPut: number;
 }
 
 function runWriter(port: number, putsPerSecond: number, durationSeconds: number, writer: 'raw' | 'grpc-js'): Promise<WriterResult> {
@@ -356,7 +359,8 @@ async function writerMain(port: number, rate: number, seconds: number, kind: 'ra
   const cores = (cpu.user + cpu.system) / 1000 / (now() - start);
   client.close();
   ackLatencies.sort((a, b) => a - b);
-  process.send!({ acked, sent, sendTimes, ackLatencies, ackBySeq, cores } satisfies WriterResult);
+  const cpuUsPerPut = acked > 0 ? (cpu.user + cpu.system) / acked : 0;
+  process.send!({ acked, sent, sendTimes, ackLatencies, ackBySeq, cores, cpuUsPerPut } satisfies WriterResult);
 }
 
 /** A process's CPU time (utime + stime) in ms, from /proc/PID/stat. */
@@ -377,7 +381,7 @@ async function measurePoint(server: ServerProcess, watchers: number, putsPerSeco
     const serverCpuBefore = processCpuMs(server.child.pid!);
     const clientCpuBefore = process.cpuUsage();
     const wallBefore = now();
-    const { acked, sendTimes, ackLatencies, ackBySeq, cores: writerCores } = await runWriter(server.clientPort, putsPerSecond, durationSeconds, writer);
+    const { acked, sendTimes, ackLatencies, ackBySeq, cores: writerCores, cpuUsPerPut: writerCpuUsPerPut } = await runWriter(server.clientPort, putsPerSecond, durationSeconds, writer);
     const expected = acked * watchers;
     // Drain: until every acknowledged put reached every watcher, or nothing came for 5 s.
     let lastSeen = clients.deliveries;
@@ -413,6 +417,7 @@ async function measurePoint(server: ServerProcess, watchers: number, putsPerSeco
       serverCpuUsPerEvent: clients.deliveries > 0 ? round((serverCpuMs * 1000) / clients.deliveries) : 0,
       clientCores: round2((clientCpu.user + clientCpu.system) / 1000 / wallMs),
       writerCores: round2(writerCores),
+      writerCpuUsPerPut: round(writerCpuUsPerPut),
     };
   } finally {
     clients.close();
@@ -474,7 +479,7 @@ export async function runWatchBench(options: WatchBenchOptions): Promise<{ resul
               ? join(options.keyraftTraceDir, `writer-${server.child.pid}.json`) : undefined;
             const m = await measurePoint(server, point.watchers, point.putsPerSecond, options.durationSeconds, options.writer ?? 'raw', traceFile);
             samples[who].push(m);
-            log(`  W=${point.watchers} P=${point.putsPerSecond} round ${r + 1} ${who}: ${m.deliveredPerSecond.toFixed(0)} events/s p50 ${m.p50Ms} ms p99 ${m.p99Ms} ms last-watcher p50 ${m.lastWatcherP50Ms} p99 ${m.lastWatcherP99Ms} ms put-ack p50 ${m.putAckP50Ms} p99 ${m.putAckP99Ms} ms missing ${m.missing} server CPU ${m.serverCpuUsPerEvent} us/event client ${m.clientCores} cores writer ${m.writerCores} cores`);
+            log(`  W=${point.watchers} P=${point.putsPerSecond} round ${r + 1} ${who}: ${m.deliveredPerSecond.toFixed(0)} events/s p50 ${m.p50Ms} ms p99 ${m.p99Ms} ms last-watcher p50 ${m.lastWatcherP50Ms} p99 ${m.lastWatcherP99Ms} ms put-ack p50 ${m.putAckP50Ms} p99 ${m.putAckP99Ms} ms missing ${m.missing} server CPU ${m.serverCpuUsPerEvent} us/event client ${m.clientCores} cores writer ${m.writerCores} cores (${m.writerCpuUsPerPut} us/put)`);
           } finally {
             if (who === 'keyraft' && (options.keyraftProfileDir !== undefined || options.keyraftTraceDir !== undefined)) await server.stop();
             else await server.kill9();
@@ -501,7 +506,7 @@ export async function runWatchBench(options: WatchBenchOptions): Promise<{ resul
   return { results, rss };
 }
 
-const ZERO: PointMeasurement = { deliveredPerSecond: 0, p50Ms: 0, p99Ms: 0, lastWatcherP50Ms: 0, lastWatcherP99Ms: 0, putAckP50Ms: 0, putAckP99Ms: 0, missing: 0, serverCpuUsPerEvent: 0, clientCores: 0, writerCores: 0 };
+const ZERO: PointMeasurement = { deliveredPerSecond: 0, p50Ms: 0, p99Ms: 0, lastWatcherP50Ms: 0, lastWatcherP99Ms: 0, putAckP50Ms: 0, putAckP99Ms: 0, missing: 0, serverCpuUsPerEvent: 0, clientCores: 0, writerCores: 0, writerCpuUsPerPut: 0 };
 
 function summarize(ms: PointMeasurement[]): PointMeasurement {
   const med = (f: (m: PointMeasurement) => number) => median(ms.map(f));
@@ -511,7 +516,7 @@ function summarize(ms: PointMeasurement[]): PointMeasurement {
     putAckP50Ms: med((m) => m.putAckP50Ms), putAckP99Ms: med((m) => m.putAckP99Ms),
     missing: ms.reduce((n, m) => n + m.missing, 0),
     serverCpuUsPerEvent: med((m) => m.serverCpuUsPerEvent), clientCores: med((m) => m.clientCores),
-    writerCores: med((m) => m.writerCores),
+    writerCores: med((m) => m.writerCores), writerCpuUsPerPut: med((m) => m.writerCpuUsPerPut),
   };
 }
 
