@@ -1,6 +1,7 @@
 /**
  * Watch fan-out benchmark: `npm run bench:watch -- [--vs-etcd] [--smoke] [--duration S] [--rounds N]
- * [--points W@P,W@P...] [--idle-watchers N] [--only keyraft|etcd] [--keyraft-profile DIR]`.
+ * [--points W@P,W@P...] [--idle-watchers N] [--only keyraft|etcd] [--keyraft-profile DIR]
+ * [--keyraft-trace DIR] [--writer raw|grpc-js]`.
  *
  * Each point: W watchers on the prefix bench/, spread over 8 Watch streams on 4 gRPC connections
  * in this process; a separate writer process puts 256-byte values under bench/ at P puts/s,
@@ -22,11 +23,12 @@
  * value's header) so that the load generator is not the bottleneck it would be with protobufjs.
  */
 import { fork } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { encode, messageType } from '../../src/proto/codec.js';
+import { RawPutClient } from './raw-put-client.js';
 import { killAll, startEtcd, startKeyraft, type ServerProcess } from '../../test/integration/harness.js';
 import { findBinary, missingReason } from '../../test/etcd-binaries.js';
 import { forEachArg, median } from '../kv/side-by-side.js';
@@ -44,6 +46,19 @@ export interface WatchBenchOptions {
    * stopped with SIGTERM, not SIGKILL, so that it writes its profile on the way out.
    */
   keyraftProfileDir?: string;
+  /**
+   * Trace the keyraft member's main-thread stalls and GC pauses (loop-trace-preload.ts) and write
+   * them with the writer's per-put send and ack times to this folder, one file per round, for
+   * trace-summary.js: which puts were late, and what the member was doing then.
+   */
+  keyraftTraceDir?: string;
+  /**
+   * The writer's client: 'raw' (default) is raw-put-client.ts, HTTP/2 frames written on a plain
+   * socket; 'grpc-js' is @grpc/grpc-js, the writer of the measurements before 2026-12-03 08:00,
+   * which spent 100-300 µs of the writer's CPU per put, so at 4,000 puts/s it needed about half
+   * a core of the two, and its own queue was in every put's measured latency.
+   */
+  writer?: 'raw' | 'grpc-js';
   log?: (line: string) => void;
 }
 
@@ -73,6 +88,13 @@ export interface PointMeasurement {
   serverCpuUsPerEvent: number;
   /** The watch client processes' CPU over the same time, in cores (1 = one core busy throughout). */
   clientCores: number;
+  /**
+   * The writer process's CPU over its run, in cores: a grpc-js client, it shares the 2 cores with
+   * the server and the watch client, so when it is busy its own queueing is in the put latency.
+   */
+  writerCores: number;
+  /** The writer's CPU per acknowledged put, in µs (the client library's cost, whatever the rate). */
+  writerCpuUsPerPut: number;
 }
 
 export interface PointResult {
@@ -262,27 +284,54 @@ interface WriterResult {
   sendTimes: number[];
   /** Put latencies (sent to acknowledged) in ms, sorted. */
   ackLatencies: number[];
+  /** Per sequence number: its put's latency in ms (-1 if it failed). */
+  ackBySeq: number[];
+  /** The writer's CPU from its first put to its last ack, in cores, and per put acknowledged in µs. */
+  cores: number;
+  cpuUsPerPut: number;
 }
 
-function runWriter(port: number, putsPerSecond: number, durationSeconds: number): Promise<WriterResult> {
+function runWriter(port: number, putsPerSecond: number, durationSeconds: number, writer: 'raw' | 'grpc-js'): Promise<WriterResult> {
   return new Promise((resolve, reject) => {
-    const child = fork(__filename, ['--writer', String(port), String(putsPerSecond), String(durationSeconds)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(__filename, ['--writer', String(port), String(putsPerSecond), String(durationSeconds), writer], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     child.once('message', (m) => resolve(m as WriterResult));
     child.once('error', reject);
     child.once('exit', (code) => { if (code !== 0) reject(new Error(`writer exited ${code}`)); });
   });
 }
 
+/** One unary Put; calls `done` with whether it succeeded. */
+type PutFn = (request: { key: Buffer; value: Buffer }, done: (ok: boolean) => void) => void;
+
+/** A writer's connection: grpc-js's client, or raw-put-client.ts's frames on a plain socket. */
+async function connectWriter(port: number, kind: 'raw' | 'grpc-js'): Promise<{ put: PutFn; close: () => void }> {
+  if (kind === 'grpc-js') {
+    const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    await new Promise<void>((resolve, reject) => client.waitForReady(Date.now() + 10_000, (e) => (e ? reject(e) : resolve())));
+    return {
+      put: (request, done) => client.makeUnaryRequest('/etcdserverpb.KV/Put', (v: object) => Buffer.from(encode(putRequestType, v)), (b: Buffer) => b,
+        request, (err) => done(!err)),
+      close: () => client.close(),
+    };
+  }
+  const client = await RawPutClient.connect(port);
+  return {
+    put: (request, done) => client.put(encode(putRequestType, request), done),
+    close: () => client.close(),
+  };
+}
+
 /** The writer process: open-loop puts at `rate` for `seconds`, on one gRPC connection. */
-async function writerMain(port: number, rate: number, seconds: number): Promise<void> {
-  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-  await new Promise<void>((resolve, reject) => client.waitForReady(Date.now() + 10_000, (e) => (e ? reject(e) : resolve())));
+async function writerMain(port: number, rate: number, seconds: number, kind: 'raw' | 'grpc-js'): Promise<void> {
+  const client = await connectWriter(port, kind);
   const total = Math.round(rate * seconds);
   const sendTimes: number[] = new Array(total);
   const ackLatencies: number[] = [];
+  const ackBySeq: number[] = new Array(total).fill(-1);
   let sent = 0;
   let acked = 0;
   const start = now();
+  const cpuBefore = process.cpuUsage();
   await new Promise<void>((resolve) => {
     const tick = (): void => {
       const due = Math.min(total, Math.floor(((now() - start) / 1000) * rate) + 1);
@@ -293,22 +342,25 @@ async function writerMain(port: number, rate: number, seconds: number): Promise<
         value.writeDoubleLE(t, 0);
         value.writeUInt32LE(seq, 8);
         sendTimes[seq] = t;
-        client.makeUnaryRequest('/etcdserverpb.KV/Put', (v: object) => Buffer.from(encode(putRequestType, v)), (b: Buffer) => b,
-          { key: Buffer.from(`${PREFIX}k${seq % 100}`), value }, (err) => {
-            if (!err) {
+        client.put({ key: Buffer.from(`${PREFIX}k${seq % 100}`), value }, (ok) => {
+            if (ok) {
               acked++;
               ackLatencies.push(now() - t);
+              ackBySeq[seq] = now() - t;
             }
-            if (acked === total || (sent === total && err)) resolve();
+            if (acked === total || (sent === total && !ok)) resolve();
           });
       }
       if (sent < total) setTimeout(tick, 1);
     };
     tick();
   });
+  const cpu = process.cpuUsage(cpuBefore);
+  const cores = (cpu.user + cpu.system) / 1000 / (now() - start);
   client.close();
   ackLatencies.sort((a, b) => a - b);
-  process.send!({ acked, sent, sendTimes, ackLatencies } satisfies WriterResult);
+  const cpuUsPerPut = acked > 0 ? (cpu.user + cpu.system) / acked : 0;
+  process.send!({ acked, sent, sendTimes, ackLatencies, ackBySeq, cores, cpuUsPerPut } satisfies WriterResult);
 }
 
 /** A process's CPU time (utime + stime) in ms, from /proc/PID/stat. */
@@ -321,7 +373,7 @@ function processCpuMs(pid: number): number {
 /** Linux's USER_HZ, what /proc/PID/stat counts in (getconf CLK_TCK: 100 on every Linux we run). */
 const CLOCK_TICKS_PER_SECOND = 100;
 
-async function measurePoint(server: ServerProcess, watchers: number, putsPerSecond: number, durationSeconds: number): Promise<PointMeasurement> {
+async function measurePoint(server: ServerProcess, watchers: number, putsPerSecond: number, durationSeconds: number, writer: 'raw' | 'grpc-js', traceFile?: string): Promise<PointMeasurement> {
   const clients = new WatchClients(server.clientPort);
   try {
     await clients.watch(watchers);
@@ -329,7 +381,7 @@ async function measurePoint(server: ServerProcess, watchers: number, putsPerSeco
     const serverCpuBefore = processCpuMs(server.child.pid!);
     const clientCpuBefore = process.cpuUsage();
     const wallBefore = now();
-    const { acked, sendTimes, ackLatencies } = await runWriter(server.clientPort, putsPerSecond, durationSeconds);
+    const { acked, sendTimes, ackLatencies, ackBySeq, cores: writerCores, cpuUsPerPut: writerCpuUsPerPut } = await runWriter(server.clientPort, putsPerSecond, durationSeconds, writer);
     const expected = acked * watchers;
     // Drain: until every acknowledged put reached every watcher, or nothing came for 5 s.
     let lastSeen = clients.deliveries;
@@ -348,6 +400,13 @@ async function measurePoint(server: ServerProcess, watchers: number, putsPerSeco
       if (clients.counts[seq & 0xffff] === watchers) lastWatcher.push(clients.lastAt[seq & 0xffff]! - sendTimes[seq]!);
     }
     lastWatcher.sort((a, b) => a - b);
+    if (traceFile !== undefined) {
+      const lastWatcherBySeq = sendTimes.map((t, seq) => (clients.counts[seq & 0xffff] === watchers ? clients.lastAt[seq & 0xffff]! - t : -1));
+      // The disk's share: the member's WAL fsync and backend commit histograms over the run.
+      const metrics = await (await fetch(`http://127.0.0.1:${server.clientPort}/metrics`)).text();
+      const disk = metrics.split('\n').filter((l) => /^etcd_disk_(wal_fsync|backend_commit)_duration_seconds_bucket/.test(l));
+      writeFileSync(traceFile, JSON.stringify({ sendTimes, ackBySeq, lastWatcherBySeq, disk }));
+    }
     const elapsed = (clients.lastReceive - clients.firstSend) / 1000;
     return {
       deliveredPerSecond: elapsed > 0 ? clients.deliveries / elapsed : 0,
@@ -357,6 +416,8 @@ async function measurePoint(server: ServerProcess, watchers: number, putsPerSeco
       missing: Math.max(0, expected - clients.deliveries),
       serverCpuUsPerEvent: clients.deliveries > 0 ? round((serverCpuMs * 1000) / clients.deliveries) : 0,
       clientCores: round2((clientCpu.user + clientCpu.system) / 1000 / wallMs),
+      writerCores: round2(writerCores),
+      writerCpuUsPerPut: round(writerCpuUsPerPut),
     };
   } finally {
     clients.close();
@@ -385,9 +446,18 @@ async function measureIdleRss(server: ServerProcess, n: number): Promise<{ befor
 }
 
 function startKeyraftFor(options: WatchBenchOptions): Promise<ServerProcess> {
-  if (options.keyraftProfileDir === undefined) return startKeyraft();
-  const preload = join(__dirname, 'cpu-profile-preload.js');
-  return startKeyraft({ env: { NODE_OPTIONS: `--require ${preload}`, KEYRAFT_CPU_PROFILE_DIR: options.keyraftProfileDir } });
+  const preloads: string[] = [];
+  const env: NodeJS.ProcessEnv = {};
+  if (options.keyraftProfileDir !== undefined) {
+    preloads.push(`--require ${join(__dirname, 'cpu-profile-preload.js')}`);
+    env.KEYRAFT_CPU_PROFILE_DIR = options.keyraftProfileDir;
+  }
+  if (options.keyraftTraceDir !== undefined) {
+    preloads.push(`--require ${join(__dirname, 'loop-trace-preload.js')}`);
+    env.KEYRAFT_TRACE_DIR = options.keyraftTraceDir;
+  }
+  if (preloads.length === 0) return startKeyraft();
+  return startKeyraft({ env: { NODE_OPTIONS: preloads.join(' '), ...env } });
 }
 
 export async function runWatchBench(options: WatchBenchOptions): Promise<{ results: PointResult[]; rss: Record<string, { before: number; after: number }> }> {
@@ -405,11 +475,13 @@ export async function runWatchBench(options: WatchBenchOptions): Promise<{ resul
           // A fresh server per round: no history or watchers left from the last one.
           const server = who === 'keyraft' ? await startKeyraftFor(options) : await startEtcd();
           try {
-            const m = await measurePoint(server, point.watchers, point.putsPerSecond, options.durationSeconds);
+            const traceFile = who === 'keyraft' && options.keyraftTraceDir !== undefined
+              ? join(options.keyraftTraceDir, `writer-${server.child.pid}.json`) : undefined;
+            const m = await measurePoint(server, point.watchers, point.putsPerSecond, options.durationSeconds, options.writer ?? 'raw', traceFile);
             samples[who].push(m);
-            log(`  W=${point.watchers} P=${point.putsPerSecond} round ${r + 1} ${who}: ${m.deliveredPerSecond.toFixed(0)} events/s p50 ${m.p50Ms} ms p99 ${m.p99Ms} ms last-watcher p50 ${m.lastWatcherP50Ms} p99 ${m.lastWatcherP99Ms} ms put-ack p50 ${m.putAckP50Ms} p99 ${m.putAckP99Ms} ms missing ${m.missing} server CPU ${m.serverCpuUsPerEvent} us/event client ${m.clientCores} cores`);
+            log(`  W=${point.watchers} P=${point.putsPerSecond} round ${r + 1} ${who}: ${m.deliveredPerSecond.toFixed(0)} events/s p50 ${m.p50Ms} ms p99 ${m.p99Ms} ms last-watcher p50 ${m.lastWatcherP50Ms} p99 ${m.lastWatcherP99Ms} ms put-ack p50 ${m.putAckP50Ms} p99 ${m.putAckP99Ms} ms missing ${m.missing} server CPU ${m.serverCpuUsPerEvent} us/event client ${m.clientCores} cores writer ${m.writerCores} cores (${m.writerCpuUsPerPut} us/put)`);
           } finally {
-            if (who === 'keyraft' && options.keyraftProfileDir !== undefined) await server.stop();
+            if (who === 'keyraft' && (options.keyraftProfileDir !== undefined || options.keyraftTraceDir !== undefined)) await server.stop();
             else await server.kill9();
           }
         }
@@ -434,7 +506,7 @@ export async function runWatchBench(options: WatchBenchOptions): Promise<{ resul
   return { results, rss };
 }
 
-const ZERO: PointMeasurement = { deliveredPerSecond: 0, p50Ms: 0, p99Ms: 0, lastWatcherP50Ms: 0, lastWatcherP99Ms: 0, putAckP50Ms: 0, putAckP99Ms: 0, missing: 0, serverCpuUsPerEvent: 0, clientCores: 0 };
+const ZERO: PointMeasurement = { deliveredPerSecond: 0, p50Ms: 0, p99Ms: 0, lastWatcherP50Ms: 0, lastWatcherP99Ms: 0, putAckP50Ms: 0, putAckP99Ms: 0, missing: 0, serverCpuUsPerEvent: 0, clientCores: 0, writerCores: 0, writerCpuUsPerPut: 0 };
 
 function summarize(ms: PointMeasurement[]): PointMeasurement {
   const med = (f: (m: PointMeasurement) => number) => median(ms.map(f));
@@ -444,15 +516,16 @@ function summarize(ms: PointMeasurement[]): PointMeasurement {
     putAckP50Ms: med((m) => m.putAckP50Ms), putAckP99Ms: med((m) => m.putAckP99Ms),
     missing: ms.reduce((n, m) => n + m.missing, 0),
     serverCpuUsPerEvent: med((m) => m.serverCpuUsPerEvent), clientCores: med((m) => m.clientCores),
+    writerCores: med((m) => m.writerCores), writerCpuUsPerPut: med((m) => m.writerCpuUsPerPut),
   };
 }
 
 export function formatWatchTable(results: PointResult[], rss: Record<string, { before: number; after: number }>, idleWatchers: number): string {
   // Medians of an even number of rounds are means of two: round them for the table.
   const ms = (v: number) => v.toFixed(1);
-  const cell = (m?: PointMeasurement) => (m ? `${m.deliveredPerSecond.toFixed(0)} | ${ms(m.p50Ms)} / ${ms(m.p99Ms)} | ${ms(m.lastWatcherP50Ms)} / ${ms(m.lastWatcherP99Ms)} | ${ms(m.putAckP50Ms)} / ${ms(m.putAckP99Ms)} | ${m.serverCpuUsPerEvent.toFixed(1)} | ${m.clientCores.toFixed(2)}` : '- | - | - | - | - | -');
+  const cell = (m?: PointMeasurement) => (m ? `${m.deliveredPerSecond.toFixed(0)} | ${ms(m.p50Ms)} / ${ms(m.p99Ms)} | ${ms(m.lastWatcherP50Ms)} / ${ms(m.lastWatcherP99Ms)} | ${ms(m.putAckP50Ms)} / ${ms(m.putAckP99Ms)} | ${m.serverCpuUsPerEvent.toFixed(1)} | ${m.clientCores.toFixed(2)} / ${m.writerCores.toFixed(2)}` : '- | - | - | - | - | -');
   const rows = [
-    '| point | keyraft events/s | keyraft p50 / p99 ms | keyraft last watcher p50 / p99 ms | keyraft put ack p50 / p99 ms | keyraft CPU us/event | client cores | etcd events/s | etcd p50 / p99 ms | etcd last watcher p50 / p99 ms | etcd put ack p50 / p99 ms | etcd CPU us/event | client cores |',
+    '| point | keyraft events/s | keyraft p50 / p99 ms | keyraft last watcher p50 / p99 ms | keyraft put ack p50 / p99 ms | keyraft CPU us/event | client / writer cores | etcd events/s | etcd p50 / p99 ms | etcd last watcher p50 / p99 ms | etcd put ack p50 / p99 ms | etcd CPU us/event | client / writer cores |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...results.map((r) => `| ${r.name} | ${cell(r.keyraft)} | ${cell(r.etcd)} |`),
   ];
@@ -462,7 +535,7 @@ export function formatWatchTable(results: PointResult[], rss: Record<string, { b
 
 async function main(argv: string[]): Promise<void> {
   if (argv[0] === '--writer') {
-    await writerMain(Number(argv[1]), Number(argv[2]), Number(argv[3]));
+    await writerMain(Number(argv[1]), Number(argv[2]), Number(argv[3]), argv[4] === 'grpc-js' ? 'grpc-js' : 'raw');
     return;
   }
   const options: WatchBenchOptions = { vsEtcd: false, durationSeconds: 5, rounds: 3, points: DEFAULT_POINTS, idleWatchers: 100_000 };
@@ -474,6 +547,12 @@ async function main(argv: string[]): Promise<void> {
     else if (arg === '--only') options.only = value() as 'keyraft' | 'etcd';
     else if (arg === '--idle-watchers') options.idleWatchers = Number(value());
     else if (arg === '--keyraft-profile') options.keyraftProfileDir = value();
+    else if (arg === '--keyraft-trace') options.keyraftTraceDir = value();
+    else if (arg === '--writer') {
+      const w = value();
+      if (w !== 'raw' && w !== 'grpc-js') throw new Error(`--writer: raw or grpc-js, not ${w}`);
+      options.writer = w;
+    }
     else if (arg === '--points') {
       options.points = value().split(',').map((p) => {
         const [w, r] = p.split('@');
