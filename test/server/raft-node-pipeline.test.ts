@@ -75,4 +75,74 @@ test('a Ready finished at once waits for the running write before it: its acks l
   assert.equal(sent, ['ack of 1', 'ack of 1 again']);
 });
 
+/** A transport and state machine that log, in one list, what was sent, flushed and applied. */
+function recordingNode(core: ScriptedRaft, save: (entries: readonly Entry[]) => Promise<void> | null, persistedLastIndex: number) {
+  const events: string[] = [];
+  const node = new RaftNode(core as unknown as Raft, { save: (_snapshot, entries) => save(entries) }, {
+    send: (messages) => { for (const m of messages) events.push(`send ${(m as unknown as { name: string }).name}`); },
+    flush: () => { events.push('flush'); },
+  }, {
+    onSoftState: () => {},
+    installSnapshot: () => null,
+    applyEntries: (entries) => { events.push(`apply ${entries.map((e) => e.index).join(',')}`); },
+    onReadStates: () => {},
+  }, (err) => { throw err; }, null, persistedLastIndex, 4);
+  return { node, events };
+}
+
+/** The events up to and including the first apply, without flushes of nothing (no-ops). */
+function untilApply(events: string[]): string[] {
+  const out: string[] = [];
+  for (const e of events) {
+    if (e === 'flush' && (out.length === 0 || out[out.length - 1] === 'flush')) continue;
+    out.push(e);
+    if (e.startsWith('apply')) break;
+  }
+  return out;
+}
+
+test('a follower\'s acks are put on the wire before it applies: the leader\'s commit waits for the ack, not for our apply', async () => {
+  // The write of entry 2 becomes durable; the same Ready commits entry 2 (known committed from
+  // the leader's append), so the apply of 2 runs right after the write completes.
+  const core = new ScriptedRaft([
+    { name: 'A', ready: ready({ entries: [entry(2)], committedEntries: [entry(2)], mustSync: true, messagesAfterPersist: [message('ack of 2')] }) },
+  ]);
+  let finish!: () => void;
+  const { node, events } = recordingNode(core, () => new Promise<void>((resolve) => { finish = resolve; }), 1);
+  node.process();
+  events.length = 0;
+  finish();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(untilApply(events), ['send ack of 2', 'flush', 'apply 2']);
+});
+
+test('a leader\'s appends are put on the wire before it applies what was already durable', () => {
+  // Entry 1 is durable here (persistedLastIndex 1) and committed: it is applied while the write of
+  // entry 2 runs. The append of entry 2 to the followers must not wait for that apply.
+  const core = new ScriptedRaft([
+    { name: 'A', ready: ready({ entries: [entry(2)], committedEntries: [entry(1)], mustSync: true, messages: [message('append 2')] }) },
+  ]);
+  const { node, events } = recordingNode(core, () => new Promise<void>(() => {}), 1);
+  node.process();
+  assert.equal(untilApply(events), ['send append 2', 'flush', 'apply 1']);
+});
+
+test('acks of writes completed by one fdatasync go out together, before the apply', async () => {
+  const core = new ScriptedRaft([
+    { name: 'A', ready: ready({ entries: [entry(2)], mustSync: true, messagesAfterPersist: [message('ack of 2')] }) },
+    { name: 'B', ready: ready({ entries: [entry(3)], committedEntries: [entry(2)], mustSync: true, messagesAfterPersist: [message('ack of 3')] }) },
+  ]);
+  const finishers: (() => void)[] = [];
+  const { node, events } = recordingNode(core, () => new Promise<void>((resolve) => { finishers.push(resolve); }), 1);
+  node.process();
+  assert.equal(finishers.length, 2, 'both writes in flight');
+  events.length = 0;
+  // Storage reports B durable first, then A (one fdatasync covered both): completion in order.
+  finishers[1]!();
+  finishers[0]!();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(untilApply(events), ['send ack of 2', 'send ack of 3', 'flush', 'apply 2']);
+  assert.equal(core.persistedOrder, ['A', 'B']);
+});
+
 test.run();
