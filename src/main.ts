@@ -144,9 +144,6 @@ function peerNetwork(config: MemberConfig, metrics: Registry, logger: Logger): M
         }
         return dropped ?? noMessages;
       },
-      flush() {
-        transport.flush();
-      },
       sendSnapshot(to, message, source) {
         return transport.sendSnapshot(to, source, encodeRaftMessage(message));
       },

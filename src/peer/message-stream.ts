@@ -27,11 +27,7 @@ import type { TransportContext } from './transport-context.js';
  * Coalescing: the first send in an event-loop turn schedules one flush (setImmediate, after the
  * turn's I/O callbacks); the flush encodes everything queued into one buffer of RaftBatch frames
  * and makes one socket write. When the socket reports backpressure, flushes wait for 'drain',
- * and the queue (bounded) absorbs the gap: a busy leader makes few large writes. A caller that
- * knows it has sent everything for now (the member, at the end of a Ready pass) calls flushNow():
- * a setImmediate queued from the member's own setImmediate pass runs only in the next turn of
- * the event loop, after that turn's socket reads, which kept a leader's appends and a follower's
- * acks waiting behind a whole turn of client work (about a millisecond at 100 puts in flight).
+ * and the queue (bounded) absorbs the gap: a busy leader makes few large writes.
  */
 export class MessageStream {
   private state: 'idle' | 'connecting' | 'ready' | 'backoff' | 'closed' = 'idle';
@@ -208,11 +204,6 @@ export class MessageStream {
     }, this.backoff.nextDelayMs());
     this.backoffTimer.unref();
     this.ctx.handler.onPeerUnreachable?.(this.peerId);
-  }
-
-  /** Writes what is queued now rather than at the scheduled flush (which then finds nothing). */
-  flushNow(): void {
-    if (this.flushScheduled) this.flush();
   }
 
   private scheduleFlush(): void {

@@ -189,14 +189,6 @@ export class PeerTransport {
     return stream.send(list);
   }
 
-  /**
-   * Writes every peer's queued messages now (MessageStream.flushNow) instead of in the next turn
-   * of the event loop: for a caller that has sent all it will send in this pass.
-   */
-  flush(): void {
-    for (const stream of this.streams.values()) stream.flushNow();
-  }
-
   /** True while the outbound message stream to `to` is connected and past its handshake. */
   isConnected(to: bigint): boolean {
     return this.streams.get(to)?.isReady ?? false;

@@ -91,8 +91,6 @@ type ApplyResponse = AppliedResponse | AlarmResponse;
 export interface MemberNetwork {
   /** Hands messages to the peers; returns the ones it had to drop (unreachable peer, full queue). */
   send(messages: readonly Message[]): readonly Message[];
-  /** Writes what send() queued now, not in the next turn of the event loop (raft-node.ts says when). */
-  flush(): void;
   /**
    * Streams a state image to a follower on its own connection: `message` is the MsgSnap naming
    * the image's index, term and configuration (its data empty), `source` the image file's bytes.
@@ -1296,7 +1294,6 @@ export class Member implements MemberApi, LeaseApi {
         const dropped = network.send(out);
         for (const m of dropped) if (m.type === MessageType.Heartbeat) this.metrics.heartbeatSendFailures.inc();
       },
-      flush: () => this.network?.flush(),
     };
   }
 

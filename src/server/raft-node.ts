@@ -33,13 +33,6 @@ import type { Entry, HardState, Message, Ready, ReadState, Snapshot, SoftState }
  * Committed entries beyond the local disk wait in order (they are committed on a quorum, but
  * applying one before it is on this disk could leave the backend ahead of the WAL after a crash).
  * A Ready carrying a snapshot waits until nothing is in flight and is carried out as above.
- *
- * Flushing (transport.flush): what was handed to the transport is put on the wire before the
- * state machine is given anything to apply, and at the end of each pass; in between, sends
- * coalesce. Applying costs several µs per entry on this thread (the backend batch, the index,
- * the waiters and client replies): without the flush a follower's ack for batch N waited for its
- * apply of batch N-1, and a leader's appends for its apply and replies, both on the latency
- * chain of a put (the member's transport otherwise writes in the next turn of the event loop).
  */
 
 /** One handed-off Ready whose write is in flight (pipelined mode). */
@@ -63,12 +56,6 @@ export interface RaftStorage {
 export interface RaftTransport {
   /** Hands messages to the network; never blocks, may drop (Raft tolerates loss). */
   send(messages: readonly Message[]): void;
-  /**
-   * Puts what send() handed over on the wire now. Optional: a transport without it delivers on
-   * its own schedule (the simulator's). The node calls it before it applies anything, so that
-   * appends and acks do not wait for the apply (see "Flushing" above).
-   */
-  flush?(): void;
 }
 
 export interface RaftStateMachine {
@@ -128,7 +115,6 @@ export class RaftNode {
   process(): void {
     if (this.pipelineDepth > 1) {
       this.processPipelined();
-      this.flushTransport();
       return;
     }
     while (!this.busy && !this.stopped && this.raft.hasReady()) {
@@ -149,7 +135,7 @@ export class RaftNode {
       const saved = this.save(rd, rd.snapshot);
       if (saved === FAILED) return;
       if (this.appliedEarly > 0) {
-        this.apply(this.appliedEarly === rd.committedEntries.length ? rd.committedEntries : rd.committedEntries.slice(0, this.appliedEarly));
+        this.stateMachine.applyEntries(this.appliedEarly === rd.committedEntries.length ? rd.committedEntries : rd.committedEntries.slice(0, this.appliedEarly));
       }
       // A save that throws (synchronously) is fatal like a rejected one; the simulator injects its
       // crashes this way: nothing after the save (acks, apply, advance) happens.
@@ -226,21 +212,16 @@ export class RaftNode {
     }
   }
 
-  /**
-   * Pipelined mode: completes the durable writes at the head of the in-flight queue, in hand-off
-   * order. One fdatasync often covers several writes: all their acks go out together, in one
-   * flush, before anything is applied.
-   */
+  /** Pipelined mode: completes the durable writes at the head of the in-flight queue, in hand-off order. */
   private completeWritten(): void {
-    let done = 0;
-    while (done < this.inflight.length && this.inflight[done]!.durable) done++;
-    if (done === 0 || this.stopped) return;
-    const writes = this.inflight.splice(0, done);
-    for (const write of writes) {
-      if (write.lastIndex > this.durableIndex) this.durableIndex = write.lastIndex;
-      if (write.messagesAfterPersist.length > 0) this.transport.send(write.messagesAfterPersist);
-    }
-    for (const write of writes) this.raft.persisted(write.token);
+    while (this.inflight.length > 0 && this.inflight[0]!.durable && !this.stopped) this.written(this.inflight.shift()!);
+  }
+
+  /** Pipelined mode: a write is durable, in order. */
+  private written(write: InflightWrite): void {
+    if (write.lastIndex > this.durableIndex) this.durableIndex = write.lastIndex;
+    if (write.messagesAfterPersist.length > 0) this.transport.send(write.messagesAfterPersist);
+    this.raft.persisted(write.token);
     this.applyDurable();
     if (this.onAdvanced !== null) this.onAdvanced();
   }
@@ -251,7 +232,7 @@ export class RaftNode {
     if (n === 0) return;
     const batch = n === this.pendingApply.length ? this.pendingApply : this.pendingApply.slice(0, n);
     this.pendingApply = n === this.pendingApply.length ? [] : this.pendingApply.slice(n);
-    this.apply(batch);
+    this.stateMachine.applyEntries(batch);
   }
 
   /** Pipelined mode: a snapshot Ready, with nothing in flight, carried out as in the one-at-a-time mode. */
@@ -267,16 +248,6 @@ export class RaftNode {
     };
     if (saved === null) finish();
     else saved.then(finish, (err: Error) => this.fail(err));
-  }
-
-  /** Every apply goes through here: what was sent so far leaves first (see "Flushing"). */
-  private apply(entries: readonly Entry[]): void {
-    this.flushTransport();
-    this.stateMachine.applyEntries(entries);
-  }
-
-  private flushTransport(): void {
-    if (this.transport.flush !== undefined) this.transport.flush();
   }
 
   /** Stops carrying out Readies (a save or install that is running completes, nothing follows). */
@@ -322,7 +293,7 @@ export class RaftNode {
 
   private applyAndAdvance(rd: Ready): void {
     const rest = rd.committedEntries.length - this.appliedEarly;
-    if (rest > 0) this.apply(this.appliedEarly === 0 ? rd.committedEntries : rd.committedEntries.slice(this.appliedEarly));
+    if (rest > 0) this.stateMachine.applyEntries(this.appliedEarly === 0 ? rd.committedEntries : rd.committedEntries.slice(this.appliedEarly));
     if (rd.readStates.length > 0) this.stateMachine.onReadStates(rd.readStates);
     assert(this.busy, 'advance without an outstanding Ready');
     this.busy = false;

@@ -55,26 +55,6 @@ test('all messages queued in one event-loop turn go out as one frame', async () 
   }
 });
 
-test('flush() writes what is queued at once, as one frame, instead of in the next turn', async () => {
-  const { t1, t2, inbox2 } = await pair();
-  try {
-    t1.send(2n, msg('warm-up'));
-    await waitFor(() => inbox2.messages.length === 1 && t1.isConnected(2n), 'connected');
-    const batchesBefore = inbox2.batches;
-    for (let i = 0; i < 10; i++) t1.send(2n, msg(`m${i}`));
-    assert.is(t1.queuedMessages(2n), 10, 'queued until the flush');
-    t1.flush();
-    // Synchronously: the queue went to the socket (the scheduled flush later finds nothing).
-    assert.is(t1.queuedMessages(2n), 0);
-    t1.flush(); // nothing queued: no empty write
-    await waitFor(() => inbox2.messages.length === 11, 'flushed messages delivered');
-    await new Promise((r) => setImmediate(r));
-    assert.is(inbox2.batches - batchesBefore, 1);
-  } finally {
-    await closeAll(t1, t2);
-  }
-});
-
 test('ping frames feed the round-trip histogram', async () => {
   const { t1, t2, inbox2 } = await pair({ pingIntervalMs: 20 });
   try {
