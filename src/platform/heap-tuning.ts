@@ -24,13 +24,12 @@
  *   low), so the young generation goes back up to the cap, never past it. V8 raises any factor
  *   below 2 back to 2 whenever it makes an isolate (Heap::ConfigureHeap: each new Worker; measured:
  *   the main thread's young generation then grew to 16 MiB semi-spaces under load), so the
- *   observer sets it again after every GC while at the cap (7 us a call, a few times a second
- *   under load). What can still pass the cap: a scavenge that grows it between a Worker's
+ *   observer sets it again after every GC while at the cap (7 us a call; about 25 GCs a second
+ *   under a put load, so well under 0.1% of a core). What can still pass the cap: a scavenge that grows it between a Worker's
  *   start and the next GC's observer callback (workers start with the member, before load).
  *
- * Worker threads have their own young generation limits (resourceLimits); the growth factor is
- * one flag for the whole process, so theirs stop growing at the same moment (they allocate
- * little). On a Node whose V8 ignores these flags, memory is as without this file:
+ * The growth factor is one flag for the whole process, so the workers' young generations stop
+ * growing at the same moment as the main thread's (they allocate little). On a Node whose V8 ignores these flags, memory is as without this file:
  * test/platform/heap-tuning.test.ts fails then, so an upgrade that loses them is seen.
  */
 import { PerformanceObserver } from 'node:perf_hooks';
