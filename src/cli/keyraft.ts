@@ -7,6 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startKeyraft } from '../main.js';
+import { capYoungGeneration, limitOldGenerationGrowth } from '../platform/heap-tuning.js';
+import { Limits } from '../platform/limits.js';
 import { rootLogger } from '../platform/logger.js';
 import { packageRoot } from '../platform/package-root.js';
 import { ConfigError, USAGE, parseConfig } from '../server/config.js';
@@ -44,6 +46,8 @@ async function main(): Promise<void> {
   // etcd's panic and fatal levels both mean "only the worst".
   rootLogger.level = config.logLevel === 'panic' ? 'fatal' : config.logLevel;
   const logger = rootLogger.child({ member: config.name });
+  // Before start-up, which is where a young generation would first grow past the cap and stay.
+  capYoungGeneration(Limits.heapSemiSpaceMaxBytes);
   const running = await startKeyraft(config, {
     logger,
     onFatal: (err) => {
@@ -51,6 +55,8 @@ async function main(): Promise<void> {
       process.exit(1);
     },
   });
+  // After start-up: rebuilding a large store keeps V8's fewer, larger full GCs (heap-tuning.ts).
+  limitOldGenerationGrowth(Limits.heapOldGenerationGrowingPercent);
   let closing = false;
   const shutdown = (signal: string) => {
     if (closing) return;

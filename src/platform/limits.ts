@@ -267,4 +267,16 @@ export const Limits = {
    * RESOURCE_EXHAUSTED rather than buffering without bound.
    */
   grpcStreamReplyBytesQueuedMax: 16 * 1024 * 1024,
+  /**
+   * The server process's V8 heap (platform/heap-tuning.ts): each of the main thread's two
+   * young-generation semi-spaces at most this (V8 grows them to 16 MiB each under load and keeps
+   * them: 32 MiB of RSS for objects that live a few microseconds).
+   */
+  heapSemiSpaceMaxBytes: 4 * 1024 * 1024,
+  /**
+   * Once start-up is over, the next full GC is due when the old generation has grown by this
+   * percentage of what the last one left live (V8's own factor goes up to 300%); Go's GOGC=100,
+   * as etcd runs.
+   */
+  heapOldGenerationGrowingPercent: 100,
 } as const;

@@ -1,0 +1,73 @@
+/**
+ * platform/heap-tuning.ts sets V8 heuristics with v8.setFlagsFromString after start-up, which
+ * Node documents as possibly doing nothing. These tests check, each in a fresh process (the flags
+ * are process-wide), that on this Node they still take effect:
+ *   - the young generation stays at the cap under an allocation load, also after a Worker has
+ *     started (V8 resets the growth factor whenever it makes an isolate), where without the cap
+ *     it grows to V8's 16 MiB semi-spaces;
+ *   - the old generation grows to about (1 + percent/100) x its live size between full GCs,
+ *     where V8's own factor lets it grow to twice as much.
+ */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+
+const MiB = 1024 * 1024;
+const tuningModule = join(__dirname, '..', '..', 'src', 'platform', 'heap-tuning.js');
+
+/** Runs `body` in a fresh node process with `tuning` (the module's exports) in scope; its stdout. */
+function inFreshProcess(body: string): string {
+  const script = `const tuning = require(${JSON.stringify(tuningModule)});
+const v8 = require('node:v8');
+const space = (name) => v8.getHeapSpaceStatistics().find((s) => s.space_name === name);
+${body}`;
+  // Printed as strings: under the test runner FORCE_COLOR would colour a logged number.
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60_000 });
+  assert.is(r.status, 0, `child failed: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+/**
+ * Short-lived objects with a share that survive a while (as a server's requests in flight do),
+ * in small turns of the event loop; prints the largest semi-space capacity seen.
+ */
+const YOUNG_LOAD = `
+const { Worker } = require('node:worker_threads');
+let max = 0, turns = 0, keep = [];
+function turn() {
+  for (let i = 0; i < 20000; i++) { const o = { i, s: 'v' + i }; if (i % 20 === 0) keep.push(o); }
+  if (keep.length > 200000) keep = [];
+  max = Math.max(max, tuning.semiSpaceCapacityBytes());
+  turns++;
+  if (turns === 100) new Worker('setTimeout(() => {}, 50)', { eval: true });
+  if (turns < 1200) setImmediate(turn); else process.stdout.write(String(max));
+}
+turn();`;
+
+test('the young generation stays at the cap, also after a Worker starts', () => {
+  const capped = Number(inFreshProcess(`tuning.capYoungGeneration(4 * ${MiB});\n${YOUNG_LOAD}`));
+  const uncapped = Number(inFreshProcess(YOUNG_LOAD));
+  assert.ok(capped <= 4 * MiB, `capped semi-space reached ${(capped / MiB).toFixed(2)} MiB, cap 4 MiB`);
+  // Shows the load is enough to grow past the cap without it (else the test above proves nothing).
+  assert.ok(uncapped > 8 * MiB, `uncapped semi-space reached only ${(uncapped / MiB).toFixed(2)} MiB`);
+});
+
+/** ~10 MiB live, then objects promoted and dropped; prints the largest old space seen. */
+const OLD_LOAD = `
+const live = []; for (let i = 0; i < 200000; i++) live.push({ i, s: 'k' + i });
+let hold = [], max = 0;
+for (let r = 0; r < 400; r++) {
+  for (let i = 0; i < 20000; i++) hold.push({ r, i, s: 'v' + i });
+  if (hold.length > 100000) hold = [];
+  max = Math.max(max, space('old_space').space_size);
+}
+process.stdout.write(max + ' ' + live.length);`;
+
+test('the old generation grows by the percentage set, not by V8 own factor', () => {
+  const [limited] = inFreshProcess(`tuning.limitOldGenerationGrowth(100);\n${OLD_LOAD}`).split(' ').map(Number);
+  const [unlimited] = inFreshProcess(OLD_LOAD).split(' ').map(Number);
+  assert.ok(limited! < unlimited! * 0.75, `old space max ${(limited! / MiB).toFixed(1)} MiB with the limit, ${(unlimited! / MiB).toFixed(1)} MiB without`);
+});
+
+test.run();
