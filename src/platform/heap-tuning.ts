@@ -85,3 +85,37 @@ export function capYoungGeneration(semiSpaceMaxBytes: number): YoungGenerationCa
 export function limitOldGenerationGrowth(percent: number): void {
   setFlagsFromString(`--heap-growing-percent=${percent}`);
 }
+
+/**
+ * The young-generation cap as a V8 command-line flag (--max-semi-space-size, MiB), which Node
+ * honours when it starts a process: the run-time setter above works on Node 20 and 22, not on
+ * Node 24, whose V8 ignores the growth factor once the isolate exists (and there lets the new
+ * space pass the flag by a few pages; test/platform/heap-tuning.test.ts). The old generation's
+ * growth stays a run-time setting, after start-up: Node 24 ignores it either way.
+ */
+export function serverHeapFlags(semiSpaceMaxBytes: number): string[] {
+  return [`--max-semi-space-size=${Math.max(1, Math.round(semiSpaceMaxBytes / (1024 * 1024)))}`];
+}
+
+/** Set in the environment of a relaunched process, so it never relaunches again. */
+const RELAUNCHED_ENV = 'KEYRAFT_HEAP_FLAGS_RELAUNCHED';
+
+/**
+ * Replaces this process with the same Node, script and arguments plus `flags` (process.execve:
+ * the pid, open descriptors and environment stay, so supervisors and tests that track the pid see
+ * one process), unless the process already runs with them, was relaunched once, or the user
+ * chose a young-generation size of their own (on the command line or in NODE_OPTIONS). Returns
+ * false without relaunching where Node has no process.execve (before 22.15 / 23.11): the caller
+ * then applies the run-time setters above. Call before any worker thread starts.
+ */
+export function relaunchWithHeapFlags(flags: string[]): boolean {
+  const execve = (process as { execve?: (file: string, args: string[], env: NodeJS.ProcessEnv) => never }).execve;
+  if (typeof execve !== 'function') return false;
+  const own = `${process.execArgv.join(' ')} ${process.env.NODE_OPTIONS ?? ''}`;
+  if (process.env[RELAUNCHED_ENV] === '1' || own.includes('--max-semi-space-size')) return true;
+  execve.call(process, process.execPath, [process.execPath, ...flags, ...process.execArgv, ...process.argv.slice(1)], {
+    ...process.env,
+    [RELAUNCHED_ENV]: '1',
+  });
+  return true; // not reached: execve replaces the process or throws
+}
