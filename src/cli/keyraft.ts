@@ -4,10 +4,12 @@
  * Exits 2 on a bad flag, 1 on a start-up or fatal error, 0 after a clean shutdown on SIGINT/SIGTERM.
  * `keyraft cluster ...` starts a local multi-member cluster instead (local-cluster.ts).
  */
+// First: it may replace the process before anything else loads (heap-flags-relaunch.ts).
+import { launchFlagsApplied } from './heap-flags-relaunch.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startKeyraft } from '../main.js';
-import { capYoungGeneration, limitOldGenerationGrowth, relaunchWithHeapFlags, serverHeapFlags } from '../platform/heap-tuning.js';
+import { capYoungGeneration, limitOldGenerationGrowth } from '../platform/heap-tuning.js';
 import { Limits } from '../platform/limits.js';
 import { rootLogger } from '../platform/logger.js';
 import { packageRoot } from '../platform/package-root.js';
@@ -42,14 +44,12 @@ async function main(): Promise<void> {
     process.stdout.write(`keyraft Version: ${keyraftVersion()}\netcd API Version: ${ETCD_SERVER_VERSION}\nNode.js Version: ${process.version}\n`);
     return;
   }
-  // The young-generation cap of platform/heap-tuning.ts as a launch flag, where Node can relaunch
-  // the process with it (22.15+); on older Node, held at run time below.
-  const launchFlagsApplied = relaunchWithHeapFlags(serverHeapFlags(Limits.heapSemiSpaceMaxBytes));
   const config = command.config;
   // etcd's panic and fatal levels both mean "only the worst".
   rootLogger.level = config.logLevel === 'panic' ? 'fatal' : config.logLevel;
   const logger = rootLogger.child({ member: config.name });
   // Before start-up, which is where a young generation would first grow past the cap and stay.
+  // Node without process.execve got no launch flag (heap-flags-relaunch.ts): held at run time.
   if (!launchFlagsApplied) capYoungGeneration(Limits.heapSemiSpaceMaxBytes);
   const running = await startKeyraft(config, {
     logger,
