@@ -5,7 +5,8 @@
 // "[skip] <where> > <test>: needs <what>: <why>" lines test/etcd-binaries.ts prints, listed above
 // the summary.
 import { spawn } from 'node:child_process';
-import { readdirSync, statSync, existsSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -15,6 +16,10 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const distDir = resolve(root, process.env.KEYRAFT_DIST ?? 'dist');
 const distTest = join(distDir, 'test');
 const suiteTimeoutMs = Number(process.env.KEYRAFT_SUITE_TIMEOUT_MS ?? 600_000);
+// A suite whose tests have all finished (uvu printed its totals) but whose process stays alive
+// holds something open: a socket, a timer or a child's pipe. It is given this long to exit, then
+// Node's diagnostic report names the handles still open, and the suite is killed and fails.
+const exitGraceMs = Number(process.env.KEYRAFT_SUITE_EXIT_GRACE_MS ?? 30_000);
 const only = process.argv.slice(2);
 
 function listSuites() {
@@ -28,14 +33,34 @@ function listSuites() {
 function runSuite(name) {
   return new Promise((resolve) => {
     const started = Date.now();
-    const child = spawn(process.execPath, ['--require', join(root, 'test', 'uvu-hook-errors.cjs'), join(root, 'node_modules', 'uvu', 'bin.js'), join(distTest, name), '\\.test\\.js$'], {
+    const reportDir = mkdtempSync(join(tmpdir(), `keyraft-report-${name}-`));
+    const child = spawn(process.execPath, [
+      '--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${reportDir}`,
+      '--require', join(root, 'test', 'uvu-hook-errors.cjs'),
+      join(root, 'node_modules', 'uvu', 'bin.js'), join(distTest, name), '\\.test\\.js$',
+    ], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let output = '';
+    let exitTimer = null;
+    let heldOpen = false;
+    let openHandles = '';
     child.stdout.on('data', (chunk) => {
       output += chunk;
       process.stdout.write(chunk);
+      if (exitTimer === null && /Duration:/.test(output)) {
+        exitTimer = setTimeout(() => {
+          heldOpen = true;
+          console.error(`\n[run] suite ${name} finished its tests but its process did not exit within ${exitGraceMs} ms`);
+          child.kill('SIGUSR2');
+          setTimeout(() => {
+            openHandles = describeOpenHandles(reportDir);
+            console.error(openHandles);
+            child.kill('SIGKILL');
+          }, 3000);
+        }, exitGraceMs);
+      }
     });
     const timer = setTimeout(() => {
       console.error(`\n[run] suite ${name} exceeded ${suiteTimeoutMs} ms, killing pid ${child.pid}`);
@@ -43,17 +68,37 @@ function runSuite(name) {
     }, suiteTimeoutMs);
     child.on('exit', (code) => {
       clearTimeout(timer);
+      if (exitTimer !== null) clearTimeout(exitTimer);
+      rmSync(reportDir, { recursive: true, force: true });
       const plain = output.replace(/\x1b\[[0-9;]*m/g, '');
       const total = Number(/Total:\s+(\d+)/.exec(plain)?.[1] ?? 0);
       const passed = Number(/Passed:\s+(\d+)/.exec(plain)?.[1] ?? 0);
-      const failed = code === 0 ? total - passed : Math.max(1, total - passed);
+      const failed = code === 0 && !heldOpen ? total - passed : Math.max(1, total - passed);
       const skipped = Number(/Skipped:\s+(\d+)/.exec(plain)?.[1] ?? 0);
       const skipLines = [...plain.matchAll(/\[skip\] (.*)/g)].map((m) => m[1]);
       // A test that fails because KEYRAFT_REQUIRE_ETCD=1 and a tool is missing says so first.
       const required = [...plain.matchAll(/(KEYRAFT_REQUIRE_ETCD=1 and .*)/g)].map((m) => m[1]);
-      resolve({ name, total, passed, failed, skipped, skipLines, required, failureReports: failureReports(plain), code, ms: Date.now() - started });
+      resolve({ name, total, passed, failed, skipped, skipLines, required, failureReports: [...failureReports(plain), ...(heldOpen ? [`the suite's tests finished but its process did not exit\n${openHandles}`] : [])], code, ms: Date.now() - started });
     });
   });
+}
+
+// The libuv handles a diagnostic report lists as active and referenced: what keeps the process up.
+function describeOpenHandles(reportDir) {
+  const files = existsSync(reportDir) ? readdirSync(reportDir).filter((f) => f.endsWith('.json')) : [];
+  if (files.length === 0) return '[run] no diagnostic report was written';
+  try {
+    const report = JSON.parse(readFileSync(join(reportDir, files[0]), 'utf8'));
+    const open = (report.libuv ?? []).filter((h) => h.is_active && h.is_referenced);
+    const lines = [`[run] ${open.length} active referenced handle(s) kept it alive:`];
+    for (const h of open) {
+      const { type, address, is_active, is_referenced, ...rest } = h;
+      lines.push(`  ${type} ${JSON.stringify(rest)}`);
+    }
+    return lines.join('\n');
+  } catch (err) {
+    return `[run] reading the diagnostic report failed: ${err.message}`;
+  }
 }
 
 // uvu prints each failure as a block that starts at a "FAIL" line, in the middle of a long suite's
