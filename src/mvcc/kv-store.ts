@@ -4,9 +4,12 @@ import { Limits } from '../platform/limits.js';
 import type { Logger } from '../platform/logger.js';
 import type { KeyValue } from '../proto/etcd-types.js';
 import { Bucket, type Backend, type PackedScanOptions } from '../storage/backend.js';
+import { visitPacked, type PackedRecordVisitor } from '../storage/backend-scan-protocol.js';
+import { BucketImageError } from '../storage/bucket-image.js';
 import { BPlusTree, BPlusTreeCursor } from './b-plus-tree.js';
 import { Compactor } from './compaction.js';
 import { hashBackend, hashKV, type HashKVResult } from './hash.js';
+import { HistoryImage, type HistoryImageOptions } from './history-image.js';
 import { HistoryValues, type HistoryPin } from './history-values.js';
 import type { ChangeListener, KV, RangeOptions, RangeResult, ReadView, ScanResume, TxnWrite } from './kv.js';
 import { encodePutRecord, encodeTombstoneRecord, readPutRecordAt, RECORD_HEADER_BYTES } from './kv-record.js';
@@ -93,11 +96,17 @@ export interface KvStoreOptions {
   historyCacheBytes?: number;
   /** How start-up reads the backend (Backend.scanPacked); tests force a worker or inline, and small chunks. */
   recoveryScan?: PackedScanOptions;
+  /** Start-up reads the history image when it fits (history-image.ts); false: LevelDB only. Default true. */
+  useImage?: boolean;
+  /** When the history image is written; Limits' values by default. */
+  historyImage?: Partial<HistoryImageOptions>;
 }
 
 /** What start-up read (kv-store.ts recover), for the log and tests. */
 export interface RecoveryStats {
   records: number;
+  /** Of `records`, those read from the history image (history-image.ts) rather than LevelDB. */
+  imageRecords: number;
   /** Bytes of put values read, and how many of them later records of the same key replaced. */
   valueBytes: number;
   replacedBytes: number;
@@ -134,24 +143,38 @@ export class KvStore implements KV {
   /** Values of old revisions: held until written, then read back from the backend (history-values.ts). */
   readonly history: HistoryValues;
   /** What start-up read from the backend. */
-  recovered: RecoveryStats = { records: 0, valueBytes: 0, replacedBytes: 0, relocatedBytes: 0 };
+  recovered: RecoveryStats = { records: 0, imageRecords: 0, valueBytes: 0, replacedBytes: 0, relocatedBytes: 0 };
+  /** When the history image is written (history-image.ts). */
+  private readonly image: HistoryImage;
 
-  private constructor(backend: Backend, logger: Logger, historyCacheBytes: number) {
+  private constructor(backend: Backend, logger: Logger, historyCacheBytes: number, imageOptions: Partial<HistoryImageOptions> = {}) {
     this.backend = backend;
     this.logger = logger;
     this.history = new HistoryValues(backend, historyCacheBytes);
     // One store per backend: the store is the one told which batches are readable.
     backend.writtenObserver = (sequence) => this.history.written(sequence);
     this.compactor = new Compactor(this.index, backend, this.history, logger);
+    this.image = new HistoryImage(backend, () => ({ revision: this.revision, compacted: this.compacted }), () => this.compactor.idle(), logger, imageOptions);
     this.txn = new StoreTxnWrite(this);
     this.readView = new StoreReadView(this);
   }
 
   /** Rebuilds the store from the backend. */
   static async open(backend: Backend, options: KvStoreOptions): Promise<KvStore> {
-    const store = new KvStore(backend, options.logger.child({ component: 'mvcc' }), options.historyCacheBytes ?? Limits.historyCacheBytes);
-    await store.recover(options.recoveryScan ?? {});
-    return store;
+    const logger = options.logger.child({ component: 'mvcc' });
+    const historyCacheBytes = options.historyCacheBytes ?? Limits.historyCacheBytes;
+    const store = new KvStore(backend, logger, historyCacheBytes, options.historyImage);
+    try {
+      await store.recover(options.recoveryScan ?? {}, options.useImage ?? true);
+      return store;
+    } catch (err) {
+      if (!(err instanceof BucketImageError)) throw err;
+      // What the image gave is dropped with `store`: LevelDB holds every record the image did.
+      logger.warn({ err: err.message }, 'the mvcc history image is damaged; rebuilding from LevelDB alone');
+      const rebuilt = new KvStore(backend, logger, historyCacheBytes, options.historyImage);
+      await rebuilt.recover(options.recoveryScan ?? {}, false);
+      return rebuilt;
+    }
   }
 
   get currentRevision(): number {
@@ -232,7 +255,9 @@ export class KvStore implements KV {
     writeUint64(meta, this.revision, 8);
     writeUint64(meta, this.compacted + 1, 16);
     this.backend.put(Bucket.meta, META_KEY, meta);
+    const ops = this.backend.stagedOps;
     this.backend.commit();
+    this.image.committed(ops);
     // Old values of revisions up to here may leave memory once this commit is written.
     this.history.committed(this.backend.commitSequence, this.revision);
     if (this.compactionToSchedule >= 0) {
@@ -246,7 +271,13 @@ export class KvStore implements KV {
     await this.backend.flush();
   }
 
+  /** Resolves once no history image is being written (tests, benchmarks). */
+  historyImageSettled(): Promise<void> {
+    return this.image.settled();
+  }
+
   async close(): Promise<void> {
+    this.image.close();
     await this.compactor.idle();
   }
 
@@ -467,7 +498,7 @@ export class KvStore implements KV {
 
   // ---- recovery --------------------------------------------------------------------------------
 
-  private async recover(scanOptions: PackedScanOptions): Promise<void> {
+  private async recover(scanOptions: PackedScanOptions, useImage: boolean): Promise<void> {
     const meta = await this.backend.get(Bucket.meta, META_KEY);
     if (meta !== undefined) {
       assert(meta.length === META_BYTES, () => `mvcc meta of ${meta.length} bytes, expected ${META_BYTES}`);
@@ -494,7 +525,7 @@ export class KvStore implements KV {
       replacedBytes += kv.value.length;
       chunks.get(kv.value.buffer)!.replacedBytes += kv.value.length;
     };
-    const records = await this.backend.scanPacked(Bucket.key, (chunk, keyStart, keyEnd, headEnd, tails, tailStart, tailEnd) => {
+    const visit: PackedRecordVisitor = (chunk, keyStart, keyEnd, headEnd, tails, tailStart, tailEnd) => {
       // Once per record at start-up, reading the packed chunk in place (backend-scan-protocol.ts):
       // checks without message closures, no Buffer per record but the value's view.
       if (keyEnd - keyStart <= REVISION_BYTES) assert(false, `backend revision key of ${keyEnd - keyStart} bytes is too short`);
@@ -533,17 +564,52 @@ export class KvStore implements KV {
       }
       replaced(ki.latest());
       ki.restore(readPutRecordAt(ki.key, rev, chunk, keyEnd, headEnd, tails.subarray(tailStart, tailEnd)));
-    }, { ...scanOptions, headBytes: RECORD_HEADER_BYTES });
+    };
+    // The history image first, when it fits (history-image.ts), then LevelDB above its revision.
+    const fromImage = useImage ? await this.visitImage(visit, metaRevision) : null;
+    const imageRecords = fromImage?.records ?? 0;
+    const records = imageRecords + await this.backend.scanPacked(Bucket.key, visit, {
+      ...scanOptions, headBytes: RECORD_HEADER_BYTES, gte: fromImage === null ? undefined : HistoryImage.endKey(fromImage.revision).subarray(1),
+    });
+    this.image.recovered(imageRecords, this.compacted, records - imageRecords);
     const relocatedBytes = replacedBytes > 0 ? this.relocateRecoveredValues(chunks, table) : 0;
     table.seal();
     // Everything recovered was read from the backend: readable there.
     this.history.markWritten(this.revision);
     if (this.compacted >= 0) this.compactor.schedule(this.compacted);
-    this.recovered = { records, valueBytes, replacedBytes, relocatedBytes };
+    this.recovered = { records, imageRecords, valueBytes, replacedBytes, relocatedBytes };
     this.logger.info({
       keys: this.index.size, revision: this.revision, compacted: this.compacted, appliedIndex: this.applied, ...this.recovered,
       scanWorkers: this.backend.lastScanParts,
     }, 'mvcc store recovered');
+  }
+
+  /**
+   * Visits the history image's records when it fits this backend; its revision and record count,
+   * or null when there is no image or it does not fit. Any failure while visiting (a damaged
+   * chunk, a record the visitor refuses) is a BucketImageError: the caller rebuilds without it.
+   */
+  private async visitImage(visit: PackedRecordVisitor, metaRevision: number): Promise<{ revision: number; records: number } | null> {
+    const image = await this.backend.openImage().catch((err: Error) => {
+      throw err instanceof BucketImageError ? err : new BucketImageError(this.backend.imagePath, err.message);
+    });
+    if (image === null) return null;
+    try {
+      const misfit = HistoryImage.misfit(image.header, metaRevision, this.compacted);
+      if (misfit !== null) {
+        this.logger.info({ path: image.path, why: misfit }, 'the mvcc history image does not fit the backend; not used');
+        return null;
+      }
+      let records = 0;
+      try {
+        for await (const chunk of image.chunks()) records += visitPacked(chunk, visit);
+      } catch (err) {
+        throw err instanceof BucketImageError ? err : new BucketImageError(image.path, (err as Error).message);
+      }
+      return { revision: HistoryImage.revisionOf(image.header), records };
+    } finally {
+      await image.close();
+    }
   }
 
   /**

@@ -1,4 +1,5 @@
 import type { RangeResult, ReadView, TxnWrite } from '../mvcc/kv.js';
+import type { HistoryImageOptions } from '../mvcc/history-image.js';
 import { KvStore } from '../mvcc/kv-store.js';
 import { Lessor, type LessorOptions } from '../lease/lessor.js';
 import { assert } from '../platform/assert.js';
@@ -56,6 +57,8 @@ export interface ApplierOptions {
   historyCacheBytes?: number;
   /** The lessor's options (minimum TTL, clock, metrics); defaults to etcd's 2 s minimum. */
   lessor?: Partial<LessorOptions>;
+  /** When the mvcc history image is written (mvcc/history-image.ts); Limits' values by default. */
+  historyImage?: Partial<HistoryImageOptions>;
 }
 
 /** etcd's minimum lease TTL with its default 1 s election timeout: ceil(1.5 x 1 s). */
@@ -83,7 +86,7 @@ export class Applier {
   static async open(path: string, options: ApplierOptions): Promise<Applier> {
     const backend = await Backend.open(path, { logger: options.logger });
     try {
-      const store = await KvStore.open(backend, { logger: options.logger, historyCacheBytes: options.historyCacheBytes });
+      const store = await KvStore.open(backend, { logger: options.logger, historyCacheBytes: options.historyCacheBytes, historyImage: options.historyImage });
       const lessor = await Lessor.load(backend, () => allLiveKvs(store), { minTtlSeconds: DEFAULT_MIN_TTL_SECONDS, ...options.lessor });
       return new Applier(store, backend, lessor);
     } catch (err) {

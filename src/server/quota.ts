@@ -1,6 +1,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PutRequest, TxnRequest } from '../proto/etcd-types.js';
+import { BUCKET_IMAGE_FILE } from '../storage/bucket-image.js';
 
 /**
  * The space quota (--quota-backend-bytes, etcd's backendQuota).
@@ -90,6 +91,9 @@ async function directorySizes(dir: string): Promise<{ total: number; logBytes: n
     throw err;
   }
   for (const name of names) {
+    // The history image (and its temporary file) is a start-up cache beside LevelDB's files,
+    // not the database: etcd's db size and the quota leave it out.
+    if (name.startsWith(BUCKET_IMAGE_FILE)) continue;
     try {
       const size = (await stat(join(dir, name))).size;
       total += size;

@@ -1,10 +1,12 @@
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { ClassicLevel, type Iterator as LevelIterator } from 'classic-level';
 import { assert } from '../platform/assert.js';
 import { Limits } from '../platform/limits.js';
 import type { Logger } from '../platform/logger.js';
 import { BackendScanPart } from './backend-scan-part.js';
 import { RecordPacker, visitPacked, type PackedRecordVisitor } from './backend-scan-protocol.js';
+import { BUCKET_IMAGE_FILE, BucketImageReader } from './bucket-image.js';
 
 /**
  * The backend: the durable copy of the applied state, in one classic-level (LevelDB) database at
@@ -71,6 +73,7 @@ export interface BackendOptions {
 }
 
 const scanWorkerPath = join(__dirname, '..', '..', 'workers', 'backend-scan.js');
+const imageWriterPath = join(__dirname, '..', '..', 'workers', 'bucket-image-writer.js');
 
 export interface PackedScanOptions {
   /** 'auto' (default): a worker thread for a large bucket, inline for a small one; tests force either. */
@@ -81,6 +84,8 @@ export interface PackedScanOptions {
   headBytes?: number;
   /** Worker threads reading parts of the bucket at once; Limits.backendScanWorkers by default. */
   workers?: number;
+  /** First key (without the bucket byte) to visit, inclusive: the rest of a bucket after its image. */
+  gte?: Buffer;
 }
 
 export interface ScanOptions {
@@ -106,6 +111,8 @@ export class Backend {
   /** The first write failure; every later commit or flush fails with it (the disk is not trusted). */
   private failure: Error | undefined;
   private closed = false;
+  /** The worker writing a bucket image, while one runs. */
+  private imageWriter: { worker: Worker; exited: Promise<void> } | null = null;
   /** Operations committed so far (for metrics and tests). */
   committedOps = 0;
   /** Told how long each batch took LevelDB to write (etcd_disk_backend_commit_duration_seconds). */
@@ -255,7 +262,7 @@ export class Backend {
    */
   async scanPacked(bucket: Bucket, visit: PackedRecordVisitor, options: PackedScanOptions = {}): Promise<number> {
     assert(!this.closed, 'backend scan after close');
-    const gte = Buffer.from([bucket]);
+    const gte = options.gte ? bucketKey(bucket, options.gte) : Buffer.from([bucket]);
     const lt = Buffer.from([bucket + 1]);
     let thread = options.thread ?? 'auto';
     const chunkBytes = options.chunkBytes ?? Limits.backendScanChunkBytes;
@@ -267,11 +274,12 @@ export class Backend {
       const visitFull = (): void => {
         for (const chunk of packer.full.splice(0)) visited += visitPacked(chunk, visit);
       };
+      const bucketByte = Buffer.from([bucket]);
       await this.scan(bucket, (key, value) => {
         // scan() hands keys without the bucket byte; the packer drops the first byte it is given.
-        packer.add(Buffer.concat([gte, key]), value);
+        packer.add(Buffer.concat([bucketByte, key]), value);
         if (packer.full.length > 0) visitFull();
-      });
+      }, { gte: options.gte });
       packer.close();
       visitFull();
       return visited;
@@ -400,9 +408,57 @@ export class Backend {
     return this.db.approximateSize(Buffer.from([0x00]), Buffer.from([0xff]));
   }
 
+  /** The bucket image file (bucket-image.ts), inside the LevelDB directory: it goes wherever the backend goes. */
+  get imagePath(): string {
+    return join(this.location, BUCKET_IMAGE_FILE);
+  }
+
+  /** The bucket image, or null when there is none; BucketImageError when its header is damaged. */
+  openImage(): Promise<BucketImageReader | null> {
+    return BucketImageReader.open(this.imagePath);
+  }
+
+  /**
+   * Writes a new bucket image of `bucket` below `lt` (with its bucket byte) in a worker thread,
+   * replacing the previous one once complete. Every batch committed before the call is in it
+   * (drained first); writes meanwhile go on. One at a time; close() stops one in progress.
+   */
+  async writeImage(bucket: Bucket, lt: Buffer, tag: Buffer, headBytes: number): Promise<{ records: number; bytes: number }> {
+    assert(this.imageWriter === null, 'two bucket images written at once');
+    await this.drain();
+    assert(!this.closed, 'bucket image after close');
+    const worker = new Worker(imageWriterPath, {
+      workerData: {
+        location: this.location, bucket, gte: Buffer.from([bucket]), lt, tag, path: this.imagePath,
+        chunkBytes: Limits.backendScanChunkBytes, headBytes,
+      },
+    });
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    this.imageWriter = { worker, exited };
+    try {
+      return await new Promise((resolve, reject) => {
+        worker.once('message', (m: { kind: 'done'; records: number; bytes: number } | { kind: 'failed'; message: string }) => {
+          if (m.kind === 'done') resolve({ records: m.records, bytes: m.bytes });
+          else reject(new Error(`writing the bucket image failed: ${m.message}`));
+        });
+        worker.once('error', reject);
+        worker.once('exit', (code) => reject(new Error(`the bucket image writer exited (code ${code})`)));
+      });
+    } finally {
+      await exited;
+      this.imageWriter = null;
+    }
+  }
+
   /** Writes what is committed, waits for it, and closes LevelDB. Staged operations are dropped. */
   async close(): Promise<void> {
     if (this.closed) return;
+    // An image being written is abandoned (its temporary file stays; the next write replaces it);
+    // the worker closes its LevelDB handle before this one closes.
+    if (this.imageWriter !== null) {
+      this.imageWriter.worker.postMessage('stop');
+      await this.imageWriter.exited;
+    }
     if (this.writing) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     this.closed = true;
     if (this.staged.length > 0) {

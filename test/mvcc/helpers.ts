@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../../src/platform/logger.js';
-import { Applier } from '../../src/server/applier.js';
+import { Applier, type ApplierOptions } from '../../src/server/applier.js';
 import type { KeyValue } from '../../src/proto/etcd-types.js';
 
 /** Test helpers shared by the mvcc and applier tests. */
@@ -19,8 +19,8 @@ export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T
   }
 }
 
-export async function openApplier(dir: string): Promise<Applier> {
-  return Applier.open(join(dir, 'db'), { logger: silentLogger });
+export async function openApplier(dir: string, options: Omit<ApplierOptions, 'logger'> = {}): Promise<Applier> {
+  return Applier.open(join(dir, 'db'), { logger: silentLogger, ...options });
 }
 
 /** An applier on a temp dir, with leases `leases` granted (60 s), closed and removed after `fn`. */

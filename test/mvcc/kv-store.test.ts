@@ -338,7 +338,7 @@ test('restart without history keeps every value where the scan put it (nothing t
   for (const thread of ['worker', 'workers', 'inline'] as const) {
     s = await open(dir, thread);
     try {
-      assert.equal(s.store.recovered, { records: 500, valueBytes: s.store.recovered.valueBytes, replacedBytes: 0, relocatedBytes: 0 });
+      assert.equal(s.store.recovered, { records: 500, imageRecords: 0, valueBytes: s.store.recovered.valueBytes, replacedBytes: 0, relocatedBytes: 0 });
       assert.equal(await everything(s.store), before);
     } finally {
       await close(s);
