@@ -9,9 +9,18 @@ import type { HashKVResult } from '../mvcc/hash.js';
  * Initial check (--experimental-initial-corrupt-check, on by default here): once the member knows
  * a leader, it hashes its own state at its current revision and asks every peer for HashKV at
  * that revision. A peer with the same compacted revision and a different hash is a mismatch:
- * etcd refuses to start; we raise the CORRUPT alarm naming this member (writes stop cluster-wide
- * and an operator looks, the data stays readable). Peers that are behind, compacted past the
- * revision, or unreachable are skipped and logged.
+ * etcd refuses to start; we raise the CORRUPT alarm (writes stop cluster-wide and an operator
+ * looks, the data stays readable). Peers that are behind, compacted past the revision, or
+ * unreachable are skipped and logged. Which member the alarm names:
+ *   - the mismatching peers, when this member's hash is shared by a majority of the cluster's
+ *     members (itself and the peers that agree): they are the odd ones out;
+ *   - else this member (etcd's rule: the member that starts is the one that cannot vouch for
+ *     its data), also when nobody has a majority (2 members, or peers unreachable).
+ * "At start-up" is when a leader and a peer's client URL are known, which can be seconds in; a
+ * healthy member whose check runs while another member's data is bad must not name itself.
+ * Worked example (3 members, C's backend altered while it was down): C restarts, sees A and B
+ * differ, its hash is alone: names C. A restarts (or its first check runs late) while C is up:
+ * A's hash is B's too, 2 of 3: names C. A with B down and C differing: 1 of 3: names A (cannot tell).
  *
  * Periodic check (--experimental-corrupt-check-time, every 5 min by default here; 0 = off), on the
  * leader only, as etcd's PeriodicCheck: the leader hashes at its current revision, asks every
@@ -28,6 +37,8 @@ export interface CorruptCheckHost {
   hashKV(revision: number): Promise<HashKVResult>;
   /** The other members with a published client URL. */
   peers(): Array<{ id: bigint; clientUrl: string }>;
+  /** Every member of the cluster, this one included, published or not (the initial check's majority). */
+  memberCount(): number;
   /** Asks a peer for HashKV at `revision` (gRPC over its client URL). */
   peerHashKV(clientUrl: string, revision: number): Promise<HashKVResponse>;
   raiseCorrupt(memberId: bigint): void;
@@ -54,12 +65,12 @@ export class CorruptCheck {
     this.timer = null;
   }
 
-  /** The start-up check; returns the number of peers whose hash differs. */
-  async initial(): Promise<number> {
+  /** The start-up check; returns the ids it raised CORRUPT for (this member, or the peers that differ). */
+  async initial(): Promise<bigint[]> {
     const local = await this.host.hashKV(0);
     const answers = await this.ask(local.hashRevision);
-    let mismatches = 0;
-    let checked = 0;
+    const differing: bigint[] = [];
+    let agreeing = 0;
     for (const { id, response, error } of answers) {
       if (response === undefined) {
         this.logger.warn({ peer: id.toString(16), err: error }, 'initial corrupt check: cannot check this peer');
@@ -70,17 +81,30 @@ export class CorruptCheck {
           'initial corrupt check: the peer compacted differently; skipped');
         continue;
       }
-      checked++;
-      if (response.hash !== local.hash) {
-        mismatches++;
-        this.logger.error({ peer: id.toString(16), revision: local.hashRevision, hash: local.hash, peerHash: response.hash },
-          'initial corrupt check: HashKV differs from a peer at the same revision');
+      if (response.hash === local.hash) {
+        agreeing++;
+        continue;
       }
+      differing.push(id);
+      this.logger.error({ peer: id.toString(16), revision: local.hashRevision, hash: local.hash, peerHash: response.hash },
+        'initial corrupt check: HashKV differs from a peer at the same revision');
     }
-    this.host.count(mismatches > 0 ? 'mismatch' : checked === answers.length ? 'ok' : 'incomplete');
-    if (mismatches > 0) this.host.raiseCorrupt(this.host.memberId);
-    else this.logger.info({ revision: local.hashRevision, peersChecked: checked, peers: answers.length }, 'initial corrupt check passed');
-    return mismatches;
+    const checked = agreeing + differing.length;
+    this.host.count(differing.length > 0 ? 'mismatch' : checked === answers.length ? 'ok' : 'incomplete');
+    if (differing.length === 0) {
+      this.logger.info({ revision: local.hashRevision, peersChecked: checked, peers: answers.length }, 'initial corrupt check passed');
+      return [];
+    }
+    // This member's hash held by a majority of all members: the peers that differ are the odd ones.
+    const members = Math.max(this.host.memberCount(), answers.length + 1);
+    const holders = 1 + agreeing;
+    const corrupt = holders > members / 2 ? differing : [this.host.memberId];
+    this.logger.error({ revision: local.hashRevision, sameHash: holders, members, corrupt: corrupt.map((id) => id.toString(16)) },
+      holders > members / 2
+        ? 'initial corrupt check: a majority of the members agree with this one; raising CORRUPT for the peers that differ'
+        : 'initial corrupt check: no majority of the members agrees with this one; raising CORRUPT for this member');
+    for (const id of corrupt) this.host.raiseCorrupt(id);
+    return corrupt;
   }
 
   /** The leader's periodic check; returns the ids it raised CORRUPT for. */

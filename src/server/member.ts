@@ -269,6 +269,7 @@ export class Member implements MemberApi, LeaseApi {
       peers: () => this.membership.all()
         .filter((m) => m.id !== this.memberId && m.clientURLs.length > 0)
         .map((m) => ({ id: m.id, clientUrl: m.clientURLs[0]! })),
+      memberCount: () => this.membership.all().length,
       peerHashKV: (clientUrl, revision) => forwardUnary<HashKVResponse>(clientUrl, '/etcdserverpb.Maintenance/HashKV',
         messageType('etcdserverpb.HashKVRequest'), messageType('etcdserverpb.HashKVResponse'), { revision }, requestTimeoutMs(config)),
     }, {

@@ -31,6 +31,8 @@ export interface OperationsHost {
   compact(revision: number): Promise<void>;
   /** The other members with a published client URL (corrupt check). */
   peers(): Array<{ id: bigint; clientUrl: string }>;
+  /** Every member, this one included (the initial corrupt check's majority). */
+  memberCount(): number;
   peerHashKV(clientUrl: string, revision: number): Promise<HashKVResponse>;
 }
 
@@ -52,8 +54,11 @@ export class Operations {
   private readonly metrics: OperationsMetrics;
   private measureTimer: NodeJS.Timeout | null = null;
   private measuring: Promise<void> | null = null;
-  /** An ACTIVATE this member proposed and is waiting for, per alarm type. */
-  private readonly raising = new Set<AlarmType>();
+  /**
+   * An ACTIVATE this member proposed and is waiting for, per alarm type and member named (one
+   * corrupt check may name several peers: each gets its own proposal).
+   */
+  private readonly raising = new Set<string>();
   /** Logged once per NOSPACE episode: the size came back under the quota. */
   private underQuotaLogged = false;
   private defragging: Promise<void> | null = null;
@@ -75,6 +80,7 @@ export class Operations {
       isLeader: () => host.isLeader(),
       hashKV: (revision) => this.hashKV(revision),
       peers: () => host.peers(),
+      memberCount: () => host.memberCount(),
       peerHashKV: (url, revision) => host.peerHashKV(url, revision),
       raiseCorrupt: (id) => this.raise(AlarmType.CORRUPT, id),
       count: (result) => this.countCheck(result),
@@ -153,14 +159,15 @@ export class Operations {
     }
   }
 
-  /** Raises an alarm of this member through the log, unless it is active or being raised. */
+  /** Raises an alarm of a member (this one by default) through the log, unless it is active or being raised. */
   raise(type: AlarmType, memberID: bigint = this.host.memberId): void {
-    if (this.raising.has(type) || this.alarms.list().some((m) => m.memberID === memberID && m.alarm === type)) return;
-    this.raising.add(type);
+    const raisingKey = `${type}:${memberID.toString(16)}`;
+    if (this.raising.has(raisingKey) || this.alarms.list().some((m) => m.memberID === memberID && m.alarm === type)) return;
+    this.raising.add(raisingKey);
     this.host.proposeAlarm({ action: AlarmAction.ACTIVATE, memberID, alarm: type })
       // Debug: a member without a leader (or a learner) fails here on every check until that changes.
       .catch((err: Error) => this.logger.debug({ err: err.message, alarm: type }, 'raising an alarm failed; retrying on the next check'))
-      .finally(() => this.raising.delete(type));
+      .finally(() => this.raising.delete(raisingKey));
   }
 
   private measureSoon(): void {
