@@ -1,0 +1,156 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { silentLogger } from '../../src/platform/logger.js';
+import { Backend, Bucket } from '../../src/storage/backend.js';
+import { visitPacked } from '../../src/storage/backend-scan-protocol.js';
+import { BUCKET_IMAGE_CHUNK_HEADER_BYTES, BucketImageError, BucketImageReader } from '../../src/storage/bucket-image.js';
+
+/**
+ * The bucket image (storage/bucket-image.ts): written by its worker from a LevelDB that is being
+ * written meanwhile, read back chunk by chunk with exactly the records below its end key, and
+ * every kind of damage (a flipped byte in a chunk, in the header, in the end record, a file cut
+ * short, bytes after the end) refused with a BucketImageError, never taken as a smaller image.
+ */
+
+const key = (n: number): Buffer => {
+  const k = Buffer.alloc(8 + 6);
+  k.writeUInt32BE(0, 0);
+  k.writeUInt32BE(n, 4);
+  k.write(`k${String(n % 1000).padStart(5, '0')}`, 8, 'latin1');
+  return k;
+};
+const value = (n: number): Buffer => Buffer.alloc(24 + (n % 200), n % 251);
+
+async function withBackend(fn: (backend: Backend, dir: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'keyraft-bimg-'));
+  const backend = await Backend.open(join(dir, 'db'), { logger: silentLogger });
+  try {
+    await fn(backend, dir);
+  } finally {
+    await backend.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function fill(backend: Backend, from: number, to: number): void {
+  for (let n = from; n < to; n++) {
+    backend.put(Bucket.key, key(n), value(n));
+    if (n % 100 === 99) backend.commit();
+  }
+  backend.put(Bucket.meta, Buffer.from('other bucket'), Buffer.from('x'));
+  backend.commit();
+}
+
+/** Every record of an image as "hex key=value length". */
+async function readImage(backend: Backend): Promise<string[]> {
+  const image = await backend.openImage();
+  assert.ok(image !== null, 'an image');
+  const out: string[] = [];
+  try {
+    for await (const chunk of image!.chunks()) {
+      visitPacked(chunk, (records, keyStart, keyEnd, headEnd, tails, tailStart, tailEnd) => {
+        out.push(`${records.toString('hex', keyStart, keyEnd)}=${headEnd - keyEnd + tailEnd - tailStart}`);
+      });
+    }
+  } finally {
+    await image!.close();
+  }
+  return out;
+}
+
+async function scanBelow(backend: Backend, lt: Buffer): Promise<string[]> {
+  const out: string[] = [];
+  await backend.scan(Bucket.key, (k, v) => { out.push(`${k.toString('hex')}=${v.length}`); }, { lt: lt.subarray(1) });
+  return out;
+}
+
+const endKey = (n: number): Buffer => Buffer.concat([Buffer.from([Bucket.key]), key(n).subarray(0, 8)]);
+
+test('an image holds exactly the records below its end key, while writes go on', () => withBackend(async (backend) => {
+  fill(backend, 0, 5000);
+  const lt = endKey(3000);
+  const writing = backend.writeImage(Bucket.key, lt, Buffer.from('tag!'), 24);
+  fill(backend, 5000, 6000); // committed while the worker reads: above the end key, not in it
+  const written = await writing;
+  assert.is(written.records, 3000);
+  const image = await backend.openImage();
+  assert.equal(image!.header, { bucket: Bucket.key, lt, tag: Buffer.from('tag!') });
+  await image!.close();
+  assert.equal(await readImage(backend), await scanBelow(backend, lt));
+  // A second image replaces the first.
+  assert.is((await backend.writeImage(Bucket.key, endKey(6000), Buffer.alloc(0), 24)).records, 6000);
+  assert.is((await readImage(backend)).length, 6000);
+}));
+
+test('no image: openImage gives null', () => withBackend(async (backend) => {
+  assert.is(await backend.openImage(), null);
+}));
+
+async function damaged(backend: Backend, damage: (path: string, bytes: Buffer) => Promise<void>): Promise<string> {
+  fill(backend, 0, 3000);
+  await backend.writeImage(Bucket.key, endKey(3000), Buffer.from('t'), 24);
+  await damage(backend.imagePath, await readFile(backend.imagePath));
+  try {
+    await readImage(backend);
+  } catch (err) {
+    assert.instance(err, BucketImageError);
+    return (err as Error).message;
+  }
+  assert.unreachable('the damaged image was read');
+  return '';
+}
+
+test('damage anywhere is refused with BucketImageError', async () => {
+  const headerBytes = 8 + 4 + 1 + 2 + 2 + 9 + 1 + 4;
+  await withBackend(async (backend) => {
+    const message = await damaged(backend, async (path, bytes) => {
+      bytes[headerBytes + BUCKET_IMAGE_CHUNK_HEADER_BYTES + 100]! ^= 0x10; // inside the first chunk's records
+      await writeFile(path, bytes);
+    });
+    assert.match(message, 'checksum mismatch');
+  });
+  await withBackend(async (backend) => {
+    const message = await damaged(backend, async (path, bytes) => {
+      bytes[bytes.length - 5]! ^= 0x01; // the tails of the last chunk
+      await writeFile(path, bytes.subarray(0, bytes.length));
+    });
+    assert.match(message, /checksum mismatch|end record/);
+  });
+  await withBackend(async (backend) => {
+    fill(backend, 0, 10);
+    await backend.writeImage(Bucket.key, endKey(5), Buffer.from('t'), 24);
+    const bytes = await readFile(backend.imagePath);
+    bytes[12]! ^= 0x01; // the bucket byte in the header
+    await writeFile(backend.imagePath, bytes);
+    try {
+      await BucketImageReader.open(backend.imagePath);
+      assert.unreachable('a damaged header was accepted');
+    } catch (err) {
+      assert.instance(err, BucketImageError);
+      assert.match((err as Error).message, 'header checksum mismatch');
+    }
+  });
+  await withBackend(async (backend) => {
+    const message = await damaged(backend, async (path) => {
+      await truncate(path, (await stat(path)).size - 16); // the end record gone
+    });
+    assert.match(message, 'cut short');
+  });
+  await withBackend(async (backend) => {
+    const message = await damaged(backend, async (path, bytes) => {
+      await truncate(path, Math.floor(bytes.length / 2)); // cut in the middle of a chunk
+    });
+    assert.match(message, 'cut short');
+  });
+  await withBackend(async (backend) => {
+    const message = await damaged(backend, async (path, bytes) => {
+      await writeFile(path, Buffer.concat([bytes, Buffer.from('more')]));
+    });
+    assert.match(message, 'after the end record');
+  });
+});
+
+test.run();
