@@ -35,6 +35,7 @@ const EMPTY = Buffer.alloc(0);
 
 /** When an image is due (Limits.bucketImage*); tests write images of small stores. */
 export interface HistoryImageOptions {
+  /** 0: never write one (an image already there is still read while it fits). */
   recordsMin: number;
   growthShare: number;
 }
@@ -118,7 +119,7 @@ export class HistoryImage {
   }
 
   private maybeWrite(): void {
-    if (this.writing !== null || this.closed) return;
+    if (this.writing !== null || this.closed || this.options.recordsMin <= 0) return;
     const { compacted } = this.state();
     if (compacted !== this.imageCompacted) {
       // The image no longer fits (see the header): every record must be imaged again.

@@ -61,6 +61,13 @@ export interface MemberConfig {
    * build a config by hand: Limits.historyCacheBytes.
    */
   historyCacheBytes?: number;
+  /**
+   * --history-image-records (keyraft's own): records written (or, after a compaction, held) that
+   * the mvcc history image does not cover before a new one is written in the background, which a
+   * restart then reads instead of scanning LevelDB (mvcc/history-image.ts); 0 = never write one.
+   * Optional for callers that build a config by hand: Limits.bucketImageRecordsMin.
+   */
+  historyImageRecords?: number;
   /** --auto-compaction-mode and --auto-compaction-retention (ms for periodic, revisions for revision; 0 = off). */
   autoCompactionMode: AutoCompactionMode;
   autoCompactionRetention: number;
@@ -107,6 +114,7 @@ const FLAGS = {
   'grpc-keepalive-timeout': { type: 'string' },
   'max-client-connections': { type: 'string' },
   'history-cache-bytes': { type: 'string' },
+  'history-image-records': { type: 'string' },
   'auto-compaction-mode': { type: 'string' },
   'auto-compaction-retention': { type: 'string' },
   'experimental-initial-corrupt-check': { type: 'string' },
@@ -151,6 +159,7 @@ Every flag may also be set by its environment variable: --max-txn-ops <-> ETCD_M
   --grpc-keepalive-timeout 20s              additional wait before closing a non-responsive connection (0 to disable)
   --max-client-connections ${Limits.clientConnectionsMax}            client connections open at once; more are closed at accept (keyraft only)
   --history-cache-bytes ${Limits.historyCacheBytes}           bytes of old revisions' values kept after a read from disk (keyraft only)
+  --history-image-records ${Limits.bucketImageRecordsMin}          records the history image may miss before it is rewritten (0 = never; keyraft only)
   --auto-compaction-mode 'periodic'         'periodic' (retention a duration, bare number = hours) or 'revision'
   --auto-compaction-retention '0'           auto-compaction retention (0 = off)
   --experimental-initial-corrupt-check true compare HashKV with the peers at start-up
@@ -285,6 +294,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   const maxClientConnections = parseNonNegativeInt('max-client-connections', get('max-client-connections') ?? String(Limits.clientConnectionsMax));
   if (maxClientConnections === 0) throw new ConfigError('--max-client-connections: must be greater than 0');
   const historyCacheBytes = parseNonNegativeInt('history-cache-bytes', get('history-cache-bytes') ?? String(Limits.historyCacheBytes));
+  const historyImageRecords = parseNonNegativeInt('history-image-records', get('history-image-records') ?? String(Limits.bucketImageRecordsMin));
 
   const autoCompactionMode = get('auto-compaction-mode') ?? 'periodic';
   if (autoCompactionMode !== 'periodic' && autoCompactionMode !== 'revision') {
@@ -330,6 +340,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     grpcKeepaliveTimeoutMs: keepaliveSet ? timeoutMs : GRPC_GO_KEEPALIVE_TIMEOUT_MS,
     maxClientConnections,
     historyCacheBytes,
+    historyImageRecords,
     autoCompactionMode,
     autoCompactionRetention,
     initialCorruptCheck: initialCheckText === 'true',

@@ -162,7 +162,10 @@ export function minLeaseTtlSeconds(config: Pick<MemberConfig, 'electionTimeoutMs
 
 /** How the applier is opened (at start-up and after a state image install): the lessor's options. */
 function applierOptions(config: MemberConfig, logger: Logger, leaseMetrics: LeaseMetrics): ApplierOptions {
-  return { logger, historyCacheBytes: config.historyCacheBytes, lessor: { minTtlSeconds: minLeaseTtlSeconds(config), metrics: leaseMetrics } };
+  return {
+    logger, historyCacheBytes: config.historyCacheBytes, lessor: { minTtlSeconds: minLeaseTtlSeconds(config), metrics: leaseMetrics },
+    historyImage: config.historyImageRecords === undefined ? undefined : { recordsMin: config.historyImageRecords },
+  };
 }
 
 export class Member implements MemberApi, LeaseApi {

@@ -82,6 +82,47 @@ test(`every acknowledged put survives ${cycles} kill -9 cycles`, async () => {
   }
 });
 
+test('every acknowledged put survives kill -9 cycles that restart from the history image, a compaction midway', async () => {
+  const dataDir = join(tempDir('crash-image'), 'member.keyraft');
+  const acked = new Map<string, string>();
+  let server: ServerProcess | undefined;
+  let seed = 999;
+  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const start = () => startKeyraft({ dataDir, args: ['--history-image-records', '200'], env: { KEYRAFT_LOG_LEVEL: 'info' } });
+  let restartsFromImage = 0;
+  try {
+    for (let cycle = 0; cycle < 8; cycle++) {
+      server = await start();
+      if (cycle > 0 && imageRecordsOf(server) > 0) restartsFromImage++;
+      if (cycle === 4) {
+        // Compacting makes the image taken before it unusable; the member writes a new one.
+        const status = await postJson(server.clientPort, '/v3/kv/range', { key: b64('crash/'), count_only: true });
+        const compact = await postJson(server.clientPort, '/v3/kv/compaction', { revision: String(Number(status.json.header.revision) - 100) });
+        assert.is(compact.status, 200, compact.raw);
+      }
+      const before = acked.size;
+      const stream = putStream(server.clientPort, cycle, acked);
+      // Past the image threshold each cycle, then a kill at a random moment.
+      while (acked.size < before + 400) await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, Math.floor(random() * 150)));
+      await server.kill9();
+      stream.stop();
+      await stream.done;
+    }
+    server = await start();
+    if (imageRecordsOf(server) > 0) restartsFromImage++;
+    const all = await postJson(server.clientPort, '/v3/kv/range', { key: b64('crash/'), range_end: b64('crash0') });
+    assert.is(all.status, 200, all.raw);
+    const found = new Map<string, string>();
+    for (const kv of all.json.kvs ?? []) found.set(Buffer.from(kv.key, 'base64').toString(), Buffer.from(kv.value, 'base64').toString());
+    const missing = [...acked.keys()].filter((k) => found.get(k) !== acked.get(k));
+    assert.is(missing.length, 0, `${missing.length} of ${acked.size} acknowledged puts lost, e.g. ${missing.slice(0, 5).join(', ')}`);
+    assert.ok(restartsFromImage >= 4, `restarts that read an image: ${restartsFromImage} of 8`);
+  } finally {
+    await server?.kill9();
+  }
+});
+
 /**
  * Puts to ONE key from `concurrency` clients until stopped, recording each acknowledged put's
  * revision (from the answer's header) and value: every one of them is history but the last.
@@ -166,9 +207,18 @@ async function rangeAll(client: EtcdClient, revision: number): Promise<unknown> 
   return { kvs: res.kvs ?? [], count: res.count, more: res.more };
 }
 
-test('a restarted member answers every key and revision as before, after a graceful stop and after kill -9 (a backend large enough for the scan worker)', async () => {
+/** The member's "mvcc store recovered" log line: how many records it read from the history image. */
+function imageRecordsOf(server: ServerProcess): number {
+  const line = server.output().split('\n').find((l) => l.includes('"mvcc store recovered"'));
+  assert.ok(line !== undefined, `no "mvcc store recovered" line in:\n${server.output().slice(0, 2000)}`);
+  return Number(JSON.parse(line!).imageRecords);
+}
+
+for (const image of [false, true]) test(`a restarted member answers every key and revision as before, after a graceful stop and after kill -9 (a backend large enough for the scan worker${image ? '; from the history image' : ''})`, async () => {
   const dataDir = join(tempDir('restart-reads'), 'member.keyraft');
-  let server = await startKeyraft({ dataDir });
+  // With an image: one is written after every 5,000 records not covered, and start-up reads it.
+  const start = () => startKeyraft({ dataDir, args: ['--history-image-records', image ? '5000' : '0'], env: { KEYRAFT_LOG_LEVEL: 'info' } });
+  let server = await start();
   let client = new EtcdClient([`127.0.0.1:${server.clientPort}`]);
   // Seeded values that LevelDB cannot compress much: the backend passes the 4 MiB above which
   // start-up scans it in a worker thread (Limits.backendScanWorkerBytesMin).
@@ -203,8 +253,11 @@ test('a restarted member answers every key and revision as before, after a grace
       client.close();
       if (how === 'graceful') await server.stop();
       else await server.kill9();
-      server = await startKeyraft({ dataDir });
+      server = await start();
       client = new EtcdClient([`127.0.0.1:${server.clientPort}`]);
+      const fromImage = imageRecordsOf(server);
+      if (image) assert.ok(fromImage >= 20_000, `${how}: ${fromImage} records read from the image`);
+      else assert.is(fromImage, 0);
       for (const [rev, expected] of before) assert.equal(await rangeAll(client, rev), expected, `${how}: range of everything at revision ${rev}`);
     }
   } finally {

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
+import { freePort } from '../integration/harness.js';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -17,17 +17,6 @@ import { openApplier, pick, rng, withTempDir } from '../mvcc/helpers.js';
 
 const need = needEtcd('server/applier-etcd', ['etcd']);
 const STEPS = 600;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** A request in etcd's gateway JSON. */
 function toJson(value: unknown): unknown {
