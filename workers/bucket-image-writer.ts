@@ -1,10 +1,12 @@
-import { closeSync, fdatasyncSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { dirname } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { ClassicLevel } from 'classic-level';
 import { RecordPacker, type PackedChunk } from '../src/storage/backend-scan-protocol.js';
-import { encodeBucketImageHeader, encodeChunkHeader, encodeEnd } from '../src/storage/bucket-image.js';
+import {
+  BUCKET_IMAGE_CHUNK_HEADER_BYTES, decodeEnd, encodeBucketImageHeader, encodeChunkHeader, encodeEnd, readBucketImageHeaderSync,
+} from '../src/storage/bucket-image.js';
 
 /**
  * Writes a bucket image (src/storage/bucket-image.ts) in its own thread while the member goes on
@@ -13,9 +15,14 @@ import { encodeBucketImageHeader, encodeChunkHeader, encodeEnd } from '../src/st
  * packs it as the start-up scan does and writes the file under a temporary name, fdatasync,
  * rename, directory fsync. Posts { records, bytes } once the image is in place.
  *
+ * Appending (`append`): the image in place ends where this one's range starts; its chunks are
+ * copied as they are (a file copy, in the kernel) and only the records after them are read from
+ * LevelDB, so keeping the image current costs what was written since, not the whole bucket.
+ *
  * The thread lowers its own scheduling priority first (on Linux setpriority applies to the
  * calling thread only): the image is background work and must not take a core from the main
- * thread's requests and heartbeats.
+ * thread's requests and heartbeats. Packing reuses two buffers (RecordPacker's sink): its memory
+ * stays at two chunks whatever the bucket's size.
  */
 
 export interface BucketImageWriterData {
@@ -25,6 +32,8 @@ export interface BucketImageWriterData {
   lt: Uint8Array;
   tag: Uint8Array;
   path: string;
+  /** Extend the image at `path`, whose end key must be `gte`, instead of writing one from the bucket's start. */
+  append: boolean;
   chunkBytes: number;
   headBytes: number;
 }
@@ -44,28 +53,52 @@ async function main(): Promise<{ records: number; bytes: number }> {
   } catch {
     // Not permitted here: the image is written at normal priority.
   }
-  const db = new ClassicLevel<Buffer, Buffer>(data.location, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
-  await db.open({ createIfMissing: false, multithreading: true });
+  const header = encodeBucketImageHeader({ bucket: data.bucket, lt: Buffer.from(data.lt), tag: Buffer.from(data.tag) });
   const temp = `${data.path}.tmp`;
-  const fd = openSync(temp, 'w');
-  let bytes = 0;
-  let records = 0;
   let chunks = 0;
+  let records = 0;
+  let fd: number;
+  let position: number;
+  if (data.append) {
+    const old = readBucketImageHeaderSync(data.path);
+    if (old.bucket !== data.bucket || !old.lt.equals(Buffer.from(data.gte)) || old.headerBytes !== header.length) {
+      throw new Error('the image in place does not end where this one starts');
+    }
+    copyFileSync(data.path, temp);
+    fd = openSync(temp, 'r+');
+    const size = fstatSync(fd).size;
+    const endRecord = Buffer.alloc(BUCKET_IMAGE_CHUNK_HEADER_BYTES);
+    readSync(fd, endRecord, 0, endRecord.length, size - endRecord.length);
+    const end = decodeEnd(endRecord);
+    if (end === null) {
+      closeSync(fd);
+      throw new Error('the image in place has no valid end record');
+    }
+    chunks = end.chunks;
+    records = end.records;
+    ftruncateSync(fd, size - endRecord.length);
+    writeAll(fd, header, 0);
+    position = size - endRecord.length;
+  } else {
+    fd = openSync(temp, 'w');
+    writeAll(fd, header, 0);
+    position = header.length;
+  }
   const write = (buffer: Buffer): void => {
-    for (let done = 0; done < buffer.length;) done += writeSync(fd, buffer, done, buffer.length - done);
-    bytes += buffer.length;
+    writeAll(fd, buffer, position);
+    position += buffer.length;
   };
-  const writeChunk = (chunk: PackedChunk): void => {
-    write(encodeChunkHeader(chunk));
-    write(chunk.records.subarray(0, chunk.recordsBytes));
-    write(chunk.tails);
-    chunks++;
-  };
+  const db = new ClassicLevel<Buffer, Buffer>(data.location, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
   try {
-    write(encodeBucketImageHeader({ bucket: data.bucket, lt: Buffer.from(data.lt), tag: Buffer.from(data.tag) }));
+    await db.open({ createIfMissing: false, multithreading: true });
+    const packer = new RecordPacker(data.chunkBytes, data.headBytes, (chunk: PackedChunk) => {
+      write(encodeChunkHeader(chunk));
+      write(chunk.records.subarray(0, chunk.recordsBytes));
+      write(chunk.tails);
+      chunks++;
+    });
     const iterator = db.iterator({ gte: Buffer.from(data.gte), lt: Buffer.from(data.lt), highWaterMarkBytes: BATCH_BYTES, fillCache: false });
     try {
-      const packer = new RecordPacker(data.chunkBytes, data.headBytes);
       let next = iterator.nextv(BATCH_ENTRIES);
       for (;;) {
         const entries = await next;
@@ -74,10 +107,8 @@ async function main(): Promise<{ records: number; bytes: number }> {
         next = iterator.nextv(BATCH_ENTRIES);
         for (const [key, value] of entries) packer.add(key, value);
         records += entries.length;
-        for (const chunk of packer.full.splice(0)) writeChunk(chunk);
       }
       packer.close();
-      for (const chunk of packer.full.splice(0)) writeChunk(chunk);
     } finally {
       await iterator.close();
     }
@@ -94,7 +125,11 @@ async function main(): Promise<{ records: number; bytes: number }> {
   } finally {
     closeSync(dir);
   }
-  return { records, bytes };
+  return { records, bytes: position };
+}
+
+function writeAll(fd: number, buffer: Buffer, position: number): void {
+  for (let done = 0; done < buffer.length;) done += writeSync(fd, buffer, done, buffer.length - done, position + done);
 }
 
 main().then(

@@ -135,18 +135,23 @@ function respawn(which: Server, server: ServerProcess): ServerProcess {
 
 /** keyraft's start-up log line (member.ts), parsed from its JSON log output. */
 function startupPhases(output: string): Record<string, number> | undefined {
+  let phases: Record<string, number> | undefined;
+  let imageRecords: number | undefined;
   for (const line of output.split('\n')) {
-    if (!line.includes('"start-up phases"')) continue;
     try {
-      const o = JSON.parse(line) as Record<string, unknown>;
-      const phases: Record<string, number> = {};
-      for (const [k, v] of Object.entries(o)) if (k.endsWith('Ms') && typeof v === 'number') phases[k] = v;
-      return phases;
+      if (line.includes('"start-up phases"')) {
+        const o = JSON.parse(line) as Record<string, unknown>;
+        phases = {};
+        for (const [k, v] of Object.entries(o)) if (k.endsWith('Ms') && typeof v === 'number') phases[k] = v;
+      } else if (line.includes('"mvcc store recovered"')) {
+        // How many records came from the history image (mvcc/history-image.ts) rather than LevelDB.
+        imageRecords = Number((JSON.parse(line) as { imageRecords?: number }).imageRecords ?? 0);
+      }
     } catch {
-      return undefined;
+      // not a JSON log line
     }
   }
-  return undefined;
+  return phases === undefined ? undefined : { ...phases, ...(imageRecords === undefined ? {} : { imageRecords }) };
 }
 
 export async function runRestartBench(options: RestartBenchOptions): Promise<RestartBenchResult> {

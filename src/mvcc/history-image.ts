@@ -27,22 +27,26 @@ import { prefixedRevisionKey, readUint64, writeUint64 } from './revision.js';
  * and with it the image, along: the new backend has none.
  *
  * Writing: in a worker (backend.writeImage) once the records not covered reach
- * Limits.bucketImageRecordsMin and Limits.bucketImageGrowthShare of the image's own; a
- * compaction makes all of them uncovered again. Counted in backend operations committed (puts,
- * tombstones, and the few meta and lease writes beside them): a cost estimate, not a contract.
+ * Limits.bucketImageRecordsMin. While the image in place fits, the new one is that image
+ * extended (a file copy plus the records after it): each record is read from LevelDB for an
+ * image once, and the image stays within that many records of the store. A compaction makes
+ * every record uncovered again: the next image is written whole. Counted in backend operations
+ * committed (puts, tombstones, and the few meta and lease writes beside them): a cost estimate,
+ * not a contract.
  */
 const EMPTY = Buffer.alloc(0);
 
-/** When an image is due (Limits.bucketImage*); tests write images of small stores. */
+/** When an image is due (Limits.bucketImageRecordsMin); tests write images of small stores. */
 export interface HistoryImageOptions {
   /** 0: never write one (an image already there is still read while it fits). */
   recordsMin: number;
-  growthShare: number;
 }
 
 export class HistoryImage {
   /** Records in the image that fits now (0 when none does). */
   private imaged = 0;
+  /** That image's revision R (its end key is R + 1). */
+  private imageRevision = 0;
   /** The compacted revision the current image was taken at (the store's, when there is none). */
   private imageCompacted = -1;
   /** Operations committed since the records the image covers. */
@@ -67,7 +71,7 @@ export class HistoryImage {
     private readonly logger: Logger,
     options: Partial<HistoryImageOptions> = {},
   ) {
-    this.options = { recordsMin: Limits.bucketImageRecordsMin, growthShare: Limits.bucketImageGrowthShare, ...options };
+    this.options = { recordsMin: Limits.bucketImageRecordsMin, ...options };
   }
 
   /** Resolves once no image is being written (for tests and benchmarks). */
@@ -104,8 +108,9 @@ export class HistoryImage {
   }
 
   /** After start-up: `imaged` records came from an image taken at `compacted`, `uncovered` from LevelDB. */
-  recovered(imaged: number, compacted: number, uncovered: number): void {
+  recovered(imaged: number, imageRevision: number, compacted: number, uncovered: number): void {
     this.imaged = imaged;
+    this.imageRevision = imageRevision;
     this.imageCompacted = compacted;
     this.uncovered = uncovered;
     this.total = imaged + uncovered;
@@ -127,8 +132,7 @@ export class HistoryImage {
       this.imaged = 0;
       this.imageCompacted = compacted;
     }
-    if (this.uncovered < this.options.recordsMin || this.uncovered < this.imaged * this.options.growthShare) return;
-    if (Date.now() < this.retryAt) return;
+    if (this.uncovered < this.options.recordsMin || Date.now() < this.retryAt) return;
     this.writing = this.write().finally(() => {
       this.writing = null;
       // A compaction, or enough writes, while this one was written: due again at once.
@@ -145,20 +149,30 @@ export class HistoryImage {
     await this.idle();
     if (this.closed) return;
     const { revision, compacted } = this.state();
+    // The image in place still fits (no compaction since): extend it with what came after it.
+    const append = this.imaged > 0 && compacted === this.imageCompacted && revision > this.imageRevision;
     const uncovered = this.uncovered;
     // Operations from here on are above `revision`: not in this image.
     this.uncovered = 0;
     const started = performance.now();
     try {
-      const written = await this.backend.writeImage(Bucket.key, HistoryImage.endKey(revision), HistoryImage.tag(revision, compacted), RECORD_HEADER_BYTES);
+      const written = await this.backend.writeImage(Bucket.key, HistoryImage.endKey(revision), HistoryImage.tag(revision, compacted), RECORD_HEADER_BYTES,
+        append ? HistoryImage.endKey(this.imageRevision) : undefined);
       this.imaged = written.records;
+      this.imageRevision = revision;
       this.imageCompacted = compacted;
-      this.logger.info({ revision, compacted, records: written.records, bytes: written.bytes, ms: Math.round(performance.now() - started) }, 'mvcc history image written');
+      this.logger.info({ revision, compacted, records: written.records, bytes: written.bytes, appended: append, ms: Math.round(performance.now() - started) }, 'mvcc history image written');
     } catch (err) {
-      this.uncovered += uncovered;
       if (this.closed) return;
-      this.retryAt = Date.now() + Limits.bucketImageRetryMs;
-      this.logger.warn({ err: (err as Error).message, retryInMs: Limits.bucketImageRetryMs }, 'writing the mvcc history image failed; start-up reads LevelDB meanwhile');
+      if (append) {
+        // The image in place could not be extended (gone, damaged): the next one is written whole.
+        this.imaged = 0;
+        this.uncovered = this.total;
+      } else {
+        this.uncovered += uncovered;
+        this.retryAt = Date.now() + Limits.bucketImageRetryMs;
+      }
+      this.logger.warn({ err: (err as Error).message, append, retryInMs: append ? 0 : Limits.bucketImageRetryMs }, 'writing the mvcc history image failed; start-up reads LevelDB meanwhile');
     }
   }
 }

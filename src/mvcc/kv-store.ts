@@ -571,7 +571,7 @@ export class KvStore implements KV {
     const records = imageRecords + await this.backend.scanPacked(Bucket.key, visit, {
       ...scanOptions, headBytes: RECORD_HEADER_BYTES, gte: fromImage === null ? undefined : HistoryImage.endKey(fromImage.revision).subarray(1),
     });
-    this.image.recovered(imageRecords, this.compacted, records - imageRecords);
+    this.image.recovered(imageRecords, fromImage?.revision ?? 0, this.compacted, records - imageRecords);
     const relocatedBytes = replacedBytes > 0 ? this.relocateRecoveredValues(chunks, table) : 0;
     table.seal();
     // Everything recovered was read from the backend: readable there.

@@ -246,16 +246,14 @@ export const Limits = {
   backendScanLookaheadChunksMax: 64,
   backendScanWorkerBytesMin: 4 * 1024 * 1024,
   /**
-   * The mvcc bucket's image (storage/bucket-image.ts), which a restart reads instead of iterating
-   * LevelDB, is written again in the background once the records it does not cover (written
-   * since, or all of them after a compaction) reach bucketImageRecordsMin AND
-   * bucketImageGrowthShare of the records it holds: each record is then imaged a bounded number
-   * of times (at most 1 / share + 1 on average as a store grows), and a small store never gets
-   * one (below ~100k records LevelDB's scan takes a fraction of a second anyway). A failed write
-   * is tried again after bucketImageRetryMs.
+   * The mvcc history image (mvcc/history-image.ts), which a restart reads instead of iterating
+   * LevelDB, is extended in the background once the records it does not cover reach
+   * bucketImageRecordsMin (written whole again after a compaction): a restart then reads at most
+   * about that many records from LevelDB, and a small store never gets one (below ~100k records
+   * LevelDB's scan takes a fraction of a second anyway). A failed write is tried again after
+   * bucketImageRetryMs.
    */
   bucketImageRecordsMin: 100_000,
-  bucketImageGrowthShare: 0.5,
   bucketImageRetryMs: 60_000,
   /**
    * Start-up keeps each recovered value as a view of the scan chunk it came in (no copy). A chunk

@@ -421,16 +421,18 @@ export class Backend {
   /**
    * Writes a new bucket image of `bucket` below `lt` (with its bucket byte) in a worker thread,
    * replacing the previous one once complete. Every batch committed before the call is in it
-   * (drained first); writes meanwhile go on. One at a time; close() stops one in progress.
+   * (drained first); writes meanwhile go on. With `appendFrom`, the end key of the image in place:
+   * the new one is that image plus the records from there to `lt` (the caller knows the records
+   * below it are unchanged). One at a time; close() stops one in progress.
    */
-  async writeImage(bucket: Bucket, lt: Buffer, tag: Buffer, headBytes: number): Promise<{ records: number; bytes: number }> {
+  async writeImage(bucket: Bucket, lt: Buffer, tag: Buffer, headBytes: number, appendFrom?: Buffer): Promise<{ records: number; bytes: number }> {
     assert(this.imageWriter === null, 'two bucket images written at once');
     await this.drain();
     assert(!this.closed, 'bucket image after close');
     const worker = new Worker(imageWriterPath, {
       workerData: {
-        location: this.location, bucket, gte: Buffer.from([bucket]), lt, tag, path: this.imagePath,
-        chunkBytes: Limits.backendScanChunkBytes, headBytes,
+        location: this.location, bucket, gte: appendFrom ?? Buffer.from([bucket]), lt, tag, path: this.imagePath,
+        append: appendFrom !== undefined, chunkBytes: Limits.backendScanChunkBytes, headBytes,
       },
     });
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));

@@ -1,3 +1,4 @@
+import { closeSync, openSync, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import type { PackedChunk } from './backend-scan-protocol.js';
@@ -25,7 +26,8 @@ import type { PackedChunk } from './backend-scan-protocol.js';
  *   end     0xffffffff u32 | chunk count u32 | record count u32 | CRC-32 u32 of the 12 bytes before it
  *
  * CRC-32 is zlib's (node:zlib crc32, native): a guard against torn and damaged files, not an
- * authentication. The file is written to a temporary name, fdatasync'ed, renamed and the
+ * authentication. An image may be extended (the writer's append): its chunks are kept byte for
+ * byte, new ones follow, and a new header and end record replace the old ones in the copy. The file is written to a temporary name, fdatasync'ed, renamed and the
  * directory synced; a reader trusts each chunk only once its CRC matched, and the whole only
  * once the end record matched (so a file cut short is refused, not taken as a smaller image).
  *
@@ -79,6 +81,50 @@ export function encodeChunkHeader(chunk: PackedChunk): Buffer {
   return out;
 }
 
+/** The end record's counts, or null when `bytes` is not a valid end record. */
+export function decodeEnd(bytes: Buffer): { chunks: number; records: number } | null {
+  if (bytes.length !== BUCKET_IMAGE_CHUNK_HEADER_BYTES || bytes.readUInt32LE(0) !== END_MARKER) return null;
+  if (crc32(bytes.subarray(0, 12)) !== bytes.readUInt32LE(12)) return null;
+  return { chunks: bytes.readUInt32LE(4), records: bytes.readUInt32LE(8) };
+}
+
+const FIXED_HEADER_BYTES = BUCKET_IMAGE_MAGIC.length + 4 + 1 + 2 + 2;
+
+/** Checks the fixed part of a header: the lengths of what follows it. */
+function decodeFixedHeader(path: string, fixed: Buffer): { bucket: number; ltBytes: number; tagBytes: number } {
+  if (!fixed.subarray(0, BUCKET_IMAGE_MAGIC.length).equals(BUCKET_IMAGE_MAGIC)) throw new BucketImageError(path, 'not a bucket image (magic)');
+  const version = fixed.readUInt32LE(BUCKET_IMAGE_MAGIC.length);
+  if (version !== BUCKET_IMAGE_VERSION) throw new BucketImageError(path, `version ${version}, this build reads ${BUCKET_IMAGE_VERSION}`);
+  return {
+    bucket: fixed.readUInt8(BUCKET_IMAGE_MAGIC.length + 4),
+    ltBytes: fixed.readUInt16LE(BUCKET_IMAGE_MAGIC.length + 5),
+    tagBytes: fixed.readUInt16LE(BUCKET_IMAGE_MAGIC.length + 7),
+  };
+}
+
+/** The rest of a header after its fixed part: lt, tag, CRC over the whole header. */
+function decodeHeaderRest(path: string, fixed: Buffer, lengths: { bucket: number; ltBytes: number; tagBytes: number }, rest: Buffer): BucketImageHeader {
+  const { ltBytes, tagBytes } = lengths;
+  const crc = crc32(rest.subarray(0, ltBytes + tagBytes), crc32(fixed));
+  if (crc !== rest.readUInt32LE(ltBytes + tagBytes)) throw new BucketImageError(path, 'header checksum mismatch');
+  return { bucket: lengths.bucket, lt: Buffer.from(rest.subarray(0, ltBytes)), tag: Buffer.from(rest.subarray(ltBytes, ltBytes + tagBytes)) };
+}
+
+/** The header of the image at `path`, read synchronously (the writer's thread), and its length in bytes. */
+export function readBucketImageHeaderSync(path: string): BucketImageHeader & { headerBytes: number } {
+  const fd = openSync(path, 'r');
+  try {
+    const fixed = Buffer.alloc(FIXED_HEADER_BYTES);
+    if (readSync(fd, fixed, 0, fixed.length, 0) !== fixed.length) throw new BucketImageError(path, 'cut short in its header');
+    const lengths = decodeFixedHeader(path, fixed);
+    const rest = Buffer.alloc(lengths.ltBytes + lengths.tagBytes + 4);
+    if (readSync(fd, rest, 0, rest.length, fixed.length) !== rest.length) throw new BucketImageError(path, 'cut short in its header');
+    return { ...decodeHeaderRest(path, fixed, lengths, rest), headerBytes: fixed.length + rest.length };
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export function encodeEnd(chunks: number, records: number): Buffer {
   const out = Buffer.alloc(BUCKET_IMAGE_CHUNK_HEADER_BYTES);
   out.writeUInt32LE(END_MARKER, 0);
@@ -107,19 +153,10 @@ export class BucketImageReader {
       throw err;
     }
     try {
-      const fixedBytes = BUCKET_IMAGE_MAGIC.length + 4 + 1 + 2 + 2;
-      const fixed = await readExactly(file, path, 0, fixedBytes);
-      if (!fixed.subarray(0, BUCKET_IMAGE_MAGIC.length).equals(BUCKET_IMAGE_MAGIC)) throw new BucketImageError(path, 'not a bucket image (magic)');
-      const version = fixed.readUInt32LE(BUCKET_IMAGE_MAGIC.length);
-      if (version !== BUCKET_IMAGE_VERSION) throw new BucketImageError(path, `version ${version}, this build reads ${BUCKET_IMAGE_VERSION}`);
-      const bucket = fixed.readUInt8(BUCKET_IMAGE_MAGIC.length + 4);
-      const ltBytes = fixed.readUInt16LE(BUCKET_IMAGE_MAGIC.length + 5);
-      const tagBytes = fixed.readUInt16LE(BUCKET_IMAGE_MAGIC.length + 7);
-      const rest = await readExactly(file, path, fixedBytes, ltBytes + tagBytes + 4);
-      const crc = crc32(rest.subarray(0, ltBytes + tagBytes), crc32(fixed));
-      if (crc !== rest.readUInt32LE(ltBytes + tagBytes)) throw new BucketImageError(path, 'header checksum mismatch');
-      const header = { bucket, lt: Buffer.from(rest.subarray(0, ltBytes)), tag: Buffer.from(rest.subarray(ltBytes, ltBytes + tagBytes)) };
-      return new BucketImageReader(path, file, header, fixedBytes + ltBytes + tagBytes + 4);
+      const fixed = await readExactly(file, path, 0, FIXED_HEADER_BYTES);
+      const lengths = decodeFixedHeader(path, fixed);
+      const rest = await readExactly(file, path, FIXED_HEADER_BYTES, lengths.ltBytes + lengths.tagBytes + 4);
+      return new BucketImageReader(path, file, decodeHeaderRest(path, fixed, lengths, rest), FIXED_HEADER_BYTES + rest.length);
     } catch (err) {
       await file.close();
       throw err;
@@ -158,8 +195,8 @@ export class BucketImageReader {
     const head = await readExactly(this.file, this.path, this.at, BUCKET_IMAGE_CHUNK_HEADER_BYTES);
     this.at += BUCKET_IMAGE_CHUNK_HEADER_BYTES;
     if (head.readUInt32LE(0) === END_MARKER) {
-      if (crc32(head.subarray(0, 12)) !== head.readUInt32LE(12)) throw new BucketImageError(this.path, 'end record checksum mismatch');
-      this.endRecord = { chunks: head.readUInt32LE(4), records: head.readUInt32LE(8) };
+      this.endRecord = decodeEnd(head);
+      if (this.endRecord === null) throw new BucketImageError(this.path, 'end record checksum mismatch');
       return null;
     }
     const recordsBytes = head.readUInt32LE(0);

@@ -350,7 +350,7 @@ test('restart without history keeps every value where the scan put it (nothing t
 /** A store that writes its history image after every 50 operations not covered. */
 async function openImaged(dir: string): Promise<{ backend: Backend; store: KvStore }> {
   const backend = await Backend.open(join(dir, 'db'), { logger: silentLogger });
-  const store = await KvStore.open(backend, { logger: silentLogger, historyImage: { recordsMin: 50, growthShare: 0.5 } });
+  const store = await KvStore.open(backend, { logger: silentLogger, historyImage: { recordsMin: 50 } });
   return { backend, store };
 }
 

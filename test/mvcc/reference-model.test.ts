@@ -81,7 +81,7 @@ function expectedReadError(model: Model, rev: number): string | undefined {
  */
 async function runSeed(seed: number, steps: number, images = false): Promise<number> {
   const random = rng(seed);
-  const options = images ? { historyImage: { recordsMin: 25, growthShare: 0.5 } } : {};
+  const options = images ? { historyImage: { recordsMin: 25 } } : {};
   let restartsFromImage = 0;
   await withTempDir(async (dir) => {
     let applier: Applier = await openApplier(dir, options);

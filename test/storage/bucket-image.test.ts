@@ -85,6 +85,26 @@ test('an image holds exactly the records below its end key, while writes go on',
   assert.is((await readImage(backend)).length, 6000);
 }));
 
+test('an image extended (append) is the old one plus the records up to its new end key', () => withBackend(async (backend) => {
+  fill(backend, 0, 2000);
+  await backend.writeImage(Bucket.key, endKey(1000), Buffer.from('one'), 24);
+  fill(backend, 2000, 2500);
+  const written = await backend.writeImage(Bucket.key, endKey(2200), Buffer.from('two'), 24, endKey(1000));
+  assert.is(written.records, 2200);
+  const image = await backend.openImage();
+  assert.equal(image!.header, { bucket: Bucket.key, lt: endKey(2200), tag: Buffer.from('two') });
+  await image!.close();
+  assert.equal(await readImage(backend), await scanBelow(backend, endKey(2200)));
+  // Extending from a key the image does not end at is refused; the image in place stays.
+  try {
+    await backend.writeImage(Bucket.key, endKey(2400), Buffer.from('three'), 24, endKey(1000));
+    assert.unreachable('extended an image from the wrong key');
+  } catch (err) {
+    assert.match((err as Error).message, 'does not end where this one starts');
+  }
+  assert.is((await readImage(backend)).length, 2200);
+}));
+
 test('no image: openImage gives null', () => withBackend(async (backend) => {
   assert.is(await backend.openImage(), null);
 }));
