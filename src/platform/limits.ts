@@ -256,6 +256,12 @@ export const Limits = {
   bucketImageRecordsMin: 100_000,
   bucketImageRetryMs: 60_000,
   /**
+   * Chunks of the history image. Smaller than the start-up scan's: the writer thread allocates two
+   * buffers of this size, and what a thread allocates stays in the process's RSS after it ends
+   * (the C allocator's per-thread arenas). Reading the image back costs two file reads per chunk.
+   */
+  bucketImageChunkBytes: 512 * 1024,
+  /**
    * Start-up keeps each recovered value as a view of the scan chunk it came in (no copy). A chunk
    * more than this share of whose value bytes were replaced by later records of their key
    * (history) has its surviving values copied into the store's arena, so it can be freed

@@ -432,7 +432,7 @@ export class Backend {
     const worker = new Worker(imageWriterPath, {
       workerData: {
         location: this.location, bucket, gte: appendFrom ?? Buffer.from([bucket]), lt, tag, path: this.imagePath,
-        append: appendFrom !== undefined, chunkBytes: Limits.backendScanChunkBytes, headBytes,
+        append: appendFrom !== undefined, chunkBytes: Limits.bucketImageChunkBytes, headBytes,
       },
     });
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
