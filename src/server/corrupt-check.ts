@@ -28,7 +28,12 @@ import type { HashKVResult } from '../mvcc/hash.js';
  *   - itself, if its own two hashes at the same revision and compaction differ;
  *   - a peer whose header revision or compacted revision is ahead of the leader's (impossible
  *     for a follower of this leader);
- *   - a peer whose compacted revision is the leader's and whose hash differs.
+ *   - when a majority of the members (those with the leader's compacted revision) share a hash
+ *     other than the leader's: itself, and any peer outside that majority;
+ *   - otherwise a peer whose compacted revision is the leader's and whose hash differs from the
+ *     leader's (etcd's rule; with a majority on the leader's hash these are exactly the odd ones).
+ * Worked example (3 members, the leader's backend altered): both followers hash 7, the leader 9:
+ * 7 is held by 2 of 3, the leader names itself only (etcd would name both healthy followers).
  */
 
 export interface CorruptCheckHost {
@@ -117,6 +122,9 @@ export class CorruptCheck {
       const corrupt = new Set<bigint>();
       if (second.hash !== first.hash && second.compactRevision === first.compactRevision) corrupt.add(this.host.memberId);
       let incomplete = false;
+      // Members per hash at first.hashRevision (this one included), and the peers that differ.
+      const holders = new Map<number, number>([[first.hash, 1]]);
+      const differing: Array<{ id: bigint; hash: number }> = [];
       for (const { id, response } of answers) {
         if (response === undefined) {
           incomplete = true;
@@ -124,8 +132,18 @@ export class CorruptCheck {
         }
         const peerRevision = response.header?.revision ?? 0;
         if (peerRevision > second.currentRevision || response.compact_revision > second.compactRevision) corrupt.add(id);
-        else if (response.compact_revision === first.compactRevision && response.hash !== first.hash) corrupt.add(id);
+        else if (response.compact_revision === first.compactRevision) {
+          holders.set(response.hash, (holders.get(response.hash) ?? 0) + 1);
+          if (response.hash !== first.hash) differing.push({ id, hash: response.hash });
+        }
       }
+      // A hash held by a majority of all members is the right one: a leader outside it is the odd
+      // member (it names itself and the peers outside it too); without a majority, etcd's rule:
+      // every peer that differs from the leader.
+      const members = Math.max(this.host.memberCount(), answers.length + 1);
+      const majority = [...holders].find(([, n]) => n > members / 2)?.[0];
+      if (majority !== undefined && majority !== first.hash) corrupt.add(this.host.memberId);
+      for (const { id, hash } of differing) if (majority === undefined || hash !== majority) corrupt.add(id);
       for (const id of corrupt) {
         this.logger.error({ member: id.toString(16), revision: first.hashRevision, hash: first.hash }, 'corrupt check: HashKV mismatch; raising CORRUPT');
         this.host.raiseCorrupt(id);

@@ -1,9 +1,10 @@
 /**
- * The initial corrupt check's verdict: which member the CORRUPT alarm names. CI once saw a healthy
+ * The corrupt checks' verdicts: which member the CORRUPT alarm names. Start-up check: CI once saw a healthy
  * member name itself: its first check ran late (a leader and a peer's client URL are known only
  * seconds in), after the member whose data was altered had restarted, and any mismatch named the
  * checking member. The member whose hash a majority of the cluster holds names the peers that
- * differ; only a member without such a majority names itself.
+ * differ; only a member without such a majority names itself. The leader's periodic check
+ * applies the same majority: a leader whose hash a majority does not share names itself.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -15,12 +16,12 @@ const SELF = 1n;
 const REVISION = 51;
 
 /** Peers answer HashKV with `hash`, or fail (`null`: unreachable); `members` overrides the member count. */
-function fake(localHash: number, peers: Array<{ id: bigint; hash: number | null; compactRevision?: number }>, members?: number) {
+function fake(localHash: number, peers: Array<{ id: bigint; hash: number | null; compactRevision?: number }>, members?: number, leader = false) {
   const raised: bigint[] = [];
   const counted: string[] = [];
   const host: CorruptCheckHost = {
     memberId: SELF,
-    isLeader: () => false,
+    isLeader: () => leader,
     hashKV: async () => ({ hash: localHash, compactRevision: -1, currentRevision: REVISION, hashRevision: REVISION }),
     peers: () => peers.map((p) => ({ id: p.id, clientUrl: `http://peer-${p.id}` })),
     memberCount: () => members ?? peers.length + 1,
@@ -88,6 +89,29 @@ test('a peer compacted differently is skipped, neither agreeing nor differing', 
   assert.equal(await check.initial(), []);
   assert.equal(raised, []);
   assert.equal(counted, ['incomplete']);
+});
+
+test('periodic, the leader altered: the followers agree, the leader names itself only', async () => {
+  const { check, raised, counted } = fake(9, [{ id: 2n, hash: 7 }, { id: 3n, hash: 7 }], undefined, true);
+  assert.equal(await check.periodic(), [SELF]);
+  assert.equal(raised, [SELF]);
+  assert.equal(counted, ['mismatch']);
+});
+
+test('periodic, a follower altered: the leader names that follower', async () => {
+  const { check, raised } = fake(7, [{ id: 2n, hash: 7 }, { id: 3n, hash: 9 }], undefined, true);
+  assert.equal(await check.periodic(), [3n]);
+  assert.equal(raised, [3n]);
+});
+
+test('periodic, 5 members, 3 share a hash the leader lacks: the leader and the other outlier are named', async () => {
+  const { check } = fake(9, [{ id: 2n, hash: 7 }, { id: 3n, hash: 7 }, { id: 4n, hash: 7 }, { id: 5n, hash: 8 }], undefined, true);
+  assert.equal((await check.periodic()).sort(), [SELF, 5n]);
+});
+
+test('periodic, no majority (3 different hashes): every follower that differs, as etcd', async () => {
+  const { check } = fake(9, [{ id: 2n, hash: 7 }, { id: 3n, hash: 8 }], undefined, true);
+  assert.equal((await check.periodic()).sort(), [2n, 3n]);
 });
 
 test.run();
