@@ -37,3 +37,12 @@ guardBefore(uvu.test, '');
 process.on('exit', () => {
   if (hookFailed) process.exitCode = 1;
 });
+
+// run.mjs sends SIGUSR2 to a suite whose tests finished but whose process stays up: write Node's
+// diagnostic report (its libuv section lists every open handle) where run.mjs reads it. Nothing
+// written means the event loop itself is stuck.
+if (process.env.KEYRAFT_REPORT_FILE) {
+  process.on('SIGUSR2', () => {
+    process.report.writeReport(process.env.KEYRAFT_REPORT_FILE);
+  });
+}
