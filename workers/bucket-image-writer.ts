@@ -1,7 +1,5 @@
 import { closeSync, copyFileSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
 import { setPriority } from 'node:os';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { dirname } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { ClassicLevel } from 'classic-level';
@@ -42,16 +40,6 @@ export interface BucketImageWriterData {
 
 const BATCH_ENTRIES = 1000;
 const BATCH_BYTES = 256 * 1024;
-/**
- * Batches between full GCs of this thread. classic-level hands every record over as two Buffers
- * malloc'd in this thread; V8 frees them only once their external memory reaches tens of MiB,
- * and the C allocator keeps that peak as the process's RSS after the thread is gone. Collecting
- * every few batches keeps the peak small; a GC of this small heap takes well under a millisecond.
- */
-const BATCHES_PER_GC = 4;
-// --expose-gc is process-wide: a later writer thread finds gc() already on its global.
-if (typeof (globalThis as { gc?: unknown }).gc !== 'function') setFlagsFromString('--expose-gc');
-const collect = ((globalThis as { gc?: () => void }).gc ?? runInNewContext('gc')) as () => void;
 const data = workerData as BucketImageWriterData;
 /** Set by a 'stop' from the backend closing: the image is abandoned (its temporary file stays, the next write replaces it). */
 let stopped = false;
@@ -111,7 +99,6 @@ async function main(): Promise<{ records: number; bytes: number }> {
     });
     const iterator = db.iterator({ gte: Buffer.from(data.gte), lt: Buffer.from(data.lt), highWaterMarkBytes: BATCH_BYTES, fillCache: false });
     try {
-      let batches = 0;
       let next = iterator.nextv(BATCH_ENTRIES);
       for (;;) {
         const entries = await next;
@@ -120,7 +107,6 @@ async function main(): Promise<{ records: number; bytes: number }> {
         next = iterator.nextv(BATCH_ENTRIES);
         for (const [key, value] of entries) packer.add(key, value);
         records += entries.length;
-        if (++batches % BATCHES_PER_GC === 0) collect();
       }
       packer.close();
     } finally {

@@ -96,8 +96,6 @@ export interface KvStoreOptions {
   historyCacheBytes?: number;
   /** How start-up reads the backend (Backend.scanPacked); tests force a worker or inline, and small chunks. */
   recoveryScan?: PackedScanOptions;
-  /** Start-up reads the history image when it fits (history-image.ts); false: LevelDB only. Default true. */
-  useImage?: boolean;
   /** When the history image is written; Limits' values by default. */
   historyImage?: Partial<HistoryImageOptions>;
 }
@@ -165,7 +163,7 @@ export class KvStore implements KV {
     const historyCacheBytes = options.historyCacheBytes ?? Limits.historyCacheBytes;
     const store = new KvStore(backend, logger, historyCacheBytes, options.historyImage);
     try {
-      await store.recover(options.recoveryScan ?? {}, options.useImage ?? true);
+      await store.recover(options.recoveryScan ?? {}, true);
       return store;
     } catch (err) {
       if (!(err instanceof BucketImageError)) throw err;
