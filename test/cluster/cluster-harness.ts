@@ -215,11 +215,18 @@ export class TestCluster {
       if (Date.now() > deadline) {
         throw new Error(`members did not converge: ${JSON.stringify(statuses, (_, v) => (typeof v === 'bigint' ? v.toString() : v))}\n`
           + this.slots.map((s, i) => (statuses[i] === null
-            ? `--- ${s.name} (no status; exit ${s.process?.child.exitCode ?? 'n/a'} signal ${s.process?.child.signalCode ?? 'n/a'})\n${s.process?.output().slice(-4000) ?? '(down)'}`
+            ? `(no status) ${this.describe(i)}`
             : '')).join('\n'));
       }
       await new Promise((r) => setTimeout(r, 50));
     }
+  }
+
+  /** Member i for a failure message: name, exit code or signal, and the tail of its output. */
+  describe(i: number): string {
+    const s = this.slots[i]!;
+    const child = s.process?.child;
+    return `--- ${s.name} (exit ${child?.exitCode ?? 'n/a'} signal ${child?.signalCode ?? 'n/a'})\n${s.process?.output().slice(-4000) ?? '(down)'}`;
   }
 
   /** A gRPC KV client bound to member i (one connection, reused). */

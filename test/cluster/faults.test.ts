@@ -22,7 +22,11 @@ async function verify(cluster: TestCluster, load: Workload, label: string): Prom
     assert.unreachable(`${label}: history of ${history.length} ops is not linearizable: ${JSON.stringify(result)}`);
   }
   await cluster.waitConverged();
-  const states = await Promise.all(cluster.slots.map((_, i) => (cluster.isUp(i) ? memberState(cluster, i) : null)));
+  const states = await Promise.all(cluster.slots.map((_, i) => (cluster.isUp(i)
+    ? memberState(cluster, i).catch((err: Error) => {
+      throw new Error(`${label}: reading member ${i}'s state: ${err.message}\n${cluster.describe(i)}`);
+    })
+    : null)));
   const up = states.filter((s): s is NonNullable<typeof s> => s !== null);
   for (const s of up) {
     assert.is(s.hash, up[0]!.hash, `${label}: every member holds the same keys, values and revisions`);

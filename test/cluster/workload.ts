@@ -12,9 +12,9 @@ import { rng as seededRng } from '../seeded-random.js';
 
 const CALL_TIMEOUT_MS = 2000;
 
-export function call<T>(client: grpc.Client, method: string, request: unknown, timeoutMs = CALL_TIMEOUT_MS): Promise<T> {
+export function call<T>(client: grpc.Client, method: string, request: unknown, timeoutMs = CALL_TIMEOUT_MS, waitForReady = false): Promise<T> {
   return new Promise((resolve, reject) => {
-    (client as any)[method](request, { deadline: Date.now() + timeoutMs }, (err: grpc.ServiceError | null, res: T) => (err ? reject(err) : resolve(res)));
+    (client as any)[method](request, { deadline: Date.now() + timeoutMs, waitForReady }, (err: grpc.ServiceError | null, res: T) => (err ? reject(err) : resolve(res)));
   });
 }
 
@@ -109,10 +109,16 @@ export class Workload {
   }
 }
 
-/** Every key of member i, read serializably: a hash of (key, value, create, mod, version) and the map. */
+/**
+ * Every key of member i, read serializably: a hash of (key, value, create, mod, version) and the map.
+ * The call waits for its channel to connect (up to its deadline): the member answered the harness
+ * over the gateway already, but grpc-js shares subchannels between clients, and one that failed to
+ * connect while the member was down can still be in its reconnect backoff; without waitForReady the
+ * call fails at once with the stale ECONNREFUSED (seen in CI right after waitConverged).
+ */
 export async function memberState(cluster: TestCluster, i: number): Promise<{ hash: string; values: Map<string, string>; revision: number }> {
   const res = await call<{ kvs?: Array<{ key: Uint8Array; value?: Uint8Array; create_revision?: number; mod_revision?: number; version?: number }>; header?: { revision?: number } }>(
-    cluster.kv(i), 'Range', { key: Buffer.from([0]), range_end: Buffer.from([0]), serializable: true }, 10_000);
+    cluster.kv(i), 'Range', { key: Buffer.from([0]), range_end: Buffer.from([0]), serializable: true }, 10_000, true);
   const hash = createHash('sha256');
   const values = new Map<string, string>();
   for (const kv of res.kvs ?? []) {
