@@ -26,9 +26,9 @@ import { prefixedRevisionKey, readUint64, writeUint64 } from './revision.js';
  * A backend replaced wholesale (a state image installed from the leader) takes its directory,
  * and with it the image, along: the new backend has none.
  *
- * Writing: in a worker (backend.writeImage) once the records not covered reach
- * Limits.bucketImageRecordsMin. While the image in place fits, the new one is that image
- * extended (a file copy plus the records after it): each record is read from LevelDB for an
+ * Writing: backend.writeImage (storage/bucket-image-writer.ts) once the records not covered reach
+ * Limits.bucketImageRecordsMin. While the image in place fits, it is extended in place with the
+ * records after it: each record is read from LevelDB for an
  * image once, and the image stays within that many records of the store. A compaction makes
  * every record uncovered again: the next image is written whole. Counted in backend operations
  * committed (puts, tombstones, and the few meta and lease writes beside them): a cost estimate,

@@ -67,13 +67,7 @@ export class RecordPacker {
   /** Chunks filled and not yet taken, in record order. */
   readonly full: PackedChunk[] = [];
 
-  /**
-   * With `sink`, each chunk is handed to it as soon as it is full, as views of the packer's own
-   * two buffers, which are then reused (nothing goes to `full`): for a consumer that is done with
-   * a chunk when sink returns (the bucket image writer, which writes it to a file), so packing
-   * allocates nothing per chunk.
-   */
-  constructor(private readonly chunkBytes: number, private readonly headBytes: number, private readonly sink?: (chunk: PackedChunk) => void) {
+  constructor(private readonly chunkBytes: number, private readonly headBytes: number) {
     this.records = Buffer.allocUnsafeSlow(chunkBytes);
     this.tails = Buffer.allocUnsafeSlow(chunkBytes);
   }
@@ -85,10 +79,8 @@ export class RecordPacker {
     const tailNeed = value.length - head;
     if (this.recordsUsed + recordNeed > this.records.length || this.tailsUsed + tailNeed > this.tails.length) {
       this.close();
-      // Fresh buffers after every chunk unless a sink lets them be reused (and they are large enough).
-      const reuse = this.sink !== undefined;
-      if (!reuse || recordNeed > this.records.length) this.records = Buffer.allocUnsafeSlow(Math.max(recordNeed, this.chunkBytes));
-      if (!reuse || tailNeed > this.tails.length) this.tails = Buffer.allocUnsafeSlow(Math.max(tailNeed, this.chunkBytes));
+      this.records = Buffer.allocUnsafeSlow(Math.max(recordNeed, this.chunkBytes));
+      this.tails = Buffer.allocUnsafeSlow(Math.max(tailNeed, this.chunkBytes));
     }
     const records = this.records;
     let at = this.recordsUsed;
@@ -106,13 +98,6 @@ export class RecordPacker {
   /** Moves the chunk being filled, if it holds any record, to `full`; add() starts a new one. */
   close(): void {
     if (this.count === 0) return;
-    if (this.sink !== undefined) {
-      this.sink({ records: this.records, recordsBytes: this.recordsUsed, tails: this.tails.subarray(0, this.tailsUsed), count: this.count });
-      this.recordsUsed = 0;
-      this.tailsUsed = 0;
-      this.count = 0;
-      return;
-    }
     // Tails outlive the chunk as views: a partly used buffer is cut to size (a copy, here in the
     // packer's thread), or its unused bytes would stay allocated with them.
     let tails = this.tails;

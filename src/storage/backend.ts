@@ -1,5 +1,4 @@
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { ClassicLevel, type Iterator as LevelIterator } from 'classic-level';
 import { assert } from '../platform/assert.js';
 import { Limits } from '../platform/limits.js';
@@ -7,6 +6,7 @@ import type { Logger } from '../platform/logger.js';
 import { BackendScanPart } from './backend-scan-part.js';
 import { RecordPacker, visitPacked, type PackedRecordVisitor } from './backend-scan-protocol.js';
 import { BUCKET_IMAGE_FILE, BucketImageReader } from './bucket-image.js';
+import { writeBucketImage } from './bucket-image-writer.js';
 
 /**
  * The backend: the durable copy of the applied state, in one classic-level (LevelDB) database at
@@ -73,7 +73,6 @@ export interface BackendOptions {
 }
 
 const scanWorkerPath = join(__dirname, '..', '..', 'workers', 'backend-scan.js');
-const imageWriterPath = join(__dirname, '..', '..', 'workers', 'bucket-image-writer.js');
 
 export interface PackedScanOptions {
   /** 'auto' (default): a worker thread for a large bucket, inline for a small one; tests force either. */
@@ -112,7 +111,8 @@ export class Backend {
   private failure: Error | undefined;
   private closed = false;
   /** The worker writing a bucket image, while one runs. */
-  private imageWriter: { worker: Worker; exited: Promise<void> } | null = null;
+  /** The bucket image being written, with the flag that abandons it; null when none is. */
+  private imageWriter: { stop: boolean; done: Promise<unknown> } | null = null;
   /** Operations committed so far (for metrics and tests). */
   committedOps = 0;
   /** Told how long each batch took LevelDB to write (etcd_disk_backend_commit_duration_seconds). */
@@ -419,7 +419,7 @@ export class Backend {
   }
 
   /**
-   * Writes a new bucket image of `bucket` below `lt` (with its bucket byte) in a worker thread,
+   * Writes a new bucket image of `bucket` below `lt` (with its bucket byte) (bucket-image-writer.ts),
    * replacing the previous one once complete. Every batch committed before the call is in it
    * (drained first); writes meanwhile go on. With `appendFrom`, the end key of the image in place:
    * the new one is that image plus the records from there to `lt` (the caller knows the records
@@ -429,25 +429,18 @@ export class Backend {
     assert(this.imageWriter === null, 'two bucket images written at once');
     await this.drain();
     assert(!this.closed, 'bucket image after close');
-    const worker = new Worker(imageWriterPath, {
-      workerData: {
-        location: this.location, bucket, gte: appendFrom ?? Buffer.from([bucket]), lt, tag, path: this.imagePath,
-        append: appendFrom !== undefined, chunkBytes: Limits.bucketImageChunkBytes, headBytes,
-      },
+    const writer: { stop: boolean; done: Promise<unknown> } = { stop: false, done: Promise.resolve() };
+    const written = writeBucketImage(this.db, {
+      bucket, gte: appendFrom ?? Buffer.from([bucket]), lt, tag, path: this.imagePath, append: appendFrom !== undefined,
+      chunkBytes: Limits.bucketImageChunkBytes, headBytes, stopped: () => writer.stop,
     });
-    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-    this.imageWriter = { worker, exited };
+    writer.done = written.catch(() => undefined);
+    this.imageWriter = writer;
     try {
-      return await new Promise((resolve, reject) => {
-        worker.once('message', (m: { kind: 'done'; records: number; bytes: number } | { kind: 'failed'; message: string }) => {
-          if (m.kind === 'done') resolve({ records: m.records, bytes: m.bytes });
-          else reject(new Error(`writing the bucket image failed: ${m.message}`));
-        });
-        worker.once('error', reject);
-        worker.once('exit', (code) => reject(new Error(`the bucket image writer exited (code ${code})`)));
+      return await written.catch((err: unknown) => {
+        throw new Error(`writing the bucket image failed: ${err instanceof Error ? err.message : String(err)}`);
       });
     } finally {
-      await exited;
       this.imageWriter = null;
     }
   }
@@ -456,10 +449,10 @@ export class Backend {
   async close(): Promise<void> {
     if (this.closed) return;
     // An image being written is abandoned (its temporary file stays; the next write replaces it);
-    // the worker closes its LevelDB handle before this one closes.
+    // its iterator is closed before LevelDB is.
     if (this.imageWriter !== null) {
-      this.imageWriter.worker.postMessage('stop');
-      await this.imageWriter.exited;
+      this.imageWriter.stop = true;
+      await this.imageWriter.done;
     }
     if (this.writing) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     this.closed = true;

@@ -1,4 +1,3 @@
-import { closeSync, openSync, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import type { PackedChunk } from './backend-scan-protocol.js';
@@ -16,31 +15,45 @@ import type { PackedChunk } from './backend-scan-protocol.js';
  * feeds a scratch backend. Start-up needs the mvcc bucket only, as chunks it can keep views of
  * (the recovered values are views of the tails), each verified on its own as it arrives.
  *
- * Format, version 1 (integers little-endian, as the packed chunks):
+ * Format, version 2 (integers little-endian, as the packed chunks):
  *
- *   header  "KRBIMAGE" | version u32 = 1 | bucket u8 | lt length u16 | tag length u16
+ *   slot A  bytes 0-255, and slot B, bytes 256-511: two copies of the image's description, of
+ *           which the valid one with the higher sequence counts:
+ *           "KRBIMAGE" | version u32 = 2 | sequence u32 | bucket u8 | lt length u16 | tag length u16
+ *           | chunk count u32 | record count u64 | data end u64 (the file offset after the last chunk)
  *           | lt (the first key NOT in the image, with its bucket byte) | tag (the writer's, opaque)
- *           | CRC-32 u32 of the header bytes before it
+ *           | CRC-32 u32 of the slot bytes before it | zeros up to 256 bytes
  *   chunk   records bytes u32 | tails bytes u32 | record count u32 | CRC-32 u32 of records then tails
- *           | records | tails                     ... repeated, in key order
- *   end     0xffffffff u32 | chunk count u32 | record count u32 | CRC-32 u32 of the 12 bytes before it
+ *           | records | tails                     ... repeated from byte 512, in key order, up to data end
  *
  * CRC-32 is zlib's (node:zlib crc32, native): a guard against torn and damaged files, not an
- * authentication. An image may be extended (the writer's append): its chunks are kept byte for
- * byte, new ones follow, and a new header and end record replace the old ones in the copy. The file is written to a temporary name, fdatasync'ed, renamed and the
- * directory synced; a reader trusts each chunk only once its CRC matched, and the whole only
- * once the end record matched (so a file cut short is refused, not taken as a smaller image).
+ * authentication. A new image is written whole under a temporary name (slot A filled, slot B
+ * zeros), fdatasync'ed, renamed and the directory synced. An image is extended in place: the new
+ * chunks are written after its data end, fdatasync'ed, and only then the other slot, with the
+ * next sequence, the new end key, counts and data end, fdatasync'ed again. A crash anywhere in
+ * between leaves the previous slot the valid newer one, describing exactly the previous image
+ * (the bytes after its data end are ignored); a torn slot fails its CRC. Extending costs what
+ * was written since; the earlier format copied the whole file each time, which at 500,000
+ * records took 12-20% more server CPU per put under load.
+ *
+ * A reader trusts each chunk only once its CRC matched, and the whole only once the chunks fill
+ * exactly [512, data end) with the slot's counts (so a file cut short is refused, not taken as
+ * a smaller image).
  *
  * Worked example: bucket 0x01, lt 01 00 00 00 00 00 00 00 08 (revision 8), tag of 16 bytes:
- * header 8+4+1+2+2+9+16+4 = 46 bytes; a chunk of 2 records (11 B keys, 24 B heads, 3 B values):
- * 16 + 2 x (12+11+24) + 6 = 116 bytes; end 16 bytes.
+ * the slot's used bytes 8+4+4+1+2+2+4+8+8+9+16+4 = 70; a chunk of 2 records (11 B keys, 24 B
+ * heads, 3 B values) at byte 512: 16 + 2 x (12+11+24) + 6 = 116 bytes, so data end 628.
  */
 
 export const BUCKET_IMAGE_FILE = 'KEYRAFT-BUCKET-IMAGE';
 export const BUCKET_IMAGE_MAGIC = Buffer.from('KRBIMAGE', 'ascii');
-export const BUCKET_IMAGE_VERSION = 1;
+export const BUCKET_IMAGE_VERSION = 2;
 export const BUCKET_IMAGE_CHUNK_HEADER_BYTES = 16;
-const END_MARKER = 0xffff_ffff;
+export const BUCKET_IMAGE_SLOT_BYTES = 256;
+/** Where the chunks start, after the two slots. */
+export const BUCKET_IMAGE_DATA_START = 2 * BUCKET_IMAGE_SLOT_BYTES;
+/** Bytes of a slot before its lt: magic, version, sequence, bucket, lt and tag lengths, chunks, records, data end. */
+const SLOT_FIXED_BYTES = BUCKET_IMAGE_MAGIC.length + 4 + 4 + 1 + 2 + 2 + 4 + 8 + 8;
 
 export class BucketImageError extends Error {
   constructor(path: string, what: string) {
@@ -57,19 +70,70 @@ export interface BucketImageHeader {
   tag: Buffer;
 }
 
-export function encodeBucketImageHeader(header: BucketImageHeader): Buffer {
-  const fixed = BUCKET_IMAGE_MAGIC.length + 4 + 1 + 2 + 2;
-  const out = Buffer.alloc(fixed + header.lt.length + header.tag.length + 4);
+/** One slot: the image as it stood when the slot was written. */
+export interface BucketImageSlot extends BucketImageHeader {
+  /** Higher is newer; a new image starts at 1. */
+  sequence: number;
+  chunks: number;
+  records: number;
+  /** The file offset after the last chunk. */
+  dataEnd: number;
+}
+
+/** A slot as its 256 bytes; throws when its lt and tag do not fit. */
+export function encodeBucketImageSlot(slot: BucketImageSlot): Buffer {
+  const out = Buffer.alloc(BUCKET_IMAGE_SLOT_BYTES);
+  if (SLOT_FIXED_BYTES + slot.lt.length + slot.tag.length + 4 > out.length) throw new Error('bucket image: end key and tag too long for a slot');
   BUCKET_IMAGE_MAGIC.copy(out, 0);
   let at = BUCKET_IMAGE_MAGIC.length;
   at = out.writeUInt32LE(BUCKET_IMAGE_VERSION, at);
-  at = out.writeUInt8(header.bucket, at);
-  at = out.writeUInt16LE(header.lt.length, at);
-  at = out.writeUInt16LE(header.tag.length, at);
-  at += header.lt.copy(out, at);
-  at += header.tag.copy(out, at);
+  at = out.writeUInt32LE(slot.sequence, at);
+  at = out.writeUInt8(slot.bucket, at);
+  at = out.writeUInt16LE(slot.lt.length, at);
+  at = out.writeUInt16LE(slot.tag.length, at);
+  at = out.writeUInt32LE(slot.chunks, at);
+  at = out.writeBigUInt64LE(BigInt(slot.records), at);
+  at = out.writeBigUInt64LE(BigInt(slot.dataEnd), at);
+  at += slot.lt.copy(out, at);
+  at += slot.tag.copy(out, at);
   out.writeUInt32LE(crc32(out.subarray(0, at)), at);
   return out;
+}
+
+/** A slot's contents; null for one never written (no magic) or torn (checksum); BucketImageError for another version. */
+function decodeSlot(path: string, bytes: Buffer): BucketImageSlot | null {
+  if (!bytes.subarray(0, BUCKET_IMAGE_MAGIC.length).equals(BUCKET_IMAGE_MAGIC)) return null;
+  let at = BUCKET_IMAGE_MAGIC.length;
+  const version = bytes.readUInt32LE(at);
+  if (version !== BUCKET_IMAGE_VERSION) throw new BucketImageError(path, `version ${version}, this build reads ${BUCKET_IMAGE_VERSION}`);
+  const sequence = bytes.readUInt32LE(at += 4);
+  const bucket = bytes.readUInt8(at += 4);
+  const ltBytes = bytes.readUInt16LE(at += 1);
+  const tagBytes = bytes.readUInt16LE(at += 2);
+  const chunks = bytes.readUInt32LE(at += 2);
+  const records = Number(bytes.readBigUInt64LE(at += 4));
+  const dataEnd = Number(bytes.readBigUInt64LE(at += 8));
+  at += 8;
+  if (at + ltBytes + tagBytes + 4 > bytes.length) return null;
+  const crcAt = at + ltBytes + tagBytes;
+  if (crc32(bytes.subarray(0, crcAt)) !== bytes.readUInt32LE(crcAt)) return null;
+  return {
+    sequence, bucket, chunks, records, dataEnd,
+    lt: Buffer.from(bytes.subarray(at, at + ltBytes)), tag: Buffer.from(bytes.subarray(at + ltBytes, crcAt)),
+  };
+}
+
+/** The image's newer valid slot, and which of the two it is; BucketImageError when neither is valid. */
+export async function readBucketImageSlot(file: FileHandle, path: string): Promise<{ slot: BucketImageSlot; index: 0 | 1 }> {
+  const both = await readExactly(file, path, 0, BUCKET_IMAGE_DATA_START);
+  const a = decodeSlot(path, both.subarray(0, BUCKET_IMAGE_SLOT_BYTES));
+  const b = decodeSlot(path, both.subarray(BUCKET_IMAGE_SLOT_BYTES));
+  if (a === null && b === null) {
+    if (!both.subarray(0, BUCKET_IMAGE_MAGIC.length).equals(BUCKET_IMAGE_MAGIC)) throw new BucketImageError(path, 'not a bucket image (magic)');
+    throw new BucketImageError(path, 'header checksum mismatch (no valid slot)');
+  }
+  if (b === null || (a !== null && a.sequence > b.sequence)) return { slot: a!, index: 0 };
+  return { slot: b, index: 1 };
 }
 
 export function encodeChunkHeader(chunk: PackedChunk): Buffer {
@@ -81,69 +145,20 @@ export function encodeChunkHeader(chunk: PackedChunk): Buffer {
   return out;
 }
 
-/** The end record's counts, or null when `bytes` is not a valid end record. */
-export function decodeEnd(bytes: Buffer): { chunks: number; records: number } | null {
-  if (bytes.length !== BUCKET_IMAGE_CHUNK_HEADER_BYTES || bytes.readUInt32LE(0) !== END_MARKER) return null;
-  if (crc32(bytes.subarray(0, 12)) !== bytes.readUInt32LE(12)) return null;
-  return { chunks: bytes.readUInt32LE(4), records: bytes.readUInt32LE(8) };
-}
-
-const FIXED_HEADER_BYTES = BUCKET_IMAGE_MAGIC.length + 4 + 1 + 2 + 2;
-
-/** Checks the fixed part of a header: the lengths of what follows it. */
-function decodeFixedHeader(path: string, fixed: Buffer): { bucket: number; ltBytes: number; tagBytes: number } {
-  if (!fixed.subarray(0, BUCKET_IMAGE_MAGIC.length).equals(BUCKET_IMAGE_MAGIC)) throw new BucketImageError(path, 'not a bucket image (magic)');
-  const version = fixed.readUInt32LE(BUCKET_IMAGE_MAGIC.length);
-  if (version !== BUCKET_IMAGE_VERSION) throw new BucketImageError(path, `version ${version}, this build reads ${BUCKET_IMAGE_VERSION}`);
-  return {
-    bucket: fixed.readUInt8(BUCKET_IMAGE_MAGIC.length + 4),
-    ltBytes: fixed.readUInt16LE(BUCKET_IMAGE_MAGIC.length + 5),
-    tagBytes: fixed.readUInt16LE(BUCKET_IMAGE_MAGIC.length + 7),
-  };
-}
-
-/** The rest of a header after its fixed part: lt, tag, CRC over the whole header. */
-function decodeHeaderRest(path: string, fixed: Buffer, lengths: { bucket: number; ltBytes: number; tagBytes: number }, rest: Buffer): BucketImageHeader {
-  const { ltBytes, tagBytes } = lengths;
-  const crc = crc32(rest.subarray(0, ltBytes + tagBytes), crc32(fixed));
-  if (crc !== rest.readUInt32LE(ltBytes + tagBytes)) throw new BucketImageError(path, 'header checksum mismatch');
-  return { bucket: lengths.bucket, lt: Buffer.from(rest.subarray(0, ltBytes)), tag: Buffer.from(rest.subarray(ltBytes, ltBytes + tagBytes)) };
-}
-
-/** The header of the image at `path`, read synchronously (the writer's thread), and its length in bytes. */
-export function readBucketImageHeaderSync(path: string): BucketImageHeader & { headerBytes: number } {
-  const fd = openSync(path, 'r');
-  try {
-    const fixed = Buffer.alloc(FIXED_HEADER_BYTES);
-    if (readSync(fd, fixed, 0, fixed.length, 0) !== fixed.length) throw new BucketImageError(path, 'cut short in its header');
-    const lengths = decodeFixedHeader(path, fixed);
-    const rest = Buffer.alloc(lengths.ltBytes + lengths.tagBytes + 4);
-    if (readSync(fd, rest, 0, rest.length, fixed.length) !== rest.length) throw new BucketImageError(path, 'cut short in its header');
-    return { ...decodeHeaderRest(path, fixed, lengths, rest), headerBytes: fixed.length + rest.length };
-  } finally {
-    closeSync(fd);
-  }
-}
-
-export function encodeEnd(chunks: number, records: number): Buffer {
-  const out = Buffer.alloc(BUCKET_IMAGE_CHUNK_HEADER_BYTES);
-  out.writeUInt32LE(END_MARKER, 0);
-  out.writeUInt32LE(chunks, 4);
-  out.writeUInt32LE(records >>> 0, 8);
-  out.writeUInt32LE(crc32(out.subarray(0, 12)), 12);
-  return out;
-}
-
 /**
- * An image opened for reading: its header is checked at open(); chunks() yields every chunk in
+ * An image opened for reading: its slots are checked at open(); chunks() yields every chunk in
  * order, each verified, the next one read from the file while the caller visits the current one,
  * and throws BucketImageError at the first damage (the caller discards what it built from the
  * earlier chunks). Always close() it.
  */
 export class BucketImageReader {
-  private constructor(readonly path: string, private readonly file: FileHandle, readonly header: BucketImageHeader, private at: number) {}
+  private constructor(readonly path: string, private readonly file: FileHandle, private readonly slot: BucketImageSlot) {}
 
-  /** The image at `path`, or null when there is none; BucketImageError when its header is damaged. */
+  get header(): BucketImageHeader {
+    return { bucket: this.slot.bucket, lt: this.slot.lt, tag: this.slot.tag };
+  }
+
+  /** The image at `path`, or null when there is none; BucketImageError when its slots are damaged. */
   static async open(path: string): Promise<BucketImageReader | null> {
     let file: FileHandle;
     try {
@@ -153,10 +168,7 @@ export class BucketImageReader {
       throw err;
     }
     try {
-      const fixed = await readExactly(file, path, 0, FIXED_HEADER_BYTES);
-      const lengths = decodeFixedHeader(path, fixed);
-      const rest = await readExactly(file, path, FIXED_HEADER_BYTES, lengths.ltBytes + lengths.tagBytes + 4);
-      return new BucketImageReader(path, file, decodeHeaderRest(path, fixed, lengths, rest), FIXED_HEADER_BYTES + rest.length);
+      return new BucketImageReader(path, file, (await readBucketImageSlot(file, path)).slot);
     } catch (err) {
       await file.close();
       throw err;
@@ -177,40 +189,38 @@ export class BucketImageReader {
       records += chunk.count;
       yield chunk;
     }
-    const end = this.endRecord!;
-    if (end.chunks !== chunks || end.records !== (records >>> 0)) {
-      throw new BucketImageError(this.path, `end record says ${end.chunks} chunks of ${end.records} records, read ${chunks} of ${records}`);
+    if (chunks !== this.slot.chunks || records !== this.slot.records) {
+      throw new BucketImageError(this.path, `its slot says ${this.slot.chunks} chunks of ${this.slot.records} records, read ${chunks} of ${records}`);
     }
-    const { size } = await this.file.stat();
-    if (size !== this.at) throw new BucketImageError(this.path, `${size - this.at} bytes after the end record`);
   }
 
   async close(): Promise<void> {
     await this.file.close();
   }
 
-  private endRecord: { chunks: number; records: number } | null = null;
+  /** Where the next chunk starts. */
+  private at = BUCKET_IMAGE_DATA_START;
 
+  /** The next chunk, verified; null at the slot's data end. */
   private async readChunk(): Promise<PackedChunk | null> {
+    const end = this.slot.dataEnd;
+    if (this.at === end) return null;
+    if (this.at + BUCKET_IMAGE_CHUNK_HEADER_BYTES > end) throw new BucketImageError(this.path, `a chunk header at byte ${this.at} runs past the data end ${end}`);
     const head = await readExactly(this.file, this.path, this.at, BUCKET_IMAGE_CHUNK_HEADER_BYTES);
-    this.at += BUCKET_IMAGE_CHUNK_HEADER_BYTES;
-    if (head.readUInt32LE(0) === END_MARKER) {
-      this.endRecord = decodeEnd(head);
-      if (this.endRecord === null) throw new BucketImageError(this.path, 'end record checksum mismatch');
-      return null;
-    }
+    const start = this.at + BUCKET_IMAGE_CHUNK_HEADER_BYTES;
     const recordsBytes = head.readUInt32LE(0);
     const tailsBytes = head.readUInt32LE(4);
     const count = head.readUInt32LE(8);
+    // Checked before allocating: a damaged length must not ask for gigabytes.
+    if (start + recordsBytes + tailsBytes > end) throw new BucketImageError(this.path, `the chunk at byte ${this.at} runs past the data end ${end}`);
+    this.at = start + recordsBytes + tailsBytes;
     // Memory of their own (allocUnsafeSlow): recovered values are views of `tails`, which must
     // hold nothing else.
     const records = Buffer.allocUnsafeSlow(recordsBytes);
     const tails = Buffer.allocUnsafeSlow(tailsBytes);
-    await readInto(this.file, this.path, this.at, records);
-    this.at += recordsBytes;
-    await readInto(this.file, this.path, this.at, tails);
-    this.at += tailsBytes;
-    if (crc32(tails, crc32(records)) !== head.readUInt32LE(12)) throw new BucketImageError(this.path, `chunk at byte ${this.at - recordsBytes - tailsBytes} checksum mismatch`);
+    await readInto(this.file, this.path, start, records);
+    await readInto(this.file, this.path, start + recordsBytes, tails);
+    if (crc32(tails, crc32(records)) !== head.readUInt32LE(12)) throw new BucketImageError(this.path, `chunk at byte ${start} checksum mismatch`);
     return { records, recordsBytes, tails, count };
   }
 }

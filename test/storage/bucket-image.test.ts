@@ -6,13 +6,16 @@ import { join } from 'node:path';
 import { silentLogger } from '../../src/platform/logger.js';
 import { Backend, Bucket } from '../../src/storage/backend.js';
 import { visitPacked } from '../../src/storage/backend-scan-protocol.js';
-import { BUCKET_IMAGE_CHUNK_HEADER_BYTES, BucketImageError, BucketImageReader } from '../../src/storage/bucket-image.js';
+import {
+  BUCKET_IMAGE_CHUNK_HEADER_BYTES, BUCKET_IMAGE_DATA_START, BUCKET_IMAGE_SLOT_BYTES, BucketImageError, BucketImageReader,
+} from '../../src/storage/bucket-image.js';
 
 /**
- * The bucket image (storage/bucket-image.ts): written by its worker from a LevelDB that is being
- * written meanwhile, read back chunk by chunk with exactly the records below its end key, and
- * every kind of damage (a flipped byte in a chunk, in the header, in the end record, a file cut
- * short, bytes after the end) refused with a BucketImageError, never taken as a smaller image.
+ * The bucket image (storage/bucket-image.ts): written from a LevelDB that is being written
+ * meanwhile, read back chunk by chunk with exactly the records below its end key, extended in
+ * place where a crash midway (a torn slot, chunks written past the data end) leaves the previous
+ * image whole, and every kind of damage (a flipped byte in a chunk or in the slot, a file cut
+ * short, another version) refused with a BucketImageError, never taken as a smaller image.
  */
 
 const key = (n: number): Buffer => {
@@ -73,7 +76,7 @@ test('an image holds exactly the records below its end key, while writes go on',
   fill(backend, 0, 5000);
   const lt = endKey(3000);
   const writing = backend.writeImage(Bucket.key, lt, Buffer.from('tag!'), 24);
-  fill(backend, 5000, 6000); // committed while the worker reads: above the end key, not in it
+  fill(backend, 5000, 6000); // committed while the image is read: above the end key, not in it
   const written = await writing;
   assert.is(written.records, 3000);
   const image = await backend.openImage();
@@ -123,11 +126,36 @@ async function damaged(backend: Backend, damage: (path: string, bytes: Buffer) =
   return '';
 }
 
+test('an extension cut short by a crash leaves the previous image; the next extension replaces what it left', () => withBackend(async (backend) => {
+  fill(backend, 0, 3000);
+  await backend.writeImage(Bucket.key, endKey(1000), Buffer.from('one'), 24);
+  const first = await readFile(backend.imagePath);
+  // Crash after new chunks were written past the data end, before the slot naming them: the
+  // previous image, exactly.
+  await writeFile(backend.imagePath, Buffer.concat([first, Buffer.alloc(5000, 0xab)]));
+  assert.equal(await readImage(backend), await scanBelow(backend, endKey(1000)));
+  // The next extension writes from the data end on and cuts what was after it.
+  await backend.writeImage(Bucket.key, endKey(2000), Buffer.from('two'), 24, endKey(1000));
+  assert.equal(await readImage(backend), await scanBelow(backend, endKey(2000)));
+  const second = await readFile(backend.imagePath);
+  assert.ok(second.subarray(0, first.length).subarray(BUCKET_IMAGE_DATA_START).equals(first.subarray(BUCKET_IMAGE_DATA_START)), 'the first image\'s chunks are kept byte for byte');
+  // Crash while the new slot (B) was written: it fails its checksum, slot A's image counts.
+  const torn = Buffer.from(second);
+  torn[BUCKET_IMAGE_SLOT_BYTES + 20]! ^= 0x40;
+  await writeFile(backend.imagePath, torn);
+  const image = await backend.openImage();
+  assert.equal(image!.header.tag, Buffer.from('one'));
+  await image!.close();
+  assert.equal(await readImage(backend), await scanBelow(backend, endKey(1000)));
+  // A third extension goes on from the image that counts, into the other slot.
+  await backend.writeImage(Bucket.key, endKey(2500), Buffer.from('three'), 24, endKey(1000));
+  assert.equal(await readImage(backend), await scanBelow(backend, endKey(2500)));
+}));
+
 test('damage anywhere is refused with BucketImageError', async () => {
-  const headerBytes = 8 + 4 + 1 + 2 + 2 + 9 + 1 + 4;
   await withBackend(async (backend) => {
     const message = await damaged(backend, async (path, bytes) => {
-      bytes[headerBytes + BUCKET_IMAGE_CHUNK_HEADER_BYTES + 100]! ^= 0x10; // inside the first chunk's records
+      bytes[BUCKET_IMAGE_DATA_START + BUCKET_IMAGE_CHUNK_HEADER_BYTES + 100]! ^= 0x10; // inside the first chunk's records
       await writeFile(path, bytes);
     });
     assert.match(message, 'checksum mismatch');
@@ -137,25 +165,35 @@ test('damage anywhere is refused with BucketImageError', async () => {
       bytes[bytes.length - 5]! ^= 0x01; // the tails of the last chunk
       await writeFile(path, bytes.subarray(0, bytes.length));
     });
-    assert.match(message, /checksum mismatch|end record/);
+    assert.match(message, 'checksum mismatch');
   });
   await withBackend(async (backend) => {
-    fill(backend, 0, 10);
-    await backend.writeImage(Bucket.key, endKey(5), Buffer.from('t'), 24);
-    const bytes = await readFile(backend.imagePath);
-    bytes[12]! ^= 0x01; // the bucket byte in the header
-    await writeFile(backend.imagePath, bytes);
-    try {
-      await BucketImageReader.open(backend.imagePath);
-      assert.unreachable('a damaged header was accepted');
-    } catch (err) {
-      assert.instance(err, BucketImageError);
-      assert.match((err as Error).message, 'header checksum mismatch');
-    }
+    const message = await damaged(backend, async (path, bytes) => {
+      bytes.writeUInt32LE(0x7fff_ffff, BUCKET_IMAGE_DATA_START); // a chunk's length: refused before it is allocated
+      await writeFile(path, bytes);
+    });
+    assert.match(message, 'runs past the data end');
   });
+  for (const [at, expect] of [[12, 'header checksum mismatch'], [9, 'header checksum mismatch'], [0, 'not a bucket image']] as const) {
+    await withBackend(async (backend) => {
+      fill(backend, 0, 10);
+      await backend.writeImage(Bucket.key, endKey(5), Buffer.from('t'), 24);
+      const bytes = await readFile(backend.imagePath);
+      bytes[at]! ^= 0x01; // the sequence, the version (with its checksum), the magic: slot A, the only valid one
+      if (at === 9) bytes.writeUInt32LE(1, 8); // an image of version 1
+      await writeFile(backend.imagePath, bytes);
+      try {
+        await BucketImageReader.open(backend.imagePath);
+        assert.unreachable('a damaged header was accepted');
+      } catch (err) {
+        assert.instance(err, BucketImageError);
+        assert.match((err as Error).message, at === 9 ? 'version 1, this build reads 2' : expect);
+      }
+    });
+  }
   await withBackend(async (backend) => {
     const message = await damaged(backend, async (path) => {
-      await truncate(path, (await stat(path)).size - 16); // the end record gone
+      await truncate(path, (await stat(path)).size - 16); // the last chunk's end gone
     });
     assert.match(message, 'cut short');
   });
@@ -166,10 +204,10 @@ test('damage anywhere is refused with BucketImageError', async () => {
     assert.match(message, 'cut short');
   });
   await withBackend(async (backend) => {
-    const message = await damaged(backend, async (path, bytes) => {
-      await writeFile(path, Buffer.concat([bytes, Buffer.from('more')]));
+    const message = await damaged(backend, async (path) => {
+      await truncate(path, 300); // inside slot B
     });
-    assert.match(message, 'after the end record');
+    assert.match(message, 'cut short');
   });
 });
 
