@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
-import { serverHeapFlags } from '../../src/platform/heap-tuning.js';
+import { MALLOC_ARENA_MAX, serverHeapFlags } from '../../src/platform/heap-tuning.js';
 import { Limits } from '../../src/platform/limits.js';
 import { killAll, startKeyraft } from '../integration/harness.js';
 
@@ -106,6 +106,28 @@ test('a member started by the keyraft command runs with the policy as launch fla
     }
     // One relaunch, the same process: the pid the harness spawned answers.
     assert.is(argv.filter((a) => a.startsWith('--max-semi-space-size')).length, launchFlags ? 1 : 0);
+  } finally {
+    await killAll();
+  }
+});
+
+/** MALLOC_ARENA_MAX in the environment of the process `pid` runs (not the one it was spawned with). */
+function arenaMaxOf(pid: number): string | undefined {
+  const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+  return env.find((e) => e.startsWith('MALLOC_ARENA_MAX='))?.slice('MALLOC_ARENA_MAX='.length);
+}
+
+test('the relaunched member limits glibc\'s malloc arenas, unless the user chose a number', async () => {
+  // undefined: left out of the member's environment (child_process ignores undefined values).
+  const member = await startKeyraft({ env: { MALLOC_ARENA_MAX: undefined } });
+  try {
+    assert.is(arenaMaxOf(member.child.pid!), launchFlags ? MALLOC_ARENA_MAX : undefined, `Node ${process.version}`);
+  } finally {
+    await killAll();
+  }
+  const chosen = await startKeyraft({ env: { MALLOC_ARENA_MAX: '4' } });
+  try {
+    assert.is(arenaMaxOf(chosen.child.pid!), '4');
   } finally {
     await killAll();
   }
