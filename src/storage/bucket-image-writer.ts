@@ -20,9 +20,10 @@ import {
  * Why on the main thread, not a worker: the reads (LevelDB's nextv) and the file I/O already run
  * in libuv's thread pool; what is left here is packing, one copy of each record into a chunk
  * buffer, in turns of BATCH_ENTRIES records between which requests are served. A worker thread
- * per image (earlier design) left its isolate's native allocations behind in the C allocator:
- * RSS after 500,000 puts to one key was 165-171 MiB with a worker per image against 150-155 with
- * no images at all (the V8 heaps measured the same), which put keyraft above etcd's 154.
+ * per image (the earlier design) cost more: RssAnon after 500,000 puts to one key (a scratch
+ * script, runs alternating) 97-123 MiB with a worker per image, 96-103 MiB from the main thread,
+ * 85-92 MiB with no images; the main thread's share of the work is ~3.4% of its busy time in a
+ * CPU profile of that load (packing, 0.7 us a record).
  */
 
 export interface BucketImageWrite {
@@ -35,7 +36,10 @@ export interface BucketImageWrite {
   append: boolean;
   chunkBytes: number;
   headBytes: number;
-  /** Checked between batches: true abandons the image (its temporary file stays, the next write replaces it). */
+  /**
+   * Checked between batches: true abandons the image (a new one's temporary file stays, the next
+   * write replaces it; an extension's chunks after the data end stay unnamed until the next one).
+   */
   stopped: () => boolean;
 }
 
