@@ -17,7 +17,7 @@
  * latency is from sending the call to the frame that ends its stream.
  */
 import { connect, type Socket } from 'node:net';
-import { encodeWithoutIndexing, HpackDecoder } from '../../src/http/hpack.js';
+import { encodeWithoutIndexing, HpackDecoder, STATIC_TABLE, type HeaderField } from '../../src/http/hpack.js';
 import type { Measurement } from './side-by-side.js';
 
 export interface GrpcLoadOptions {
@@ -157,6 +157,9 @@ class LoadConnection {
     for (let i = 0; i < this.options.streamsPerConnection; i++) this.call(i);
   }
 
+  /** Set once the first call's header block (which fills the server's HPACK table) is queued. */
+  private headersIndexed = false;
+
   private call(slot: number): void {
     if (!this.totals.running || this.closed) {
       if (this.started.size === 0) this.finish();
@@ -168,8 +171,12 @@ class LoadConnection {
     const sequence = this.options.sequence;
     let headerBlock = this.headerBlocks[0]!;
     let body: Uint8Array;
-    if (sequence === undefined) body = this.options.nextRequest!();
-    else {
+    if (sequence === undefined) {
+      body = this.options.nextRequest!();
+      // headerBlocks[0] adds the headers to the server's table, [1] names them by index.
+      if (this.headersIndexed) headerBlock = this.headerBlocks[1]!;
+      this.headersIndexed = true;
+    } else {
       const step = this.slotStep[slot]!;
       headerBlock = this.headerBlocks[step]!;
       body = sequence[step]!.request(this.index * this.options.streamsPerConnection + slot, this.slotCycle[slot]!);
@@ -322,10 +329,13 @@ export async function runGrpcLoad(options: GrpcLoadOptions): Promise<Measurement
   let stopEarly: () => void = () => {};
   const totals: Totals = { latenciesMs: [], errors: 0, failed: 0, running: true, stop: () => stopEarly() };
   const paths = options.sequence !== undefined ? options.sequence.map((step) => step.path) : [options.path!];
-  const headerBlocks = paths.map((path) => encodeWithoutIndexing([
-    [':method', 'POST'], [':scheme', 'http'], [':path', path], [':authority', `127.0.0.1:${options.port}`],
+  const headersOf = (path: string, port: number): HeaderField[] => [
+    [':method', 'POST'], [':scheme', 'http'], [':path', path], [':authority', `127.0.0.1:${port}`],
     ['content-type', 'application/grpc'], ['te', 'trailers'],
-  ]));
+  ];
+  const headerBlocksFor = (port: number): Buffer[] => (options.sequence !== undefined
+    ? paths.map((path) => encodeWithoutIndexing(headersOf(path, port)))
+    : indexedHeaderBlocks(headersOf(paths[0]!, port)));
   const connections: LoadConnection[] = [];
   for (let c = 0; c < options.connections; c++) {
     const port = options.ports !== undefined && options.ports.length > 0 ? options.ports[c % options.ports.length]! : options.port;
@@ -334,7 +344,7 @@ export async function runGrpcLoad(options: GrpcLoadOptions): Promise<Measurement
       socket.once('connect', () => resolve());
       socket.once('error', reject);
     });
-    connections.push(new LoadConnection(socket, options, headerBlocks, totals, c));
+    connections.push(new LoadConnection(socket, options, headerBlocksFor(port), totals, c));
   }
   const startedAt = performance.now();
   for (const connection of connections) connection.start();
@@ -362,4 +372,55 @@ export async function runGrpcLoad(options: GrpcLoadOptions): Promise<Measurement
     errors: totals.errors,
     non2xx: totals.failed,
   };
+}
+
+/**
+ * Two HPACK header blocks for the same header list: the first adds every field that is not in the
+ * static table to the receiver's dynamic table (literal with incremental indexing, static name
+ * index where there is one, raw strings), the second names every field by index. The second is
+ * valid only after the first on the same connection, with nothing else added in between.
+ */
+export function indexedHeaderBlocks(headers: readonly HeaderField[]): [Buffer, Buffer] {
+  const staticPair = new Map<string, number>();
+  const staticName = new Map<string, number>();
+  STATIC_TABLE.forEach(([name, value], i) => {
+    if (!staticPair.has(`${name}\0${value}`)) staticPair.set(`${name}\0${value}`, i + 1);
+    if (!staticName.has(name)) staticName.set(name, i + 1);
+  });
+  const first: number[] = [];
+  const integer = (out: number[], value: number, prefixBits: number, firstByte: number): void => {
+    const mask = (1 << prefixBits) - 1;
+    if (value < mask) {
+      out.push(firstByte | value);
+      return;
+    }
+    out.push(firstByte | mask);
+    for (value -= mask; value >= 0x80; value = Math.floor(value / 0x80)) out.push((value % 0x80) | 0x80);
+    out.push(value);
+  };
+  const string = (text: string): void => {
+    integer(first, text.length, 7, 0);
+    first.push(...Buffer.from(text, 'latin1'));
+  };
+  const inserted: number[] = []; // positions in `headers` added to the dynamic table, in order
+  headers.forEach(([name, value], position) => {
+    const pair = staticPair.get(`${name}\0${value}`);
+    if (pair !== undefined) {
+      integer(first, pair, 7, 0x80);
+      return;
+    }
+    const nameIndex = staticName.get(name);
+    integer(first, nameIndex ?? 0, 6, 0x40);
+    if (nameIndex === undefined) string(name);
+    string(value);
+    inserted.push(position);
+  });
+  const later: number[] = [];
+  headers.forEach(([name, value], position) => {
+    const pair = staticPair.get(`${name}\0${value}`);
+    // The newest entry of the dynamic table is index 62, older ones follow it.
+    const index = pair ?? STATIC_TABLE.length + inserted.length - inserted.indexOf(position);
+    integer(later, index, 7, 0x80);
+  });
+  return [Buffer.from(first), Buffer.from(later)];
 }
