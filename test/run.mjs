@@ -57,7 +57,7 @@ function runSuite(name) {
           child.kill('SIGUSR2');
           setTimeout(() => {
             if (child.exitCode !== null || child.signalCode !== null) return;
-            openHandles = describeOpenHandles(reportDir);
+            openHandles = `${describeOpenHandles(reportDir)}\n${describeThreads(child.pid)}`;
             console.error(openHandles);
             child.kill('SIGKILL');
           }, 3000).unref();
@@ -91,6 +91,22 @@ function runSuite(name) {
       resolve({ name, total, passed, failed, skipped, skipLines, required, failureReports: [...failureReports(plain), ...(lingered !== null && failed > 0 ? [lingered] : [])], lingered: failed > 0 ? null : lingered, code, ms: Date.now() - started });
     });
   });
+}
+
+// Where each thread of a stuck process waits (Linux /proc: its name, state and kernel wait
+// channel), for when no diagnostic report comes: a main thread in futex_wait while libuv's
+// workers sit in a file operation says the exit waits for the thread pool, for instance.
+function describeThreads(pid) {
+  try {
+    const lines = readdirSync(`/proc/${pid}/task`).map((tid) => {
+      const read = (file) => { try { return readFileSync(`/proc/${pid}/task/${tid}/${file}`, 'utf8').trim(); } catch { return '?'; } };
+      const state = /\) (\S)/.exec(read('stat'))?.[1] ?? '?';
+      return `  thread ${tid} ${read('comm')} state ${state} waiting in ${read('wchan')}`;
+    });
+    return `[run] threads of pid ${pid}:\n${lines.join('\n')}`;
+  } catch (err) {
+    return `[run] threads of pid ${pid}: ${err.message}`;
+  }
 }
 
 // The libuv handles a diagnostic report lists as active and referenced: what keeps the process up.
