@@ -2,9 +2,9 @@
 // suite is reported against that suite and the rest still run. Ends with the plain summary line
 // "N passed, M failed, K skipped" that CI reads, and exits 0 when nothing failed. A suite that
 // times out counts as failed. A suite whose tests all passed but whose process stays up 30 s
-// after them is killed and listed as a WARNING above the summary with its open handles. Skipped tests are those uvu counts as skipped; their reasons are the
-// "[skip] <where> > <test>: needs <what>: <why>" lines test/etcd-binaries.ts prints, listed above
-// the summary.
+// after them is killed and listed as a WARNING above the summary with its open handles. Skipped
+// tests are those uvu counts as skipped; their reasons are the "[skip] <where> > <test>: needs
+// <what>: <why>" lines test/etcd-binaries.ts prints, listed above the summary.
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, statSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -28,11 +28,10 @@ import { prefixedRevisionKey, readUint64, writeUint64 } from './revision.js';
  *
  * Writing: backend.writeImage (storage/bucket-image-writer.ts) once the records not covered reach
  * Limits.bucketImageRecordsMin. While the image in place fits, it is extended in place with the
- * records after it: each record is read from LevelDB for an
- * image once, and the image stays within that many records of the store. A compaction makes
- * every record uncovered again: the next image is written whole. Counted in backend operations
- * committed (puts, tombstones, and the few meta and lease writes beside them): a cost estimate,
- * not a contract.
+ * records after it: each record is read from LevelDB for an image once, and the image stays
+ * within that many records of the store. A compaction makes every record uncovered again: the
+ * next image is written whole. Counted in backend operations committed (puts, tombstones, and
+ * the few meta and lease writes beside them): a cost estimate, not a contract.
  */
 const EMPTY = Buffer.alloc(0);
 

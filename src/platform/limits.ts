@@ -257,9 +257,9 @@ export const Limits = {
   bucketImageRecordsMin: 25_000,
   bucketImageRetryMs: 60_000,
   /**
-   * Chunks of the history image. Smaller than the start-up scan's: the writer thread allocates two
-   * buffers of this size, and what a thread allocates stays in the process's RSS after it ends
-   * (the C allocator's per-thread arenas). Reading the image back costs two file reads per chunk.
+   * Chunks of the history image. Smaller than the start-up scan's: the writer (on the main thread)
+   * allocates two buffers of this size per chunk, written while the next fills. Reading the image
+   * back costs two file reads per chunk.
    */
   bucketImageChunkBytes: 512 * 1024,
   /**

@@ -110,9 +110,8 @@ export class Backend {
   /** The first write failure; every later commit or flush fails with it (the disk is not trusted). */
   private failure: Error | undefined;
   private closed = false;
-  /** The worker writing a bucket image, while one runs. */
-  /** The bucket image being written, with the flag that abandons it; null when none is. */
-  private imageWriter: { stop: boolean; done: Promise<unknown> } | null = null;
+  /** The bucket image being written (stop() abandons it; done settles either way); null when none is. */
+  private imageWriter: { stop: () => void; done: Promise<unknown> } | null = null;
   /** Operations committed so far (for metrics and tests). */
   committedOps = 0;
   /** Told how long each batch took LevelDB to write (etcd_disk_backend_commit_duration_seconds). */
@@ -429,13 +428,12 @@ export class Backend {
     assert(this.imageWriter === null, 'two bucket images written at once');
     await this.drain();
     assert(!this.closed, 'bucket image after close');
-    const writer: { stop: boolean; done: Promise<unknown> } = { stop: false, done: Promise.resolve() };
+    let stopped = false;
     const written = writeBucketImage(this.db, {
       bucket, gte: appendFrom ?? Buffer.from([bucket]), lt, tag, path: this.imagePath, append: appendFrom !== undefined,
-      chunkBytes: Limits.bucketImageChunkBytes, headBytes, stopped: () => writer.stop,
+      chunkBytes: Limits.bucketImageChunkBytes, headBytes, stopped: () => stopped,
     });
-    writer.done = written.catch(() => undefined);
-    this.imageWriter = writer;
+    this.imageWriter = { stop: () => { stopped = true; }, done: written.catch(() => undefined) };
     try {
       return await written.catch((err: unknown) => {
         throw new Error(`writing the bucket image failed: ${err instanceof Error ? err.message : String(err)}`);
@@ -448,10 +446,10 @@ export class Backend {
   /** Writes what is committed, waits for it, and closes LevelDB. Staged operations are dropped. */
   async close(): Promise<void> {
     if (this.closed) return;
-    // An image being written is abandoned (its temporary file stays; the next write replaces it);
-    // its iterator is closed before LevelDB is.
+    // An image being written is abandoned (what it wrote is never named; the next write replaces
+    // it); its iterator is closed before LevelDB is.
     if (this.imageWriter !== null) {
-      this.imageWriter.stop = true;
+      this.imageWriter.stop();
       await this.imageWriter.done;
     }
     if (this.writing) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));

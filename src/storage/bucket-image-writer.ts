@@ -103,10 +103,13 @@ export async function writeBucketImage(db: ClassicLevel<Buffer, Buffer>, w: Buck
     } finally {
       await iterator.close();
     }
-    // Bytes an abandoned extension left after the data end go; the chunks are durable before the
-    // slot that names them is written.
-    await file.truncate(position);
-    await file.datasync();
+    if (w.append) {
+      // Bytes an abandoned extension left after the data end go; the chunks are durable before
+      // the slot that names them is written. (A new file is named only by the rename, after the
+      // one datasync below.)
+      await file.truncate(position);
+      await file.datasync();
+    }
     const slot = encodeBucketImageSlot({ bucket: w.bucket, lt: w.lt, tag: w.tag, sequence, chunks, records, dataEnd: position });
     await write(slot, slotIndex * BUCKET_IMAGE_SLOT_BYTES);
     await file.datasync();
