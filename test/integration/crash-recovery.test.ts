@@ -100,14 +100,8 @@ test('every acknowledged put survives kill -9 cycles that restart from the histo
         const compact = await postJson(server.clientPort, '/v3/kv/compaction', { revision: String(Number(status.json.header.revision) - 100) });
         assert.is(compact.status, 200, compact.raw);
       }
-      const before = acked.size;
-      const stream = putStream(server.clientPort, cycle, acked);
       // Past the image threshold each cycle, then a kill at a random moment.
-      while (acked.size < before + 400) await new Promise((r) => setTimeout(r, 5));
-      await new Promise((r) => setTimeout(r, Math.floor(random() * 150)));
-      await server.kill9();
-      stream.stop();
-      await stream.done;
+      await killMidStream(server, acked, 400, (port) => putStream(port, cycle, acked), random);
     }
     server = await start();
     if (imageRecordsOf(server) > 0) restartsFromImage++;
@@ -170,14 +164,8 @@ test('every acknowledged revision of one key is still readable at its revision a
   try {
     for (let cycle = 0; cycle < 3; cycle++) {
       server = await startKeyraft({ dataDir });
-      const before = acked.size;
-      const stream = historyStream(server.clientPort, cycle, acked);
       // Enough puts that most are old revisions whose values left memory, then kill mid-stream.
-      while (acked.size < before + 500) await new Promise((r) => setTimeout(r, 5));
-      await new Promise((r) => setTimeout(r, Math.floor(random() * 150)));
-      await server.kill9();
-      stream.stop();
-      await stream.done;
+      await killMidStream(server, acked, 500, (port) => historyStream(port, cycle, acked), random);
     }
     server = await startKeyraft({ dataDir });
     const port = server.clientPort;
@@ -201,6 +189,23 @@ test('every acknowledged revision of one key is still readable at its revision a
 });
 
 /** Every key (with its value and revisions) at `revision` (0: current), and the count. */
+/**
+ * Starts a put stream on the member, waits until `atLeast` more puts were acknowledged, then kill -9s the member
+ * at a random moment within 150 ms and waits for the stream to end.
+ */
+async function killMidStream(
+  server: ServerProcess, acked: Map<unknown, string>, atLeast: number,
+  startStream: (port: number) => { stop(): void; done: Promise<void> }, random: () => number,
+): Promise<void> {
+  const before = acked.size;
+  const stream = startStream(server.clientPort);
+  while (acked.size < before + atLeast) await new Promise((r) => setTimeout(r, 5));
+  await new Promise((r) => setTimeout(r, Math.floor(random() * 150)));
+  await server.kill9();
+  stream.stop();
+  await stream.done;
+}
+
 async function rangeAll(client: EtcdClient, revision: number): Promise<unknown> {
   const res = await client.call<object, { kvs?: unknown[]; count?: unknown; more?: unknown }>('KV', 'Range',
     { key: Buffer.from([0]), range_end: Buffer.from([0]), revision }, { deadlineMs: Date.now() + 60_000 });
