@@ -9,12 +9,13 @@ import * as grpc from '@grpc/grpc-js';
 import { HistoryRecorder, type RegisterValue } from './linearizability.js';
 import type { TestCluster } from './cluster-harness.js';
 import { rng as seededRng } from '../seeded-random.js';
+import { b64, postJson } from '../integration/harness.js';
 
 const CALL_TIMEOUT_MS = 2000;
 
-export function call<T>(client: grpc.Client, method: string, request: unknown, timeoutMs = CALL_TIMEOUT_MS, waitForReady = false): Promise<T> {
+export function call<T>(client: grpc.Client, method: string, request: unknown, timeoutMs = CALL_TIMEOUT_MS): Promise<T> {
   return new Promise((resolve, reject) => {
-    (client as any)[method](request, { deadline: Date.now() + timeoutMs, waitForReady }, (err: grpc.ServiceError | null, res: T) => (err ? reject(err) : resolve(res)));
+    (client as any)[method](request, { deadline: Date.now() + timeoutMs }, (err: grpc.ServiceError | null, res: T) => (err ? reject(err) : resolve(res)));
   });
 }
 
@@ -111,21 +112,22 @@ export class Workload {
 
 /**
  * Every key of member i, read serializably: a hash of (key, value, create, mod, version) and the map.
- * The call waits for its channel to connect (up to its deadline): the member answered the harness
- * over the gateway already, but grpc-js shares subchannels between clients, and one that failed to
- * connect while the member was down can still be in its reconnect backoff; without waitForReady the
- * call fails at once with the stale ECONNREFUSED (seen in CI right after waitConverged).
+ * Read over the JSON gateway, not gRPC: the member has just answered the harness's status there.
+ * A grpc-js client made while the member was down failed twice in CI with a stale ECONNREFUSED
+ * right after the member served again (its log said so; waitForReady as a call option did
+ * nothing: grpc-js takes it from the metadata).
  */
 export async function memberState(cluster: TestCluster, i: number): Promise<{ hash: string; values: Map<string, string>; revision: number }> {
-  const res = await call<{ kvs?: Array<{ key: Uint8Array; value?: Uint8Array; create_revision?: number; mod_revision?: number; version?: number }>; header?: { revision?: number } }>(
-    cluster.kv(i), 'Range', { key: Buffer.from([0]), range_end: Buffer.from([0]), serializable: true }, 10_000, true);
+  const res = await postJson(cluster.slots[i]!.clientPort, '/v3/kv/range', { key: b64('\0'), range_end: b64('\0'), serializable: true });
+  if (res.status !== 200) throw new Error(`range on member ${i}: HTTP ${res.status} ${res.raw.slice(0, 300)}`);
+  const body = res.json as { kvs?: Array<{ key: string; value?: string; create_revision?: string; mod_revision?: string; version?: string }>; header?: { revision?: string } };
   const hash = createHash('sha256');
   const values = new Map<string, string>();
-  for (const kv of res.kvs ?? []) {
-    const key = Buffer.from(kv.key).toString();
-    const value = Buffer.from(kv.value ?? new Uint8Array(0)).toString();
+  for (const kv of body.kvs ?? []) {
+    const key = Buffer.from(kv.key, 'base64').toString();
+    const value = Buffer.from(kv.value ?? '', 'base64').toString();
     values.set(key, value);
-    hash.update(`${key}\0${value}\0${kv.create_revision ?? 0}\0${kv.mod_revision ?? 0}\0${kv.version ?? 0}\n`);
+    hash.update(`${key}\0${value}\0${Number(kv.create_revision ?? 0)}\0${Number(kv.mod_revision ?? 0)}\0${Number(kv.version ?? 0)}\n`);
   }
-  return { hash: hash.digest('hex'), values, revision: Number(res.header?.revision ?? 0) };
+  return { hash: hash.digest('hex'), values, revision: Number(body.header?.revision ?? 0) };
 }
