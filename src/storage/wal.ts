@@ -148,11 +148,19 @@ export class Wal {
     const workerData: WalWriterData = { dir, segmentSizeBytes, port: port2 };
     const worker = new Worker(writerPath, { workerData, transferList: [port2] });
     return new Promise((resolve, reject) => {
-      const onExit = (code: number) => reject(new Error(`wal writer exited with code ${code} while opening ${dir}`));
+      // A writer that fails to open posts 'open-failed' and exits; its 'exit' event can arrive
+      // before that message (they travel on different ports), so the port is read first.
+      const onExit = (code: number) => {
+        const posted = receiveMessageOnPort(port1);
+        if (posted !== undefined) onAnswer(posted.message as FromWriter);
+        else reject(new Error(`wal writer exited with code ${code} while opening ${dir}`));
+      };
       const onError = (err: Error) => reject(new Error(`wal writer failed while opening ${dir}: ${err.message}`));
       worker.once('exit', onExit);
       worker.once('error', onError);
-      port1.once('message', (message: FromWriter) => {
+      port1.once('message', (message: FromWriter) => onAnswer(message));
+      const onAnswer = (message: FromWriter) => {
+        port1.removeAllListeners('message');
         worker.off('exit', onExit);
         worker.off('error', onError);
         if (message.kind === 'open-failed') {
@@ -180,7 +188,7 @@ export class Wal {
             snapshot: replay.snapshot,
           },
         });
-      });
+      };
     });
   }
 
