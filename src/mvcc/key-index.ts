@@ -1,6 +1,6 @@
 import { assert } from '../platform/assert.js';
 import type { KeyValue } from '../proto/etcd-types.js';
-import type { RecoveredLatest } from './recovered-latest.js';
+import type { LatestSlots } from './latest-slots.js';
 
 /**
  * The history of one key: its revisions, grouped into generations, as etcd's key_index.go.
@@ -47,12 +47,13 @@ import type { RecoveredLatest } from './recovered-latest.js';
  * Invariant: every closed generation is non-empty and ends with a tombstone; the open one has none.
  * Invariant: latest is defined exactly when the open generation is non-empty, and is its last revision.
  *
- * Recovered form: a key that start-up read back with a single revision (recovered()) holds only
- * its key string and a slot of a RecoveredLatest table (recovered-latest.ts says why); the first
- * method that needs its KeyValue, key Buffer or revision array builds them from the slot
- * (build()). Until then it is the one-revision open generation {slot's mod revision}, no closed
- * generation. lastModRevision, isEmpty, revisionCount, keptAt, compact and a collectBetween that
- * finds nothing answer without building.
+ * Slot form: a key with a single revision whose KeyValue nobody has asked for holds only its key
+ * string and a slot of a LatestSlots table (latest-slots.ts says why): a key start-up read back
+ * with one revision (fromSlot()), and a key a put has just created (moveToSlot(), kv-store.ts).
+ * The first method that needs its KeyValue, key Buffer or revision array builds them from the
+ * slot (build()) and the key stays built. Until then it is the one-revision open generation
+ * {slot's mod revision}, no closed generation. lastModRevision, isEmpty, revisionCount, keptAt,
+ * compact and a collectBetween that finds nothing answer without building.
  */
 
 /**
@@ -79,13 +80,13 @@ interface ClosedGeneration {
 }
 
 export class KeyIndex {
-  /** The user key's bytes (see `key`); null while recovered and not yet built. */
+  /** The user key's bytes (see `key`); null while in slot form. */
   private keyBytes: Buffer | null;
-  /** The user key as a latin1 string, for a recovered key (the B+tree's own string); else null. */
-  private readonly keyString: string | null;
-  /** The table holding this key's latest KeyValue while in recovered form; null once built. */
-  private recovered: RecoveredLatest | null = null;
-  private recoveredSlot = 0;
+  /** The user key as a latin1 string (the B+tree's own string) for a key in slot form; else null. */
+  private keyString: string | null;
+  /** The table holding this key's latest KeyValue while in slot form; null once built. */
+  private slots: LatestSlots | null = null;
+  private slot = 0;
   /**
    * Generations ended by a delete, oldest first, or null when there are none (most keys): one
    * array less per key than a list of all generations (memory and GC work, per key).
@@ -107,19 +108,37 @@ export class KeyIndex {
   }
 
   /**
-   * A key read back at start-up whose one revision is `slot` of `table` (the recovered form,
-   * see the header). `keyString` is the user key as latin1.
+   * A key whose one revision is `slot` of `table` (the slot form, see the header). `keyString` is
+   * the user key as latin1.
    */
-  static recovered(keyString: string, table: RecoveredLatest, slot: number): KeyIndex {
+  static fromSlot(keyString: string, table: LatestSlots, slot: number): KeyIndex {
     const ki = new KeyIndex(null, keyString);
-    ki.recovered = table;
-    ki.recoveredSlot = slot;
+    ki.slots = table;
+    ki.slot = slot;
     return ki;
   }
 
-  /** True while in recovered form (nothing built yet). */
-  get isRecovered(): boolean {
-    return this.recovered !== null;
+  /**
+   * Moves a built key with exactly one revision, live, into a slot of `table` (the slot form),
+   * dropping its KeyValue, key Buffer and revision array. `keyString` is the B+tree's string of
+   * the key. Returns false, changing nothing, for any other key.
+   */
+  moveToSlot(keyString: string, table: LatestSlots): boolean {
+    const kv = this.latestKv;
+    if (this.slots !== null || kv === undefined || this.closed !== null || this.current.length !== 1) return false;
+    this.slot = table.addValue(kv.mod_revision, kv.create_revision, kv.version, kv.lease, kv.value);
+    this.slots = table;
+    this.keyString = keyString;
+    this.keyBytes = null;
+    this.latestKv = undefined;
+    this.current = NO_REVISIONS;
+    this.currentLeases = null;
+    return true;
+  }
+
+  /** True while in slot form (nothing built yet). */
+  get inSlot(): boolean {
+    return this.slots !== null;
   }
 
   /** The user key; every KeyValue of this key shares this buffer. */
@@ -128,12 +147,13 @@ export class KeyIndex {
     return this.keyBytes!;
   }
 
-  /** Builds the KeyValue, key Buffer and revision array of a key in recovered form. */
+  /** Builds the KeyValue, key Buffer and revision array of a key in slot form. */
   private build(): void {
-    const table = this.recovered!;
-    this.recovered = null;
+    const table = this.slots!;
+    this.slots = null;
     const key = this.keyBytes ?? (this.keyBytes = table.copyKey(this.keyString!));
-    const kv = table.take(this.recoveredSlot, key);
+    this.keyString = null;
+    const kv = table.take(this.slot, key);
     this.current = [kv.mod_revision];
     if (kv.lease !== 0n) this.currentLeases = [kv.lease];
     this.latestKv = kv;
@@ -141,7 +161,7 @@ export class KeyIndex {
 
   /** Mod revisions of all generations, oldest first, the open one last (for tests). */
   get generations(): number[][] {
-    if (this.recovered !== null) this.build();
+    if (this.slots !== null) this.build();
     const out: number[][] = [];
     if (this.closed !== null) for (const c of this.closed) out.push([...c.revs]);
     out.push([...this.current]);
@@ -150,18 +170,18 @@ export class KeyIndex {
 
   /** The live KeyValue at the newest revision, or undefined when the key is deleted. */
   latest(): KeyValue | undefined {
-    if (this.recovered !== null) this.build();
+    if (this.slots !== null) this.build();
     return this.latestKv;
   }
 
-  /** True when the key is live at the newest revision (latest() !== undefined), without building a recovered key. */
+  /** True when the key is live at the newest revision (latest() !== undefined), without building a key in slot form. */
   isLive(): boolean {
-    return this.recovered !== null || this.latestKv !== undefined;
+    return this.slots !== null || this.latestKv !== undefined;
   }
 
   /** Mod revision of the newest revision of any kind (put or tombstone), 0 if none. */
   lastModRevision(): number {
-    if (this.recovered !== null) return this.recovered.modRevision(this.recoveredSlot);
+    if (this.slots !== null) return this.slots.modRevision(this.slot);
     if (this.current.length > 0) return this.current[this.current.length - 1]!;
     if (this.closed === null) return 0;
     const g = this.closed[this.closed.length - 1]!.revs;
@@ -174,7 +194,7 @@ export class KeyIndex {
    * Returns the KeyValue it replaces as latest (its value is history from now on), if any.
    */
   put(kv: KeyValue): KeyValue | undefined {
-    if (this.recovered !== null) this.build();
+    if (this.slots !== null) this.build();
     // Checked without building a message closure: this is the hot path of every put.
     const prev = this.latestKv;
     if (!(kv.mod_revision > this.lastModRevision() && kv.create_revision > 0 &&
@@ -201,7 +221,7 @@ export class KeyIndex {
    * Returns the KeyValue that was latest (its value is history from now on).
    */
   tombstone(kv: KeyValue): KeyValue {
-    if (this.recovered !== null) this.build();
+    if (this.slots !== null) this.build();
     const latest = this.latestKv;
     const g = this.current;
     assert(latest !== undefined && g.length > 0, 'tombstone of a key that is not live');
@@ -226,7 +246,7 @@ export class KeyIndex {
    * generation's earlier revisions.
    */
   restore(kv: KeyValue): void {
-    if (this.recovered !== null) this.build();
+    if (this.slots !== null) this.build();
     if (kv.create_revision === 0) {
       // A tombstone whose generation was compacted away entirely has nothing to close.
       if (this.current.length > 0) this.tombstone(kv);
@@ -240,7 +260,7 @@ export class KeyIndex {
    * recovered values out of the scan's buffers). Everything but where the value lives must match.
    */
   replaceLatest(kv: KeyValue): void {
-    if (this.recovered !== null) this.build();
+    if (this.slots !== null) this.build();
     const latest = this.latestKv;
     assert(latest !== undefined && kv.mod_revision === latest.mod_revision && kv.create_revision === latest.create_revision &&
       kv.version === latest.version && kv.lease === latest.lease && kv.key === latest.key && kv.value.length === latest.value.length,
@@ -253,7 +273,7 @@ export class KeyIndex {
    * latest itself, or a fresh KeyValue with UNREAD_VALUE for an older revision.
    */
   get(rev: number): KeyValue | undefined {
-    if (this.recovered !== null) this.build();
+    if (this.slots !== null) this.build();
     const g = this.current;
     if (g.length > 0 && g[0]! <= rev) return this.openAt(lastAtOrBelow(g, rev));
     const closed = this.closed;
@@ -277,7 +297,7 @@ export class KeyIndex {
    */
   collectBetween(fromRevision: number, toRevision: number, out: KeyValue[]): void {
     if (this.lastModRevision() < fromRevision) return; // the common case: nothing new on this key
-    if (this.recovered !== null) this.build();
+    if (this.slots !== null) this.build();
     const closed = this.closed;
     if (closed !== null) {
       for (const c of closed) {
@@ -303,7 +323,7 @@ export class KeyIndex {
    * pushing the mod revision of every removed revision (puts and tombstones) onto `removed`.
    */
   compact(atRev: number, removed: number[]): void {
-    if (this.recovered !== null) return; // one revision, no closed generation: nothing to drop
+    if (this.slots !== null) return; // one revision, no closed generation: nothing to drop
     const g = this.current;
     if (this.closed === null) {
       // Only the open generation: keep its latest revision at or below atRev and what follows.
@@ -358,8 +378,8 @@ export class KeyIndex {
    * keptAt(5) = 5, keptAt(9) = 0.
    */
   keptAt(atRev: number): number {
-    if (this.recovered !== null) {
-      const rev = this.recovered.modRevision(this.recoveredSlot);
+    if (this.slots !== null) {
+      const rev = this.slots.modRevision(this.slot);
       return rev <= atRev ? rev : 0;
     }
     const closed = this.closed;
@@ -384,13 +404,13 @@ export class KeyIndex {
 
   /** True when no revision is left: the store removes the key from its index. */
   isEmpty(): boolean {
-    if (this.recovered !== null) return false;
+    if (this.slots !== null) return false;
     return this.closed === null && this.current.length === 0;
   }
 
   /** Number of revisions held (puts and tombstones). */
   revisionCount(): number {
-    if (this.recovered !== null) return 1;
+    if (this.slots !== null) return 1;
     let n = this.current.length;
     if (this.closed !== null) for (const c of this.closed) n += c.revs.length;
     return n;

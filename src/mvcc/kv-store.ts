@@ -15,7 +15,7 @@ import type { ChangeListener, KV, RangeOptions, RangeResult, ReadView, ScanResum
 import { encodePutRecord, encodeTombstoneRecord, readPutRecordAt, RECORD_HEADER_BYTES } from './kv-record.js';
 import { isUnread, KeyIndex } from './key-index.js';
 import { RecordArena } from './record-arena.js';
-import { RecoveredLatest } from './recovered-latest.js';
+import { LatestSlots } from './latest-slots.js';
 import { prefixedRevisionKey, readUint64, REVISION_BYTES, writeUint64 } from './revision.js';
 
 /**
@@ -129,6 +129,11 @@ export class KvStore implements KV {
   private readonly cursor = new BPlusTreeCursor<KeyIndex>();
   /** Memory for the records and keys the index keeps (record-arena.ts). */
   private readonly arena = new RecordArena();
+  /**
+   * The latest KeyValues of keys in slot form (latest-slots.ts): keys start-up read back with one
+   * revision, and keys a put created, until something reads them.
+   */
+  private readonly latestSlots = new LatestSlots(this.arena);
   /**
    * The op order of each revision whose changes are not in key order (a txn writing "b" then
    * "a"), as each key's position (latin1 key -> sub revision), for history reads: the index
@@ -438,6 +443,7 @@ export class KvStore implements KV {
   putAt(rev: number, key: Buffer, value: Buffer, lease: bigint, previousOut: (KeyValue | undefined)[]): KeyValue {
     const keyString = key.toString('latin1');
     let ki = this.index.get(keyString);
+    const created = ki === undefined;
     if (ki === undefined) {
       ki = new KeyIndex(this.arena.copy(key)); // own copy: request buffers are not ours to keep
       this.index.set(keyString, ki);
@@ -461,7 +467,11 @@ export class KvStore implements KV {
       lease,
     });
     if (ki.put(kv) !== undefined) this.history.retire(prev!);
-    this.backend.putPrefixed(prefixedRevisionKey(Bucket.key, rev, ki.key), record);
+    this.backend.putPrefixed(prefixedRevisionKey(Bucket.key, rev, kv.key), record);
+    // A key this put created waits for its first read in slot form, as a key recovered at
+    // start-up does (latest-slots.ts): most keys written are not read soon, and each one held as
+    // objects costs ~300 bytes more of old space. `kv` stays valid for the caller (its own objects).
+    if (created) ki.moveToSlot(keyString, this.latestSlots);
     return kv;
   }
 
@@ -509,7 +519,7 @@ export class KvStore implements KV {
     const index = this.index;
     // Keys whose first record is a put start in recovered form (key-index.ts): a slot here
     // instead of their KeyValue, key Buffer and revision array; a later record of the key builds them.
-    const table = new RecoveredLatest(this.arena);
+    const table = this.latestSlots;
     let tailsSeen: Buffer | null = null;
     let tailsChunk = 0;
     let tailsUse: ChunkUse = { valueBytes: 0, replacedBytes: 0 };
@@ -557,7 +567,7 @@ export class KvStore implements KV {
         if (headEnd - keyEnd !== RECORD_HEADER_BYTES) assert(false, `mvcc record of ${headEnd - keyEnd + tailEnd - tailStart} bytes at revision ${rev} is truncated`);
         const lease = chunk.readUInt32BE(keyEnd + 16) === 0 && chunk.readUInt32BE(keyEnd + 20) === 0 ? 0n : chunk.readBigInt64BE(keyEnd + 16);
         const slot = table.add(rev, readUint64(chunk, keyEnd), readUint64(chunk, keyEnd + 8), lease, tailsChunk, tailStart, tailEnd - tailStart);
-        index.set(keyString, KeyIndex.recovered(keyString, table, slot));
+        index.set(keyString, KeyIndex.fromSlot(keyString, table, slot));
         return;
       }
       replaced(ki.latest());
@@ -616,7 +626,7 @@ export class KvStore implements KV {
    * value viewing it does. A chunk whose values are mostly still latest stays as it is (copying
    * them would cost start-up time and save little). Returns the bytes copied.
    */
-  private relocateRecoveredValues(chunks: ReadonlyMap<ArrayBufferLike, ChunkUse>, table: RecoveredLatest): number {
+  private relocateRecoveredValues(chunks: ReadonlyMap<ArrayBufferLike, ChunkUse>, table: LatestSlots): number {
     const sparse = new Set<ArrayBufferLike>();
     for (const [buffer, use] of chunks) if (use.replacedBytes > use.valueBytes * Limits.recoveryReplacedShareMax) sparse.add(buffer);
     if (sparse.size === 0) return 0; // a few replaced values: not worth a walk over every key
@@ -624,7 +634,7 @@ export class KvStore implements KV {
     let copied = table.relocate((buffer) => sparse.has(buffer));
     for (const cursor = this.index.first(this.cursor); cursor.valid; cursor.next()) {
       const ki = cursor.value;
-      if (ki.isRecovered) continue;
+      if (ki.inSlot) continue;
       const latest = ki.latest();
       if (latest === undefined || latest.value.length === 0) continue;
       if (!sparse.has(latest.value.buffer)) continue;

@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { isUnread, KeyIndex } from '../../src/mvcc/key-index.js';
 import { RecordArena } from '../../src/mvcc/record-arena.js';
-import { RecoveredLatest } from '../../src/mvcc/recovered-latest.js';
+import { LatestSlots } from '../../src/mvcc/latest-slots.js';
 import type { KeyValue } from '../../src/proto/etcd-types.js';
 import { b, rng } from './helpers.js';
 
@@ -145,18 +145,18 @@ test('out-of-order writes are refused by assertion', () => {
   assert.throws(() => ki.tombstone({ key, create_revision: 0, mod_revision: 9, version: 0, value: b(''), lease: 0n }));
 });
 
-// A key start-up read back with one revision is held in recovered form (a RecoveredLatest slot)
+// A key start-up read back with one revision is held in recovered form (a LatestSlots slot)
 // and builds its objects on first use: it must answer like a key built by put, and the questions
 // that need no objects (the store's compaction, HashKV, watch catch-up with nothing new, counts)
 // must leave it unbuilt.
 test('a recovered key answers as the same key built by put, and builds only when it must', () => {
   const chunk = Buffer.from('..hello..');
-  const table = new RecoveredLatest(new RecordArena());
+  const table = new LatestSlots(new RecordArena());
   const c = table.addChunk(chunk);
   const plain = new KeyIndex(b('foo'));
   plain.put({ key: b('foo'), create_revision: 3, mod_revision: 7, version: 4, value: b('hello'), lease: 5n });
-  const recovered = KeyIndex.recovered('foo', table, table.add(7, 3, 4, 5n, c, 2, 5));
-  const other = KeyIndex.recovered('bar', table, table.add(8, 8, 1, 0n, c, 0, 0));
+  const recovered = KeyIndex.fromSlot('foo', table, table.add(7, 3, 4, 5n, c, 2, 5));
+  const other = KeyIndex.fromSlot('bar', table, table.add(8, 8, 1, 0n, c, 0, 0));
   table.seal();
   assert.is(table.live, 2);
   // No objects needed:
@@ -171,10 +171,10 @@ test('a recovered key answers as the same key built by put, and builds only when
   const none: KeyValue[] = [];
   recovered.collectBetween(8, 100, none);
   assert.equal(none, []);
-  assert.ok(recovered.isRecovered, 'built by a question that needs no objects');
+  assert.ok(recovered.inSlot, 'built by a question that needs no objects');
   // The first read builds it, equal to the plain key.
   const kv = recovered.latest()!;
-  assert.not.ok(recovered.isRecovered);
+  assert.not.ok(recovered.inSlot);
   assert.equal({ ...kv, key: kv.key.toString(), value: kv.value.toString() }, { ...plain.latest()!, key: 'foo', value: 'hello' });
   assert.ok(Object.isFrozen(kv));
   assert.equal(recovered.generations, plain.generations);

@@ -3,33 +3,38 @@ import type { KeyValue } from '../proto/etcd-types.js';
 import type { RecordArena } from './record-arena.js';
 
 /**
- * The latest KeyValues of keys rebuilt at start-up, held as numbers in typed arrays until a read
- * or a write first needs them as objects (key-index.ts, KeyIndex.recovered).
+ * The latest KeyValues of keys with a single revision that nobody has read yet, held as numbers
+ * in typed arrays until a read or a write first needs them as objects (key-index.ts, the slot
+ * form): keys rebuilt at start-up, and keys a put has just created (kv-store.ts putAt).
  *
- * Why: a key read back from the backend used to cost about seven heap objects at once (its
- * KeyIndex, key string, key Buffer, value Buffer, frozen KeyValue, and the revision array with
- * its backing store), about 400 bytes of heap per key, every one of them surviving: at 1M keys
- * the young-generation GC copied each twice and took a third of the main thread's rebuild. Most
- * keys of a large store have one revision after a restart (no history yet, or history compacted
- * away), and most are not read in the first seconds. Such a key now costs its KeyIndex and its
- * key string (the B+tree's, shared) plus one slot here: 36 bytes in typed arrays, outside the
- * GC's reach. The KeyIndex builds its KeyValue, key Buffer and revision array from the slot on
- * first use, and the slot is released; reads after that are exactly as before.
+ * Why: a key held as objects costs about seven heap objects (its KeyIndex, key string, key Buffer,
+ * value Buffer, frozen KeyValue, and the revision array with its backing store), about 400 bytes
+ * of heap per key, every one of them surviving: at 1M keys the young-generation GC copied each
+ * twice and took a third of the main thread's rebuild, and a member loaded with 1M new keys held
+ * 480 MiB of old space against 166 MiB for the same store after a restart. Most keys of a large
+ * store have one revision (written once, or history compacted away), and most are not read soon
+ * after they are written. Such a key costs its KeyIndex and its key string (the B+tree's, shared)
+ * plus one slot here: 36 bytes in typed arrays, outside the GC's reach. The KeyIndex builds its
+ * KeyValue, key Buffer and revision array from the slot on first use, and the slot is released
+ * (and reused); reads after that are exactly as before.
  *
  * A slot: mod revision, create revision, version (f64: revisions are safe integers), and where the
- * value lies: a chunk (one of the backend scan's `tails` buffers, kv-store.ts recover), an offset
- * and a length (u32). Leases are bigints: the few keys with one keep it in a map.
+ * value lies: a chunk (one of the backend scan's `tails` buffers at start-up, kv-store.ts recover;
+ * the store arena's memory a put's value was copied into, afterwards), an offset and a length
+ * (u32). Leases are bigints: the few keys with one keep it in a map.
  *
  * Memory: a chunk is referenced from here while any slot in it is unreleased; a KeyValue built
  * from a slot holds its own view of the chunk, so it lives as long as some value does (as before).
- * Once every slot is released the arrays go too.
+ * Released slots and chunk numbers are reused; once every slot is released after start-up, the
+ * arrays shrink back to their first size.
  *
  * Invariant: liveSlots === the number of slots added and not released; liveInChunk[c] likewise per chunk.
+ * Invariant: a slot below `slots` is either live or in freeSlots (chunkOf NO_CHUNK).
  */
 const NO_CHUNK = 0xffff_ffff;
 const INITIAL_SLOTS = 1024;
 
-export class RecoveredLatest {
+export class LatestSlots {
   private modRevisions: Float64Array = new Float64Array(INITIAL_SLOTS);
   private createRevisions: Float64Array = new Float64Array(INITIAL_SLOTS);
   private versions: Float64Array = new Float64Array(INITIAL_SLOTS);
@@ -39,6 +44,10 @@ export class RecoveredLatest {
   private readonly leases = new Map<number, bigint>();
   private readonly chunks: Buffer[] = [];
   private readonly liveInChunk: number[] = [];
+  /** Chunk numbers of the buffers addValue registered (not the start-up ones), by their memory. */
+  private readonly chunkNumbers = new Map<ArrayBufferLike, number>();
+  private readonly freeChunks: number[] = [];
+  private readonly freeSlots: number[] = [];
   private slots = 0;
   private liveSlots = 0;
   /** Start-up is done adding slots: the arrays may go once every slot is released. */
@@ -62,11 +71,40 @@ export class RecoveredLatest {
     return this.chunks.length - 1;
   }
 
-  /** A new slot for a put whose value is chunk[start, start + length). */
+  /** A new slot for a put whose value is chunk[start, start + length) (start-up). */
   add(modRevision: number, createRevision: number, version: number, lease: bigint, chunk: number, start: number, length: number): number {
     assert(!this.sealed, 'recovered slot added after start-up');
-    if (this.slots === this.modRevisions.length) this.grow();
-    const slot = this.slots++;
+    return this.fill(modRevision, createRevision, version, lease, chunk, start, length);
+  }
+
+  /**
+   * A new slot for a put whose value is `value` (a view of memory the store keeps: the arena's,
+   * record-arena.ts), at any time. The slot keeps that memory, not the view.
+   */
+  addValue(modRevision: number, createRevision: number, version: number, lease: bigint, value: Buffer): number {
+    const memory = value.buffer;
+    let chunk = this.chunkNumbers.get(memory);
+    if (chunk === undefined) {
+      const whole = Buffer.from(memory, 0, memory.byteLength);
+      chunk = this.freeChunks.pop();
+      if (chunk === undefined) {
+        chunk = this.chunks.length;
+        this.chunks.push(whole);
+        this.liveInChunk.push(0);
+      } else {
+        this.chunks[chunk] = whole;
+      }
+      this.chunkNumbers.set(memory, chunk);
+    }
+    return this.fill(modRevision, createRevision, version, lease, chunk, value.byteOffset, value.length);
+  }
+
+  private fill(modRevision: number, createRevision: number, version: number, lease: bigint, chunk: number, start: number, length: number): number {
+    let slot = this.freeSlots.pop();
+    if (slot === undefined) {
+      if (this.slots === this.modRevisions.length) this.grow();
+      slot = this.slots++;
+    }
     this.modRevisions[slot] = modRevision;
     this.createRevisions[slot] = createRevision;
     this.versions[slot] = version;
@@ -132,7 +170,7 @@ export class RecoveredLatest {
       this.chunkOf[slot] = to;
       this.startOf[slot] = 0;
       this.liveInChunk[to]!++;
-      if (--this.liveInChunk[chunk]! === 0) this.chunks[chunk] = EMPTY;
+      if (--this.liveInChunk[chunk]! === 0) this.freeChunk(chunk);
       copied += length;
     }
     return copied;
@@ -140,26 +178,55 @@ export class RecoveredLatest {
 
   private release(slot: number, chunk: number): void {
     this.chunkOf[slot] = NO_CHUNK;
+    this.freeSlots.push(slot);
     this.liveSlots--;
-    // The last slot of a chunk gone: the chunk lives on only through KeyValues viewing it. Not
-    // while start-up still adds slots: a later record may land in the same chunk.
-    if (--this.liveInChunk[chunk]! === 0 && this.sealed) this.chunks[chunk] = EMPTY;
+    // The last slot of a chunk gone: the chunk lives on only through KeyValues viewing it. A
+    // start-up chunk only once start-up is over: a later record may land in the same chunk.
+    if (--this.liveInChunk[chunk]! === 0) {
+      const memory = this.chunks[chunk]!.buffer;
+      if (this.chunkNumbers.get(memory) === chunk) {
+        this.chunkNumbers.delete(memory);
+        this.freeChunk(chunk);
+      } else if (this.sealed) {
+        this.freeChunk(chunk);
+      }
+    }
     if (this.liveSlots === 0 && this.sealed) this.drop();
   }
 
-  /** No more slots will be added (start-up is done); frees everything if none is left. */
-  seal(): void {
-    this.sealed = true;
-    if (this.liveSlots === 0) this.drop();
-    for (let chunk = 0; chunk < this.chunks.length; chunk++) if (this.liveInChunk[chunk] === 0) this.chunks[chunk] = EMPTY;
+  private freeChunk(chunk: number): void {
+    this.chunks[chunk] = EMPTY;
+    this.freeChunks.push(chunk);
   }
 
-  /** Every slot released: the arrays and chunk list go (slots are never added after start-up). */
+  /** No more start-up slots will be added; frees everything if none is left. */
+  seal(): void {
+    this.sealed = true;
+    for (let chunk = 0; chunk < this.chunks.length; chunk++) {
+      if (this.liveInChunk[chunk] === 0 && this.chunks[chunk] !== EMPTY) this.freeChunk(chunk);
+    }
+    if (this.liveSlots === 0) this.drop();
+  }
+
+  /**
+   * Every slot released after start-up: the arrays and chunk list go back to their first size
+   * (after a restart of a large store they hold a slot per key; a store that creates and reads
+   * keys one at a time keeps its small arrays instead of making them again for each key).
+   */
   private drop(): void {
-    this.modRevisions = this.createRevisions = this.versions = EMPTY_F64;
-    this.chunkOf = this.startOf = this.lengthOf = EMPTY_U32;
+    if (this.modRevisions.length > INITIAL_SLOTS) {
+      this.modRevisions = new Float64Array(INITIAL_SLOTS);
+      this.createRevisions = new Float64Array(INITIAL_SLOTS);
+      this.versions = new Float64Array(INITIAL_SLOTS);
+      this.chunkOf = new Uint32Array(INITIAL_SLOTS);
+      this.startOf = new Uint32Array(INITIAL_SLOTS);
+      this.lengthOf = new Uint32Array(INITIAL_SLOTS);
+    }
     this.chunks.length = 0;
     this.liveInChunk.length = 0;
+    this.chunkNumbers.clear();
+    this.freeChunks.length = 0;
+    this.freeSlots.length = 0;
     this.slots = 0;
   }
 
@@ -177,5 +244,3 @@ export class RecoveredLatest {
 }
 
 const EMPTY = Buffer.alloc(0);
-const EMPTY_F64 = new Float64Array(0);
-const EMPTY_U32 = new Uint32Array(0);
