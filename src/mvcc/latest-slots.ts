@@ -63,6 +63,16 @@ export class LatestSlots {
     return this.liveSlots;
   }
 
+  /** Slots made so far, released ones included (they are reused first). */
+  get made(): number {
+    return this.slots;
+  }
+
+  /** Chunks this table keeps in memory. */
+  get chunksHeld(): number {
+    return this.chunks.length - this.freeChunks.length;
+  }
+
   /** Registers a buffer values will be views of; returns its chunk number for add(). */
   addChunk(buffer: Buffer): number {
     assert(!this.sealed, 'recovered chunk added after start-up');

@@ -145,11 +145,11 @@ test('out-of-order writes are refused by assertion', () => {
   assert.throws(() => ki.tombstone({ key, create_revision: 0, mod_revision: 9, version: 0, value: b(''), lease: 0n }));
 });
 
-// A key start-up read back with one revision is held in recovered form (a LatestSlots slot)
+// A key start-up read back with one revision is held in slot form (a LatestSlots slot)
 // and builds its objects on first use: it must answer like a key built by put, and the questions
 // that need no objects (the store's compaction, HashKV, watch catch-up with nothing new, counts)
 // must leave it unbuilt.
-test('a recovered key answers as the same key built by put, and builds only when it must', () => {
+test('a key recovered in slot form answers as the same key built by put, and builds only when it must', () => {
   const chunk = Buffer.from('..hello..');
   const table = new LatestSlots(new RecordArena());
   const c = table.addChunk(chunk);
@@ -185,6 +185,68 @@ test('a recovered key answers as the same key built by put, and builds only when
   assert.equal(other.generations, [[8, 9], []]);
   assert.is(other.get(8)!.version, 1);
   assert.is(table.live, 0);
+});
+
+// A key a put created moves into slot form (kv-store.ts putAt) and must come back the same.
+test('moveToSlot: a one-revision key leaves its objects for a slot and builds back equal; any other key stays', () => {
+  const arena = new RecordArena();
+  const table = new LatestSlots(arena);
+  table.seal(); // as after start-up: slots are added at run time only
+  const record = arena.alloc(10);
+  record.write('..value...');
+  const value = record.subarray(2, 7);
+  const ki = new KeyIndex(b('foo'));
+  const kv: KeyValue = Object.freeze({ key: ki.key, create_revision: 4, mod_revision: 4, version: 1, value, lease: 9n });
+  ki.put(kv);
+  assert.ok(ki.moveToSlot('foo', table));
+  assert.ok(ki.inSlot);
+  assert.is(table.live, 1);
+  assert.is(ki.lastModRevision(), 4);
+  assert.ok(ki.isLive());
+  assert.not.ok(ki.moveToSlot('foo', table), 'already in a slot');
+  const back = ki.latest()!;
+  assert.not.ok(ki.inSlot);
+  assert.equal({ ...back, key: back.key.toString(), value: back.value.toString() }, { ...kv, key: 'foo', value: 'value' });
+  assert.is(back.value.buffer, record.buffer, 'the value is read where the put copied it, not copied again');
+  assert.is(table.live, 0);
+  // Two revisions, a closed generation, a deleted key: not moved, nothing changed.
+  ki.put({ key: ki.key, create_revision: 4, mod_revision: 5, version: 2, value: b('v2'), lease: 0n });
+  assert.not.ok(ki.moveToSlot('foo', table));
+  assert.equal(ki.generations, [[4, 5]]);
+  ki.tombstone({ key: ki.key, create_revision: 0, mod_revision: 6, version: 0, value: b(''), lease: 0n });
+  assert.not.ok(ki.moveToSlot('foo', table));
+  ki.put({ key: ki.key, create_revision: 7, mod_revision: 7, version: 1, value: b('v3'), lease: 0n });
+  assert.not.ok(ki.moveToSlot('foo', table), 'one revision in the open generation, but an older generation too');
+  assert.equal(ki.generations, [[4, 5, 6], [7]]);
+  assert.is(table.live, 0);
+});
+
+test('LatestSlots at run time: one chunk per memory, slots and chunks reused, a chunk let go with its last slot', () => {
+  const arena = new RecordArena();
+  const table = new LatestSlots(arena);
+  table.seal();
+  const memory = Buffer.allocUnsafeSlow(64).fill(0x61);
+  const chunkCount = (): number => table.chunksHeld;
+  const keys: KeyIndex[] = [];
+  for (let i = 0; i < 4; i++) keys.push(KeyIndex.fromSlot(`k${i}`, table, table.addValue(10 + i, 10 + i, 1, 0n, memory.subarray(i * 8, i * 8 + 8))));
+  assert.is(chunkCount(), 1, 'four values in one memory: one chunk');
+  const own = Buffer.allocUnsafeSlow(3).fill(0x62);
+  keys.push(KeyIndex.fromSlot('big', table, table.addValue(20, 20, 1, 0n, own)));
+  assert.is(chunkCount(), 2);
+  assert.is(keys[4]!.latest()!.value.toString(), 'bbb');
+  assert.is(chunkCount(), 1, 'the chunk of a value alone goes with its slot');
+  for (let i = 0; i < 3; i++) assert.is(keys[i]!.latest()!.mod_revision, 10 + i);
+  assert.is(table.live, 1);
+  const slotsUsed = table.made;
+  const again = KeyIndex.fromSlot('again', table, table.addValue(30, 30, 1, 0n, memory.subarray(60, 64)));
+  assert.is(table.made, slotsUsed, 'a released slot is reused');
+  assert.is(again.latest()!.value.toString(), 'aaaa');
+  assert.is(keys[3]!.latest()!.value.toString(), 'aaaaaaaa');
+  assert.is(table.live, 0);
+  assert.is(chunkCount(), 0);
+  // After everything is released the table still takes values.
+  const later = KeyIndex.fromSlot('later', table, table.addValue(40, 40, 1, 5n, own));
+  assert.equal([later.latest()!.value.toString(), later.latest()!.lease], ['bbb', 5n]);
 });
 
 test.run();

@@ -226,6 +226,39 @@ test('stored values do not alias request buffers', () => withTempDir(async (dir)
 }));
 
 
+// Every key a put creates waits in slot form (latest-slots.ts) until something reads it: reads,
+// history, watch catch-up and later writes must see exactly what was put, for small values (in
+// the arena's chunks), large ones (their own memory), empty ones and values with a lease.
+test('keys created by puts read back exactly: latest, at a revision, as history and when written again', () => withTempDir(async (dir) => {
+  const s = await open(dir);
+  try {
+    const big = 'x'.repeat(5000);
+    const txn = s.store.write();
+    txn.put(b('a'), b('one'), 0n);
+    txn.put(b('b'), b(big), 0n);
+    txn.put(b('c'), b(''), 0n);
+    txn.put(b('d'), b('leased'), 77n);
+    txn.end(); // revision 2
+    for (let i = 0; i < 100; i++) put(s.store, `many/${i}`, `v${i}`); // revisions 3..102
+    const history = await s.store.changesSince(b('a'), b('e'), 2);
+    const brief = (kv: KeyValue) => [kv.key.toString(), kv.value.length, kv.version, kv.lease];
+    assert.equal(history.map(brief), [['a', 3, 1, 0n], ['b', 5000, 1, 0n], ['c', 0, 1, 0n], ['d', 6, 1, 77n]]);
+    assert.is(history[1]!.value.toString(), big);
+    assert.equal((await s.store.rangeResolved(b('many/42'), undefined)).kvs.map(plain), [{ key: 'many/42', create_revision: 45, mod_revision: 45, version: 1, value: 'v42', lease: '0' }]);
+    put(s.store, 'a', 'two'); // revision 103: the slot's KeyValue becomes history
+    const prev = s.store.write();
+    prev.deleteRange(b('b'), undefined);
+    prev.end(); // revision 104
+    assert.equal((await s.store.rangeResolved(b('a'), b('e'), { revision: 2 })).kvs.map(brief), history.map(brief));
+    assert.equal((await s.store.rangeResolved(b('a'), undefined)).kvs.map(plain), [{ key: 'a', create_revision: 2, mod_revision: 103, version: 2, value: 'two', lease: '0' }]);
+    assert.equal((await s.store.rangeResolved(b('b'), undefined)).kvs, []);
+    assert.equal((await s.store.rangeResolved(b('many/'), b('many0'), { countOnly: true })).count, 100);
+    assert.equal((await s.store.rangeResolved(b('a'), b('e'))).kvs.map(brief), [['a', 3, 2, 0n], ['c', 0, 1, 0n], ['d', 6, 1, 77n]]);
+  } finally {
+    await close(s);
+  }
+}));
+
 test('changesSince returns history in revision order for a key, a range, and refuses compacted revisions', () => withTempDir(async (dir) => {
   const s = await open(dir);
   try {
