@@ -243,6 +243,11 @@ export class BPlusTreeCursor<V> {
     return this.leaf!.values[this.index]!;
   }
 
+  /** Replaces the value at the cursor (the tree's shape and the cursor's position stay). */
+  set value(value: V) {
+    this.leaf!.values[this.index] = value;
+  }
+
   next(): void {
     this.index++;
     this.settle();

@@ -3,7 +3,7 @@ import type { Logger } from '../platform/logger.js';
 import { Bucket, type Backend } from '../storage/backend.js';
 import type { BPlusTree } from './b-plus-tree.js';
 import type { HistoryValues } from './history-values.js';
-import type { KeyIndex } from './key-index.js';
+import type { IndexEntry } from './key-index.js';
 import { revisionKey } from './revision.js';
 
 /**
@@ -31,7 +31,7 @@ import { revisionKey } from './revision.js';
 const COMPACTION_CHUNK_KEYS = 10_000;
 
 export class Compactor {
-  private readonly index: BPlusTree<KeyIndex>;
+  private readonly index: BPlusTree<IndexEntry>;
   private readonly backend: Backend;
   private readonly logger: Logger;
   /** Highest revision asked for; passes run until `passRevision` catches up with it. */
@@ -51,7 +51,7 @@ export class Compactor {
   passObserver: ((revision: number, ms: number) => void) | null = null;
   private passStarted = 0;
 
-  constructor(index: BPlusTree<KeyIndex>, backend: Backend, history: HistoryValues, logger: Logger) {
+  constructor(index: BPlusTree<IndexEntry>, backend: Backend, history: HistoryValues, logger: Logger) {
     this.index = index;
     this.backend = backend;
     this.history = history;
@@ -121,12 +121,14 @@ export class Compactor {
     let lastKey: string | null = null;
     for (; cursor.valid && examined < chunkKeys; cursor.next()) {
       const ki = cursor.value;
+      lastKey = cursor.key;
+      examined++;
+      // A key in slot form (key-index.ts) has one revision, the latest: nothing to compact.
+      if (typeof ki === 'number') continue;
       ki.compact(rev, removed);
       for (const removedRev of removed) keys.push(revisionKey(removedRev, ki.key));
       removed.length = 0;
       if (ki.isEmpty()) emptied.push(cursor.key);
-      lastKey = cursor.key;
-      examined++;
     }
     const finished = !cursor.valid;
     for (const key of emptied) this.index.delete(key);

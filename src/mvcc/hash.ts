@@ -3,7 +3,8 @@ import { KeyraftError } from '../platform/errors.js';
 import { Bucket, type Backend, type BackendSnapshotReader } from '../storage/backend.js';
 import type { BPlusTree } from './b-plus-tree.js';
 import { isTombstoneRecord, RECORD_HEADER_BYTES } from './kv-record.js';
-import type { KeyIndex } from './key-index.js';
+import { entryKeptAt, type IndexEntry } from './key-index.js';
+import type { LatestSlots } from './latest-slots.js';
 import { readUint64, REVISION_BYTES } from './revision.js';
 
 /**
@@ -60,7 +61,9 @@ export interface HashKVResult {
 }
 
 export interface HashSource {
-  readonly index: BPlusTree<KeyIndex>;
+  readonly index: BPlusTree<IndexEntry>;
+  /** The slots of the index's keys in slot form (key-index.ts). */
+  readonly latestSlots: LatestSlots;
   readonly backend: Backend;
   readonly currentRevision: number;
   readonly compactedRevision: number;
@@ -83,7 +86,7 @@ export async function hashKV(src: HashSource, rev: number): Promise<HashKVResult
     const reader = src.backend.snapshotReader();
     let hash: number;
     try {
-      hash = await hashRecords(reader, src.index, at, compacted);
+      hash = await hashRecords(reader, src.index, src.latestSlots, at, compacted);
     } finally {
       await reader.close();
     }
@@ -93,10 +96,10 @@ export async function hashKV(src: HashSource, rev: number): Promise<HashKVResult
   throw new KeyraftError('Timeout');
 }
 
-async function hashRecords(reader: BackendSnapshotReader, index: BPlusTree<KeyIndex>, at: number, compacted: number): Promise<number> {
+async function hashRecords(reader: BackendSnapshotReader, index: BPlusTree<IndexEntry>, slots: LatestSlots, at: number, compacted: number): Promise<number> {
   let h = crc32c(KEY_BUCKET_NAME);
   // etcd's `len(keep) > 0`: is any key's kept revision defined at `at`? (Usually the first key's.)
-  const keepRev = compacted >= 0 && !anyKept(index, at) ? compacted : at;
+  const keepRev = compacted >= 0 && !anyKept(index, slots, at) ? compacted : at;
   const revKey = Buffer.alloc(REVISION_BYTES * 2 + 2);
   revKey[REVISION_BYTES] = 0x5f; // '_'
   revKey[REVISION_BYTES * 2 + 1] = 0x74; // 't'
@@ -111,7 +114,8 @@ async function hashRecords(reader: BackendSnapshotReader, index: BPlusTree<KeyIn
       if (main > at) return h;
       const userKey = k.subarray(1 + REVISION_BYTES);
       if (main <= compacted) {
-        if (index.get(userKey.toString('latin1'))?.keptAt(keepRev) !== main) continue;
+        const entry = index.get(userKey.toString('latin1'));
+        if (entry === undefined || entryKeptAt(entry, slots, keepRev) !== main) continue;
       }
       if (main !== lastMain) {
         lastMain = main;
@@ -134,9 +138,9 @@ async function hashRecords(reader: BackendSnapshotReader, index: BPlusTree<KeyIn
   return h;
 }
 
-function anyKept(index: BPlusTree<KeyIndex>, at: number): boolean {
+function anyKept(index: BPlusTree<IndexEntry>, slots: LatestSlots, at: number): boolean {
   for (const cursor = index.first(); cursor.valid; cursor.next()) {
-    if (cursor.value.keptAt(at) !== 0) return true;
+    if (entryKeptAt(cursor.value, slots, at) !== 0) return true;
   }
   return false;
 }

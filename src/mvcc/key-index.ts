@@ -47,13 +47,13 @@ import type { LatestSlots } from './latest-slots.js';
  * Invariant: every closed generation is non-empty and ends with a tombstone; the open one has none.
  * Invariant: latest is defined exactly when the open generation is non-empty, and is its last revision.
  *
- * Slot form: a key with a single revision whose KeyValue nobody has asked for holds only its key
- * string and a slot of a LatestSlots table (latest-slots.ts says why): a key start-up read back
- * with one revision (fromSlot()), and a key a put has just created (moveToSlot(), kv-store.ts).
- * The first method that needs its KeyValue, key Buffer or revision array builds them from the
- * slot (build()) and the key stays built. Until then it is the one-revision open generation
- * {slot's mod revision}, no closed generation. lastModRevision, isEmpty, revisionCount, keptAt,
- * compact and a collectBetween that finds nothing answer without building.
+ * Slot form: a key with a single revision whose KeyValue nobody has asked for has no KeyIndex at
+ * all. Its entry in the store's index is a number, its slot in the store's LatestSlots table
+ * (latest-slots.ts says why): a key start-up read back with one revision, and a key a put has
+ * just created (IndexEntry below). The first read or write that needs the key as objects makes
+ * its KeyIndex from the slot (fromSlot()), and the key stays so. The questions a compaction,
+ * HashKV, a count or a watch catching up ask of every key are answered from the slot
+ * (entryLastModRevision, entryKeptAt): none of them makes a KeyIndex.
  */
 
 /**
@@ -69,6 +69,25 @@ export function isUnread(kv: KeyValue): boolean {
 
 const EMPTY = Buffer.alloc(0);
 
+/**
+ * An entry of the store's key index (kv-store.ts): the key's KeyIndex, or, for a key in slot
+ * form (see the header), its slot in the store's LatestSlots: a key with one revision, live, and
+ * no closed generation.
+ */
+export type IndexEntry = KeyIndex | number;
+
+/** KeyIndex.lastModRevision of an entry, without making a KeyIndex. */
+export function entryLastModRevision(entry: IndexEntry, slots: LatestSlots): number {
+  return typeof entry === 'number' ? slots.modRevision(entry) : entry.lastModRevision();
+}
+
+/** KeyIndex.keptAt of an entry, without making a KeyIndex (a slot's one revision is kept from its revision on). */
+export function entryKeptAt(entry: IndexEntry, slots: LatestSlots, atRev: number): number {
+  if (typeof entry !== 'number') return entry.keptAt(atRev);
+  const rev = slots.modRevision(entry);
+  return rev <= atRev ? rev : 0;
+}
+
 /** A generation ended by a delete. revs[revs.length - 1] is the tombstone. */
 interface ClosedGeneration {
   readonly createRevision: number;
@@ -80,13 +99,8 @@ interface ClosedGeneration {
 }
 
 export class KeyIndex {
-  /** The user key's bytes (see `key`); null while in slot form. */
-  private keyBytes: Buffer | null;
-  /** The user key as a latin1 string (the B+tree's own string) for a key in slot form; else null. */
-  private keyString: string | null;
-  /** The table holding this key's latest KeyValue while in slot form; null once built. */
-  private slots: LatestSlots | null = null;
-  private slot = 0;
+  /** The user key; every KeyValue of this key shares this buffer. */
+  readonly key: Buffer;
   /**
    * Generations ended by a delete, oldest first, or null when there are none (most keys): one
    * array less per key than a list of all generations (memory and GC work, per key).
@@ -102,66 +116,25 @@ export class KeyIndex {
   /** The KeyValue of current's last revision, value included; undefined when current is empty. */
   private latestKv: KeyValue | undefined = undefined;
 
-  constructor(key: Buffer | null, keyString: string | null = null) {
-    this.keyBytes = key;
-    this.keyString = keyString;
+  constructor(key: Buffer) {
+    this.key = key;
   }
 
   /**
-   * A key whose one revision is `slot` of `table` (the slot form, see the header). `keyString` is
-   * the user key as latin1.
+   * The KeyIndex of a key in slot form (see the header): its key copied into the table's arena
+   * from `keyString` (latin1), its one revision the KeyValue of `slot`, which is released.
    */
   static fromSlot(keyString: string, table: LatestSlots, slot: number): KeyIndex {
-    const ki = new KeyIndex(null, keyString);
-    ki.slots = table;
-    ki.slot = slot;
+    const ki = new KeyIndex(table.copyKey(keyString));
+    const kv = table.take(slot, ki.key);
+    ki.current = [kv.mod_revision];
+    if (kv.lease !== 0n) ki.currentLeases = [kv.lease];
+    ki.latestKv = kv;
     return ki;
-  }
-
-  /**
-   * Moves a built key with exactly one revision, live, into a slot of `table` (the slot form),
-   * dropping its KeyValue, key Buffer and revision array. `keyString` is the B+tree's string of
-   * the key. Returns false, changing nothing, for any other key.
-   */
-  moveToSlot(keyString: string, table: LatestSlots): boolean {
-    const kv = this.latestKv;
-    if (this.slots !== null || kv === undefined || this.closed !== null || this.current.length !== 1) return false;
-    this.slot = table.addValue(kv.mod_revision, kv.create_revision, kv.version, kv.lease, kv.value);
-    this.slots = table;
-    this.keyString = keyString;
-    this.keyBytes = null;
-    this.latestKv = undefined;
-    this.current = NO_REVISIONS;
-    this.currentLeases = null;
-    return true;
-  }
-
-  /** True while in slot form (nothing built yet). */
-  get inSlot(): boolean {
-    return this.slots !== null;
-  }
-
-  /** The user key; every KeyValue of this key shares this buffer. */
-  get key(): Buffer {
-    if (this.keyBytes === null) this.build();
-    return this.keyBytes!;
-  }
-
-  /** Builds the KeyValue, key Buffer and revision array of a key in slot form. */
-  private build(): void {
-    const table = this.slots!;
-    this.slots = null;
-    const key = this.keyBytes ?? (this.keyBytes = table.copyKey(this.keyString!));
-    this.keyString = null;
-    const kv = table.take(this.slot, key);
-    this.current = [kv.mod_revision];
-    if (kv.lease !== 0n) this.currentLeases = [kv.lease];
-    this.latestKv = kv;
   }
 
   /** Mod revisions of all generations, oldest first, the open one last (for tests). */
   get generations(): number[][] {
-    if (this.slots !== null) this.build();
     const out: number[][] = [];
     if (this.closed !== null) for (const c of this.closed) out.push([...c.revs]);
     out.push([...this.current]);
@@ -170,18 +143,16 @@ export class KeyIndex {
 
   /** The live KeyValue at the newest revision, or undefined when the key is deleted. */
   latest(): KeyValue | undefined {
-    if (this.slots !== null) this.build();
     return this.latestKv;
   }
 
-  /** True when the key is live at the newest revision (latest() !== undefined), without building a key in slot form. */
+  /** True when the key is live at the newest revision (latest() !== undefined). */
   isLive(): boolean {
-    return this.slots !== null || this.latestKv !== undefined;
+    return this.latestKv !== undefined;
   }
 
   /** Mod revision of the newest revision of any kind (put or tombstone), 0 if none. */
   lastModRevision(): number {
-    if (this.slots !== null) return this.slots.modRevision(this.slot);
     if (this.current.length > 0) return this.current[this.current.length - 1]!;
     if (this.closed === null) return 0;
     const g = this.closed[this.closed.length - 1]!.revs;
@@ -194,7 +165,6 @@ export class KeyIndex {
    * Returns the KeyValue it replaces as latest (its value is history from now on), if any.
    */
   put(kv: KeyValue): KeyValue | undefined {
-    if (this.slots !== null) this.build();
     // Checked without building a message closure: this is the hot path of every put.
     const prev = this.latestKv;
     if (!(kv.mod_revision > this.lastModRevision() && kv.create_revision > 0 &&
@@ -221,7 +191,6 @@ export class KeyIndex {
    * Returns the KeyValue that was latest (its value is history from now on).
    */
   tombstone(kv: KeyValue): KeyValue {
-    if (this.slots !== null) this.build();
     const latest = this.latestKv;
     const g = this.current;
     assert(latest !== undefined && g.length > 0, 'tombstone of a key that is not live');
@@ -246,7 +215,6 @@ export class KeyIndex {
    * generation's earlier revisions.
    */
   restore(kv: KeyValue): void {
-    if (this.slots !== null) this.build();
     if (kv.create_revision === 0) {
       // A tombstone whose generation was compacted away entirely has nothing to close.
       if (this.current.length > 0) this.tombstone(kv);
@@ -260,7 +228,6 @@ export class KeyIndex {
    * recovered values out of the scan's buffers). Everything but where the value lives must match.
    */
   replaceLatest(kv: KeyValue): void {
-    if (this.slots !== null) this.build();
     const latest = this.latestKv;
     assert(latest !== undefined && kv.mod_revision === latest.mod_revision && kv.create_revision === latest.create_revision &&
       kv.version === latest.version && kv.lease === latest.lease && kv.key === latest.key && kv.value.length === latest.value.length,
@@ -273,7 +240,6 @@ export class KeyIndex {
    * latest itself, or a fresh KeyValue with UNREAD_VALUE for an older revision.
    */
   get(rev: number): KeyValue | undefined {
-    if (this.slots !== null) this.build();
     const g = this.current;
     if (g.length > 0 && g[0]! <= rev) return this.openAt(lastAtOrBelow(g, rev));
     const closed = this.closed;
@@ -297,7 +263,6 @@ export class KeyIndex {
    */
   collectBetween(fromRevision: number, toRevision: number, out: KeyValue[]): void {
     if (this.lastModRevision() < fromRevision) return; // the common case: nothing new on this key
-    if (this.slots !== null) this.build();
     const closed = this.closed;
     if (closed !== null) {
       for (const c of closed) {
@@ -323,7 +288,6 @@ export class KeyIndex {
    * pushing the mod revision of every removed revision (puts and tombstones) onto `removed`.
    */
   compact(atRev: number, removed: number[]): void {
-    if (this.slots !== null) return; // one revision, no closed generation: nothing to drop
     const g = this.current;
     if (this.closed === null) {
       // Only the open generation: keep its latest revision at or below atRev and what follows.
@@ -378,10 +342,6 @@ export class KeyIndex {
    * keptAt(5) = 5, keptAt(9) = 0.
    */
   keptAt(atRev: number): number {
-    if (this.slots !== null) {
-      const rev = this.slots.modRevision(this.slot);
-      return rev <= atRev ? rev : 0;
-    }
     const closed = this.closed;
     let g = this.current;
     let last = true;
@@ -404,13 +364,11 @@ export class KeyIndex {
 
   /** True when no revision is left: the store removes the key from its index. */
   isEmpty(): boolean {
-    if (this.slots !== null) return false;
     return this.closed === null && this.current.length === 0;
   }
 
   /** Number of revisions held (puts and tombstones). */
   revisionCount(): number {
-    if (this.slots !== null) return 1;
     let n = this.current.length;
     if (this.closed !== null) for (const c of this.closed) n += c.revs.length;
     return n;

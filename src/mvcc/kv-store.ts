@@ -13,7 +13,7 @@ import { HistoryImage, type HistoryImageOptions } from './history-image.js';
 import { HistoryValues, type HistoryPin } from './history-values.js';
 import type { ChangeListener, KV, RangeOptions, RangeResult, ReadView, ScanResume, TxnWrite } from './kv.js';
 import { encodePutRecord, encodeTombstoneRecord, readPutRecordAt, RECORD_HEADER_BYTES } from './kv-record.js';
-import { isUnread, KeyIndex } from './key-index.js';
+import { entryLastModRevision, isUnread, KeyIndex, type IndexEntry } from './key-index.js';
 import { RecordArena } from './record-arena.js';
 import { LatestSlots } from './latest-slots.js';
 import { prefixedRevisionKey, readUint64, REVISION_BYTES, writeUint64 } from './revision.js';
@@ -115,7 +115,7 @@ export interface RecoveryStats {
 export class KvStore implements KV {
   private readonly backend: Backend;
   private readonly logger: Logger;
-  private readonly index = new BPlusTree<KeyIndex>();
+  private readonly index = new BPlusTree<IndexEntry>();
   private readonly compactor: Compactor;
   private revision = 1;
   private compacted = -1;
@@ -126,7 +126,7 @@ export class KvStore implements KV {
   private readonly readView: StoreReadView;
   private txnOpen = false;
   private listener: ChangeListener | undefined;
-  private readonly cursor = new BPlusTreeCursor<KeyIndex>();
+  private readonly cursor = new BPlusTreeCursor<IndexEntry>();
   /** Memory for the records and keys the index keeps (record-arena.ts). */
   private readonly arena = new RecordArena();
   /**
@@ -207,6 +207,7 @@ export class KvStore implements KV {
     const store = this;
     return hashKV({
       index: this.index,
+      latestSlots: this.latestSlots,
       backend: this.backend,
       get currentRevision() { return store.revision; },
       get compactedRevision() { return store.compacted; },
@@ -299,7 +300,10 @@ export class KvStore implements KV {
     // Reading at or above it is reading each key's latest entry, the O(1) path.
     const newest = this.txnOpen && this.txn.changes.length > 0 ? this.revision + 1 : this.revision;
     if (end === undefined || end.length === 0) {
-      const ki = this.index.get(key.toString('latin1'));
+      const keyString = key.toString('latin1');
+      const entry = this.index.get(keyString);
+      // A key in slot form (its one revision after rev) was not there at rev: no KeyIndex made.
+      const ki = entry === undefined || (typeof entry === 'number' && this.latestSlots.modRevision(entry) > rev) ? undefined : this.keyIndexOf(keyString, entry);
       let kv = ki === undefined ? undefined : rev >= newest ? ki.latest() : ki.get(rev);
       if (kv === undefined) return { kvs, count: 0, revision: current, unread: 0 };
       if (countOnly) return { kvs, count: 1, revision: current, unread: 0 };
@@ -314,16 +318,17 @@ export class KvStore implements KV {
     let unread = 0;
     for (; cursor.valid; cursor.next()) {
       if (endKey !== null && cursor.key >= endKey) break;
-      const ki = cursor.value;
+      const entry = cursor.value;
       if (atLatest) {
-        // Counted without building keys still in their recovered form (key-index.ts): a count or
-        // a limited range over a large store right after a restart builds only what it returns.
-        if (!ki.isLive()) continue;
+        // Keys in slot form (key-index.ts) are counted as they are: a count or a limited range
+        // over a large store makes KeyIndexes only for the keys it returns.
+        if (typeof entry !== 'number' && !entry.isLive()) continue;
         count++;
-        if (!countOnly && (limit <= 0 || kvs.length < limit)) kvs.push(ki.latest()!);
+        if (!countOnly && (limit <= 0 || kvs.length < limit)) kvs.push(this.keyIndexAt(cursor).latest()!);
         continue;
       }
-      let kv = ki.get(rev);
+      if (typeof entry === 'number' && this.latestSlots.modRevision(entry) > rev) continue; // created after rev
+      let kv = this.keyIndexAt(cursor).get(rev);
       if (kv === undefined) continue;
       count++;
       if (!countOnly && (limit <= 0 || kvs.length < limit)) {
@@ -380,13 +385,15 @@ export class KvStore implements KV {
     if (fromRevision < this.compacted) throw new KeyraftError('Compacted');
     const out: KeyValue[] = [];
     if (end === undefined || end.length === 0) {
-      const ki = this.index.get(key.toString('latin1'));
-      if (ki !== undefined) ki.collectSince(fromRevision, out);
+      const keyString = key.toString('latin1');
+      const entry = this.index.get(keyString);
+      if (entry !== undefined && entryLastModRevision(entry, this.latestSlots) >= fromRevision) this.keyIndexOf(keyString, entry).collectSince(fromRevision, out);
     } else {
       const endKey = end.length === 1 && end[0] === 0 ? null : end.toString('latin1');
       for (const cursor = this.index.seek(key.toString('latin1'), this.cursor); cursor.valid; cursor.next()) {
         if (endKey !== null && cursor.key >= endKey) break;
-        cursor.value.collectSince(fromRevision, out);
+        // The common case, nothing new on the key, is answered without making a KeyIndex.
+        if (entryLastModRevision(cursor.value, this.latestSlots) >= fromRevision) this.keyIndexAt(cursor).collectSince(fromRevision, out);
       }
     }
     // Stable: equal revisions keep key order.
@@ -404,8 +411,9 @@ export class KvStore implements KV {
    */
   collectChanges(key: Buffer, end: Buffer | undefined, fromRevision: number, toRevision: number, resumeAfter: ScanResume, maxKeys: number, out: KeyValue[]): ScanResume {
     if (end === undefined || end.length === 0) {
-      const ki = this.index.get(key.toString('latin1'));
-      if (ki !== undefined) ki.collectBetween(fromRevision, toRevision, out);
+      const keyString = key.toString('latin1');
+      const entry = this.index.get(keyString);
+      if (entry !== undefined && entryLastModRevision(entry, this.latestSlots) >= fromRevision) this.keyIndexOf(keyString, entry).collectBetween(fromRevision, toRevision, out);
       return null;
     }
     const endKey = end.length === 1 && end[0] === 0 ? null : end.toString('latin1');
@@ -414,7 +422,7 @@ export class KvStore implements KV {
     for (; cursor.valid; cursor.next()) {
       if (endKey !== null && cursor.key >= endKey) return null;
       if (examined === maxKeys) return resumeAfter;
-      cursor.value.collectBetween(fromRevision, toRevision, out);
+      if (entryLastModRevision(cursor.value, this.latestSlots) >= fromRevision) this.keyIndexAt(cursor).collectBetween(fromRevision, toRevision, out);
       resumeAfter = cursor.key;
       examined++;
     }
@@ -425,14 +433,18 @@ export class KvStore implements KV {
   liveInRange(key: Buffer, end: Buffer | undefined): KeyIndex[] {
     const out: KeyIndex[] = [];
     if (end === undefined || end.length === 0) {
-      const ki = this.index.get(key.toString('latin1'));
-      if (ki !== undefined && ki.isLive()) out.push(ki);
+      const keyString = key.toString('latin1');
+      const entry = this.index.get(keyString);
+      if (entry === undefined) return out;
+      const ki = this.keyIndexOf(keyString, entry);
+      if (ki.isLive()) out.push(ki);
       return out;
     }
     const endKey = end.length === 1 && end[0] === 0 ? null : end.toString('latin1');
     for (const cursor = this.index.seek(key.toString('latin1'), this.cursor); cursor.valid; cursor.next()) {
       if (endKey !== null && cursor.key >= endKey) break;
-      if (cursor.value.isLive()) out.push(cursor.value);
+      const ki = this.keyIndexAt(cursor);
+      if (ki.isLive()) out.push(ki);
     }
     return out;
   }
@@ -442,12 +454,20 @@ export class KvStore implements KV {
   /** @internal */
   putAt(rev: number, key: Buffer, value: Buffer, lease: bigint, previousOut: (KeyValue | undefined)[]): KeyValue {
     const keyString = key.toString('latin1');
-    let ki = this.index.get(keyString);
-    const created = ki === undefined;
-    if (ki === undefined) {
-      ki = new KeyIndex(this.arena.copy(key)); // own copy: request buffers are not ours to keep
-      this.index.set(keyString, ki);
+    const entry = this.index.get(keyString);
+    if (entry === undefined) {
+      // A new key: its one revision goes straight into a slot (key-index.ts, slot form), where it
+      // waits for its first read; most keys written are not read soon, and a key held as objects
+      // costs ~250 bytes more of old space. The KeyValue returned (for watchers, the apply) is the
+      // caller's: its key a copy of the request's, in Node's pool.
+      previousOut.push(undefined);
+      const record = encodePutRecord(rev, 1, lease, value, this.arena);
+      const kv: KeyValue = Object.freeze({ key: Buffer.from(key), create_revision: rev, mod_revision: rev, version: 1, value: record.subarray(RECORD_HEADER_BYTES), lease });
+      this.index.set(keyString, this.latestSlots.addValue(rev, rev, 1, lease, kv.value));
+      this.backend.putPrefixed(prefixedRevisionKey(Bucket.key, rev, key), record);
+      return kv;
     }
+    const ki = this.keyIndexOf(keyString, entry);
     const prev = ki.latest();
     previousOut.push(prev);
     if (prev !== undefined && prev.mod_revision >= rev) {
@@ -467,12 +487,25 @@ export class KvStore implements KV {
       lease,
     });
     if (ki.put(kv) !== undefined) this.history.retire(prev!);
-    this.backend.putPrefixed(prefixedRevisionKey(Bucket.key, rev, kv.key), record);
-    // A key this put created waits for its first read in slot form, as a key recovered at
-    // start-up does (latest-slots.ts): most keys written are not read soon, and each one held as
-    // objects costs ~300 bytes more of old space. `kv` stays valid for the caller (its own objects).
-    if (created) ki.moveToSlot(keyString, this.latestSlots);
+    this.backend.putPrefixed(prefixedRevisionKey(Bucket.key, rev, ki.key), record);
     return kv;
+  }
+
+  /** The KeyIndex of `keyString`, whose index entry is `entry`: made from its slot (and put in its place) for a key in slot form. */
+  private keyIndexOf(keyString: string, entry: IndexEntry): KeyIndex {
+    if (typeof entry !== 'number') return entry;
+    const ki = KeyIndex.fromSlot(keyString, this.latestSlots, entry);
+    this.index.set(keyString, ki);
+    return ki;
+  }
+
+  /** keyIndexOf for the entry under a cursor (replaced in place: the tree's shape stays). */
+  private keyIndexAt(cursor: BPlusTreeCursor<IndexEntry>): KeyIndex {
+    const entry = cursor.value;
+    if (typeof entry !== 'number') return entry;
+    const ki = KeyIndex.fromSlot(cursor.key, this.latestSlots, entry);
+    cursor.value = ki;
+    return ki;
   }
 
   /** @internal */
@@ -517,8 +550,8 @@ export class KvStore implements KV {
     let lastRevision = 0;
     const metaRevision = this.revision;
     const index = this.index;
-    // Keys whose first record is a put start in recovered form (key-index.ts): a slot here
-    // instead of their KeyValue, key Buffer and revision array; a later record of the key builds them.
+    // Keys whose first record is a put start in slot form (key-index.ts): their index entry is a
+    // slot here instead of a KeyIndex; a later record of the key makes its KeyIndex.
     const table = this.latestSlots;
     let tailsSeen: Buffer | null = null;
     let tailsChunk = 0;
@@ -544,7 +577,9 @@ export class KvStore implements KV {
       lastRevision = rev;
       const userKeyStart = keyStart + REVISION_BYTES;
       const keyString = chunk.toString('latin1', userKeyStart, keyEnd);
-      let ki = index.get(keyString);
+      const entry = index.get(keyString);
+      // A later record of a key in slot form: the key needs its KeyIndex from now on.
+      const ki = entry === undefined ? undefined : this.keyIndexOf(keyString, entry);
       if (headEnd === keyEnd) {
         // A tombstone (an empty record; a shorter head than a put's is a truncated record).
         if (tailEnd !== tailStart) assert(false, `mvcc record at revision ${rev} is truncated`);
@@ -567,7 +602,7 @@ export class KvStore implements KV {
         if (headEnd - keyEnd !== RECORD_HEADER_BYTES) assert(false, `mvcc record of ${headEnd - keyEnd + tailEnd - tailStart} bytes at revision ${rev} is truncated`);
         const lease = chunk.readUInt32BE(keyEnd + 16) === 0 && chunk.readUInt32BE(keyEnd + 20) === 0 ? 0n : chunk.readBigInt64BE(keyEnd + 16);
         const slot = table.add(rev, readUint64(chunk, keyEnd), readUint64(chunk, keyEnd + 8), lease, tailsChunk, tailStart, tailEnd - tailStart);
-        index.set(keyString, KeyIndex.fromSlot(keyString, table, slot));
+        index.set(keyString, slot);
         return;
       }
       replaced(ki.latest());
@@ -630,11 +665,11 @@ export class KvStore implements KV {
     const sparse = new Set<ArrayBufferLike>();
     for (const [buffer, use] of chunks) if (use.replacedBytes > use.valueBytes * Limits.recoveryReplacedShareMax) sparse.add(buffer);
     if (sparse.size === 0) return 0; // a few replaced values: not worth a walk over every key
-    // Keys still in recovered form are moved in the table; the walk below skips them.
+    // Keys in slot form are moved in the table; the walk below skips them.
     let copied = table.relocate((buffer) => sparse.has(buffer));
     for (const cursor = this.index.first(this.cursor); cursor.valid; cursor.next()) {
       const ki = cursor.value;
-      if (ki.inSlot) continue;
+      if (typeof ki === 'number') continue;
       const latest = ki.latest();
       if (latest === undefined || latest.value.length === 0) continue;
       if (!sparse.has(latest.value.buffer)) continue;

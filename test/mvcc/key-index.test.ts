@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { isUnread, KeyIndex } from '../../src/mvcc/key-index.js';
+import { entryKeptAt, entryLastModRevision, isUnread, KeyIndex, type IndexEntry } from '../../src/mvcc/key-index.js';
 import { RecordArena } from '../../src/mvcc/record-arena.js';
 import { LatestSlots } from '../../src/mvcc/latest-slots.js';
 import type { KeyValue } from '../../src/proto/etcd-types.js';
@@ -145,108 +145,68 @@ test('out-of-order writes are refused by assertion', () => {
   assert.throws(() => ki.tombstone({ key, create_revision: 0, mod_revision: 9, version: 0, value: b(''), lease: 0n }));
 });
 
-// A key start-up read back with one revision is held in slot form (a LatestSlots slot)
-// and builds its objects on first use: it must answer like a key built by put, and the questions
-// that need no objects (the store's compaction, HashKV, watch catch-up with nothing new, counts)
-// must leave it unbuilt.
-test('a key recovered in slot form answers as the same key built by put, and builds only when it must', () => {
+// A key with one revision nobody has read is held in slot form: its index entry is a slot of
+// the store's LatestSlots (key-index.ts). The questions every key is asked (compaction, HashKV,
+// watch catch-up) are answered from the slot; the KeyIndex made from it answers as a key built
+// by put, and the slot is released.
+test('slot form: entries answer from the slot; the KeyIndex made from it equals the same key built by put', () => {
   const chunk = Buffer.from('..hello..');
   const table = new LatestSlots(new RecordArena());
   const c = table.addChunk(chunk);
   const plain = new KeyIndex(b('foo'));
   plain.put({ key: b('foo'), create_revision: 3, mod_revision: 7, version: 4, value: b('hello'), lease: 5n });
-  const recovered = KeyIndex.fromSlot('foo', table, table.add(7, 3, 4, 5n, c, 2, 5));
-  const other = KeyIndex.fromSlot('bar', table, table.add(8, 8, 1, 0n, c, 0, 0));
+  const foo: IndexEntry = table.add(7, 3, 4, 5n, c, 2, 5);
+  const bar: IndexEntry = table.add(8, 8, 1, 0n, c, 0, 0);
   table.seal();
   assert.is(table.live, 2);
-  // No objects needed:
-  assert.is(recovered.lastModRevision(), 7);
-  assert.ok(recovered.isLive() && !recovered.isEmpty());
-  assert.is(recovered.revisionCount(), 1);
-  assert.is(recovered.keptAt(6), 0);
-  assert.is(recovered.keptAt(7), 7);
-  const removed: number[] = [];
-  recovered.compact(9, removed);
-  assert.equal(removed, []);
-  const none: KeyValue[] = [];
-  recovered.collectBetween(8, 100, none);
-  assert.equal(none, []);
-  assert.ok(recovered.inSlot, 'built by a question that needs no objects');
-  // The first read builds it, equal to the plain key.
-  const kv = recovered.latest()!;
-  assert.not.ok(recovered.inSlot);
+  assert.is(entryLastModRevision(foo, table), 7);
+  assert.is(entryKeptAt(foo, table, 6), 0);
+  assert.is(entryKeptAt(foo, table, 7), 7);
+  assert.is(entryKeptAt(foo, table, 100), plain.keptAt(100));
+  assert.is(entryLastModRevision(plain, table), 7);
+  const ki = KeyIndex.fromSlot('foo', table, foo);
+  assert.is(table.live, 1);
+  const kv = ki.latest()!;
   assert.equal({ ...kv, key: kv.key.toString(), value: kv.value.toString() }, { ...plain.latest()!, key: 'foo', value: 'hello' });
   assert.ok(Object.isFrozen(kv));
-  assert.equal(recovered.generations, plain.generations);
-  assert.equal(recovered.get(7), plain.get(7));
-  assert.is(table.live, 1);
-  // A write to a recovered key builds it first, then goes on as for any key.
+  assert.is(kv.value.buffer, chunk.buffer, 'the value stays where it was, no copy');
+  assert.equal(ki.generations, plain.generations);
+  assert.equal(ki.get(7), plain.get(7));
+  assert.is(ki.revisionCount(), 1);
+  // A KeyIndex made from a slot goes on as any key.
+  const other = KeyIndex.fromSlot('bar', table, bar as number);
   other.tombstone({ key: other.key, create_revision: 0, mod_revision: 9, version: 0, value: b(''), lease: 0n });
   assert.equal(other.generations, [[8, 9], []]);
   assert.is(other.get(8)!.version, 1);
   assert.is(table.live, 0);
 });
 
-// A key a put created moves into slot form (kv-store.ts putAt) and must come back the same.
-test('moveToSlot: a one-revision key leaves its objects for a slot and builds back equal; any other key stays', () => {
-  const arena = new RecordArena();
-  const table = new LatestSlots(arena);
-  table.seal(); // as after start-up: slots are added at run time only
-  const record = arena.alloc(10);
-  record.write('..value...');
-  const value = record.subarray(2, 7);
-  const ki = new KeyIndex(b('foo'));
-  const kv: KeyValue = Object.freeze({ key: ki.key, create_revision: 4, mod_revision: 4, version: 1, value, lease: 9n });
-  ki.put(kv);
-  assert.ok(ki.moveToSlot('foo', table));
-  assert.ok(ki.inSlot);
-  assert.is(table.live, 1);
-  assert.is(ki.lastModRevision(), 4);
-  assert.ok(ki.isLive());
-  assert.not.ok(ki.moveToSlot('foo', table), 'already in a slot');
-  const back = ki.latest()!;
-  assert.not.ok(ki.inSlot);
-  assert.equal({ ...back, key: back.key.toString(), value: back.value.toString() }, { ...kv, key: 'foo', value: 'value' });
-  assert.is(back.value.buffer, record.buffer, 'the value is read where the put copied it, not copied again');
-  assert.is(table.live, 0);
-  // Two revisions, a closed generation, a deleted key: not moved, nothing changed.
-  ki.put({ key: ki.key, create_revision: 4, mod_revision: 5, version: 2, value: b('v2'), lease: 0n });
-  assert.not.ok(ki.moveToSlot('foo', table));
-  assert.equal(ki.generations, [[4, 5]]);
-  ki.tombstone({ key: ki.key, create_revision: 0, mod_revision: 6, version: 0, value: b(''), lease: 0n });
-  assert.not.ok(ki.moveToSlot('foo', table));
-  ki.put({ key: ki.key, create_revision: 7, mod_revision: 7, version: 1, value: b('v3'), lease: 0n });
-  assert.not.ok(ki.moveToSlot('foo', table), 'one revision in the open generation, but an older generation too');
-  assert.equal(ki.generations, [[4, 5, 6], [7]]);
-  assert.is(table.live, 0);
-});
-
 test('LatestSlots at run time: one chunk per memory, slots and chunks reused, a chunk let go with its last slot', () => {
   const arena = new RecordArena();
   const table = new LatestSlots(arena);
-  table.seal();
+  table.seal(); // as after start-up: slots are added at run time only
   const memory = Buffer.allocUnsafeSlow(64).fill(0x61);
-  const chunkCount = (): number => table.chunksHeld;
-  const keys: KeyIndex[] = [];
-  for (let i = 0; i < 4; i++) keys.push(KeyIndex.fromSlot(`k${i}`, table, table.addValue(10 + i, 10 + i, 1, 0n, memory.subarray(i * 8, i * 8 + 8))));
-  assert.is(chunkCount(), 1, 'four values in one memory: one chunk');
+  const slots: number[] = [];
+  for (let i = 0; i < 4; i++) slots.push(table.addValue(10 + i, 10 + i, 1, 0n, memory.subarray(i * 8, i * 8 + 8)));
+  assert.is(table.chunksHeld, 1, 'four values in one memory: one chunk');
   const own = Buffer.allocUnsafeSlow(3).fill(0x62);
-  keys.push(KeyIndex.fromSlot('big', table, table.addValue(20, 20, 1, 0n, own)));
-  assert.is(chunkCount(), 2);
-  assert.is(keys[4]!.latest()!.value.toString(), 'bbb');
-  assert.is(chunkCount(), 1, 'the chunk of a value alone goes with its slot');
-  for (let i = 0; i < 3; i++) assert.is(keys[i]!.latest()!.mod_revision, 10 + i);
+  const big = table.addValue(20, 20, 1, 0n, own);
+  assert.is(table.chunksHeld, 2);
+  assert.is(KeyIndex.fromSlot('big', table, big).latest()!.value.toString(), 'bbb');
+  assert.is(table.chunksHeld, 1, 'the chunk of a value alone goes with its slot');
+  for (let i = 0; i < 3; i++) assert.is(KeyIndex.fromSlot(`k${i}`, table, slots[i]!).latest()!.mod_revision, 10 + i);
   assert.is(table.live, 1);
-  const slotsUsed = table.made;
-  const again = KeyIndex.fromSlot('again', table, table.addValue(30, 30, 1, 0n, memory.subarray(60, 64)));
-  assert.is(table.made, slotsUsed, 'a released slot is reused');
-  assert.is(again.latest()!.value.toString(), 'aaaa');
-  assert.is(keys[3]!.latest()!.value.toString(), 'aaaaaaaa');
+  const made = table.made;
+  const again = table.addValue(30, 30, 1, 0n, memory.subarray(60, 64));
+  assert.is(table.made, made, 'a released slot is reused');
+  assert.is(KeyIndex.fromSlot('again', table, again).latest()!.value.toString(), 'aaaa');
+  const last = KeyIndex.fromSlot('k3', table, slots[3]!).latest()!;
+  assert.equal([last.key.toString(), last.value.toString(), last.create_revision, last.version], ['k3', 'aaaaaaaa', 13, 1]);
   assert.is(table.live, 0);
-  assert.is(chunkCount(), 0);
-  // After everything is released the table still takes values.
-  const later = KeyIndex.fromSlot('later', table, table.addValue(40, 40, 1, 5n, own));
-  assert.equal([later.latest()!.value.toString(), later.latest()!.lease], ['bbb', 5n]);
+  assert.is(table.chunksHeld, 0);
+  // After every slot is released the table still takes values.
+  const later = KeyIndex.fromSlot('later', table, table.addValue(40, 40, 1, 5n, own)).latest()!;
+  assert.equal([later.value.toString(), later.lease], ['bbb', 5n]);
 });
 
 test.run();
