@@ -455,20 +455,8 @@ export class KvStore implements KV {
   putAt(rev: number, key: Buffer, value: Buffer, lease: bigint, previousOut: (KeyValue | undefined)[]): KeyValue {
     const keyString = key.toString('latin1');
     const entry = this.index.get(keyString);
-    if (entry === undefined) {
-      // A new key: its one revision goes straight into a slot (key-index.ts, slot form), where it
-      // waits for its first read; most keys written are not read soon, and a key held as objects
-      // costs ~250 bytes more of old space. The KeyValue returned (for watchers, the apply) is the
-      // caller's: its key a copy of the request's, in Node's pool.
-      previousOut.push(undefined);
-      const record = encodePutRecord(rev, 1, lease, value, this.arena);
-      const kv: KeyValue = Object.freeze({ key: Buffer.from(key), create_revision: rev, mod_revision: rev, version: 1, value: record.subarray(RECORD_HEADER_BYTES), lease });
-      this.index.set(keyString, this.latestSlots.addValue(rev, rev, 1, lease, kv.value));
-      this.backend.putPrefixed(prefixedRevisionKey(Bucket.key, rev, key), record);
-      return kv;
-    }
-    const ki = this.keyIndexOf(keyString, entry);
-    const prev = ki.latest();
+    const ki = entry === undefined ? undefined : this.keyIndexOf(keyString, entry);
+    const prev = ki?.latest();
     previousOut.push(prev);
     if (prev !== undefined && prev.mod_revision >= rev) {
       assert(false, `key written twice in revision ${rev}: the API layer must refuse duplicate keys in a txn`);
@@ -479,15 +467,24 @@ export class KvStore implements KV {
     // The in-memory value is a view of the record: one copy of the bytes, in the store's arena.
     // Frozen: reads hand this object out as it is, so a caller mutating it would corrupt history.
     const kv: KeyValue = Object.freeze({
-      key: ki.key,
+      // A new key's KeyValue is only the caller's (watchers, the apply): its key a copy of the
+      // request's (request buffers are not ours to keep) in Node's pool, not the arena.
+      key: ki === undefined ? Buffer.from(key) : ki.key,
       create_revision: createRevision,
       mod_revision: rev,
       version,
       value: record.subarray(RECORD_HEADER_BYTES),
       lease,
     });
-    if (ki.put(kv) !== undefined) this.history.retire(prev!);
-    this.backend.putPrefixed(prefixedRevisionKey(Bucket.key, rev, ki.key), record);
+    if (ki === undefined) {
+      // A new key goes straight into a slot (key-index.ts, slot form) and waits there for its
+      // first read: most keys written are not read soon, and a key held as objects costs ~250
+      // bytes more of old space.
+      this.index.set(keyString, this.latestSlots.addValue(rev, rev, 1, lease, kv.value));
+    } else if (ki.put(kv) !== undefined) {
+      this.history.retire(prev!);
+    }
+    this.backend.putPrefixed(prefixedRevisionKey(Bucket.key, rev, kv.key), record);
     return kv;
   }
 

@@ -13,10 +13,10 @@ import type { RecordArena } from './record-arena.js';
  * twice and took a third of the main thread's rebuild, and a member loaded with 1M new keys held
  * 480 MiB of old space against 166 MiB for the same store after a restart. Most keys of a large
  * store have one revision (written once, or history compacted away), and most are not read soon
- * after they are written. Such a key costs its KeyIndex and its key string (the B+tree's, shared)
- * plus one slot here: 36 bytes in typed arrays, outside the GC's reach. The KeyIndex builds its
- * KeyValue, key Buffer and revision array from the slot on first use, and the slot is released
- * (and reused); reads after that are exactly as before.
+ * after they are written. Such a key costs its key string (the B+tree's) and one slot here: 36
+ * bytes in typed arrays, outside the GC's reach; its index entry is the slot's number, no
+ * KeyIndex. KeyIndex.fromSlot makes its KeyIndex, KeyValue and key Buffer from the slot on first
+ * use, and the slot is released (and reused); reads after that are exactly as before.
  *
  * A slot: mod revision, create revision, version (f64: revisions are safe integers), and where the
  * value lies: a chunk (one of the backend scan's `tails` buffers at start-up, kv-store.ts recover;
@@ -44,7 +44,7 @@ export class LatestSlots {
   private readonly leases = new Map<number, bigint>();
   private readonly chunks: Buffer[] = [];
   private readonly liveInChunk: number[] = [];
-  /** Chunk numbers of the buffers addValue registered (not the start-up ones), by their memory. */
+  /** Chunk numbers of the memory registered by chunkForMemory (not the start-up scan's chunks), by that memory. */
   private readonly chunkNumbers = new Map<ArrayBufferLike, number>();
   private readonly freeChunks: number[] = [];
   private readonly freeSlots: number[] = [];
@@ -92,21 +92,24 @@ export class LatestSlots {
    * record-arena.ts), at any time. The slot keeps that memory, not the view.
    */
   addValue(modRevision: number, createRevision: number, version: number, lease: bigint, value: Buffer): number {
-    const memory = value.buffer;
+    return this.fill(modRevision, createRevision, version, lease, this.chunkForMemory(value.buffer), value.byteOffset, value.length);
+  }
+
+  /** The chunk number of `memory`, registered on first use (released with its last slot). */
+  private chunkForMemory(memory: ArrayBufferLike): number {
     let chunk = this.chunkNumbers.get(memory);
+    if (chunk !== undefined) return chunk;
+    const whole = Buffer.from(memory, 0, memory.byteLength);
+    chunk = this.freeChunks.pop();
     if (chunk === undefined) {
-      const whole = Buffer.from(memory, 0, memory.byteLength);
-      chunk = this.freeChunks.pop();
-      if (chunk === undefined) {
-        chunk = this.chunks.length;
-        this.chunks.push(whole);
-        this.liveInChunk.push(0);
-      } else {
-        this.chunks[chunk] = whole;
-      }
-      this.chunkNumbers.set(memory, chunk);
+      chunk = this.chunks.length;
+      this.chunks.push(whole);
+      this.liveInChunk.push(0);
+    } else {
+      this.chunks[chunk] = whole;
     }
-    return this.fill(modRevision, createRevision, version, lease, chunk, value.byteOffset, value.length);
+    this.chunkNumbers.set(memory, chunk);
+    return chunk;
   }
 
   private fill(modRevision: number, createRevision: number, version: number, lease: bigint, chunk: number, start: number, length: number): number {
@@ -141,7 +144,7 @@ export class LatestSlots {
   /** The slot's KeyValue (frozen, value a view of its chunk); releases the slot. */
   take(slot: number, key: Buffer): KeyValue {
     const chunk = this.chunkOf[slot]!;
-    if (chunk === NO_CHUNK) assert(false, `recovered slot ${slot} taken twice`);
+    if (chunk === NO_CHUNK) assert(false, `slot ${slot} taken twice`);
     const start = this.startOf[slot]!;
     const lease = this.leases.size === 0 ? 0n : this.leases.get(slot) ?? 0n;
     const kv: KeyValue = Object.freeze({
@@ -157,12 +160,6 @@ export class LatestSlots {
     return kv;
   }
 
-  /** The buffer the slot's value lies in (start-up's accounting of which chunks to empty). */
-  chunkBufferOf(slot: number): ArrayBufferLike | undefined {
-    const chunk = this.chunkOf[slot]!;
-    return chunk === NO_CHUNK ? undefined : this.chunks[chunk]!.buffer;
-  }
-
   /**
    * Copies the values of unreleased slots whose chunk `move` names into the arena (start-up
    * empties mostly replaced scan chunks this way, kv-store.ts). Returns the bytes copied.
@@ -175,10 +172,9 @@ export class LatestSlots {
       const start = this.startOf[slot]!;
       const length = this.lengthOf[slot]!;
       const copy = this.arena.copy(this.chunks[chunk]!.subarray(start, start + length));
-      // Each copy is a chunk of its own (a view of an arena chunk): one entry per value moved.
-      const to = this.addChunk(copy);
+      const to = this.chunkForMemory(copy.buffer);
       this.chunkOf[slot] = to;
-      this.startOf[slot] = 0;
+      this.startOf[slot] = copy.byteOffset;
       this.liveInChunk[to]!++;
       if (--this.liveInChunk[chunk]! === 0) this.freeChunk(chunk);
       copied += length;

@@ -209,4 +209,20 @@ test('LatestSlots at run time: one chunk per memory, slots and chunks reused, a 
   assert.equal([later.value.toString(), later.lease], ['bbb', 5n]);
 });
 
+test('LatestSlots.relocate copies the values of the chunks it is told to empty into the arena, and they read back the same', () => {
+  const table = new LatestSlots(new RecordArena());
+  const scan = Buffer.from('xxoneyytwozz');
+  const c = table.addChunk(scan);
+  const one = table.add(5, 5, 1, 0n, c, 2, 3);
+  const two = table.add(6, 6, 1, 3n, c, 7, 3);
+  assert.is(table.relocate((memory) => memory === scan.buffer), 6);
+  table.seal();
+  scan.fill(0); // the scan's chunk is no longer read
+  const a = KeyIndex.fromSlot('a', table, one).latest()!;
+  const b = KeyIndex.fromSlot('b', table, two).latest()!;
+  assert.equal([a.value.toString(), b.value.toString(), b.lease], ['one', 'two', 3n]);
+  assert.is(a.value.buffer, b.value.buffer, 'both copies in one arena chunk');
+  assert.is(table.chunksHeld, 0);
+});
+
 test.run();
