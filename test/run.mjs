@@ -47,6 +47,9 @@ function runSuite(name) {
     let exitTimer = null;
     let heldOpen = false;
     let openHandles = '';
+    // Taken before SIGUSR2: a process stuck in its exit (joining a thread) dies of that signal
+    // with no report, and the threads' wait channels are then all that says where it was.
+    let threads = '';
     child.stdout.on('data', (chunk) => {
       output += chunk;
       process.stdout.write(chunk);
@@ -54,10 +57,11 @@ function runSuite(name) {
         exitTimer = setTimeout(() => {
           heldOpen = true;
           console.error(`\n[run] suite ${name} finished its tests but its process did not exit within ${exitGraceMs} ms`);
+          threads = describeThreads(child.pid);
           child.kill('SIGUSR2');
           setTimeout(() => {
             if (child.exitCode !== null || child.signalCode !== null) return;
-            openHandles = `${describeOpenHandles(reportDir)}\n${describeThreads(child.pid)}`;
+            openHandles = `${describeOpenHandles(reportDir)}\n${threads}`;
             console.error(openHandles);
             child.kill('SIGKILL');
           }, 3000).unref();
@@ -72,7 +76,7 @@ function runSuite(name) {
       clearTimeout(timer);
       if (exitTimer !== null) clearTimeout(exitTimer);
       // It may have ended within the 3 s the report is given (the report written or not).
-      if (heldOpen && openHandles === '') openHandles = describeOpenHandles(reportDir);
+      if (heldOpen && openHandles === '') openHandles = `${describeOpenHandles(reportDir)}\n${threads}`;
       rmSync(reportDir, { recursive: true, force: true });
       const plain = output.replace(/\x1b\[[0-9;]*m/g, '');
       const total = Number(/Total:\s+(\d+)/.exec(plain)?.[1] ?? 0);
