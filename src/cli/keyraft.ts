@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startKeyraft } from '../main.js';
 import { capYoungGeneration, limitOldGenerationGrowth } from '../platform/heap-tuning.js';
+import { startIdleHeapReducer } from '../platform/idle-heap-reducer.js';
 import { Limits } from '../platform/limits.js';
 import { rootLogger } from '../platform/logger.js';
 import { packageRoot } from '../platform/package-root.js';
@@ -60,10 +61,19 @@ async function main(): Promise<void> {
   });
   // After start-up: rebuilding a large store keeps V8's fewer, larger full GCs (heap-tuning.ts).
   limitOldGenerationGrowth(Limits.heapOldGenerationGrowingPercent);
+  // A burst's heap slack goes back to the OS once the member idles (idle-heap-reducer.ts).
+  const heapReducer = startIdleHeapReducer({
+    checkIntervalMs: Limits.idleHeapCheckIntervalMs,
+    idleUtilization: Limits.idleHeapUtilizationMax,
+    growthBytesMin: Limits.idleHeapGrowthBytesMin,
+    usedBytesMax: Limits.idleHeapUsedBytesMax,
+    onReduced: (info) => logger.debug(info, 'idle heap reduced'),
+  });
   let closing = false;
   const shutdown = (signal: string) => {
     if (closing) return;
     closing = true;
+    heapReducer.stop();
     logger.info({ signal }, 'shutting down');
     running.close().then(
       () => process.exit(0),
